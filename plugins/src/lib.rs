@@ -1,0 +1,1 @@
+//! Signaling front ends: the protoo WebSocket server and the HTTP server.
