@@ -4,3 +4,11 @@
 //! time; the worker's I/O layer only moves bytes.
 
 pub mod tuple;
+pub mod consumer;
+pub mod dtls;
+pub mod engine;
+pub mod io;
+pub mod producer;
+pub mod router;
+pub mod transport;
+pub mod worker;
