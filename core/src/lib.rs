@@ -3,6 +3,8 @@
 //! Sans-IO protocol modules (stun, ice, srtp, rtp, rtcp, ortc) are state machines fed bytes and
 //! time; the worker's I/O layer only moves bytes.
 
+pub mod ice;
+pub mod stun;
 pub mod tuple;
 pub mod consumer;
 pub mod dtls;
