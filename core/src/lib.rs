@@ -3,4 +3,6 @@
 //! Sans-IO protocol modules (stun, ice, srtp, rtp, rtcp, ortc) are state machines fed bytes and
 //! time; the worker's I/O layer only moves bytes.
 
+pub mod ortc;
+pub mod rtp_parameters;
 pub mod tuple;
