@@ -5,6 +5,8 @@
 
 pub mod ice;
 pub mod stun;
+pub mod ortc;
+pub mod rtp_parameters;
 pub mod tuple;
 pub mod consumer;
 pub mod dtls;
