@@ -3,4 +3,8 @@
 //! Sans-IO protocol modules (stun, ice, srtp, rtp, rtcp, ortc) are state machines fed bytes and
 //! time; the worker's I/O layer only moves bytes.
 
+pub mod codecs;
+pub mod rtcp;
+pub mod rtp;
+pub mod rtp_stream;
 pub mod tuple;
