@@ -1093,12 +1093,20 @@ mod tests {
             let len = (x >> 40) as usize % pkt.len();
             for p in RtcpIter::new(&pkt[..len]) {
                 match p {
-                    Ok(RtcpPacket::SenderReport { reports, .. }) => drop(reports.count()),
-                    Ok(RtcpPacket::ReceiverReport { reports, .. }) => drop(reports.count()),
-                    Ok(RtcpPacket::Nack { items, .. }) => drop(items.lost_seqs().count()),
-                    Ok(RtcpPacket::Fir { entries, .. }) => drop(entries.count()),
+                    Ok(RtcpPacket::SenderReport { reports, .. }) => {
+                        let _ = reports.count();
+                    }
+                    Ok(RtcpPacket::ReceiverReport { reports, .. }) => {
+                        let _ = reports.count();
+                    }
+                    Ok(RtcpPacket::Nack { items, .. }) => {
+                        let _ = items.lost_seqs().count();
+                    }
+                    Ok(RtcpPacket::Fir { entries, .. }) => {
+                        let _ = entries.count();
+                    }
                     Ok(RtcpPacket::Remb { ssrcs, .. }) | Ok(RtcpPacket::Bye { ssrcs }) => {
-                        drop(ssrcs.count())
+                        let _ = ssrcs.count();
                     }
                     _ => {}
                 }
