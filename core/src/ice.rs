@@ -19,7 +19,7 @@ use crate::tuple::TransportTuple;
 /// is forgotten first.
 const MAX_TUPLES: usize = 8;
 
-/// Length of generated usernames fragments and passwords (mediasoup shape).
+/// Length of generated username fragments and passwords (mediasoup shape).
 const CREDENTIAL_LEN: usize = 32;
 
 /// A random 32-character `[a-z0-9]` string.
