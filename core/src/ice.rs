@@ -19,7 +19,7 @@ use crate::tuple::TransportTuple;
 /// is forgotten first.
 const MAX_TUPLES: usize = 8;
 
-/// Length of generated usernames fragments and passwords (mediasoup shape).
+/// Length of generated username fragments and passwords (mediasoup shape).
 const CREDENTIAL_LEN: usize = 32;
 
 /// A random 32-character `[a-z0-9]` string.
@@ -986,5 +986,47 @@ mod tests {
         assert_eq!(o.response_len, None);
         assert_eq!(h.ice.counters().response_too_large, 1);
         assert_eq!(h.ice.state(), IceState::Connected);
+    }
+
+    #[test]
+    fn mutated_requests_never_panic_and_responses_are_well_formed() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7675);
+        let mut h = Harness::new();
+        let mut buf = [0u8; 256];
+        let mut answered = 0;
+        for i in 0..50_000u32 {
+            let req = BindingRequest {
+                use_candidate: rng.gen(),
+                nomination: rng.gen::<bool>().then(|| rng.gen_range(0..4)),
+                ..good(i as u8)
+            };
+            let n = req.write(&mut buf).unwrap();
+            // Flip a few random bits (sometimes none, so valid requests are in the mix).
+            for _ in 0..rng.gen_range(0..3) {
+                let at = rng.gen_range(0..n);
+                buf[at] ^= 1 << rng.gen_range(0..8);
+            }
+            let Ok(msg) = StunMessage::parse(&buf[..n]) else {
+                continue;
+            };
+            let now = h.t0 + Duration::from_millis(u64::from(i));
+            let o = h
+                .ice
+                .handle_stun(&msg, tuple(5000 + (i % 3) as u16), now, &mut h.out);
+            h.ice.handle_timeout(now);
+            if let Some(len) = o.response_len {
+                answered += 1;
+                let resp = StunMessage::parse(&h.out[..len]).unwrap();
+                assert!(resp.verify_fingerprint());
+                assert_eq!(resp.transaction_id(), msg.transaction_id());
+                assert_eq!(resp.class() == Class::SuccessResponse, o.accepted());
+            }
+        }
+        let c = *h.ice.counters();
+        assert!(answered > 10_000);
+        // Any flip breaks FINGERPRINT first, so the mix is valid requests and dropped ones
+        // (flips in the type field surface as other methods or classes).
+        assert!(c.accepted > 1_000 && c.bad_fingerprint > 1_000 && c.bad_method > 0);
     }
 }

@@ -845,8 +845,8 @@ pub struct BindingRequest<'s> {
 }
 
 impl<'s> BindingRequest<'s> {
-    /// A well-formed controlling check: USERNAME, PRIORITY, ICE-CONTROLLING, integrity with
-    /// `key`, FINGERPRINT.
+    /// A well-formed controlling check: USERNAME, PRIORITY (0x6e0001ff, the RFC 5769 value),
+    /// ICE-CONTROLLING (a fixed tie-breaker), integrity with `key`, FINGERPRINT.
     pub fn new(transaction_id: [u8; 12], username: &'s str, key: &'s [u8]) -> Self {
         BindingRequest {
             transaction_id,
