@@ -467,6 +467,30 @@ pub fn parse_packet(packet: &[u8]) -> Result<RtcpPacket<'_>, RtcpError> {
     })
 }
 
+/// The first CNAME item of the SDES `chunks` (from [`RtcpPacket::Sdes`]): `(ssrc, cname)`.
+pub fn sdes_cname(chunks: &[u8]) -> Option<(u32, &[u8])> {
+    let mut pos = 0;
+    while let Some(ssrc) = chunks.get(pos..pos + 4) {
+        let ssrc = be32(ssrc, 0);
+        pos += 4;
+        // Items until a null type octet, then padding to the next word.
+        loop {
+            let kind = *chunks.get(pos)?;
+            if kind == 0 {
+                pos = (pos + 4) & !3;
+                break;
+            }
+            let len = *chunks.get(pos + 1)? as usize;
+            let text = chunks.get(pos + 2..pos + 2 + len)?;
+            if kind == 1 {
+                return Some((ssrc, text));
+            }
+            pos += 2 + len;
+        }
+    }
+    None
+}
+
 fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
@@ -833,7 +857,39 @@ mod tests {
                 panic!()
             };
             assert_eq!((count, chunks.len()), (1, n - 4));
+            assert_eq!(sdes_cname(chunks), Some((77, cname)));
         }
+        let two = SourceDescription {
+            chunks: vec![
+                SourceDescriptionChunk {
+                    source: 1,
+                    items: vec![SourceDescriptionItem {
+                        sdes_type: SdesType::SdesTool,
+                        text: Bytes::from_static(b"tool"),
+                    }],
+                },
+                SourceDescriptionChunk {
+                    source: 2,
+                    items: vec![
+                        SourceDescriptionItem {
+                            sdes_type: SdesType::SdesNote,
+                            text: Bytes::from_static(b"n"),
+                        },
+                        SourceDescriptionItem {
+                            sdes_type: SdesType::SdesCname,
+                            text: Bytes::from_static(b"the-cname"),
+                        },
+                    ],
+                },
+            ],
+        }
+        .marshal()
+        .unwrap();
+        let RtcpPacket::Sdes { count: 2, chunks } = one(&two) else {
+            panic!()
+        };
+        assert_eq!(sdes_cname(chunks), Some((2, &b"the-cname"[..])));
+        assert_eq!(sdes_cname(&chunks[..chunks.len() - 8]), None);
         let raw = Goodbye {
             sources: vec![1, 2, 3],
             reason: Bytes::from_static(b"bye"),
@@ -1111,6 +1167,7 @@ mod tests {
                     _ => {}
                 }
             }
+            let _ = sdes_cname(&pkt[..len]);
             let mut copy = pkt;
             let _ = rewrite_feedback_ssrcs(&mut copy[..len], 1, 2);
         }

@@ -339,7 +339,8 @@ pub struct Rewrite<'a> {
 /// Writes the packet `src` (parsed as `hdr`) into `dst` rewritten per `rw`; returns its length.
 ///
 /// The marker bit and CSRCs are kept; extensions are re-encoded with mapped ids (one-byte form
-/// when every id ≤ 14 and every value is 1..=16 bytes, else two-byte form); padding is dropped.
+/// when every id ≤ 14 and every value is 1..=16 bytes, else two-byte form); a non-RFC 8285
+/// (opaque) extension block is dropped; padding is dropped.
 /// Leaves `dst` unspecified on error.
 pub fn write_forwarded(
     src: &[u8],
