@@ -13,6 +13,7 @@
 //   RINGSFU_WS           server base URL (default ws://127.0.0.1:4443)
 //   CHROMIUM_PATH        browser binary (default /usr/bin/chromium)
 //   RINGSFU_E2E_TIMEOUT  hard limit for the whole run in seconds (default 180)
+//   RINGSFU_MEDIA_TIMEOUT deadline of the first media check in seconds (default 60; 10 after a failure)
 //   RINGSFU_FORCE_TCP=1  ask the server for TCP-only transports
 //   RINGSFU_SIMULCAST=1  send the webcam as 3 simulcast streams (demo default)
 //   RINGSFU_DATACHANNEL=1 enable SCTP + a 'chat' DataProducer (not checked)
@@ -67,13 +68,16 @@ export const CHROMIUM_ARGS = [
 
 let passed = 0;
 let failed = 0;
+let finished = false; // after the summary line nothing more is reported
 
 function pass(name) {
+  if (finished) return;
   passed += 1;
   console.log(`PASS ${name}`);
 }
 
 function fail(name, why) {
+  if (finished) return;
   failed += 1;
   console.log(`FAIL ${name}: ${String(why).replace(/\s+/g, ' ').trim()}`);
 }
@@ -316,18 +320,30 @@ async function consumerStat(viewer, consumerId) {
   return row;
 }
 
+// `${consumerId}/${field}` of every counter seen growing, so a "stopped" check cannot pass on a
+// stream that never flowed.
+const flowing = new Set();
+
 /** Waits until `field` of the consumer's inbound-rtp grows by at least `by` from now. */
 async function waitGrowth(viewer, consumerId, field, by, timeoutMs = 60000) {
   const base = (await consumerStat(viewer, consumerId))[field];
-  await waitFor(() => consumerStat(viewer, consumerId), (r) => r[field] >= base + by, {
-    timeoutMs,
-    intervalMs: 500,
-    explain: (r) => `${field} went ${base} -> ${r[field]} (packetsReceived=${r.packetsReceived}, bytesReceived=${r.bytesReceived}, inbound-rtp entries=${r.inboundRtp})`,
-  });
+  try {
+    await waitFor(() => consumerStat(viewer, consumerId), (r) => r[field] >= base + by, {
+      timeoutMs,
+      intervalMs: 500,
+      explain: (r) => `${field} went ${base} -> ${r[field]} (packetsReceived=${r.packetsReceived}, bytesReceived=${r.bytesReceived}, inbound-rtp entries=${r.inboundRtp})`,
+    });
+  } catch (error) {
+    const st = await viewer.snapshot().catch(() => null);
+    const tr = st && st.transports.recv ? st.transports.recv.connectionState : 'unknown';
+    throw new Error(`${error.message}; ${viewer.name} recv transport connectionState=${tr}`);
+  }
+  flowing.add(`${consumerId}/${field}`);
 }
 
-/** Waits until `field` stays unchanged for `stableMs`. */
+/** Waits until `field` (seen growing before) stays unchanged for `stableMs`. */
 async function waitStalled(viewer, consumerId, field, stableMs = 3000, timeoutMs = 20000) {
+  if (!flowing.has(`${consumerId}/${field}`)) throw new Error(`${field} was never seen growing, so stopping proves nothing`);
   const deadline = Date.now() + timeoutMs;
   let value = (await consumerStat(viewer, consumerId))[field];
   let since = Date.now();
@@ -351,9 +367,44 @@ async function waitNotification(peer, method, pred, what) {
   });
 }
 
-async function mediaChecks(viewer, source, ids) {
-  await check(`video-flows-${source.name}-to-${viewer.name}`, () => waitGrowth(viewer, ids.video.id, 'framesDecoded', 10));
-  await check(`audio-flows-${source.name}-to-${viewer.name}`, () => waitGrowth(viewer, ids.audio.id, 'packetsReceived', 10));
+/**
+ * Runs checks concurrently (they wait on independent streams) and reports them in list order.
+ * `list` holds [name, fn]; returns one boolean per check.
+ */
+async function checkAll(list) {
+  const errors = await Promise.all(list.map(([, fn]) => Promise.resolve().then(fn).then(() => null, (e) => e || new Error('failed'))));
+  return list.map(([name], i) => {
+    if (errors[i]) {
+      fail(name, errors[i].message || errors[i]);
+      return false;
+    }
+    pass(name);
+    return true;
+  });
+}
+
+// Media deadline: generous until a media check has failed once, then short, so that a server
+// that never delivers media still finishes well inside the hard timeout with every check listed.
+const MEDIA_TIMEOUT_MS = Number(process.env.RINGSFU_MEDIA_TIMEOUT || 60) * 1000;
+let mediaFailed = false;
+
+/** Like checkAll; each fn gets its deadline in ms. */
+async function mediaBatch(list) {
+  const t = mediaFailed ? Math.min(MEDIA_TIMEOUT_MS, 10000) : MEDIA_TIMEOUT_MS;
+  const oks = await checkAll(list.map(([name, fn]) => [name, () => fn(t)]));
+  if (oks.includes(false)) mediaFailed = true;
+  return oks;
+}
+
+function flowChecks(pairs, seen) {
+  const list = [];
+  for (const [v, s] of pairs) {
+    const c = seen[`${v.name}<-${s.name}`];
+    if (!c) continue;
+    list.push([`video-flows-${s.name}-to-${v.name}`, (t) => waitGrowth(v, c.video.id, 'framesDecoded', 10, t)]);
+    list.push([`audio-flows-${s.name}-to-${v.name}`, (t) => waitGrowth(v, c.audio.id, 'packetsReceived', 10, t)]);
+  }
+  return list;
 }
 
 async function scenario(origin, peers) {
@@ -361,11 +412,9 @@ async function scenario(origin, peers) {
   const ids = { A: 'peera', B: 'peerb', C: 'peerc' };
   const suffix = crypto.randomBytes(3).toString('hex');
 
-  // A and B join.
-  for (const name of ['A', 'B']) {
-    peers[name] = await openPeer(origin, { name, roomId, peerId: `${ids[name]}${suffix}` });
-  }
-  const { A, B } = peers;
+  // A joins first, then B (so B's join response must list A).
+  peers.A = await openPeer(origin, { name: 'A', roomId, peerId: `${ids.A}${suffix}` });
+  const { A } = peers;
   // Connection (the first failure here explains itself and stops the run).
   try {
     await waitFor(A.snapshot, (x) => x.wsOpen || x.connectError, { timeoutMs: 15000, explain: shortState });
@@ -376,80 +425,71 @@ async function scenario(origin, peers) {
     fail('connect', error.message);
     throw new Fatal('stopping: no protoo connection');
   }
-
-  for (const p of [A, B]) {
-    let ok = await check(`join-${p.name}`, () => waitJoined(p));
-    if (!ok) throw new Fatal(`stopping: ${p.name} could not join`);
-    ok = await check(`produce-${p.name}`, () => waitProducing(p));
-    if (!ok) throw new Fatal(`stopping: ${p.name} could not produce`);
-  }
-  await check('join-response-lists-peers', async () => {
+  const joinAndProduce = async (p) => {
+    if (!(await check(`join-${p.name}`, () => waitJoined(p)))) throw new Fatal(`stopping: ${p.name} could not join`);
+    if (!(await check(`produce-${p.name}`, () => waitProducing(p)))) throw new Fatal(`stopping: ${p.name} could not produce`);
+  };
+  await joinAndProduce(A);
+  peers.B = await openPeer(origin, { name: 'B', roomId, peerId: `${ids.B}${suffix}` });
+  const { B } = peers;
+  await joinAndProduce(B);
+  await check('join-response-B-lists-A', async () => {
     const b = await B.snapshot();
     if (!b.peers[A.peerId]) throw new Error(`B's peer list lacks A: ${JSON.stringify(b.peers)}`);
   });
   await check('newPeer-B-to-A', () => waitNotification(A, 'newPeer', (d) => d.id === B.peerId, B.peerId));
 
   const seen = {}; // `${viewer}<-${source}` → {audio, video} consumer descriptions
-  const consumePair = async (viewer, source) => {
-    await check(`consumers-${source.name}-to-${viewer.name}`, async () => {
-      seen[`${viewer.name}<-${source.name}`] = await waitConsumersOf(viewer, source);
-    });
-  };
-  await consumePair(A, B);
-  await consumePair(B, A);
-  for (const [v, s] of [[A, B], [B, A]]) {
-    const c = seen[`${v.name}<-${s.name}`];
-    if (c) await mediaChecks(v, s, c);
-  }
+  const consumeChecks = (pairs) => checkAll(pairs.map(([v, src]) => [`consumers-${src.name}-to-${v.name}`, async () => {
+    seen[`${v.name}<-${src.name}`] = await waitConsumersOf(v, src);
+  }]));
+  await consumeChecks([[A, B], [B, A]]);
+  await mediaBatch(flowChecks([[A, B], [B, A]], seen));
 
   // C joins: everybody sees everybody.
   peers.C = await openPeer(origin, { name: 'C', roomId, peerId: `${ids.C}${suffix}` });
   const { C } = peers;
-  if (!(await check('join-C', () => waitJoined(C)))) throw new Fatal('stopping: C could not join');
-  await check('produce-C', () => waitProducing(C));
-  await check('newPeer-C-to-A-B', async () => {
-    await waitNotification(A, 'newPeer', (d) => d.id === C.peerId, C.peerId);
-    await waitNotification(B, 'newPeer', (d) => d.id === C.peerId, C.peerId);
+  await joinAndProduce(C);
+  await check('join-response-C-lists-A-B', async () => {
+    const c = await C.snapshot();
+    const missing = [A, B].filter((p) => !c.peers[p.peerId]).map((p) => p.name);
+    if (missing.length) throw new Error(`C's peer list lacks ${missing.join(',')}: ${JSON.stringify(c.peers)}`);
   });
-  for (const [v, s] of [[C, A], [C, B], [A, C], [B, C]]) await consumePair(v, s);
-  for (const [v, s] of [[C, A], [C, B], [A, C], [B, C]]) {
-    const c = seen[`${v.name}<-${s.name}`];
-    if (c) await mediaChecks(v, s, c);
-  }
+  await checkAll([A, B].map((v) => [`newPeer-C-to-${v.name}`, () => waitNotification(v, 'newPeer', (d) => d.id === C.peerId, C.peerId)]));
+  const withC = [[C, A], [C, B], [A, C], [B, C]];
+  await consumeChecks(withC);
+  await mediaBatch(flowChecks(withC, seen));
 
-  // A pauses its webcam: B and C get consumerPaused and A's video stops.
-  const pauseViewers = [[B, seen['B<-A']], [C, seen['C<-A']]].filter(([, c]) => c);
+  // A pauses its webcam: B and C get consumerPaused, A's video stops there, A's audio goes on.
+  const viewersOfA = [[B, seen['B<-A']], [C, seen['C<-A']]].filter(([, c]) => c);
   if (await check('pauseProducer-A-video', () => A.call('pauseProducer', 'video'))) {
-    for (const [v, c] of pauseViewers) {
-      await check(`consumerPaused-A-video-at-${v.name}`, () => waitNotification(v, 'consumerPaused', (d) => d.consumerId === c.video.id, `consumer ${c.video.id}`));
-      await check(`video-stops-A-to-${v.name}`, () => waitStalled(v, c.video.id, 'framesDecoded'));
-    }
-    // A's mic must keep flowing while its webcam is paused.
-    for (const [v, c] of pauseViewers) {
-      await check(`audio-unaffected-A-to-${v.name}`, () => waitGrowth(v, c.audio.id, 'packetsReceived', 10));
-    }
+    await checkAll(viewersOfA.map(([v, c]) => [`consumerPaused-A-video-at-${v.name}`,
+      () => waitNotification(v, 'consumerPaused', (d) => d.consumerId === c.video.id, `consumer ${c.video.id}`)]));
+    await mediaBatch([
+      ...viewersOfA.map(([v, c]) => [`video-stops-A-to-${v.name}`, () => waitStalled(v, c.video.id, 'framesDecoded')]),
+      ...viewersOfA.map(([v, c]) => [`audio-unaffected-A-to-${v.name}`, (t) => waitGrowth(v, c.audio.id, 'packetsReceived', 10, t)]),
+    ]);
     if (await check('resumeProducer-A-video', () => A.call('resumeProducer', 'video'))) {
-      for (const [v, c] of pauseViewers) {
-        await check(`consumerResumed-A-video-at-${v.name}`, () => waitNotification(v, 'consumerResumed', (d) => d.consumerId === c.video.id, `consumer ${c.video.id}`));
-        await check(`video-resumes-A-to-${v.name}`, () => waitGrowth(v, c.video.id, 'framesDecoded', 10));
-      }
+      await checkAll(viewersOfA.map(([v, c]) => [`consumerResumed-A-video-at-${v.name}`,
+        () => waitNotification(v, 'consumerResumed', (d) => d.consumerId === c.video.id, `consumer ${c.video.id}`)]));
+      await mediaBatch(viewersOfA.map(([v, c]) => [`video-resumes-A-to-${v.name}`, (t) => waitGrowth(v, c.video.id, 'framesDecoded', 10, t)]));
     }
   }
 
   // C leaves: A and B get peerClosed and consumerClosed for every consumer of C.
-  await C.call('close');
+  await check('close-C', () => C.call('close'));
+  const leaveChecks = [];
   for (const v of [A, B]) {
-    await check(`peerClosed-C-at-${v.name}`, () => waitNotification(v, 'peerClosed', (d) => d.peerId === C.peerId, C.peerId));
-    const c = seen[`${v.name}<-C`];
-    if (!c) continue;
-    await check(`consumerClosed-C-at-${v.name}`, () => waitFor(v.snapshot, (x) => !x.consumers.some((k) => k.peerId === C.peerId), {
+    leaveChecks.push([`peerClosed-C-at-${v.name}`, () => waitNotification(v, 'peerClosed', (d) => d.peerId === C.peerId, C.peerId)]);
+    if (!seen[`${v.name}<-C`]) continue;
+    leaveChecks.push([`consumerClosed-C-at-${v.name}`, () => waitFor(v.snapshot, (x) => !x.consumers.some((k) => k.peerId === C.peerId), {
       timeoutMs: 20000,
       explain: (x) => `still open: ${x.consumers.filter((k) => k.peerId === C.peerId).map((k) => `${k.kind}:${k.id}`).join(',')}; consumerClosed seen for ${x.notifications.filter((n) => n.method === 'consumerClosed').map((n) => n.data.consumerId).join(',') || 'none'}`,
-    }));
+    })]);
   }
+  await checkAll(leaveChecks);
   // A and B keep receiving each other after C left.
-  if (seen['A<-B']) await check('video-still-flows-B-to-A', () => waitGrowth(A, seen['A<-B'].video.id, 'framesDecoded', 10));
-
+  await mediaBatch(flowChecks([[A, B], [B, A]], seen).map(([name, fn]) => [name.replace('-flows-', '-still-flows-'), fn]));
 }
 
 async function selfTest(origin, peers) {
@@ -486,6 +526,8 @@ async function closeBrowser() {
 }
 
 async function finish(code) {
+  if (finished) return;
+  finished = true;
   console.log(`${passed} passed, ${failed} failed`);
   await closeBrowser();
   await logChain;
