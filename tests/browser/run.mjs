@@ -342,7 +342,7 @@ async function waitGrowth(viewer, consumerId, field, by, timeoutMs = 60000) {
 }
 
 /** Waits until `field` (seen growing before) stays unchanged for `stableMs`. */
-async function waitStalled(viewer, consumerId, field, stableMs = 3000, timeoutMs = 20000) {
+async function waitStalled(viewer, consumerId, field, stableMs = 4000, timeoutMs = 20000) {
   if (!flowing.has(`${consumerId}/${field}`)) throw new Error(`${field} was never seen growing, so stopping proves nothing`);
   const deadline = Date.now() + timeoutMs;
   let value = (await consumerStat(viewer, consumerId))[field];
