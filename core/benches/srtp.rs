@@ -1,37 +1,14 @@
 //! SRTP protect/unprotect throughput: ringsfu's in-place transform against webrtc-srtp 0.17.
 //!
-//! Before measuring, a counting allocator checks that ringsfu's steady-state packet path does
+//! Before measuring, a counting allocator (`allocation-counter`) checks that ringsfu's steady-state packet path does
 //! not allocate (and reports how often webrtc-srtp does, for comparison).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ringsfu_core::srtp::{SrtpContext, SrtpProfile};
 use webrtc_srtp::context::Context as WebrtcContext;
 use webrtc_srtp::protection_profile::ProtectionProfile as WebrtcProfile;
-
-/// Passes through to the system allocator, counting allocations.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const SIZES: [usize; 2] = [160, 1200];
 const SSRC: u32 = 0x1234_5678;
@@ -80,39 +57,40 @@ fn protected_stream(p: SrtpProfile, size: usize, count: u16) -> Vec<Vec<u8>> {
 
 /// Counts allocations per protect+unprotect in steady state; ours must be zero.
 fn check_allocations() {
+    const PACKETS: u16 = 1000;
     for p in SrtpProfile::ALL {
         let (k, s) = master(p);
+        let plain: Vec<Vec<u8>> = (0..=PACKETS).map(|seq| rtp(seq, 1200)).collect();
+
         let mut tx = SrtpContext::new(p, &k, &s).unwrap();
         let mut rx = SrtpContext::new(p, &k, &s).unwrap();
         let mut buf = vec![0u8; 1300];
-        let mut run = |seq: u16| {
-            let plain = rtp(seq, 1200);
-            buf[..1200].copy_from_slice(&plain);
-            let before = ALLOCATIONS.load(Ordering::Relaxed);
-            let n = tx.protect_rtp(&mut buf, 1200).unwrap();
+        let mut run = |pkt: &[u8]| {
+            buf[..pkt.len()].copy_from_slice(pkt);
+            let n = tx.protect_rtp(&mut buf, pkt.len()).unwrap();
             let n = rx.unprotect_rtp(&mut buf, n).unwrap();
-            let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
-            assert_eq!(buf[..n], plain[..]);
-            allocs
+            assert_eq!(buf[..n], pkt[..]);
         };
-        run(0); // first sight of the SSRC may insert into the maps
-        let ours: usize = (1..1001).map(&mut run).sum();
-        assert_eq!(ours, 0, "{p:?}: ringsfu allocated on the packet path");
+        run(&plain[0]); // first sight of the SSRC may insert into the maps
+        let ours = allocation_counter::measure(|| plain[1..].iter().for_each(|pkt| run(pkt)));
+        assert_eq!(
+            ours.count_total, 0,
+            "{p:?}: ringsfu allocated on the packet path"
+        );
 
         let mut wtx = WebrtcContext::new(&k, &s, webrtc_profile(p), None, None).unwrap();
         let mut wrx = WebrtcContext::new(&k, &s, webrtc_profile(p), None, None).unwrap();
-        let plain = rtp(0, 1200);
-        let _ = wrx.decrypt_rtp(&wtx.encrypt_rtp(&plain).unwrap()).unwrap();
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
-        for seq in 1..1001 {
-            let plain = rtp(seq, 1200);
-            let _ = wrx.decrypt_rtp(&wtx.encrypt_rtp(&plain).unwrap()).unwrap();
-        }
-        // Subtract the one allocation per packet that building `plain` costs.
-        let theirs = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0 - 1.0;
+        let mut run = |pkt: &[u8]| {
+            let out = wrx.decrypt_rtp(&wtx.encrypt_rtp(pkt).unwrap()).unwrap();
+            assert_eq!(out[..], pkt[..]);
+        };
+        run(&plain[0]);
+        let theirs = allocation_counter::measure(|| plain[1..].iter().for_each(|pkt| run(pkt)));
         println!(
-            "allocations per protect+unprotect, {}: ringsfu 0, webrtc-srtp {theirs:.1}",
-            p.name()
+            "allocations per protect+unprotect of 1200 B, {}: ringsfu {}, webrtc-srtp {:.1}",
+            p.name(),
+            ours.count_total as f64 / f64::from(PACKETS),
+            theirs.count_total as f64 / f64::from(PACKETS),
         );
     }
 }
