@@ -68,6 +68,10 @@ pub enum SrtpError {
     /// The master key, master salt or keying material length does not fit the profile.
     #[error("bad master key or salt length")]
     BadKeyLength,
+    /// The 31-bit SRTCP index of an outbound SSRC is used up; the keys must be renegotiated
+    /// (RFC 3711 §9.2) rather than reuse an index (and, for GCM, a nonce).
+    #[error("SRTCP index exhausted")]
+    IndexExhausted,
 }
 
 /// An SRTP protection profile (RFC 5764 §4.1.2, RFC 7714 §14.2).
@@ -623,7 +627,10 @@ impl SrtpContext {
         }
         // The first index used is 1, as libsrtp and webrtc-rs do.
         let counter = self.rtcp_out.entry(ssrc).or_insert(0);
-        *counter = (*counter + 1) & SRTCP_INDEX_MASK;
+        if *counter >= SRTCP_INDEX_MASK {
+            return Err(SrtpError::IndexExhausted);
+        }
+        *counter += 1;
         let index = *counter;
         let e_index = (SRTCP_E_FLAG | index).to_be_bytes();
         let (pkt, trailer) = buf[..out_len].split_at_mut(len);
@@ -1010,6 +1017,12 @@ mod tests {
                 rtcp,
                 "{profile:?}"
             );
+
+            // The last index 2^31 - 1 is used once; after it the sender refuses to go on.
+            tx.rtcp_out.insert(0x4d61_7273, SRTCP_INDEX_MASK - 1);
+            let last = protect_rtcp(&mut tx, &rtcp).unwrap();
+            assert_eq!(last[last.len() - 4..], [0xff; 4]);
+            assert_eq!(protect_rtcp(&mut tx, &rtcp), Err(SrtpError::IndexExhausted));
         }
     }
 
