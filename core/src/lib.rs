@@ -11,6 +11,7 @@ pub mod codecs;
 pub mod rtcp;
 pub mod rtp;
 pub mod rtp_stream;
+pub mod srtp;
 pub mod tuple;
 pub mod consumer;
 pub mod dtls;
