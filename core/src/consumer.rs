@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::rtp::{write_forwarded, RtpHeader, Rewrite};
+use crate::rtp::{write_forwarded, Rewrite, RtpHeader};
 use crate::rtp_parameters::{MediaKind, RtpParameters};
 
 /// Counters of a consumer.
@@ -195,7 +195,8 @@ impl Consumer {
             .last_sent
             .map(|t| now.duration_since(t))
             .unwrap_or_default();
-        let ticks = ((elapsed.as_micros() as u64 * self.clock_rate as u64) / 1_000_000).max(1) as u32;
+        let ticks =
+            ((elapsed.as_micros() as u64 * self.clock_rate as u64) / 1_000_000).max(1) as u32;
         let next_ts = self.last_ts.wrapping_add(ticks);
         self.ts_offset = next_ts.wrapping_sub(hdr.timestamp);
     }

@@ -187,7 +187,9 @@ impl DtlsSession {
                 };
                 match fingerprint_of(der, &expected.algorithm.to_ascii_lowercase()) {
                     Some(fp) if fp.value.eq_ignore_ascii_case(&expected.value) => Ok(()),
-                    _ => Err(dtls::Error::Other("certificate fingerprint mismatch".into())),
+                    _ => Err(dtls::Error::Other(
+                        "certificate fingerprint mismatch".into(),
+                    )),
                 }
             })),
             ..Default::default()

@@ -22,7 +22,7 @@ use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::{self, RtpHeader};
 use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use crate::srtp::{self, SrtpContext, SrtpProfile};
-use crate::stun::{self, StunMessage};
+use crate::stun::StunMessage;
 use crate::transport::{
     route_for, tuple_json, DtlsState, PlainState, Transport, TransportCounters, TransportKind,
     WebRtcState,
@@ -466,7 +466,11 @@ impl Engine {
             ));
         }
         // The ufrag carries the worker index so any worker can tell who owns a first STUN request.
-        let ufrag = format!("w{}{}", self.worker_index, &crate::ice::random_ufrag()[..30]);
+        let ufrag = format!(
+            "w{}{}",
+            self.worker_index,
+            &crate::ice::random_ufrag()[..30]
+        );
         let pwd = crate::ice::random_password();
         let state = WebRtcState {
             ice: IceServer::new(ufrag.clone(), pwd, opts.ice_consent_timeout),
@@ -533,7 +537,9 @@ impl Engine {
         opts: &WebRtcTransportOptions,
     ) -> Result<Value, EngineError> {
         let t = &self.transports[key];
-        let w = t.webrtc().ok_or_else(|| EngineError::State("not webrtc".into()))?;
+        let w = t
+            .webrtc()
+            .ok_or_else(|| EngineError::State("not webrtc".into()))?;
         let mut data = json!({
             "id": t.id.to_string(),
             "iceParameters": {
@@ -571,9 +577,8 @@ impl Engine {
         let first = fps
             .first()
             .ok_or_else(|| EngineError::Invalid("dtlsParameters.fingerprints is empty".into()))?;
-        let fp: Fingerprint = serde_json::from_value(first.clone()).map_err(|e| {
-            EngineError::Invalid(format!("dtlsParameters.fingerprints[0]: {e}"))
-        })?;
+        let fp: Fingerprint = serde_json::from_value(first.clone())
+            .map_err(|e| EngineError::Invalid(format!("dtlsParameters.fingerprints[0]: {e}")))?;
         if crate::dtls::fingerprint_of(b"", &fp.algorithm.to_ascii_lowercase()).is_none() {
             return Err(EngineError::Invalid(format!(
                 "dtlsParameters.fingerprints[0].algorithm unsupported: {}",
@@ -616,7 +621,8 @@ impl Engine {
         if role == DtlsRole::Client && !has_path {
             return;
         }
-        let session = DtlsSession::start(role, &self.cert, fp, key as u64, self.dtls_events.clone());
+        let session =
+            DtlsSession::start(role, &self.cert, fp, key as u64, self.dtls_events.clone());
         for d in w.early_dtls.drain(..) {
             session.handle_input(&d);
         }
@@ -633,7 +639,11 @@ impl Engine {
     /// New ICE credentials (ICE restart); the old ones stay valid until the new ones are used.
     pub fn restart_ice(&mut self, transport: &Uuid) -> Result<Value, EngineError> {
         let key = self.transport_key(transport)?;
-        let ufrag = format!("w{}{}", self.worker_index, &crate::ice::random_ufrag()[..30]);
+        let ufrag = format!(
+            "w{}{}",
+            self.worker_index,
+            &crate::ice::random_ufrag()[..30]
+        );
         let pwd = crate::ice::random_password();
         let w = self.transports[key]
             .webrtc_mut()
@@ -934,14 +944,23 @@ impl Engine {
     // ---------------------------------------------------------------- produce / consume
 
     /// Creates a producer on a transport; returns `{id, kind, type, rtpParameters}`-style JSON.
-    pub fn produce(&mut self, transport: &Uuid, opts: ProduceOptions) -> Result<Value, EngineError> {
+    pub fn produce(
+        &mut self,
+        transport: &Uuid,
+        opts: ProduceOptions,
+    ) -> Result<Value, EngineError> {
         let tkey = self.transport_key(transport)?;
         let rkey = self.transports[tkey].router;
         let caps = &self.routers[rkey].rtp_capabilities;
-        ortc::validate_rtp_parameters(&opts.rtp_parameters)
+        let mut rtp_parameters = opts.rtp_parameters.clone();
+        ortc::normalize_rtp_parameters(&mut rtp_parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        ortc::validate_producer_rtp_parameters(opts.kind, &rtp_parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if opts.rtp_parameters.encodings.is_empty() {
-            return Err(EngineError::Invalid("rtpParameters.encodings is empty".into()));
+            return Err(EngineError::Invalid(
+                "rtpParameters.encodings is empty".into(),
+            ));
         }
         for e in &opts.rtp_parameters.encodings {
             if let Some(ssrc) = e.ssrc {
@@ -950,10 +969,10 @@ impl Engine {
                 }
             }
         }
-        let mapping = ortc::get_producer_rtp_parameters_mapping(&opts.rtp_parameters, caps)
+        let mapping = ortc::get_producer_rtp_parameters_mapping(&mut rtp_parameters, caps)
             .map_err(|e| EngineError::Ortc(e.to_string()))?;
         let consumable =
-            ortc::get_consumable_rtp_parameters(opts.kind, &opts.rtp_parameters, caps, &mapping)
+            ortc::get_consumable_rtp_parameters(opts.kind, &rtp_parameters, caps, &mapping)
                 .map_err(|e| EngineError::Ortc(e.to_string()))?;
         let mapped_ssrcs: Vec<u32> = mapping.encodings.iter().map(|e| e.mapped_ssrc).collect();
         let id = Uuid::new_v4();
@@ -962,7 +981,7 @@ impl Engine {
             opts.kind,
             tkey,
             rkey,
-            opts.rtp_parameters.clone(),
+            rtp_parameters.clone(),
             consumable,
             &mapped_ssrcs,
             opts.paused,
@@ -974,7 +993,7 @@ impl Engine {
         self.routers[rkey].producers.push(pkey);
         let t = &mut self.transports[tkey];
         t.producers.push(pkey);
-        for (i, e) in opts.rtp_parameters.encodings.iter().enumerate() {
+        for (i, e) in rtp_parameters.encodings.iter().enumerate() {
             if let Some(ssrc) = e.ssrc {
                 t.ssrc_table.insert(ssrc, (pkey, i, false));
             }
@@ -982,10 +1001,10 @@ impl Engine {
                 t.ssrc_table.insert(rtx.ssrc, (pkey, i, true));
             }
         }
-        if let Some(mid) = &opts.rtp_parameters.mid {
+        if let Some(mid) = &rtp_parameters.mid {
             t.mid_table.insert(mid.clone(), pkey);
         }
-        for h in &opts.rtp_parameters.header_extensions {
+        for h in &rtp_parameters.header_extensions {
             match h.uri.as_str() {
                 "urn:ietf:params:rtp-hdrext:sdes:mid" => t.ext_mid = h.id,
                 "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" => t.ext_rid = h.id,
@@ -998,7 +1017,11 @@ impl Engine {
 
     /// Creates a consumer of `opts.producer_id` on a transport; returns mediasoup's consumer data
     /// `{id, producerId, kind, rtpParameters, type, producerPaused, paused}`.
-    pub fn consume(&mut self, transport: &Uuid, opts: ConsumeOptions) -> Result<Value, EngineError> {
+    pub fn consume(
+        &mut self,
+        transport: &Uuid,
+        opts: ConsumeOptions,
+    ) -> Result<Value, EngineError> {
         let tkey = self.transport_key(transport)?;
         let pkey = self.producer_key(&opts.producer_id)?;
         if self.producers[pkey].router != self.transports[tkey].router {
@@ -1230,7 +1253,11 @@ impl Engine {
     }
 
     /// Sets a consumer's priority (1..=255).
-    pub fn set_consumer_priority(&mut self, consumer: &Uuid, priority: u8) -> Result<(), EngineError> {
+    pub fn set_consumer_priority(
+        &mut self,
+        consumer: &Uuid,
+        priority: u8,
+    ) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         if priority == 0 {
             return Err(EngineError::Invalid("priority must be 1..=255".into()));
@@ -1301,7 +1328,8 @@ impl Engine {
             v["iceState"] = json!(ice_state_str(w.ice.state()));
             v["dtlsState"] = json!(w.dtls_state.as_str());
             if let Some(tuple) = w.ice.selected_tuple() {
-                v["iceSelectedTuple"] = tuple_json(&tuple, self.listen.announced_address.as_deref());
+                v["iceSelectedTuple"] =
+                    tuple_json(&tuple, self.listen.announced_address.as_deref());
             }
         }
         Ok(json!([v]))
@@ -1325,7 +1353,7 @@ impl Engine {
                         "ssrc": s.ssrc, "rtxSsrc": s.rtx_ssrc, "rid": s.rid, "mimeType": mime,
                         "packetCount": s.packets, "byteCount": s.bytes,
                         "packetsRetransmitted": s.rtx_packets,
-                        "packetsLost": s.stats.cumulative_lost(),
+                        "packetsLost": s.stats.packets_lost(),
                         "jitter": s.stats.jitter(),
                         "score": 10,
                     })
@@ -1453,10 +1481,7 @@ impl Engine {
     fn path_owner(&self, src: &PacketSource) -> Option<usize> {
         match src.tcp_conn {
             Some(c) => self.tcp_paths.get(&c).copied(),
-            None => self
-                .udp_paths
-                .get(&(src.socket, src.tuple.remote))
-                .copied(),
+            None => self.udp_paths.get(&(src.socket, src.tuple.remote)).copied(),
         }
     }
 
@@ -1470,12 +1495,14 @@ impl Engine {
             self.drops.bad_stun += 1;
             return;
         };
-        let Some(username) = msg.username() else {
+        let Some((local_ufrag, _)) = msg.username_fragments() else {
             self.drops.bad_stun += 1;
             return;
         };
-        let local_ufrag = username.split(':').next().unwrap_or("");
-        let Some(&tkey) = self.ufrags.get(local_ufrag) else {
+        let Some(&tkey) = std::str::from_utf8(local_ufrag)
+            .ok()
+            .and_then(|u| self.ufrags.get(u))
+        else {
             self.drops.unknown_ufrag += 1;
             return;
         };
@@ -1483,11 +1510,13 @@ impl Engine {
         let t = &mut self.transports[tkey];
         let id = t.id;
         let Some(w) = t.webrtc_mut() else { return };
-        let outcome = w.ice.handle_stun(&msg, src.tuple, now, &mut self.stun_scratch);
+        let outcome = w
+            .ice
+            .handle_stun(&msg, src.tuple, now, &mut self.stun_scratch);
         if let Some(n) = outcome.response_len {
             self.tx.push(&self.stun_scratch[..n], route);
         }
-        if !outcome.accepted {
+        if !outcome.accepted() {
             self.drops.ice_rejected += 1;
             return;
         }
@@ -1503,9 +1532,15 @@ impl Engine {
         let mut selected = None;
         while let Some(ev) = w.ice.poll_event() {
             match ev {
-                IceEvent::StateChanged(state) => self
-                    .events
-                    .push_back(EngineEvent::IceStateChange { transport: id, state }),
+                IceEvent::StateChanged(state) => {
+                    self.events.push_back(EngineEvent::IceStateChange {
+                        transport: id,
+                        state,
+                    })
+                }
+                IceEvent::PreviousUfragRetired(old) => {
+                    self.ufrags.remove(&old);
+                }
                 IceEvent::SelectedTupleChanged(tuple) => {
                     selected = Some(tuple);
                     self.events.push_back(EngineEvent::IceSelectedTupleChange {
@@ -1605,6 +1640,7 @@ impl Engine {
 
     fn handle_rtp(&mut self, tkey: usize, buf: &mut Box<[u8]>, len: usize, now: Instant) {
         let t = &mut self.transports[tkey];
+        let is_webrtc = t.webrtc().is_some();
         let len = match t.srtp_in.as_mut() {
             Some(ctx) => match ctx.unprotect_rtp(buf, len) {
                 Ok(n) => n,
@@ -1614,7 +1650,7 @@ impl Engine {
                     return;
                 }
             },
-            None if t.webrtc().is_some() => {
+            None if is_webrtc => {
                 // No keys yet: nothing to decrypt with.
                 self.drops.srtp += 1;
                 return;
@@ -1663,17 +1699,27 @@ impl Engine {
             };
             p.streams[layer].rtx_packets += 1;
         }
+        let keyframe = p.is_keyframe(&buf[..len], &hdr);
         let stream = &mut p.streams[layer];
         stream.packets += 1;
         stream.bytes += len as u64;
         stream.last_packet = Some(now);
-        stream.stats.update(hdr.sequence, hdr.timestamp, now);
-        stream.nack.on_received(hdr.sequence, now);
+        let arrival = crate::rtp_stream::to_rtp_units(
+            now.duration_since(stream.epoch),
+            stream.stats.clock_rate(),
+        );
+        if is_rtx {
+            stream.stats.on_retransmitted(hdr.sequence);
+        } else {
+            stream.stats.on_packet(hdr.sequence, hdr.timestamp, arrival);
+        }
+        let overflow = stream.store.is_some()
+            && stream.nack.on_packet(hdr.sequence, keyframe)
+                == crate::rtp_stream::SeqStatus::Overflow;
         if p.paused {
             return;
         }
-        let keyframe = p.is_keyframe(&buf[..len], &hdr);
-        let mut need_keyframe = false;
+        let mut need_keyframe = overflow;
         for &ckey in &p.consumers {
             let c = &mut self.consumers[ckey];
             let ct = &mut self.transports[c.transport];
@@ -1715,7 +1761,12 @@ impl Engine {
 
     /// Finds the producer stream of an SSRC seen for the first time, by MID then RID (simulcast
     /// layers and streams whose SSRCs were not signaled), and remembers it.
-    fn learn_ssrc(&mut self, tkey: usize, buf: &[u8], hdr: &RtpHeader) -> Option<(usize, usize, bool)> {
+    fn learn_ssrc(
+        &mut self,
+        tkey: usize,
+        buf: &[u8],
+        hdr: &RtpHeader,
+    ) -> Option<(usize, usize, bool)> {
         let t = &mut self.transports[tkey];
         let mid = (t.ext_mid != 0)
             .then(|| rtp::find_extension(buf, hdr, t.ext_mid))
@@ -1759,6 +1810,7 @@ impl Engine {
 
     fn handle_rtcp(&mut self, tkey: usize, buf: &mut Box<[u8]>, len: usize, now: Instant) {
         let t = &mut self.transports[tkey];
+        let is_webrtc = t.webrtc().is_some();
         let len = match t.srtp_in.as_mut() {
             Some(ctx) => match ctx.unprotect_rtcp(buf, len) {
                 Ok(n) => n,
@@ -1768,7 +1820,7 @@ impl Engine {
                     return;
                 }
             },
-            None if t.webrtc().is_some() => {
+            None if is_webrtc => {
                 self.drops.srtp += 1;
                 return;
             }
@@ -1778,23 +1830,21 @@ impl Engine {
         // Feedback is handled after parsing so the packet buffer is not borrowed while sending.
         let mut nacks: Vec<(u32, u16)> = Vec::new();
         let mut keyframe_ssrcs: Vec<u32> = Vec::new();
-        for pkt in rtcp::parse_compound(&buf[..len]) {
+        for pkt in rtcp::RtcpIter::new(&buf[..len]) {
             let Ok(pkt) = pkt else {
                 self.drops.bad_rtp += 1;
                 break;
             };
             match pkt {
-                RtcpPacket::SenderReport(sr) => {
-                    if let Some(&(pkey, layer, false)) = t.ssrc_table.get(&sr.ssrc) {
-                        let mid32 = ((sr.ntp_sec & 0xffff) << 16) | (sr.ntp_frac >> 16);
-                        self.producers[pkey].streams[layer].last_sr = Some((mid32, now));
-                        self.producers[pkey].streams[layer]
-                            .stats
-                            .on_sender_report(mid32, now);
+                RtcpPacket::SenderReport { info, .. } => {
+                    if let Some(&(pkey, layer, false)) = t.ssrc_table.get(&info.ssrc) {
+                        let s = &mut self.producers[pkey].streams[layer];
+                        s.last_sr = Some((info.ntp_middle(), now));
+                        s.stats.on_sender_report(info.ntp_sec, info.ntp_frac, now);
                     }
                 }
-                RtcpPacket::ReceiverReport(rr) => {
-                    for block in rr.reports() {
+                RtcpPacket::ReceiverReport { reports, .. } => {
+                    for block in reports {
                         if let Some(&c) = t
                             .consumers
                             .iter()
@@ -1804,17 +1854,19 @@ impl Engine {
                         }
                     }
                 }
-                RtcpPacket::Nack(n) => {
-                    for seq in n.lost_sequences() {
+                RtcpPacket::Nack {
+                    media_ssrc, items, ..
+                } => {
+                    for seq in items.lost_seqs() {
                         if nacks.len() < 512 {
-                            nacks.push((n.media_ssrc, seq));
+                            nacks.push((media_ssrc, seq));
                         }
                     }
                 }
-                RtcpPacket::Pli(p) => keyframe_ssrcs.push(p.media_ssrc),
-                RtcpPacket::Fir(f) => {
-                    for (ssrc, _) in f.entries() {
-                        keyframe_ssrcs.push(ssrc);
+                RtcpPacket::Pli { media_ssrc, .. } => keyframe_ssrcs.push(media_ssrc),
+                RtcpPacket::Fir { entries, .. } => {
+                    for e in entries {
+                        keyframe_ssrcs.push(e.ssrc);
                     }
                 }
                 _ => {}
@@ -1856,7 +1908,9 @@ impl Engine {
             c.counters.nack_misses += 1;
             return;
         };
-        let Ok(hdr) = RtpHeader::parse(stored) else { return };
+        let Ok(hdr) = RtpHeader::parse(stored) else {
+            return;
+        };
         let ct = &mut self.transports[c.transport];
         if !ct.can_send() {
             return;
@@ -1879,7 +1933,11 @@ impl Engine {
 
     /// Builds an RTCP packet with `build` into a send buffer, protects it and queues it to the
     /// transport's RTCP destination.
-    fn send_rtcp(&mut self, tkey: usize, build: impl FnOnce(&Transport, &mut [u8]) -> usize) {
+    fn send_rtcp(
+        &mut self,
+        tkey: usize,
+        build: impl FnOnce(&Transport, &mut [u8]) -> Result<usize, rtcp::RtcpError>,
+    ) {
         let Some(t) = self.transports.get_mut(tkey) else {
             return;
         };
@@ -1889,10 +1947,10 @@ impl Engine {
             return;
         }
         let dst = self.tx.next_buffer();
-        let n = build(t, &mut dst[..PACKET_BUF_SIZE - 64]);
-        if n == 0 {
-            return;
-        }
+        let n = match build(t, &mut dst[..PACKET_BUF_SIZE - 64]) {
+            Ok(n) if n > 0 => n,
+            _ => return,
+        };
         let n = match t.srtp_out.as_mut() {
             Some(ctx) => match ctx.protect_rtcp(dst, n) {
                 Ok(m) => m,
@@ -1929,8 +1987,10 @@ impl Engine {
                 w.ice.handle_timeout(now);
                 while let Some(ev) = w.ice.poll_event() {
                     if let IceEvent::StateChanged(state) = ev {
-                        self.events
-                            .push_back(EngineEvent::IceStateChange { transport: id, state });
+                        self.events.push_back(EngineEvent::IceStateChange {
+                            transport: id,
+                            state,
+                        });
                     }
                 }
             }
@@ -1956,8 +2016,8 @@ impl Engine {
                 if let (false, Some(media)) = (lost.is_empty(), media) {
                     let seqs = lost.clone();
                     self.send_rtcp(tkey, |t, buf| {
-                        let a = rtcp::write_rr(buf, t.rtcp_ssrc, &[]);
-                        a + rtcp::write_nack(&mut buf[a..], t.rtcp_ssrc, media, &seqs)
+                        let a = rtcp::write_rr(buf, t.rtcp_ssrc, &[])?;
+                        Ok(a + rtcp::write_nack(&mut buf[a..], t.rtcp_ssrc, media, &seqs)?)
                     });
                 }
                 self.nack_scratch = lost;
@@ -1974,7 +2034,8 @@ impl Engine {
             for &pkey in &self.transports[tkey].producers {
                 for s in self.producers[pkey].streams.iter_mut() {
                     if let Some(ssrc) = s.ssrc {
-                        blocks.push(s.stats.report_block(ssrc, now));
+                        let _ = ssrc;
+                        blocks.push(s.stats.fill_report_block(now));
                     }
                 }
             }
@@ -1988,7 +2049,10 @@ impl Engine {
                 if !c.started {
                     continue;
                 }
-                let elapsed = c.last_sent.map(|t| now.duration_since(t)).unwrap_or_default();
+                let elapsed = c
+                    .last_sent
+                    .map(|t| now.duration_since(t))
+                    .unwrap_or_default();
                 let rtp_ts = c.last_ts.wrapping_add(
                     ((elapsed.as_micros() as u64 * c.clock_rate as u64) / 1_000_000) as u32,
                 );
@@ -2008,8 +2072,8 @@ impl Engine {
                         packet_count: packets as u32,
                         octet_count: bytes as u32,
                     };
-                    let a = rtcp::write_sr(buf, &sr, &[]);
-                    a + rtcp::write_sdes_cname(&mut buf[a..], ssrc, cname.as_bytes())
+                    let a = rtcp::write_sr(buf, &sr, &[])?;
+                    Ok(a + rtcp::write_sdes_cname(&mut buf[a..], ssrc, cname.as_bytes())?)
                 });
             }
         }
@@ -2024,7 +2088,10 @@ impl Engine {
             if p.streams.len() < 2 {
                 continue;
             }
-            let max = c.preferred_layer.unwrap_or(usize::MAX).min(p.streams.len() - 1);
+            let max = c
+                .preferred_layer
+                .unwrap_or(usize::MAX)
+                .min(p.streams.len() - 1);
             let target = (0..=max)
                 .rev()
                 .find(|i| p.streams[*i].is_active(now, LAYER_ACTIVE_WINDOW))
@@ -2084,8 +2151,16 @@ pub fn base64_encode(data: &[u8]) -> String {
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         out.push(B64[(n >> 18) as usize & 63] as char);
         out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { B64[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { B64[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            B64[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }

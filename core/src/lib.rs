@@ -1,23 +1,24 @@
 //! ringsfu-core: the forwarding engine.
 //!
 //! Sans-IO protocol modules (stun, ice, srtp, rtp, rtcp, ortc) are state machines fed bytes and
-//! time; the worker's I/O layer only moves bytes.
+//! time; [`engine::Engine`] ties them into the per-worker media graph; [`worker`] runs one engine per
+//! pinned thread and [`io`] only moves bytes.
 
-pub mod ice;
-pub mod stun;
-pub mod ortc;
-pub mod rtp_parameters;
 pub mod codecs;
-pub mod rtcp;
-pub mod rtp;
-pub mod rtp_stream;
-pub mod srtp;
-pub mod tuple;
 pub mod consumer;
 pub mod dtls;
 pub mod engine;
+pub mod ice;
 pub mod io;
+pub mod ortc;
 pub mod producer;
 pub mod router;
+pub mod rtcp;
+pub mod rtp;
+pub mod rtp_parameters;
+pub mod rtp_stream;
+pub mod srtp;
+pub mod stun;
 pub mod transport;
+pub mod tuple;
 pub mod worker;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::codecs::PayloadCodec;
 use crate::rtp::RtpHeader;
 use crate::rtp_parameters::{MediaKind, RtpParameters};
-use crate::rtp_stream::{NackGenerator, RecvStats, RetransmitStore};
+use crate::rtp_stream::{NackConfig, NackGenerator, RecvStats, RetransmitStore};
 
 /// Slots in a video stream's retransmission store (about 1 s of 1 Mbit/s video).
 pub const VIDEO_RTX_SLOTS: usize = 512;
@@ -42,6 +42,8 @@ pub struct ProducerStream {
     pub rtx_packets: u64,
     /// When the last packet arrived.
     pub last_packet: Option<Instant>,
+    /// Reference instant for arrival times in RTP clock units (jitter).
+    pub epoch: Instant,
     /// When we last asked for a keyframe on this stream.
     pub last_keyframe_request: Option<Instant>,
     /// Last sender report: (NTP middle 32 bits, arrival) for DLSR.
@@ -49,14 +51,22 @@ pub struct ProducerStream {
 }
 
 impl ProducerStream {
-    fn new(ssrc: Option<u32>, rtx_ssrc: Option<u32>, rid: Option<String>, mapped_ssrc: u32, clock_rate: u32, video: bool) -> Self {
+    fn new(
+        ssrc: Option<u32>,
+        rtx_ssrc: Option<u32>,
+        rid: Option<String>,
+        mapped_ssrc: u32,
+        clock_rate: u32,
+        video: bool,
+    ) -> Self {
         Self {
             ssrc,
             rtx_ssrc,
             rid,
             mapped_ssrc,
-            stats: RecvStats::new(clock_rate),
-            nack: NackGenerator::new(),
+            stats: RecvStats::new(ssrc.unwrap_or(0), clock_rate),
+            nack: NackGenerator::new(NackConfig::default()),
+            epoch: Instant::now(),
             store: video.then(|| RetransmitStore::new(VIDEO_RTX_SLOTS)),
             packets: 0,
             bytes: 0,
@@ -69,7 +79,8 @@ impl ProducerStream {
 
     /// Whether packets arrived within `window` before `now`.
     pub fn is_active(&self, now: Instant, window: Duration) -> bool {
-        self.last_packet.is_some_and(|t| now.duration_since(t) < window)
+        self.last_packet
+            .is_some_and(|t| now.duration_since(t) < window)
     }
 }
 
@@ -98,7 +109,7 @@ pub struct Producer {
     /// Peer RTX PT → peer media PT (255 = not RTX).
     pub rtx_to_media: [u8; 128],
     /// Codec of each peer media PT, for keyframe detection.
-    pub codec_of_pt: [PayloadCodec; 128],
+    pub codec_of_pt: [Option<PayloadCodec>; 128],
     /// Peer header-extension id → router id (0 = unknown to the router).
     pub ext_map: [u8; 256],
     /// Consumer keys of this producer.
@@ -125,7 +136,7 @@ impl Producer {
         let video = kind == MediaKind::Video;
         let mut pt_map = [255u8; 128];
         let mut rtx_to_media = [255u8; 128];
-        let mut codec_of_pt = [PayloadCodec::Other; 128];
+        let mut codec_of_pt = [None; 128];
         let media_codecs: Vec<_> = rtp_parameters
             .codecs
             .iter()
@@ -144,7 +155,11 @@ impl Producer {
                 pt_map[pt] = cc.payload_type;
             }
         }
-        for c in rtp_parameters.codecs.iter().filter(|c| is_rtx(&c.mime_type)) {
+        for c in rtp_parameters
+            .codecs
+            .iter()
+            .filter(|c| is_rtx(&c.mime_type))
+        {
             if let Some(apt) = c.parameters.get("apt").and_then(Value::as_u64) {
                 rtx_to_media[(c.payload_type & 0x7f) as usize] = apt as u8;
             }
@@ -173,7 +188,12 @@ impl Producer {
             .collect();
         let producer_type = if rtp_parameters.encodings.len() > 1 {
             "simulcast"
-        } else if rtp_parameters.encodings.first().and_then(|e| e.scalability_mode.as_deref()).is_some_and(|m| m.starts_with('L') && !m.starts_with("L1")) {
+        } else if rtp_parameters
+            .encodings
+            .first()
+            .and_then(|e| e.scalability_mode.as_deref())
+            .is_some_and(|m| m.starts_with('L') && !m.starts_with("L1"))
+        {
             "svc"
         } else {
             "simple"
@@ -202,7 +222,9 @@ impl Producer {
         let Some(s) = self.streams.get_mut(i) else {
             return false;
         };
-        if s.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+        if s.last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL)
+        {
             return false;
         }
         s.last_keyframe_request = Some(now);
@@ -212,7 +234,8 @@ impl Producer {
     /// Whether the packet is a keyframe start for its codec.
     pub fn is_keyframe(&self, buf: &[u8], hdr: &RtpHeader) -> bool {
         self.kind == MediaKind::Video
-            && self.codec_of_pt[(hdr.payload_type & 0x7f) as usize].is_keyframe(hdr.payload(buf))
+            && self.codec_of_pt[(hdr.payload_type & 0x7f) as usize]
+                .is_some_and(|c| crate::codecs::is_keyframe(c, hdr.payload(buf)))
     }
 }
 

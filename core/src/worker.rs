@@ -95,7 +95,8 @@ impl Worker {
     pub fn spawn(settings: WorkerSettings) -> Result<Worker, WorkerError> {
         let index = settings.index;
         let (tasks_tx, tasks_rx) = mpsc::unbounded_channel::<Task>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(ListenInfo, IoBackend), WorkerError>>();
+        let (ready_tx, ready_rx) =
+            std::sync::mpsc::channel::<Result<(ListenInfo, IoBackend), WorkerError>>();
         let thread = std::thread::Builder::new()
             .name(format!("ringsfu-worker-{index}"))
             .spawn(move || worker_main(settings, tasks_rx, ready_tx))
@@ -355,14 +356,14 @@ impl WorkerContext {
             self.next_port.set(next);
             let addr = SocketAddr::new(self.listen_ip, p.clamp(lo, hi));
             if let Ok(sock) = bind_udp(addr, false) {
-                let sid = self
-                    .add_udp(sock, PLAIN_RECV_BATCH)
-                    .map_err(|source| WorkerError::Bind {
-                        index: self.index,
-                        what: "UDP",
-                        addr,
-                        source,
-                    })?;
+                let sid =
+                    self.add_udp(sock, PLAIN_RECV_BATCH)
+                        .map_err(|source| WorkerError::Bind {
+                            index: self.index,
+                            what: "UDP",
+                            addr,
+                            source,
+                        })?;
                 return Ok((sid, addr));
             }
         }
@@ -400,7 +401,11 @@ impl WorkerContext {
         Ok(sid)
     }
 
-    fn spawn_tcp_listener(self: &Rc<Self>, listener: tokio::net::TcpListener, listen_sid: SocketId) {
+    fn spawn_tcp_listener(
+        self: &Rc<Self>,
+        listener: tokio::net::TcpListener,
+        listen_sid: SocketId,
+    ) {
         let ctx = Rc::clone(self);
         tokio::task::spawn_local(async move {
             loop {
@@ -425,7 +430,8 @@ impl WorkerContext {
                 });
                 let ctx2 = Rc::clone(&ctx);
                 tokio::task::spawn_local(async move {
-                    let mut buf: Box<[u8]> = vec![0u8; crate::io::PACKET_BUF_SIZE].into_boxed_slice();
+                    let mut buf: Box<[u8]> =
+                        vec![0u8; crate::io::PACKET_BUF_SIZE].into_boxed_slice();
                     let tuple = TransportTuple {
                         local,
                         remote,
@@ -476,7 +482,10 @@ fn worker_main(
             log::warn!("worker {index}: cannot pin to core {core}: {e}");
         }
     }
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let _ = ready.send(Err(WorkerError::Thread(index, e)));

@@ -52,9 +52,7 @@ async fn create_router(w: &Worker) -> Uuid {
 
 async fn create_transport(w: &Worker, router: Uuid) -> (Uuid, Value) {
     let data = w
-        .with_engine(move |e| {
-            e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
-        })
+        .with_engine(move |e| e.create_webrtc_transport(&router, WebRtcTransportOptions::default()))
         .await
         .unwrap()
         .unwrap();
@@ -154,20 +152,41 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
     // Both transports report DTLS connected.
     let mut connected = 0;
     while connected < 2 {
-        let ev = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
-        if let EngineEvent::DtlsStateChange { state: DtlsState::Connected, .. } = ev {
+        let ev = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let EngineEvent::DtlsStateChange {
+            state: DtlsState::Connected,
+            ..
+        } = ev
+        {
             connected += 1;
         }
     }
 
     let audio = produce(&w, ta, MediaKind::Audio, opus_producer_params(1111, "0")).await;
-    let video = produce(&w, ta, MediaKind::Video, vp8_producer_params(2222, 2223, "1")).await;
+    let video = produce(
+        &w,
+        ta,
+        MediaKind::Video,
+        vp8_producer_params(2222, 2223, "1"),
+    )
+    .await;
     let ca = consume(&w, tb, audio).await;
     let cv = consume(&w, tb, video).await;
-    let a_ssrc = ca["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
-    let v_ssrc = cv["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
-    let a_pt = ca["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap() as u8;
-    let v_pt = cv["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap() as u8;
+    let a_ssrc = ca["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let v_ssrc = cv["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let a_pt = ca["rtpParameters"]["codecs"][0]["payloadType"]
+        .as_u64()
+        .unwrap() as u8;
+    let v_pt = cv["rtpParameters"]["codecs"][0]["payloadType"]
+        .as_u64()
+        .unwrap() as u8;
     let mid_id = |c: &Value| {
         c["rtpParameters"]["headerExtensions"]
             .as_array()
@@ -184,11 +203,23 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
     let mut got = None;
     for seq in 0..100u16 {
         let payload: Vec<u8> = (0..160).map(|i| (i as u8) ^ (seq as u8)).collect();
-        let pkt = build_rtp(111, 1000 + seq, 48000 + 960 * seq as u32, 1111, false,
-            &[(4, b"0".to_vec()), (1, vec![0x85])], &payload);
+        let pkt = build_rtp(
+            111,
+            1000 + seq,
+            48000 + 960 * seq as u32,
+            1111,
+            false,
+            &[(4, b"0".to_vec()), (1, vec![0x85])],
+            &payload,
+        );
         peer_a.send_rtp(&pkt).await;
         if seq % 10 == 9 {
-            if let Some(p) = tokio::time::timeout(Duration::from_millis(500), recv_from_ssrc(&peer_b, a_ssrc)).await.ok().flatten() {
+            if let Some(p) =
+                tokio::time::timeout(Duration::from_millis(500), recv_from_ssrc(&peer_b, a_ssrc))
+                    .await
+                    .ok()
+                    .flatten()
+            {
                 got = Some(p);
                 break;
             }
@@ -199,20 +230,62 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
     let seq_in = p.header.sequence_number.wrapping_sub(1000);
     let expected: Vec<u8> = (0..160).map(|i| (i as u8) ^ (seq_in as u8)).collect();
     assert_eq!(p.payload.to_vec(), expected, "payload byte-identical");
-    assert_eq!(ext_value(&p, mid_id(&ca)), Some(a_mid.into_bytes()), "consumer MID in every packet");
+    assert_eq!(
+        ext_value(&p, mid_id(&ca)),
+        Some(a_mid.into_bytes()),
+        "consumer MID in every packet"
+    );
 
     // Video: nothing before a keyframe; then a continuous stream.
     for i in 0..5u16 {
-        peer_a.send_rtp(&build_rtp(96, 500 + i, 90000, 2222, true, &[(4, b"1".to_vec())], &vp8_payload(false, i as u8))).await;
+        peer_a
+            .send_rtp(&build_rtp(
+                96,
+                500 + i,
+                90000,
+                2222,
+                true,
+                &[(4, b"1".to_vec())],
+                &vp8_payload(false, i as u8),
+            ))
+            .await;
     }
-    peer_a.send_rtp(&build_rtp(96, 505, 93000, 2222, true, &[(4, b"1".to_vec())], &vp8_payload(true, 5))).await;
-    let first = recv_from_ssrc(&peer_b, v_ssrc).await.expect("B receives video");
+    peer_a
+        .send_rtp(&build_rtp(
+            96,
+            505,
+            93000,
+            2222,
+            true,
+            &[(4, b"1".to_vec())],
+            &vp8_payload(true, 5),
+        ))
+        .await;
+    let first = recv_from_ssrc(&peer_b, v_ssrc)
+        .await
+        .expect("B receives video");
     assert_eq!(first.header.payload_type, v_pt);
-    assert_eq!(first.payload.to_vec(), vp8_payload(true, 5), "the keyframe comes first");
+    assert_eq!(
+        first.payload.to_vec(),
+        vp8_payload(true, 5),
+        "the keyframe comes first"
+    );
     let mut last_seq = first.header.sequence_number;
     for i in 6..20u16 {
-        peer_a.send_rtp(&build_rtp(96, 500 + i, 93000 + 3000 * i as u32, 2222, true, &[(4, b"1".to_vec())], &vp8_payload(false, i as u8))).await;
-        let p = recv_from_ssrc(&peer_b, v_ssrc).await.expect("video continues");
+        peer_a
+            .send_rtp(&build_rtp(
+                96,
+                500 + i,
+                93000 + 3000 * i as u32,
+                2222,
+                true,
+                &[(4, b"1".to_vec())],
+                &vp8_payload(false, i as u8),
+            ))
+            .await;
+        let p = recv_from_ssrc(&peer_b, v_ssrc)
+            .await
+            .expect("video continues");
         assert_eq!(p.header.sequence_number, last_seq.wrapping_add(1));
         assert_eq!(p.payload.to_vec(), vp8_payload(false, i as u8));
         last_seq = p.header.sequence_number;
@@ -220,36 +293,93 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
 
     // Pause the producer: consumers are told; after resume the stream continues from a keyframe
     // with the next sequence number, even though the producer's numbers jumped.
-    w.with_engine(move |e| e.pause_producer(&video)).await.unwrap().unwrap();
+    w.with_engine(move |e| e.pause_producer(&video))
+        .await
+        .unwrap()
+        .unwrap();
     let mut paused_seen = false;
     while !paused_seen {
-        let ev = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        let ev = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         paused_seen = matches!(ev, EngineEvent::ConsumerProducerPause { .. });
     }
     for i in 20..30u16 {
-        peer_a.send_rtp(&build_rtp(96, 500 + i, 93000 + 3000 * i as u32, 2222, true, &[], &vp8_payload(false, i as u8))).await;
+        peer_a
+            .send_rtp(&build_rtp(
+                96,
+                500 + i,
+                93000 + 3000 * i as u32,
+                2222,
+                true,
+                &[],
+                &vp8_payload(false, i as u8),
+            ))
+            .await;
     }
-    w.with_engine(move |e| e.resume_producer(&video)).await.unwrap().unwrap();
+    w.with_engine(move |e| e.resume_producer(&video))
+        .await
+        .unwrap()
+        .unwrap();
     for i in 100..103u16 {
-        peer_a.send_rtp(&build_rtp(96, 500 + i, 93000 + 3000 * i as u32, 2222, true, &[], &vp8_payload(false, i as u8))).await;
+        peer_a
+            .send_rtp(&build_rtp(
+                96,
+                500 + i,
+                93000 + 3000 * i as u32,
+                2222,
+                true,
+                &[],
+                &vp8_payload(false, i as u8),
+            ))
+            .await;
     }
-    peer_a.send_rtp(&build_rtp(96, 603, 93000 + 3000 * 103, 2222, true, &[], &vp8_payload(true, 103))).await;
-    let p = recv_from_ssrc(&peer_b, v_ssrc).await.expect("video after resume");
-    assert_eq!(p.payload.to_vec(), vp8_payload(true, 103), "keyframe first after resume");
-    assert_eq!(p.header.sequence_number, last_seq.wrapping_add(1), "no gap across pause/resume");
+    peer_a
+        .send_rtp(&build_rtp(
+            96,
+            603,
+            93000 + 3000 * 103,
+            2222,
+            true,
+            &[],
+            &vp8_payload(true, 103),
+        ))
+        .await;
+    let p = recv_from_ssrc(&peer_b, v_ssrc)
+        .await
+        .expect("video after resume");
+    assert_eq!(
+        p.payload.to_vec(),
+        vp8_payload(true, 103),
+        "keyframe first after resume"
+    );
+    assert_eq!(
+        p.header.sequence_number,
+        last_seq.wrapping_add(1),
+        "no gap across pause/resume"
+    );
 
     // A PLI from B reaches A as a PLI for A's real SSRC.
     let pli = {
         use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
         use webrtc::util::Marshal;
-        PictureLossIndication { sender_ssrc: 1, media_ssrc: v_ssrc }.marshal().unwrap().to_vec()
+        PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: v_ssrc,
+        }
+        .marshal()
+        .unwrap()
+        .to_vec()
     };
     tokio::time::sleep(Duration::from_millis(600)).await; // keyframe request rate limit (500 ms)
     peer_b.send_rtcp(&pli).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut pli_seen = false;
     while !pli_seen && tokio::time::Instant::now() < deadline {
-        let Some(raw) = peer_a.recv_rtcp(WAIT).await else { break };
+        let Some(raw) = peer_a.recv_rtcp(WAIT).await else {
+            break;
+        };
         let mut b = raw.as_slice();
         if let Ok(pkts) = webrtc::rtcp::packet::unmarshal(&mut b) {
             for p in pkts {
@@ -291,7 +421,10 @@ async fn wrong_fingerprint_fails_dtls_and_is_reported() {
     let mut failed = false;
     while !failed && tokio::time::Instant::now() < deadline {
         match tokio::time::timeout(WAIT, events.recv()).await {
-            Ok(Some(EngineEvent::DtlsStateChange { state: DtlsState::Failed, .. })) => failed = true,
+            Ok(Some(EngineEvent::DtlsStateChange {
+                state: DtlsState::Failed,
+                ..
+            })) => failed = true,
             Ok(Some(_)) => {}
             _ => break,
         }
@@ -305,8 +438,17 @@ async fn wrong_ice_password_gets_no_connection() {
     let router = create_router(&w).await;
     let (_t, data) = create_transport(&w, router).await;
     let remote = RemoteTransport::from_data(&data);
-    let r = connect_peer(&remote, Some("wrongpasswordwrongpassword123456"), |_d| async {}, None).await;
+    let r = connect_peer(
+        &remote,
+        Some("wrongpasswordwrongpassword123456"),
+        |_d| async {},
+        None,
+    )
+    .await;
     assert!(r.is_err(), "ICE must fail with a wrong password");
     let drops = w.with_engine(|e| e.drops).await.unwrap();
-    assert!(drops.ice_rejected > 0, "rejected checks are counted: {drops:?}");
+    assert!(
+        drops.ice_rejected > 0,
+        "rejected checks are counted: {drops:?}"
+    );
 }

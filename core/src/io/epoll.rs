@@ -54,7 +54,9 @@ impl EpollUdp {
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         let local = socket.local_addr()?;
         Ok(Self {
-            fd: AsyncFd::new(socket)?,
+            // SAFETY: the AsyncFd owns the socket, so the descriptor stays open for as long as it
+            // is registered with the reactor.
+            fd: unsafe { AsyncFd::register(socket)? },
             local,
             send_drops: Cell::new(0),
             scratch: RefCell::new(SendScratch::default()),
@@ -120,12 +122,10 @@ impl EpollUdp {
         let got = r as usize;
         for i in 0..got {
             batch.lens[i] = hdrs[i].msg_len as usize;
-            // SAFETY: the kernel filled msg_namelen bytes of this storage with a socket address.
-            let addr = unsafe {
-                SockAddr::new(storages[i].assume_init(), hdrs[i].msg_hdr.msg_namelen)
-            };
-            batch.addrs[i] = addr
-                .as_socket()
+            // SAFETY: the kernel wrote a socket address of msg_namelen bytes into this storage;
+            // the rest of it stays uninitialised, which sockaddr_from_storage never reads past.
+            let storage = unsafe { storages[i].assume_init_ref() };
+            batch.addrs[i] = sockaddr_from_storage(storage, hdrs[i].msg_hdr.msg_namelen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         }
         batch.count = got;
@@ -188,5 +188,37 @@ impl EpollUdp {
                 }
             }
         }
+    }
+}
+
+/// Reads an IPv4 or IPv6 address the kernel wrote into a `sockaddr_storage`.
+fn sockaddr_from_storage(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
+    let len = len as usize;
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says this storage holds a sockaddr_in, which fits inside it
+            // (sockaddr_storage is sized and aligned for every address type).
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }

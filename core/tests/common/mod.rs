@@ -184,7 +184,12 @@ impl Conn for ChanConn {
     }
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
         let n = self.recv(buf).await?;
-        Ok((n, self.inner.remote_addr().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))))
+        Ok((
+            n,
+            self.inner
+                .remote_addr()
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+        ))
     }
     async fn send(&self, buf: &[u8]) -> webrtc::util::Result<usize> {
         self.inner.send(buf).await
@@ -252,6 +257,7 @@ where
     let agent = Arc::new(
         Agent::new(AgentConfig {
             network_types: vec![NetworkType::Udp4],
+            candidate_types: vec![webrtc::ice::candidate::CandidateType::Host],
             include_loopback: true,
             is_controlling: true,
             ..Default::default()
@@ -267,7 +273,10 @@ where
     ))
     .map_err(|e| e.to_string())?;
     let cand: Arc<dyn Candidate + Send + Sync> = Arc::new(cand);
-    agent.add_remote_candidate(&cand).map_err(|e| e.to_string())?;
+    agent
+        .add_remote_candidate(&cand)
+        .map_err(|e| e.to_string())?;
+    agent.on_candidate(Box::new(|_c| Box::pin(async {})));
     agent.gather_candidates().map_err(|e| e.to_string())?;
     let (_cancel_tx, cancel_rx) = mpsc::channel(1);
     let pwd = password_override.unwrap_or(&remote.pwd).to_string();
@@ -316,13 +325,18 @@ where
         ],
         ..Default::default()
     };
-    let dtls = tokio::time::timeout(Duration::from_secs(10), DTLSConn::new(chan, config, true, None))
-        .await
-        .map_err(|_| "DTLS timeout".to_string())?
-        .map_err(|e| format!("DTLS: {e}"))?;
+    let dtls = tokio::time::timeout(
+        Duration::from_secs(10),
+        DTLSConn::new(chan, config, true, None),
+    )
+    .await
+    .map_err(|_| "DTLS timeout".to_string())?
+    .map_err(|e| format!("DTLS: {e}"))?;
     let profile = match dtls.selected_srtpprotection_profile() {
         SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+            ProtectionProfile::Aes128CmHmacSha1_80
+        }
         p => return Err(format!("unexpected profile {p:?}")),
     };
     let (klen, slen) = (profile.key_len(), profile.salt_len());
@@ -350,13 +364,23 @@ where
 impl TestPeer {
     /// Encrypts and sends one RTP packet.
     pub async fn send_rtp(&self, plain: &[u8]) {
-        let enc = self.tx_ctx.lock().await.encrypt_rtp(plain).expect("encrypt");
+        let enc = self
+            .tx_ctx
+            .lock()
+            .await
+            .encrypt_rtp(plain)
+            .expect("encrypt");
         let _ = self.conn.send(&enc).await;
     }
 
     /// Encrypts and sends one RTCP packet.
     pub async fn send_rtcp(&self, plain: &[u8]) {
-        let enc = self.tx_ctx.lock().await.encrypt_rtcp(plain).expect("encrypt rtcp");
+        let enc = self
+            .tx_ctx
+            .lock()
+            .await
+            .encrypt_rtcp(plain)
+            .expect("encrypt rtcp");
         let _ = self.conn.send(&enc).await;
     }
 
@@ -399,7 +423,15 @@ impl TestPeer {
 }
 
 /// Builds a plain RTP packet with the `rtp` crate.
-pub fn build_rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, ext: &[(u8, Vec<u8>)], payload: &[u8]) -> Vec<u8> {
+pub fn build_rtp(
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    marker: bool,
+    ext: &[(u8, Vec<u8>)],
+    payload: &[u8],
+) -> Vec<u8> {
     use webrtc::rtp::header::Header;
     use webrtc::rtp::packet::Packet;
     use webrtc::util::Marshal;
@@ -413,7 +445,8 @@ pub fn build_rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, ext: &[(u8,
         ..Default::default()
     };
     for (id, v) in ext {
-        h.set_extension(*id, bytes::Bytes::copy_from_slice(v)).expect("ext");
+        h.set_extension(*id, bytes::Bytes::copy_from_slice(v))
+            .expect("ext");
     }
     let p = Packet {
         header: h,
