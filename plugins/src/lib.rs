@@ -19,6 +19,9 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 mod config;
 mod error;
 mod http;
