@@ -218,6 +218,8 @@ where
             .expect("stream ended without close frame")
             .expect("ws error");
         if let Message::Close(frame) = msg {
+            // Reading on flushes the client's automatic close reply, completing the handshake.
+            let _ = tokio::time::timeout(WAIT, ws.next()).await;
             return frame.map(|f| u16::from(f.code)).unwrap_or(1005);
         }
     }
