@@ -1,0 +1,281 @@
+//! The HTTP (REST) side: every non-upgrade request goes to the [`HttpHandler`] with its JSON
+//! body parsed. The plugin itself answers CORS preflights, malformed JSON (400), oversized
+//! bodies (413), and static files for `GET`/`HEAD` requests the handler answers with 404.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use crate::server::Ctx;
+use crate::BoxFuture;
+
+/// Time a client has to send its whole request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One HTTP request, as the handler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    /// Request method.
+    pub method: Method,
+    /// Path as sent (still percent-encoded), without the query string. Starts with `/`.
+    pub path: String,
+    /// The path's non-empty `/`-separated segments, each percent-decoded (so a `%2F` inside a
+    /// room id stays inside its segment): `/rooms/a%20b/broadcasters` → `["rooms", "a b",
+    /// "broadcasters"]`.
+    pub segments: Vec<String>,
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The body parsed as JSON; `None` when the body is empty.
+    pub body: Option<Value>,
+    /// The TCP peer's address.
+    pub remote_addr: SocketAddr,
+}
+
+/// Body of an [`HttpResponse`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpBody {
+    /// Sent as `application/json`.
+    Json(Value),
+    /// Sent as `text/plain; charset=utf-8` (the demo answers DELETE and errors in text).
+    Text(String),
+    /// No body.
+    Empty,
+}
+
+/// The handler's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    /// HTTP status; a value that is not a valid status code is sent as 500.
+    pub status: u16,
+    /// Body.
+    pub body: HttpBody,
+}
+
+impl HttpResponse {
+    /// A JSON response.
+    pub fn json(status: u16, body: Value) -> Self {
+        HttpResponse {
+            status,
+            body: HttpBody::Json(body),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        HttpResponse {
+            status,
+            body: HttpBody::Text(body.into()),
+        }
+    }
+
+    /// `404` with a JSON error body; also the signal to fall back to static files.
+    pub fn not_found() -> Self {
+        HttpResponse::json(404, json!({"error": "not found"}))
+    }
+}
+
+/// Answers HTTP requests. Implemented by the server binary.
+pub trait HttpHandler: Send + Sync + 'static {
+    /// Answers one request. `OPTIONS` requests never get here (the plugin answers them), nor
+    /// requests with malformed JSON or oversized bodies.
+    fn handle(&self, req: HttpRequest) -> BoxFuture<'static, HttpResponse>;
+}
+
+/// Decodes a query string (`application/x-www-form-urlencoded`: `+` is a space).
+pub(crate) fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// Splits and percent-decodes a path into its non-empty segments.
+pub(crate) fn path_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Serves one non-upgrade request.
+pub(crate) async fn handle_http(
+    req: Request<Incoming>,
+    remote_addr: SocketAddr,
+    ctx: Arc<Ctx>,
+) -> Response<Full<Bytes>> {
+    let mut resp = route(req, remote_addr, &ctx).await;
+    // Browsers on other origins (the demo app served elsewhere) may call the API.
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+async fn route(
+    req: Request<Incoming>,
+    remote_addr: SocketAddr,
+    ctx: &Ctx,
+) -> Response<Full<Bytes>> {
+    if req.method() == Method::OPTIONS {
+        return preflight(&req);
+    }
+    let max = ctx.config.max_body_bytes;
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|len| len > max as u64) {
+        return too_large(max);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect())
+        .await
+    {
+        Err(_) => return error_json(StatusCode::REQUEST_TIMEOUT, "request body timeout".into()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(max),
+        Ok(Err(e)) => return error_json(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return error_json(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"));
+            }
+        }
+    };
+
+    let path = parts.uri.path().to_owned();
+    let request = HttpRequest {
+        method: parts.method.clone(),
+        segments: path_segments(&path),
+        query: parse_query(parts.uri.query()),
+        path,
+        body,
+        remote_addr,
+    };
+    let answer = ctx.http.handle(request).await;
+
+    if answer.status == 404 && (parts.method == Method::GET || parts.method == Method::HEAD) {
+        if let Some(dir) = &ctx.config.static_dir {
+            if let Some((content_type, data)) =
+                crate::static_files::load(dir, parts.uri.path()).await
+            {
+                let mut resp = Response::new(Full::new(data));
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                return resp;
+            }
+        }
+    }
+    to_hyper(answer)
+}
+
+/// Converts the handler's answer.
+fn to_hyper(answer: HttpResponse) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(answer.status)
+        .ok()
+        .filter(|s| !s.is_informational())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (content_type, data) = match answer.body {
+        HttpBody::Json(v) => (Some("application/json"), Bytes::from(v.to_string())),
+        HttpBody::Text(t) => (Some("text/plain; charset=utf-8"), Bytes::from(t)),
+        HttpBody::Empty => (None, Bytes::new()),
+    };
+    let mut resp = Response::new(Full::new(data));
+    *resp.status_mut() = status;
+    if let Some(ct) = content_type {
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    resp
+}
+
+/// CORS preflight: allow any origin, the methods the REST API uses, and whatever headers the
+/// browser asks for.
+fn preflight(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
+    let allow_headers = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("Content-Type"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers);
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}
+
+fn too_large(max: usize) -> Response<Full<Bytes>> {
+    error_json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body larger than {max} bytes"),
+    )
+}
+
+/// A JSON error body `{"error": "<message>"}`.
+fn error_json(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    let mut resp = to_hyper(HttpResponse::json(
+        status.as_u16(),
+        json!({"error": message}),
+    ));
+    *resp.status_mut() = status;
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_form_decoded() {
+        assert_eq!(
+            parse_query(Some("roomId=a%20b&peerId=x+y&flag&e=")),
+            vec![
+                ("roomId".into(), "a b".into()),
+                ("peerId".into(), "x y".into()),
+                ("flag".into(), "".into()),
+                ("e".into(), "".into()),
+            ]
+        );
+        assert!(parse_query(None).is_empty());
+    }
+
+    #[test]
+    fn segments_are_decoded_individually() {
+        assert_eq!(
+            path_segments("/rooms/a%2Fb//broadcasters/%E2%82%AC/"),
+            vec!["rooms", "a/b", "broadcasters", "€"]
+        );
+        assert!(path_segments("/").is_empty());
+    }
+
+    #[test]
+    fn invalid_status_becomes_500() {
+        assert_eq!(to_hyper(HttpResponse::text(99, "x")).status(), 500);
+        assert_eq!(to_hyper(HttpResponse::text(1000, "x")).status(), 500);
+        assert_eq!(to_hyper(HttpResponse::text(101, "x")).status(), 500);
+        assert_eq!(to_hyper(HttpResponse::text(201, "x")).status(), 201);
+    }
+}
