@@ -452,3 +452,323 @@ async fn wrong_ice_password_gets_no_connection() {
         "rejected checks are counted: {drops:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_tcp_peer_receives_media() {
+    let w = spawn_worker(0);
+    let router = create_router(&w).await;
+    let (ta, da) = create_transport(&w, router).await;
+    let (tb, db) = create_transport(&w, router).await;
+    let peer_a = connect(Arc::clone(&w), ta, &da).await;
+    let w2 = Arc::clone(&w);
+    let peer_b = connect_peer_tcp(&db, |dtls| async move {
+        w2.with_engine(move |e| e.connect_webrtc_transport(&tb, &dtls))
+            .await
+            .unwrap()
+            .unwrap();
+    })
+    .await
+    .expect("TCP peer connects");
+    let audio = produce(&w, ta, MediaKind::Audio, opus_producer_params(1111, "0")).await;
+    let ca = consume(&w, tb, audio).await;
+    let ssrc = ca["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let mut got = None;
+    for seq in 0..200u16 {
+        let payload = vec![seq as u8; 100];
+        peer_a
+            .send_rtp(&build_rtp(
+                111,
+                seq,
+                960 * seq as u32,
+                1111,
+                false,
+                &[(4, b"0".to_vec())],
+                &payload,
+            ))
+            .await;
+        if seq % 10 == 9 {
+            if let Ok(Some(p)) =
+                tokio::time::timeout(Duration::from_millis(300), recv_from_ssrc(&peer_b, ssrc))
+                    .await
+            {
+                got = Some(p);
+                break;
+            }
+        }
+    }
+    let p = got.expect("media reaches the TCP peer");
+    assert_eq!(
+        p.payload.to_vec(),
+        vec![p.header.sequence_number as u8; 100]
+    );
+    // And the TCP peer's own SRTP reaches the server (its RTCP is decrypted and counted).
+    let rr = {
+        use webrtc::rtcp::receiver_report::ReceiverReport;
+        use webrtc::util::Marshal;
+        ReceiverReport {
+            ssrc: 5,
+            ..Default::default()
+        }
+        .marshal()
+        .unwrap()
+        .to_vec()
+    };
+    let before = w
+        .with_engine(move |e| e.transport_stats(&tb).unwrap())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        peer_b.send_rtcp(&rr).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = w
+            .with_engine(move |e| e.transport_stats(&tb).unwrap())
+            .await
+            .unwrap();
+        if now[0]["rtcpPacketsReceived"].as_u64() > before[0]["rtcpPacketsReceived"].as_u64() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server never decrypted the TCP peer's RTCP"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_timeout_disconnects_a_silent_peer() {
+    let w = spawn_worker(0);
+    let mut events = w.events().await.unwrap();
+    let router = create_router(&w).await;
+    let data = w
+        .with_engine(move |e| {
+            e.create_webrtc_transport(
+                &router,
+                WebRtcTransportOptions {
+                    ice_consent_timeout: Duration::from_secs(2),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let t: Uuid = data["id"].as_str().unwrap().parse().unwrap();
+    let peer = connect(Arc::clone(&w), t, &data).await;
+    // The peer goes silent: its ICE agent stops sending consent checks.
+    peer.agent.as_ref().unwrap().close().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("consent timeout fires")
+            .unwrap();
+        if let EngineEvent::IceStateChange { transport, state } = ev {
+            if transport == t && state == ringsfu_core::ice::IceState::Disconnected {
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_forward_while_garbage_floods_their_ports() {
+    let workers = [spawn_worker(0), spawn_worker(1)];
+    let mut sessions = Vec::new();
+    for w in &workers {
+        let router = create_router(w).await;
+        let (ta, da) = create_transport(w, router).await;
+        let (tb, db) = create_transport(w, router).await;
+        let pa = connect(Arc::clone(w), ta, &da).await;
+        let pb = connect(Arc::clone(w), tb, &db).await;
+        let audio = produce(w, ta, MediaKind::Audio, opus_producer_params(1111, "0")).await;
+        let ca = consume(w, tb, audio).await;
+        let ssrc = ca["rtpParameters"]["encodings"][0]["ssrc"]
+            .as_u64()
+            .unwrap() as u32;
+        sessions.push((pa, pb, ssrc, RemoteTransport::from_data(&da).udp));
+    }
+    // Garbage: random bytes with every kind of first byte, truncated STUN/DTLS/RTP lookalikes,
+    // from an address no transport knows. Bounded: 20k datagrams.
+    let targets: Vec<_> = sessions.iter().map(|s| s.3).collect();
+    let flood = tokio::spawn(async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut x: u32 = 12345;
+        for i in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let len = (x % 300) as usize + 1;
+            let mut d: Vec<u8> = (0..len)
+                .map(|j| (x.wrapping_mul(j as u32 + 7) >> 8) as u8)
+                .collect();
+            d[0] = (i % 256) as u8;
+            let _ = sock.send_to(&d, targets[i as usize % targets.len()]).await;
+            if i % 500 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    for (pa, pb, ssrc, _) in &sessions {
+        let mut received = 0;
+        for seq in 0..300u16 {
+            let payload = vec![seq as u8; 80];
+            pa.send_rtp(&build_rtp(
+                111,
+                seq,
+                960 * seq as u32,
+                1111,
+                false,
+                &[(4, b"0".to_vec())],
+                &payload,
+            ))
+            .await;
+            while let Ok(Some(p)) =
+                tokio::time::timeout(Duration::from_millis(5), recv_from_ssrc(pb, *ssrc)).await
+            {
+                assert_eq!(p.payload.to_vec(), vec![p.header.sequence_number as u8; 80]);
+                received += 1;
+            }
+        }
+        while let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(500), recv_from_ssrc(pb, *ssrc)).await
+        {
+            received += 1;
+        }
+        assert!(
+            received >= 250,
+            "media kept flowing during the flood: {received}/300"
+        );
+    }
+    flood.await.unwrap();
+    let mut total = 0;
+    for w in &workers {
+        let d = w.with_engine(|e| e.drops).await.unwrap();
+        total += d.unknown_protocol + d.bad_stun + d.unknown_tuple + d.unknown_ufrag;
+    }
+    assert!(total > 10_000, "garbage is dropped and counted: {total}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_from_a_lossy_consumer_is_repaired_with_rtx() {
+    let w = spawn_worker(0);
+    let router = create_router(&w).await;
+    let (ta, da) = create_transport(&w, router).await;
+    let (tb, db) = create_transport(&w, router).await;
+    let pa = connect(Arc::clone(&w), ta, &da).await;
+    let pb = connect(Arc::clone(&w), tb, &db).await;
+    let video = produce(
+        &w,
+        ta,
+        MediaKind::Video,
+        vp8_producer_params(2222, 2223, "0"),
+    )
+    .await;
+    let cv = consume(&w, tb, video).await;
+    let enc = &cv["rtpParameters"]["encodings"][0];
+    let ssrc = enc["ssrc"].as_u64().unwrap() as u32;
+    let rtx_ssrc = enc["rtx"]["ssrc"].as_u64().expect("consumer has RTX") as u32;
+    // The keyframe first, so the consumer starts; then 200 packets.
+    let mut received = std::collections::BTreeMap::new();
+    let mut dropped = Vec::new();
+    let mut first_seq = None;
+    for i in 0..200u16 {
+        pa.send_rtp(&build_rtp(
+            96,
+            7000 + i,
+            9000 * (i as u32 / 10),
+            2222,
+            i % 10 == 9,
+            &[(4, b"0".to_vec())],
+            &vp8_payload(i == 0, i as u8),
+        ))
+        .await;
+        while let Ok(Some(raw)) =
+            tokio::time::timeout(Duration::from_millis(3), pb.recv_rtp(WAIT)).await
+        {
+            let p = parse_rtp(&raw);
+            if p.header.ssrc != ssrc {
+                continue;
+            }
+            let seq = p.header.sequence_number;
+            let first = *first_seq.get_or_insert(seq);
+            // Induced loss on the way to the consumer: every 20th packet is "lost".
+            if seq.wrapping_sub(first) % 20 == 19 {
+                dropped.push(seq);
+            } else {
+                received.insert(seq, p.payload.to_vec());
+            }
+        }
+    }
+    while let Ok(Some(raw)) =
+        tokio::time::timeout(Duration::from_millis(300), pb.recv_rtp(WAIT)).await
+    {
+        let p = parse_rtp(&raw);
+        if p.header.ssrc == ssrc {
+            let seq = p.header.sequence_number;
+            if seq.wrapping_sub(first_seq.unwrap()) % 20 == 19 {
+                dropped.push(seq);
+            } else {
+                received.insert(seq, p.payload.to_vec());
+            }
+        }
+    }
+    assert!(dropped.len() >= 9, "loss was induced: {dropped:?}");
+    // The consumer NACKs what it lost; the server answers with RTX from its store.
+    let nack = {
+        use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{
+            NackPair, TransportLayerNack,
+        };
+        use webrtc::util::Marshal;
+        TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: ssrc,
+            nacks: dropped
+                .iter()
+                .map(|s| NackPair {
+                    packet_id: *s,
+                    lost_packets: 0,
+                })
+                .collect(),
+        }
+        .marshal()
+        .unwrap()
+        .to_vec()
+    };
+    pb.send_rtcp(&nack).await;
+    let mut repaired = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while repaired < dropped.len() && tokio::time::Instant::now() < deadline {
+        let Some(raw) = pb.recv_rtp(WAIT).await else {
+            break;
+        };
+        let p = parse_rtp(&raw);
+        if p.header.ssrc != rtx_ssrc {
+            continue;
+        }
+        let osn = u16::from_be_bytes([p.payload[0], p.payload[1]]);
+        assert!(
+            dropped.contains(&osn),
+            "RTX for a packet that was NACKed: {osn}"
+        );
+        received.insert(osn, p.payload[2..].to_vec());
+        repaired += 1;
+    }
+    assert_eq!(
+        repaired,
+        dropped.len(),
+        "every lost packet came back as RTX"
+    );
+    // The decoder now sees no gap: 200 consecutive sequence numbers with the original payloads.
+    let first = first_seq.unwrap();
+    for i in 0..200u16 {
+        let p = received
+            .get(&first.wrapping_add(i))
+            .unwrap_or_else(|| panic!("gap at {i}"));
+        assert_eq!(p, &vp8_payload(i == 0, i as u8));
+    }
+}

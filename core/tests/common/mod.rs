@@ -134,7 +134,8 @@ pub struct TestPeer {
     /// Our DTLS fingerprint (sha-256) to pass in connect().
     pub fingerprint: String,
     _dtls: Arc<DTLSConn>,
-    _agent: Arc<Agent>,
+    /// The ICE agent (UDP peers); closing it stops consent checks.
+    pub agent: Option<Arc<Agent>>,
 }
 
 /// Builds `dtlsParameters` for connect() from a certificate.
@@ -315,6 +316,18 @@ where
         inner: Arc::clone(&ice_conn),
         rx: Mutex::new(dtls_rx),
     });
+    finish_dtls(chan, Some((ice_conn, agent)), media_rx, cert, fp).await
+}
+
+/// DTLS client handshake over `dtls_conn`, then SRTP contexts from the exported keys.
+async fn finish_dtls(
+    dtls_conn: Arc<dyn Conn + Send + Sync>,
+    ice: Option<(Arc<dyn Conn + Send + Sync>, Arc<Agent>)>,
+    media_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    cert: Certificate,
+    fp: String,
+) -> Result<TestPeer, String> {
+    let chan = Arc::clone(&dtls_conn);
     let config = DtlsConfig {
         certificates: vec![cert],
         insecure_skip_verify: true,
@@ -350,14 +363,18 @@ where
     let (cs, ss) = rest.split_at(slen);
     let tx_ctx = SrtpContext::new(ck, cs, profile, None, None).map_err(|e| e.to_string())?;
     let rx_ctx = SrtpContext::new(sk, ss, profile, None, None).map_err(|e| e.to_string())?;
+    let (conn, agent) = match ice {
+        Some((c, a)) => (c, Some(a)),
+        None => (dtls_conn, None),
+    };
     Ok(TestPeer {
-        conn: ice_conn,
+        conn,
         media_rx: Mutex::new(media_rx),
         tx_ctx: Mutex::new(tx_ctx),
         rx_ctx: Mutex::new(rx_ctx),
         fingerprint: fp,
         _dtls: Arc::new(dtls),
-        _agent: agent,
+        agent,
     })
 }
 
@@ -460,4 +477,146 @@ pub fn parse_rtp(data: &[u8]) -> webrtc::rtp::packet::Packet {
     use webrtc::util::Unmarshal;
     let mut b = data;
     webrtc::rtp::packet::Packet::unmarshal(&mut b).expect("rtp")
+}
+
+/// An RFC 4571-framed TCP connection as a `Conn` for the DTLS client.
+struct TcpFramedConn {
+    writer: Mutex<tokio::net::tcp::OwnedWriteHalf>,
+    rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+#[async_trait::async_trait]
+impl Conn for TcpFramedConn {
+    async fn connect(&self, _a: SocketAddr) -> webrtc::util::Result<()> {
+        Ok(())
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc::util::Result<usize> {
+        let d = self
+            .rx
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or(webrtc::util::Error::ErrClosedListener)?;
+        let n = d.len().min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        Ok(n)
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
+        Ok((self.recv(buf).await?, self.remote))
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc::util::Result<usize> {
+        use tokio::io::AsyncWriteExt;
+        let mut w = self.writer.lock().await;
+        let mut framed = (buf.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(buf);
+        w.write_all(&framed)
+            .await
+            .map_err(|e| webrtc::util::Error::Other(e.to_string()))?;
+        Ok(buf.len())
+    }
+    async fn send_to(&self, buf: &[u8], _t: SocketAddr) -> webrtc::util::Result<usize> {
+        self.send(buf).await
+    }
+    fn local_addr(&self) -> webrtc::util::Result<SocketAddr> {
+        Ok(self.local)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.remote)
+    }
+    async fn close(&self) -> webrtc::util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// ICE-TCP (RFC 6544 active side, RFC 4571 framing) done by hand with the `stun` crate, then the
+/// same DTLS client and SRTP setup as over UDP.
+pub async fn connect_peer_tcp<F, Fut>(data: &Value, connect: F) -> Result<TestPeer, String>
+where
+    F: FnOnce(Value) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use tokio::io::AsyncReadExt;
+    use webrtc::stun::message::{Message, BINDING_REQUEST, BINDING_SUCCESS};
+    use webrtc::stun::textattrs::TextAttribute;
+    let ice = &data["iceParameters"];
+    let ufrag = ice["usernameFragment"].as_str().unwrap();
+    let pwd = ice["password"].as_str().unwrap();
+    let c = data["iceCandidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["protocol"] == "tcp")
+        .ok_or("no tcp candidate")?;
+    let addr: SocketAddr = format!("{}:{}", c["ip"].as_str().unwrap(), c["port"])
+        .parse()
+        .unwrap();
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = stream.local_addr().unwrap();
+    let (mut rd, wr) = stream.into_split();
+    let (dtls_tx, dtls_rx) = mpsc::unbounded_channel();
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let (stun_tx, mut stun_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        loop {
+            let mut len = [0u8; 2];
+            if rd.read_exact(&mut len).await.is_err() {
+                break;
+            }
+            let mut d = vec![0u8; u16::from_be_bytes(len) as usize];
+            if rd.read_exact(&mut d).await.is_err() {
+                break;
+            }
+            let _ = match d.first() {
+                Some(0..=3) => stun_tx.send(d),
+                Some(20..=63) => dtls_tx.send(d),
+                _ => media_tx.send(d),
+            };
+        }
+    });
+    let conn = Arc::new(TcpFramedConn {
+        writer: Mutex::new(wr),
+        rx: Mutex::new(dtls_rx),
+        local,
+        remote: addr,
+    });
+    let mut m = Message::new();
+    m.build(&[
+        Box::new(webrtc::stun::agent::TransactionId::new()),
+        Box::new(BINDING_REQUEST),
+        Box::new(TextAttribute::new(
+            webrtc::stun::attributes::ATTR_USERNAME,
+            format!("{ufrag}:tcpclient"),
+        )),
+        Box::new(webrtc::ice::priority::PriorityAttr(1845501695)),
+        Box::new(webrtc::ice::control::AttrControlling(42)),
+        Box::new(webrtc::ice::use_candidate::UseCandidateAttr::new()),
+        Box::new(
+            webrtc::stun::integrity::MessageIntegrity::new_short_term_integrity(pwd.to_string()),
+        ),
+        Box::new(webrtc::stun::fingerprint::FINGERPRINT),
+    ])
+    .map_err(|e| e.to_string())?;
+    conn.send(&m.raw).await.map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(10), stun_rx.recv())
+        .await
+        .map_err(|_| "no STUN response over TCP")?
+        .ok_or("tcp closed")?;
+    let mut r = Message::new();
+    r.raw = resp;
+    r.decode().map_err(|e| e.to_string())?;
+    if r.typ != BINDING_SUCCESS {
+        return Err(format!("STUN over TCP answered {}", r.typ));
+    }
+    let (cert, fp) = test_certificate();
+    connect(dtls_parameters(&fp)).await;
+    let ice_conn: Arc<dyn Conn + Send + Sync> = conn;
+    finish_dtls(ice_conn, None, media_rx, cert, fp).await
 }
