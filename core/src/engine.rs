@@ -1998,8 +1998,11 @@ impl Engine {
     }
 
     fn send_nacks(&mut self, now: Instant) {
-        let keys: Vec<usize> = self.producers.iter().map(|(k, _)| k).collect();
-        for pkey in keys {
+        // Index walk instead of collecting keys: this runs every tick and must not allocate.
+        for pkey in 0..self.producers.capacity() {
+            if !self.producers.contains(pkey) {
+                continue;
+            }
             let nstreams = self.producers[pkey].streams.len();
             for i in 0..nstreams {
                 let mut lost = std::mem::take(&mut self.nack_scratch);
@@ -2014,10 +2017,10 @@ impl Engine {
                 let media = s.ssrc;
                 let tkey = p.transport;
                 if let (false, Some(media)) = (lost.is_empty(), media) {
-                    let seqs = lost.clone();
+                    let seqs = &lost;
                     self.send_rtcp(tkey, |t, buf| {
                         let a = rtcp::write_rr(buf, t.rtcp_ssrc, &[])?;
-                        Ok(a + rtcp::write_nack(&mut buf[a..], t.rtcp_ssrc, media, &seqs)?)
+                        Ok(a + rtcp::write_nack(&mut buf[a..], t.rtcp_ssrc, media, seqs)?)
                     });
                 }
                 self.nack_scratch = lost;
@@ -2026,26 +2029,34 @@ impl Engine {
     }
 
     fn send_reports(&mut self, now: Instant) {
-        let keys: Vec<usize> = self.transports.iter().map(|(k, _)| k).collect();
+        // Index walks and a stack buffer: once a second per transport, but still no allocation.
         let (ntp_sec, ntp_frac) = ntp_now();
-        for tkey in keys {
-            // Receiver reports for what this peer sends us.
-            let mut blocks = Vec::new();
-            for &pkey in &self.transports[tkey].producers {
+        let mut pkt = [0u8; 1200];
+        for tkey in 0..self.transports.capacity() {
+            let Some(t) = self.transports.get(tkey) else {
+                continue;
+            };
+            let sender = t.rtcp_ssrc;
+            // Receiver reports for what this peer sends us (at most 31 blocks per RR).
+            let mut blocks = [rtcp::ReportBlock::default(); 31];
+            let mut nblocks = 0;
+            for i in 0..t.producers.len() {
+                let pkey = self.transports[tkey].producers[i];
                 for s in self.producers[pkey].streams.iter_mut() {
-                    if let Some(ssrc) = s.ssrc {
-                        let _ = ssrc;
-                        blocks.push(s.stats.fill_report_block(now));
+                    if s.ssrc.is_some() && nblocks < blocks.len() {
+                        blocks[nblocks] = s.stats.fill_report_block(now);
+                        nblocks += 1;
                     }
                 }
             }
-            if !blocks.is_empty() {
-                self.send_rtcp(tkey, |t, buf| rtcp::write_rr(buf, t.rtcp_ssrc, &blocks));
+            if nblocks > 0 {
+                if let Ok(n) = rtcp::write_rr(&mut pkt, sender, &blocks[..nblocks]) {
+                    self.send_rtcp_bytes(tkey, &pkt[..n]);
+                }
             }
             // Sender reports + CNAME for what we send this peer.
-            let consumers = self.transports[tkey].consumers.clone();
-            for ckey in consumers {
-                let c = &self.consumers[ckey];
+            for i in 0..self.transports[tkey].consumers.len() {
+                let c = &self.consumers[self.transports[tkey].consumers[i]];
                 if !c.started {
                     continue;
                 }
@@ -2056,33 +2067,40 @@ impl Engine {
                 let rtp_ts = c.last_ts.wrapping_add(
                     ((elapsed.as_micros() as u64 * c.clock_rate as u64) / 1_000_000) as u32,
                 );
-                let (ssrc, packets, bytes) = (c.ssrc, c.counters.packets, c.counters.bytes);
-                let cname = c
-                    .rtp_parameters
-                    .rtcp
-                    .cname
-                    .clone()
-                    .unwrap_or_else(|| "ringsfu".into());
-                self.send_rtcp(tkey, |_, buf| {
-                    let sr = rtcp::SenderInfo {
-                        ssrc,
-                        ntp_sec,
-                        ntp_frac,
-                        rtp_ts,
-                        packet_count: packets as u32,
-                        octet_count: bytes as u32,
-                    };
-                    let a = rtcp::write_sr(buf, &sr, &[])?;
-                    Ok(a + rtcp::write_sdes_cname(&mut buf[a..], ssrc, cname.as_bytes())?)
+                let sr = rtcp::SenderInfo {
+                    ssrc: c.ssrc,
+                    ntp_sec,
+                    ntp_frac,
+                    rtp_ts,
+                    packet_count: c.counters.packets as u32,
+                    octet_count: c.counters.bytes as u32,
+                };
+                let cname = c.rtp_parameters.rtcp.cname.as_deref().unwrap_or("ringsfu");
+                let n = rtcp::write_sr(&mut pkt, &sr, &[]).and_then(|a| {
+                    Ok(a + rtcp::write_sdes_cname(&mut pkt[a..], sr.ssrc, cname.as_bytes())?)
                 });
+                if let Ok(n) = n {
+                    self.send_rtcp_bytes(tkey, &pkt[..n]);
+                }
             }
         }
     }
 
+    /// Queues an already built plaintext RTCP packet to a transport.
+    fn send_rtcp_bytes(&mut self, tkey: usize, data: &[u8]) {
+        self.send_rtcp(tkey, |_, buf| {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            Ok(n)
+        });
+    }
+
     /// Picks each simulcast consumer's target layer: the highest active one not above its preference.
     fn select_layers(&mut self, now: Instant) {
-        let keys: Vec<usize> = self.consumers.iter().map(|(k, _)| k).collect();
-        for ckey in keys {
+        for ckey in 0..self.consumers.capacity() {
+            if !self.consumers.contains(ckey) {
+                continue;
+            }
             let c = &self.consumers[ckey];
             let p = &self.producers[c.producer];
             if p.streams.len() < 2 {
