@@ -7,3 +7,9 @@ pub mod executor;
 pub mod lua_host;
 pub mod registry;
 pub mod scripts;
+pub mod server;
+pub mod signaling;
+pub mod workers;
+
+pub use crate::config::Config;
+pub use crate::server::{start, start_with, Server, StartError};

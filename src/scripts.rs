@@ -129,6 +129,15 @@ impl ScriptStore {
             compile_check(&script)?;
             fresh.insert(key, script);
         }
+        // Embedded scripts are always available to `ringsfu.include` (disk copies win).
+        for (name, _) in EMBEDDED {
+            let key = route_key(&ScriptSource::Path((*name).to_owned()));
+            if !fresh.contains_key(&key) {
+                let script = self.read(&ScriptSource::Path((*name).to_owned()))?;
+                compile_check(&script)?;
+                fresh.insert(key, script);
+            }
+        }
         let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
         let changed = fresh
             .iter()
@@ -162,6 +171,14 @@ impl ScriptStore {
             }
         }
         None
+    }
+
+    /// A loaded script by its configured path (routed scripts and the embedded ones), for
+    /// `ringsfu.include`. Never touches the disk.
+    pub fn by_path(&self, path: &str) -> Option<Script> {
+        let cur = self.current.read().unwrap_or_else(|e| e.into_inner());
+        cur.get(&route_key(&ScriptSource::Path(path.to_owned())))
+            .cloned()
     }
 
     fn check_patterns(&self) -> Result<(), ScriptError> {

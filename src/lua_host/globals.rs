@@ -117,6 +117,44 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
         })?,
     )?;
 
+    // `ringsfu.include(path)`: another loaded script's hook table (a fresh copy), so a policy
+    // script can extend the demo room. Only scripts loaded at start/reload: no disk access here.
+    let scripts = host.settings.scripts.clone();
+    r.set(
+        "include",
+        lua.create_function(move |_, path: String| {
+            let host = Host::current()
+                .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+            let script = scripts.by_path(&path).ok_or_else(|| {
+                mlua::Error::RuntimeError(format!("ringsfu.include: no loaded script {path:?}"))
+            })?;
+            super::room::eval_module(&host, &script.name, &script.source)
+        })?,
+    )?;
+
+    // `ringsfu.spawn(fn, ...)`: runs fn(...) in a new coroutine (its own budget) once the
+    // current one yields or ends; failures are logged.
+    r.set(
+        "spawn",
+        lua.create_function(|lua, (f, args): (mlua::Function, MultiValue)| {
+            let host = Host::current()
+                .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+            let _ = lua;
+            let what = match f.info().short_src {
+                Some(src) => format!(
+                    "spawned function ({src}:{})",
+                    f.info().line_defined.unwrap_or(0)
+                ),
+                None => "spawned function".to_owned(),
+            };
+            tokio::task::spawn_local(async move {
+                let budget = host.settings.limits.instruction_limit;
+                let _ = super::runner::run(&host.lua, &what, budget, f, args).await;
+            });
+            Ok(())
+        })?,
+    )?;
+
     g.set("ringsfu", r)?;
     Ok(())
 }

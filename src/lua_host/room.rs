@@ -101,6 +101,11 @@ impl UserData for LuaRoom {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::Eq, |_, this, other: mlua::AnyUserData| {
+            Ok(other
+                .borrow::<LuaRoom>()
+                .is_ok_and(|o| Rc::ptr_eq(&o.0, &this.0)))
+        });
         methods.add_method("peers", |lua, this, ()| {
             let t = lua.create_table()?;
             for (i, p) in this.0.peers.borrow().iter().enumerate() {
@@ -177,6 +182,11 @@ impl UserData for LuaPeer {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::Eq, |_, this, other: mlua::AnyUserData| {
+            Ok(other
+                .borrow::<LuaPeer>()
+                .is_ok_and(|o| Rc::ptr_eq(&o.0, &this.0)))
+        });
         methods.add_method("notify", |lua, this, (method, data): (String, Value)| {
             this.0.handle.notify(&method, to_json(lua, data)?);
             Ok(())
@@ -275,7 +285,7 @@ fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject
 }
 
 /// Runs a script chunk (with the instruction budget; it may not wait) and returns its table.
-fn eval_module(host: &Host, name: &str, source: &str) -> mlua::Result<Table> {
+pub(crate) fn eval_module(host: &Host, name: &str, source: &str) -> mlua::Result<Table> {
     let f = host
         .lua
         .load(source)
