@@ -1,0 +1,253 @@
+//! Consumer: one receiver's copy of a producer's stream. Rewrites SSRC, payload type, sequence
+//! number, timestamp and header-extension ids so the receiver sees one continuous stream across
+//! pauses and (simulcast) layer switches; holds video until a keyframe after every resync.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::rtp::{write_forwarded, RtpHeader, Rewrite};
+use crate::rtp_parameters::{MediaKind, RtpParameters};
+
+/// Counters of a consumer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConsumerCounters {
+    /// RTP packets sent.
+    pub packets: u64,
+    /// RTP bytes sent.
+    pub bytes: u64,
+    /// Retransmissions sent (RTX or plain).
+    pub retransmitted: u64,
+    /// NACKed packets we no longer had.
+    pub nack_misses: u64,
+    /// PLI/FIR received from the consumer.
+    pub keyframe_requests: u64,
+    /// NACK packets received.
+    pub nacks: u64,
+}
+
+/// A consumer owned by a worker.
+pub struct Consumer {
+    /// Public id.
+    pub id: Uuid,
+    /// audio or video.
+    pub kind: MediaKind,
+    /// Producer key.
+    pub producer: usize,
+    /// Producer id (for events after the producer is gone).
+    pub producer_id: Uuid,
+    /// Transport key.
+    pub transport: usize,
+    /// The parameters the receiver was told.
+    pub rtp_parameters: RtpParameters,
+    /// "simple", "simulcast" or "svc".
+    pub consumer_type: &'static str,
+    /// Paused by the API.
+    pub paused: bool,
+    /// Mirrors the producer's pause state.
+    pub producer_paused: bool,
+    /// Outgoing media SSRC.
+    pub ssrc: u32,
+    /// Outgoing RTX SSRC and PT when RTX was negotiated.
+    pub rtx: Option<(u32, u8)>,
+    /// Producer PT → consumer PT (255 = drop).
+    pub pt_map: [u8; 128],
+    /// Producer ext id → consumer ext id (0 = drop).
+    pub ext_map: [u8; 256],
+    /// MID extension (consumer id, value) written into every packet.
+    pub mid: Option<(u8, Vec<u8>)>,
+    /// Producer stream (encoding) being forwarded.
+    pub current_layer: Option<usize>,
+    /// Encoding we want to forward (simulcast).
+    pub target_layer: usize,
+    /// Preferred spatial layer set by the API (None = highest).
+    pub preferred_layer: Option<usize>,
+    /// Next packet needs new offsets (start, resume, layer switch).
+    pub sync_required: bool,
+    /// Added to the producer's sequence numbers.
+    pub seq_offset: u16,
+    /// Added to the producer's timestamps.
+    pub ts_offset: u32,
+    /// Last sequence number sent.
+    pub last_seq: u16,
+    /// Last timestamp sent.
+    pub last_ts: u32,
+    /// When the last packet was sent.
+    pub last_sent: Option<Instant>,
+    /// Whether anything was sent yet.
+    pub started: bool,
+    /// Next RTX sequence number.
+    pub rtx_seq: u16,
+    /// Clock rate of the media codec.
+    pub clock_rate: u32,
+    /// Priority (1..=255) set by the API.
+    pub priority: u8,
+    /// Counters.
+    pub counters: ConsumerCounters,
+    /// Last receiver report: fraction lost (0..=255) and RTT if known.
+    pub last_rr: Option<(u8, Option<Duration>)>,
+    /// Opaque user data.
+    pub app_data: Value,
+}
+
+/// Outcome of offering a packet to a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardOutcome {
+    /// Written: this many bytes of plaintext RTP.
+    Sent(usize),
+    /// Not forwarded (paused, other layer, waiting for a keyframe).
+    Skipped,
+    /// Waiting for a keyframe on this stream: the engine should ask for one.
+    NeedKeyframe,
+}
+
+impl Consumer {
+    /// Whether media flows (neither side paused).
+    pub fn is_active(&self) -> bool {
+        !self.paused && !self.producer_paused
+    }
+
+    /// Marks that the next forwarded packet starts a new stretch (resume, layer switch).
+    pub fn request_sync(&mut self) {
+        self.sync_required = true;
+    }
+
+    /// Offers a producer packet from encoding `layer` (parsed as `hdr`) and writes the rewritten
+    /// plaintext packet into `dst` if it is to be sent.
+    pub fn forward(
+        &mut self,
+        layer: usize,
+        src: &[u8],
+        hdr: &RtpHeader,
+        is_keyframe: bool,
+        now: Instant,
+        dst: &mut [u8],
+    ) -> ForwardOutcome {
+        if !self.is_active() {
+            return ForwardOutcome::Skipped;
+        }
+        let video = self.kind == MediaKind::Video;
+        // Simulcast: switch to the target layer only at one of its keyframes.
+        if self.current_layer != Some(layer) {
+            if layer != self.target_layer {
+                return ForwardOutcome::Skipped;
+            }
+            if video && !is_keyframe {
+                return ForwardOutcome::NeedKeyframe;
+            }
+            self.current_layer = Some(layer);
+            self.sync_required = true;
+        }
+        if self.sync_required {
+            if video && !is_keyframe {
+                return ForwardOutcome::NeedKeyframe;
+            }
+            self.resync(hdr, now);
+        }
+        let pt = self.pt_map[(hdr.payload_type & 0x7f) as usize];
+        if pt == 255 {
+            return ForwardOutcome::Skipped;
+        }
+        let seq = hdr.sequence.wrapping_add(self.seq_offset);
+        // A packet from before the resync point (reordered) would go backwards: drop it.
+        if self.started && seq_older(seq, self.last_seq) && self.last_seq.wrapping_sub(seq) > 1000 {
+            return ForwardOutcome::Skipped;
+        }
+        let ts = hdr.timestamp.wrapping_add(self.ts_offset);
+        let rw = Rewrite {
+            ssrc: self.ssrc,
+            payload_type: pt,
+            sequence: seq,
+            timestamp: ts,
+            ext_map: &self.ext_map,
+            mid: self.mid.as_ref().map(|(id, v)| (*id, v.as_slice())),
+            extra: &[],
+            rtx_osn: None,
+        };
+        match write_forwarded(src, hdr, dst, &rw) {
+            Ok(n) => {
+                if !self.started || seq_newer(seq, self.last_seq) {
+                    self.last_seq = seq;
+                    self.last_ts = ts;
+                    self.last_sent = Some(now);
+                }
+                self.started = true;
+                self.counters.packets += 1;
+                self.counters.bytes += n as u64;
+                ForwardOutcome::Sent(n)
+            }
+            Err(_) => ForwardOutcome::Skipped,
+        }
+    }
+
+    /// Computes offsets so that this packet follows the last one sent.
+    fn resync(&mut self, hdr: &RtpHeader, now: Instant) {
+        self.sync_required = false;
+        if !self.started {
+            self.seq_offset = 0;
+            self.ts_offset = 0;
+            return;
+        }
+        let next_seq = self.last_seq.wrapping_add(1);
+        self.seq_offset = next_seq.wrapping_sub(hdr.sequence);
+        let elapsed = self
+            .last_sent
+            .map(|t| now.duration_since(t))
+            .unwrap_or_default();
+        let ticks = ((elapsed.as_micros() as u64 * self.clock_rate as u64) / 1_000_000).max(1) as u32;
+        let next_ts = self.last_ts.wrapping_add(ticks);
+        self.ts_offset = next_ts.wrapping_sub(hdr.timestamp);
+    }
+
+    /// Producer sequence number for a sequence number the receiver NACKed, if in the current stretch.
+    pub fn producer_seq(&self, consumer_seq: u16) -> u16 {
+        consumer_seq.wrapping_sub(self.seq_offset)
+    }
+
+    /// Writes a retransmission of the stored producer packet `src` for the receiver's `consumer_seq`:
+    /// RTX when negotiated, else the same packet again.
+    pub fn write_retransmission(
+        &mut self,
+        src: &[u8],
+        hdr: &RtpHeader,
+        consumer_seq: u16,
+        dst: &mut [u8],
+    ) -> Option<usize> {
+        let pt = self.pt_map[(hdr.payload_type & 0x7f) as usize];
+        if pt == 255 {
+            return None;
+        }
+        let ts = hdr.timestamp.wrapping_add(self.ts_offset);
+        let (ssrc, payload_type, sequence, rtx_osn) = match self.rtx {
+            Some((rtx_ssrc, rtx_pt)) => {
+                self.rtx_seq = self.rtx_seq.wrapping_add(1);
+                (rtx_ssrc, rtx_pt, self.rtx_seq, Some(consumer_seq))
+            }
+            None => (self.ssrc, pt, consumer_seq, None),
+        };
+        let rw = Rewrite {
+            ssrc,
+            payload_type,
+            sequence,
+            timestamp: ts,
+            ext_map: &self.ext_map,
+            mid: self.mid.as_ref().map(|(id, v)| (*id, v.as_slice())),
+            extra: &[],
+            rtx_osn,
+        };
+        let n = write_forwarded(src, hdr, dst, &rw).ok()?;
+        self.counters.retransmitted += 1;
+        Some(n)
+    }
+}
+
+/// `a` is newer than `b` in sequence-number space.
+pub fn seq_newer(a: u16, b: u16) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000
+}
+
+/// `a` is older than `b` in sequence-number space.
+pub fn seq_older(a: u16, b: u16) -> bool {
+    seq_newer(b, a)
+}

@@ -1,0 +1,175 @@
+//! The I/O layer: moves datagrams between sockets and the engine, in batches. It knows nothing of
+//! protocols. Two backends fill the same [`RecvBatch`] and drain the same [`TxQueue`]:
+//! [`epoll`] (tokio's epoll reactor + `recvmmsg`/`sendmmsg`) and [`uring`] (io_uring).
+
+pub mod epoll;
+pub mod uring;
+
+use std::net::SocketAddr;
+
+/// Size of every packet buffer: a full Ethernet MTU datagram plus room for SRTP tags and RTX headers.
+pub const PACKET_BUF_SIZE: usize = 2048;
+
+/// Which local socket of the worker a packet came in on or leaves from.
+pub type SocketId = u16;
+
+/// Where a queued packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A datagram from one of the worker's UDP sockets to `dest`.
+    Udp {
+        /// Index of the worker's UDP socket.
+        socket: SocketId,
+        /// Destination address.
+        dest: SocketAddr,
+    },
+    /// A framed packet on one of the worker's TCP connections (RFC 4571).
+    Tcp {
+        /// The connection id.
+        conn: u32,
+    },
+}
+
+/// I/O backend choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoBackend {
+    /// epoll readiness + recvmmsg/sendmmsg: portable, works where io_uring is blocked.
+    Epoll,
+    /// io_uring multishot receive with a provided-buffer ring, batched sends.
+    IoUring,
+}
+
+impl IoBackend {
+    /// Parses `"epoll"` or `"io_uring"`/`"uring"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "epoll" => Some(IoBackend::Epoll),
+            "io_uring" | "uring" | "iouring" => Some(IoBackend::IoUring),
+            _ => None,
+        }
+    }
+
+    /// Name as the config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoBackend::Epoll => "epoll",
+            IoBackend::IoUring => "io_uring",
+        }
+    }
+}
+
+fn new_buf() -> Box<[u8]> {
+    vec![0u8; PACKET_BUF_SIZE].into_boxed_slice()
+}
+
+/// A batch of received datagrams in buffers the worker owns. A buffer may be swapped out (handed to a
+/// retransmission store) and replaced by another of the same size: nothing is copied on receive.
+pub struct RecvBatch {
+    /// Packet buffers, `PACKET_BUF_SIZE` bytes each.
+    pub bufs: Vec<Box<[u8]>>,
+    /// Length of the datagram in each buffer (valid for the first `count`).
+    pub lens: Vec<usize>,
+    /// Source address of each datagram (valid for the first `count`).
+    pub addrs: Vec<SocketAddr>,
+    /// How many datagrams the last receive filled.
+    pub count: usize,
+}
+
+impl RecvBatch {
+    /// A batch of `n` buffers.
+    pub fn new(n: usize) -> Self {
+        Self {
+            bufs: (0..n).map(|_| new_buf()).collect(),
+            lens: vec![0; n],
+            addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0)); n],
+            count: 0,
+        }
+    }
+}
+
+/// One queued outgoing packet.
+pub struct TxEntry {
+    /// The packet buffer (`PACKET_BUF_SIZE` bytes); `len` of it are to be sent.
+    pub buf: Box<[u8]>,
+    /// Bytes to send.
+    pub len: usize,
+    /// Where to.
+    pub route: Route,
+}
+
+/// Outgoing packets of the current batch. Buffers are kept between batches, so in steady state
+/// queueing a packet allocates nothing.
+#[derive(Default)]
+pub struct TxQueue {
+    entries: Vec<TxEntry>,
+    pending: usize,
+}
+
+impl TxQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next free buffer to write a packet into (`PACKET_BUF_SIZE` bytes); call [`Self::commit`]
+    /// to queue it, or don't to discard it.
+    pub fn next_buffer(&mut self) -> &mut [u8] {
+        if self.pending == self.entries.len() {
+            self.entries.push(TxEntry {
+                buf: new_buf(),
+                len: 0,
+                route: Route::Tcp { conn: 0 },
+            });
+        }
+        &mut self.entries[self.pending].buf
+    }
+
+    /// Queues the buffer last returned by [`Self::next_buffer`] with `len` bytes for `route`.
+    pub fn commit(&mut self, len: usize, route: Route) {
+        if self.pending < self.entries.len() {
+            let e = &mut self.entries[self.pending];
+            e.len = len;
+            e.route = route;
+            self.pending += 1;
+        }
+    }
+
+    /// Copies `data` into a buffer and queues it (for control packets: STUN, DTLS).
+    pub fn push(&mut self, data: &[u8], route: Route) {
+        let n = data.len().min(PACKET_BUF_SIZE);
+        self.next_buffer()[..n].copy_from_slice(&data[..n]);
+        self.commit(n, route);
+    }
+
+    /// Number of queued packets.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// The queued packets, in order.
+    pub fn queued(&self) -> &[TxEntry] {
+        &self.entries[..self.pending]
+    }
+
+    /// Forgets the queued packets (after they were sent), keeping the buffers.
+    pub fn clear(&mut self) {
+        self.pending = 0;
+    }
+}
+
+/// Pins the calling thread to CPU `core` (best effort: errors are returned for logging).
+pub fn pin_current_thread(core: usize) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is a plain bit set for which all-zero is valid; CPU_SET writes inside it
+    // (core is checked against its capacity), and sched_setaffinity reads exactly that many bytes.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if core >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+            return Err(std::io::Error::other("core index out of range"));
+        }
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

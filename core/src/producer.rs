@@ -1,0 +1,222 @@
+//! Producer: a media source a peer sends into a router. Keeps per-encoding receive state (stats,
+//! NACK generation, a retransmission store for consumers' NACKs) and the maps that turn the peer's
+//! payload types and header-extension ids into the router's.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::codecs::PayloadCodec;
+use crate::rtp::RtpHeader;
+use crate::rtp_parameters::{MediaKind, RtpParameters};
+use crate::rtp_stream::{NackGenerator, RecvStats, RetransmitStore};
+
+/// Slots in a video stream's retransmission store (about 1 s of 1 Mbit/s video).
+pub const VIDEO_RTX_SLOTS: usize = 512;
+
+/// Minimum spacing of keyframe requests sent upstream for one stream.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Receive state of one encoding (simulcast layer, or the only stream).
+pub struct ProducerStream {
+    /// Media SSRC, signaled or learned from the first packet (MID/RID matching).
+    pub ssrc: Option<u32>,
+    /// RTX SSRC, signaled or learned.
+    pub rtx_ssrc: Option<u32>,
+    /// RID of this encoding (simulcast).
+    pub rid: Option<String>,
+    /// SSRC consumers see in dumps (the router's mapped SSRC).
+    pub mapped_ssrc: u32,
+    /// Receive statistics (loss, jitter) for RTCP receiver reports.
+    pub stats: RecvStats,
+    /// Missing sequence numbers to NACK upstream.
+    pub nack: NackGenerator,
+    /// Recent packets, to answer consumers' NACKs (video only).
+    pub store: Option<RetransmitStore>,
+    /// Packets received (including retransmissions).
+    pub packets: u64,
+    /// Bytes received.
+    pub bytes: u64,
+    /// Retransmitted packets received (RTX).
+    pub rtx_packets: u64,
+    /// When the last packet arrived.
+    pub last_packet: Option<Instant>,
+    /// When we last asked for a keyframe on this stream.
+    pub last_keyframe_request: Option<Instant>,
+    /// Last sender report: (NTP middle 32 bits, arrival) for DLSR.
+    pub last_sr: Option<(u32, Instant)>,
+}
+
+impl ProducerStream {
+    fn new(ssrc: Option<u32>, rtx_ssrc: Option<u32>, rid: Option<String>, mapped_ssrc: u32, clock_rate: u32, video: bool) -> Self {
+        Self {
+            ssrc,
+            rtx_ssrc,
+            rid,
+            mapped_ssrc,
+            stats: RecvStats::new(clock_rate),
+            nack: NackGenerator::new(),
+            store: video.then(|| RetransmitStore::new(VIDEO_RTX_SLOTS)),
+            packets: 0,
+            bytes: 0,
+            rtx_packets: 0,
+            last_packet: None,
+            last_keyframe_request: None,
+            last_sr: None,
+        }
+    }
+
+    /// Whether packets arrived within `window` before `now`.
+    pub fn is_active(&self, now: Instant, window: Duration) -> bool {
+        self.last_packet.is_some_and(|t| now.duration_since(t) < window)
+    }
+}
+
+/// A producer owned by a worker.
+pub struct Producer {
+    /// Public id.
+    pub id: Uuid,
+    /// audio or video.
+    pub kind: MediaKind,
+    /// Transport key.
+    pub transport: usize,
+    /// Router key.
+    pub router: usize,
+    /// Parameters as the peer gave them.
+    pub rtp_parameters: RtpParameters,
+    /// The router-side parameters consumers are built from.
+    pub consumable: RtpParameters,
+    /// "simple", "simulcast" or "svc".
+    pub producer_type: &'static str,
+    /// Paused by the API.
+    pub paused: bool,
+    /// One per encoding.
+    pub streams: Vec<ProducerStream>,
+    /// Peer media PT → router PT (255 = not a media PT of this producer).
+    pub pt_map: [u8; 128],
+    /// Peer RTX PT → peer media PT (255 = not RTX).
+    pub rtx_to_media: [u8; 128],
+    /// Codec of each peer media PT, for keyframe detection.
+    pub codec_of_pt: [PayloadCodec; 128],
+    /// Peer header-extension id → router id (0 = unknown to the router).
+    pub ext_map: [u8; 256],
+    /// Consumer keys of this producer.
+    pub consumers: Vec<usize>,
+    /// Opaque user data.
+    pub app_data: Value,
+}
+
+impl Producer {
+    /// Builds a producer's receive state. `pt_map`, `ext_map` etc. are computed by the engine from the
+    /// ORTC mapping.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: Uuid,
+        kind: MediaKind,
+        transport: usize,
+        router: usize,
+        rtp_parameters: RtpParameters,
+        consumable: RtpParameters,
+        mapped_ssrcs: &[u32],
+        paused: bool,
+        app_data: Value,
+    ) -> Self {
+        let video = kind == MediaKind::Video;
+        let mut pt_map = [255u8; 128];
+        let mut rtx_to_media = [255u8; 128];
+        let mut codec_of_pt = [PayloadCodec::Other; 128];
+        let media_codecs: Vec<_> = rtp_parameters
+            .codecs
+            .iter()
+            .filter(|c| !is_rtx(&c.mime_type))
+            .collect();
+        for (i, c) in media_codecs.iter().enumerate() {
+            let pt = (c.payload_type & 0x7f) as usize;
+            codec_of_pt[pt] = PayloadCodec::from_mime(&c.mime_type);
+            // Consumable codecs keep the producer's order, so index i maps to the router's PT.
+            if let Some(cc) = consumable
+                .codecs
+                .iter()
+                .filter(|c| !is_rtx(&c.mime_type))
+                .nth(i)
+            {
+                pt_map[pt] = cc.payload_type;
+            }
+        }
+        for c in rtp_parameters.codecs.iter().filter(|c| is_rtx(&c.mime_type)) {
+            if let Some(apt) = c.parameters.get("apt").and_then(Value::as_u64) {
+                rtx_to_media[(c.payload_type & 0x7f) as usize] = apt as u8;
+            }
+        }
+        let mut ext_map = [0u8; 256];
+        for e in &rtp_parameters.header_extensions {
+            if let Some(r) = consumable.header_extensions.iter().find(|r| r.uri == e.uri) {
+                ext_map[e.id as usize] = r.id;
+            }
+        }
+        let clock_rate = media_codecs.first().map(|c| c.clock_rate).unwrap_or(90000);
+        let streams = rtp_parameters
+            .encodings
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                ProducerStream::new(
+                    e.ssrc,
+                    e.rtx.as_ref().map(|r| r.ssrc),
+                    e.rid.clone(),
+                    mapped_ssrcs.get(i).copied().unwrap_or(0),
+                    clock_rate,
+                    video,
+                )
+            })
+            .collect();
+        let producer_type = if rtp_parameters.encodings.len() > 1 {
+            "simulcast"
+        } else if rtp_parameters.encodings.first().and_then(|e| e.scalability_mode.as_deref()).is_some_and(|m| m.starts_with('L') && !m.starts_with("L1")) {
+            "svc"
+        } else {
+            "simple"
+        };
+        Self {
+            id,
+            kind,
+            transport,
+            router,
+            rtp_parameters,
+            consumable,
+            producer_type,
+            paused,
+            streams,
+            pt_map,
+            rtx_to_media,
+            codec_of_pt,
+            ext_map,
+            consumers: Vec::new(),
+            app_data,
+        }
+    }
+
+    /// Whether a keyframe request for stream `i` may go out now (rate limit); marks it sent.
+    pub fn take_keyframe_request(&mut self, i: usize, now: Instant) -> bool {
+        let Some(s) = self.streams.get_mut(i) else {
+            return false;
+        };
+        if s.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+            return false;
+        }
+        s.last_keyframe_request = Some(now);
+        true
+    }
+
+    /// Whether the packet is a keyframe start for its codec.
+    pub fn is_keyframe(&self, buf: &[u8], hdr: &RtpHeader) -> bool {
+        self.kind == MediaKind::Video
+            && self.codec_of_pt[(hdr.payload_type & 0x7f) as usize].is_keyframe(hdr.payload(buf))
+    }
+}
+
+/// Whether a MIME type names the RTX pseudo-codec.
+pub fn is_rtx(mime: &str) -> bool {
+    mime.len() >= 4 && mime[mime.len() - 4..].eq_ignore_ascii_case("/rtx")
+}

@@ -1,0 +1,21 @@
+//! Router: one room's media graph. It owns nothing on the packet path itself; it records which
+//! transports and producers belong to the room and the capabilities consumers are negotiated against.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::rtp_parameters::RtpCapabilities;
+
+/// A router owned by a worker.
+pub struct Router {
+    /// Public id.
+    pub id: Uuid,
+    /// Router RTP capabilities generated from the configured media codecs.
+    pub rtp_capabilities: RtpCapabilities,
+    /// Transport keys.
+    pub transports: Vec<usize>,
+    /// Producer keys.
+    pub producers: Vec<usize>,
+    /// Opaque user data.
+    pub app_data: Value,
+}

@@ -1,0 +1,602 @@
+//! Worker: one OS thread, pinned to a core, running one event loop (a tokio current-thread runtime
+//! with a LocalSet) that owns an [`Engine`] outright. Other threads reach it only through
+//! [`Worker::run`] / [`Worker::post`] messages; nothing on the packet path is shared or locked.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dtls::DtlsCertificate;
+use crate::engine::{Engine, EngineEvent, ListenInfo, PacketSource};
+use crate::io::epoll::{bind_udp, EpollUdp};
+use crate::io::{IoBackend, RecvBatch, Route, SocketId, TxQueue};
+use crate::tuple::{Protocol, TransportTuple};
+
+/// Flush queued sends once this many are pending, even mid-batch (bounds buffer memory).
+const FLUSH_AT: usize = 512;
+/// Datagrams per receive call on the shared port.
+const RECV_BATCH: usize = 64;
+/// Datagrams per receive call on a plain transport's own port.
+const PLAIN_RECV_BATCH: usize = 16;
+/// Largest RFC 4571 frame we accept on ICE-TCP.
+const MAX_TCP_FRAME: usize = 2048;
+
+/// Errors starting a worker or reaching it.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A socket could not be opened.
+    #[error("worker {index}: cannot bind {what} {addr}: {source}")]
+    Bind {
+        /// Worker index.
+        index: usize,
+        /// "UDP" or "TCP".
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The thread could not start.
+    #[error("worker {0}: cannot start thread: {1}")]
+    Thread(usize, io::Error),
+    /// The worker has stopped.
+    #[error("worker {0} is gone")]
+    Gone(usize),
+    /// No free port in the configured range.
+    #[error("no free port in {0}-{1}")]
+    NoPort(u16, u16),
+}
+
+/// How to start a worker.
+#[derive(Clone)]
+pub struct WorkerSettings {
+    /// Worker index (0-based).
+    pub index: usize,
+    /// Core to pin the thread to (None = no pinning).
+    pub pin_core: Option<usize>,
+    /// IP to listen on.
+    pub listen_ip: IpAddr,
+    /// Address announced in ICE candidates and plain tuples instead of `listen_ip`.
+    pub announced_address: Option<String>,
+    /// Shared WebRTC UDP port (0 = any). Port-per-worker layout: the caller passes base + index.
+    pub udp_port: Option<u16>,
+    /// Shared WebRTC TCP port (0 = any).
+    pub tcp_port: Option<u16>,
+    /// Port range for PlainTransports.
+    pub rtc_port_range: (u16, u16),
+    /// I/O backend wanted.
+    pub backend: IoBackend,
+    /// The process's DTLS certificate.
+    pub cert: DtlsCertificate,
+}
+
+type Task = Box<dyn FnOnce(&Rc<WorkerContext>) + Send>;
+
+/// A Send handle to a worker thread.
+pub struct Worker {
+    index: usize,
+    tasks: mpsc::UnboundedSender<Task>,
+    listen: ListenInfo,
+    backend: IoBackend,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the worker thread, binds its shared ports and returns once it is running.
+    pub fn spawn(settings: WorkerSettings) -> Result<Worker, WorkerError> {
+        let index = settings.index;
+        let (tasks_tx, tasks_rx) = mpsc::unbounded_channel::<Task>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(ListenInfo, IoBackend), WorkerError>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("ringsfu-worker-{index}"))
+            .spawn(move || worker_main(settings, tasks_rx, ready_tx))
+            .map_err(|e| WorkerError::Thread(index, e))?;
+        let (listen, backend) = ready_rx.recv().map_err(|_| WorkerError::Gone(index))??;
+        Ok(Worker {
+            index,
+            tasks: tasks_tx,
+            listen,
+            backend,
+            thread: Some(thread),
+        })
+    }
+
+    /// Worker index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The shared listening endpoints.
+    pub fn listen_info(&self) -> &ListenInfo {
+        &self.listen
+    }
+
+    /// The I/O backend in use.
+    pub fn backend(&self) -> IoBackend {
+        self.backend
+    }
+
+    /// Runs `f` on the worker thread and returns its result.
+    pub async fn run<R, F>(&self, f: F) -> Result<R, WorkerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Rc<WorkerContext>) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.post(move |ctx| {
+            let _ = tx.send(f(ctx));
+        })?;
+        rx.await.map_err(|_| WorkerError::Gone(self.index))
+    }
+
+    /// Runs `f` with the engine on the worker thread (then flushes sends and dispatches events).
+    pub async fn with_engine<R, F>(&self, f: F) -> Result<R, WorkerError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Engine) -> R + Send + 'static,
+    {
+        self.run(move |ctx| ctx.with_engine(f)).await
+    }
+
+    /// Queues `f` to run on the worker thread without waiting.
+    pub fn post<F>(&self, f: F) -> Result<(), WorkerError>
+    where
+        F: FnOnce(&Rc<WorkerContext>) + Send + 'static,
+    {
+        self.tasks
+            .send(Box::new(f))
+            .map_err(|_| WorkerError::Gone(self.index))
+    }
+
+    /// Subscribes to the worker's engine events from another thread.
+    pub async fn events(&self) -> Result<mpsc::UnboundedReceiver<EngineEvent>, WorkerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.run(move |ctx| {
+            ctx.add_observer(Box::new(move |ev: &EngineEvent| {
+                let _ = tx.send(ev.clone());
+            }))
+        })
+        .await?;
+        Ok(rx)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.post(|ctx| ctx.stop());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An engine event observer living on the worker thread.
+pub type Observer = Box<dyn FnMut(&EngineEvent)>;
+
+struct UdpEntry {
+    socket: Rc<EpollUdp>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct IoState {
+    udp: Slab<UdpEntry>,
+    tcp_writers: HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>,
+    order: Vec<u32>,
+    socket_ids: Vec<SocketId>,
+}
+
+/// What a worker thread owns, reachable from tasks on that thread.
+pub struct WorkerContext {
+    /// Worker index.
+    pub index: usize,
+    engine: RefCell<Engine>,
+    io: RefCell<IoState>,
+    observers: RefCell<Vec<Observer>>,
+    dispatching: Cell<bool>,
+    listen_ip: IpAddr,
+    rtc_port_range: (u16, u16),
+    next_port: Cell<u16>,
+    next_tcp_conn: Cell<u32>,
+    stop: RefCell<Option<oneshot::Sender<()>>>,
+}
+
+impl WorkerContext {
+    /// Runs `f` on the engine, then flushes the packets it queued and dispatches its events.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let r = f(&mut self.engine.borrow_mut());
+        self.after_step();
+        r
+    }
+
+    /// Adds an engine event observer (called on this thread for every event).
+    pub fn add_observer(&self, o: Observer) {
+        self.observers.borrow_mut().push(o);
+    }
+
+    fn stop(&self) {
+        if let Some(s) = self.stop.borrow_mut().take() {
+            let _ = s.send(());
+        }
+    }
+
+    fn after_step(&self) {
+        {
+            let mut e = self.engine.borrow_mut();
+            self.flush(&mut e.tx);
+            let released = e.take_released_sockets();
+            if !released.is_empty() {
+                let mut io = self.io.borrow_mut();
+                for s in released {
+                    if io.udp.contains(s as usize) {
+                        let entry = io.udp.remove(s as usize);
+                        if let Some(t) = entry.task {
+                            t.abort();
+                        }
+                    }
+                }
+            }
+        }
+        self.dispatch_events();
+    }
+
+    fn dispatch_events(&self) {
+        // Observers may call back into the engine (Lua does): the outer call keeps draining.
+        if self.dispatching.replace(true) {
+            return;
+        }
+        loop {
+            let Some(ev) = self.engine.borrow_mut().poll_event() else {
+                break;
+            };
+            let mut observers = std::mem::take(&mut *self.observers.borrow_mut());
+            for o in observers.iter_mut() {
+                o(&ev);
+            }
+            let mut slot = self.observers.borrow_mut();
+            observers.append(&mut slot);
+            *slot = observers;
+            drop(slot);
+            self.flush(&mut self.engine.borrow_mut().tx);
+        }
+        self.dispatching.set(false);
+    }
+
+    /// Sends everything queued: UDP grouped per socket (one `sendmmsg` per 64 packets), TCP framed.
+    fn flush(&self, tx: &mut TxQueue) {
+        if tx.pending() == 0 {
+            return;
+        }
+        let mut io = self.io.borrow_mut();
+        let io = &mut *io;
+        let entries = tx.queued();
+        io.order.clear();
+        io.socket_ids.clear();
+        for (i, e) in entries.iter().enumerate() {
+            match e.route {
+                Route::Udp { socket, .. } => {
+                    io.order.push(i as u32);
+                    if !io.socket_ids.contains(&socket) {
+                        io.socket_ids.push(socket);
+                    }
+                }
+                Route::Tcp { conn } => {
+                    if let Some(w) = io.tcp_writers.get(&conn) {
+                        let _ = w.send(e.buf[..e.len].to_vec());
+                    }
+                }
+            }
+        }
+        if io.socket_ids.len() > 1 {
+            io.order.sort_by_key(|i| match entries[*i as usize].route {
+                Route::Udp { socket, .. } => socket,
+                Route::Tcp { .. } => SocketId::MAX,
+            });
+        }
+        let mut start = 0;
+        while start < io.order.len() {
+            let sid = match entries[io.order[start] as usize].route {
+                Route::Udp { socket, .. } => socket,
+                Route::Tcp { .. } => break,
+            };
+            let mut end = start;
+            while end < io.order.len()
+                && matches!(entries[io.order[end] as usize].route, Route::Udp { socket, .. } if socket == sid)
+            {
+                end += 1;
+            }
+            if let Some(entry) = io.udp.get_mut(sid as usize) {
+                entry.socket.send_entries(entries, &io.order[start..end]);
+            }
+            start = end;
+        }
+        tx.clear();
+    }
+
+    /// Feeds a received batch from UDP socket `sid` to the engine.
+    fn handle_batch(&self, sid: SocketId, local: SocketAddr, batch: &mut RecvBatch) {
+        let now = Instant::now();
+        let mut e = self.engine.borrow_mut();
+        for i in 0..batch.count {
+            let src = PacketSource {
+                socket: sid,
+                tcp_conn: None,
+                tuple: TransportTuple {
+                    local,
+                    remote: batch.addrs[i],
+                    protocol: Protocol::Udp,
+                },
+            };
+            let len = batch.lens[i];
+            e.handle_packet(src, &mut batch.bufs[i], len, now);
+            if e.tx.pending() >= FLUSH_AT {
+                self.flush(&mut e.tx);
+            }
+        }
+        drop(e);
+        self.after_step();
+    }
+
+    /// Binds a UDP socket in the RTC port range and starts receiving on it; returns its id and address.
+    pub fn bind_rtc_port(self: &Rc<Self>) -> Result<(SocketId, SocketAddr), WorkerError> {
+        let (lo, hi) = self.rtc_port_range;
+        let span = (hi - lo) as u32 + 1;
+        for _ in 0..span {
+            let p = self.next_port.get();
+            let next = if p >= hi || p < lo { lo } else { p + 1 };
+            self.next_port.set(next);
+            let addr = SocketAddr::new(self.listen_ip, p.clamp(lo, hi));
+            if let Ok(sock) = bind_udp(addr, false) {
+                let sid = self
+                    .add_udp(sock, PLAIN_RECV_BATCH)
+                    .map_err(|source| WorkerError::Bind {
+                        index: self.index,
+                        what: "UDP",
+                        addr,
+                        source,
+                    })?;
+                return Ok((sid, addr));
+            }
+        }
+        Err(WorkerError::NoPort(lo, hi))
+    }
+
+    fn add_udp(self: &Rc<Self>, sock: std::net::UdpSocket, batch: usize) -> io::Result<SocketId> {
+        let socket = Rc::new(EpollUdp::new(sock)?);
+        let local = socket.local_addr();
+        let sid = self.io.borrow_mut().udp.insert(UdpEntry {
+            socket: Rc::clone(&socket),
+            task: None,
+        }) as SocketId;
+        let ctx = Rc::clone(self);
+        // The task is aborted when the socket's transport closes.
+        let task = tokio::task::spawn_local(async move {
+            let mut rb = RecvBatch::new(batch);
+            loop {
+                if socket.readable().await.is_err() {
+                    return;
+                }
+                loop {
+                    match socket.recv_batch(&mut rb) {
+                        Ok(0) => break,
+                        Ok(_) => ctx.handle_batch(sid, local, &mut rb),
+                        Err(e) => {
+                            log::debug!("udp recv on {local}: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        self.io.borrow_mut().udp[sid as usize].task = Some(task);
+        Ok(sid)
+    }
+
+    fn spawn_tcp_listener(self: &Rc<Self>, listener: tokio::net::TcpListener, listen_sid: SocketId) {
+        let ctx = Rc::clone(self);
+        tokio::task::spawn_local(async move {
+            loop {
+                let Ok((stream, remote)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(remote);
+                let conn = ctx.next_tcp_conn.get();
+                ctx.next_tcp_conn.set(conn.wrapping_add(1));
+                let (mut rd, mut wr) = stream.into_split();
+                let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+                ctx.io.borrow_mut().tcp_writers.insert(conn, wtx);
+                tokio::task::spawn_local(async move {
+                    while let Some(frame) = wrx.recv().await {
+                        let len = (frame.len() as u16).to_be_bytes();
+                        if wr.write_all(&len).await.is_err() || wr.write_all(&frame).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+                let ctx2 = Rc::clone(&ctx);
+                tokio::task::spawn_local(async move {
+                    let mut buf: Box<[u8]> = vec![0u8; crate::io::PACKET_BUF_SIZE].into_boxed_slice();
+                    let tuple = TransportTuple {
+                        local,
+                        remote,
+                        protocol: Protocol::Tcp,
+                    };
+                    loop {
+                        let mut lenb = [0u8; 2];
+                        if rd.read_exact(&mut lenb).await.is_err() {
+                            break;
+                        }
+                        let len = u16::from_be_bytes(lenb) as usize;
+                        if len == 0 || len > MAX_TCP_FRAME {
+                            // A wrong length desynchronises the stream for good: drop the connection.
+                            break;
+                        }
+                        if rd.read_exact(&mut buf[..len]).await.is_err() {
+                            break;
+                        }
+                        let src = PacketSource {
+                            socket: listen_sid,
+                            tcp_conn: Some(conn),
+                            tuple,
+                        };
+                        ctx2.engine
+                            .borrow_mut()
+                            .handle_packet(src, &mut buf, len, Instant::now());
+                        if buf.len() < crate::io::PACKET_BUF_SIZE {
+                            buf = vec![0u8; crate::io::PACKET_BUF_SIZE].into_boxed_slice();
+                        }
+                        ctx2.after_step();
+                    }
+                    ctx2.io.borrow_mut().tcp_writers.remove(&conn);
+                    ctx2.with_engine(|e| e.tcp_connection_closed(conn));
+                });
+            }
+        });
+    }
+}
+
+fn worker_main(
+    settings: WorkerSettings,
+    tasks: mpsc::UnboundedReceiver<Task>,
+    ready: std::sync::mpsc::Sender<Result<(ListenInfo, IoBackend), WorkerError>>,
+) {
+    let index = settings.index;
+    if let Some(core) = settings.pin_core {
+        if let Err(e) = crate::io::pin_current_thread(core) {
+            log::warn!("worker {index}: cannot pin to core {core}: {e}");
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(WorkerError::Thread(index, e)));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let backend = match settings.backend {
+            IoBackend::Epoll => IoBackend::Epoll,
+            IoBackend::IoUring => {
+                if index == 0 {
+                    if crate::io::uring::available() {
+                        log::warn!("io_uring backend requested: its packet path is not built yet, using epoll");
+                    } else {
+                        log::warn!("io_uring is unavailable here (seccomp or sysctl), using epoll");
+                    }
+                }
+                IoBackend::Epoll
+            }
+        };
+        let (dtls_tx, mut dtls_rx) = mpsc::unbounded_channel();
+        // Bind the shared ports first so failures are reported before anything runs.
+        let udp = match settings.udp_port {
+            Some(port) => {
+                let addr = SocketAddr::new(settings.listen_ip, port);
+                match bind_udp(addr, false) {
+                    Ok(s) => Some(s),
+                    Err(source) => {
+                        let _ = ready.send(Err(WorkerError::Bind { index, what: "UDP", addr, source }));
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
+        let tcp = match settings.tcp_port {
+            Some(port) => {
+                let addr = SocketAddr::new(settings.listen_ip, port);
+                match std::net::TcpListener::bind(addr).and_then(|l| {
+                    l.set_nonblocking(true)?;
+                    tokio::net::TcpListener::from_std(l)
+                }) {
+                    Ok(l) => Some(l),
+                    Err(source) => {
+                        let _ = ready.send(Err(WorkerError::Bind { index, what: "TCP", addr, source }));
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
+        let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
+        let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let ctx = Rc::new(WorkerContext {
+            index,
+            engine: RefCell::new(Engine::new(
+                index,
+                ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() },
+                settings.cert.clone(),
+                dtls_tx,
+            )),
+            io: RefCell::new(IoState { udp: Slab::new(), tcp_writers: HashMap::new(), order: Vec::new(), socket_ids: Vec::new() }),
+            observers: RefCell::new(Vec::new()),
+            dispatching: Cell::new(false),
+            listen_ip: settings.listen_ip,
+            rtc_port_range: settings.rtc_port_range,
+            next_port: Cell::new(settings.rtc_port_range.0),
+            next_tcp_conn: Cell::new(1),
+            stop: RefCell::new(None),
+        });
+        let mut listen = ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() };
+        if let (Some(sock), Some(addr)) = (udp, udp_addr) {
+            match ctx.add_udp(sock, RECV_BATCH) {
+                Ok(sid) => listen.udp = Some((sid, addr)),
+                Err(source) => {
+                    let _ = ready.send(Err(WorkerError::Bind { index, what: "UDP", addr, source }));
+                    return;
+                }
+            }
+        }
+        if let Some(l) = tcp {
+            // TCP frames carry the shared UDP socket id only as a label; routing uses the conn id.
+            ctx.spawn_tcp_listener(l, SocketId::MAX);
+        }
+        ctx.engine.borrow_mut().set_listen_info(listen.clone());
+        // DTLS sessions report here.
+        let c = Rc::clone(&ctx);
+        tokio::task::spawn_local(async move {
+            while let Some(ev) = dtls_rx.recv().await {
+                c.with_engine(|e| e.handle_dtls_event(ev));
+            }
+        });
+        // Timers.
+        let c = Rc::clone(&ctx);
+        tokio::task::spawn_local(async move {
+            loop {
+                let now = Instant::now();
+                let next = c.engine.borrow().poll_timeout().unwrap_or(now + Duration::from_millis(100));
+                let next = next.min(now + Duration::from_millis(100)).max(now + Duration::from_millis(1));
+                tokio::time::sleep_until(next.into()).await;
+                c.with_engine(|e| e.handle_timeout(Instant::now()));
+            }
+        });
+        let (stop_tx, stop_rx) = oneshot::channel();
+        *ctx.stop.borrow_mut() = Some(stop_tx);
+        let _ = ready.send(Ok((listen, backend)));
+        let c = Rc::clone(&ctx);
+        let mut tasks = tasks;
+        let serve = async move {
+            while let Some(task) = tasks.recv().await {
+                task(&c);
+            }
+        };
+        tokio::select! {
+            _ = serve => {}
+            _ = stop_rx => {}
+        }
+    });
+}
+
+/// A boxed future that stays on the worker thread.
+pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;

@@ -1,0 +1,312 @@
+//! End-to-end tests of the engine over real loopback sockets with an independent WebRTC stack
+//! (webrtc-rs ICE agent + DTLS client + webrtc-srtp) as the peers.
+
+mod common;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use ringsfu_core::dtls::DtlsCertificate;
+use ringsfu_core::engine::{ConsumeOptions, EngineEvent, ProduceOptions, WebRtcTransportOptions};
+use ringsfu_core::io::IoBackend;
+use ringsfu_core::rtp_parameters::{MediaKind, RtpCapabilities, RtpParameters};
+use ringsfu_core::transport::DtlsState;
+use ringsfu_core::worker::{Worker, WorkerSettings};
+use serde_json::Value;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn backend() -> IoBackend {
+    std::env::var("RINGSFU_IO_BACKEND")
+        .ok()
+        .and_then(|b| IoBackend::parse(&b))
+        .unwrap_or(IoBackend::Epoll)
+}
+
+fn spawn_worker(index: usize) -> Arc<Worker> {
+    Arc::new(
+        Worker::spawn(WorkerSettings {
+            index,
+            pin_core: None,
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            announced_address: None,
+            udp_port: Some(0),
+            tcp_port: Some(0),
+            rtc_port_range: (40000, 49999),
+            backend: backend(),
+            cert: DtlsCertificate::generate().unwrap(),
+        })
+        .unwrap(),
+    )
+}
+
+async fn create_router(w: &Worker) -> Uuid {
+    w.with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn create_transport(w: &Worker, router: Uuid) -> (Uuid, Value) {
+    let data = w
+        .with_engine(move |e| {
+            e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let id: Uuid = data["id"].as_str().unwrap().parse().unwrap();
+    (id, data)
+}
+
+async fn connect(w: Arc<Worker>, transport: Uuid, data: &Value) -> TestPeer {
+    let remote = RemoteTransport::from_data(data);
+    connect_peer(
+        &remote,
+        None,
+        |dtls| async move {
+            w.with_engine(move |e| e.connect_webrtc_transport(&transport, &dtls))
+                .await
+                .unwrap()
+                .unwrap();
+        },
+        None,
+    )
+    .await
+    .expect("peer connects")
+}
+
+async fn produce(w: &Worker, transport: Uuid, kind: MediaKind, params: Value) -> Uuid {
+    let rtp_parameters: RtpParameters = serde_json::from_value(params).unwrap();
+    let v = w
+        .with_engine(move |e| {
+            e.produce(
+                &transport,
+                ProduceOptions {
+                    kind,
+                    rtp_parameters,
+                    paused: false,
+                    app_data: Value::Null,
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn consume(w: &Worker, transport: Uuid, producer: Uuid) -> Value {
+    let caps: RtpCapabilities = serde_json::from_value(chrome_rtp_capabilities()).unwrap();
+    w.with_engine(move |e| {
+        e.consume(
+            &transport,
+            ConsumeOptions {
+                producer_id: producer,
+                rtp_capabilities: caps,
+                paused: false,
+                enable_rtx: true,
+                app_data: Value::Null,
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// A VP8 payload: descriptor with S=1, PID 0, then a VP8 header whose P bit says keyframe or not.
+fn vp8_payload(keyframe: bool, n: u8) -> Vec<u8> {
+    let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }, 0x02, 0x00];
+    p.extend((0..200u16).map(|i| (i as u8).wrapping_add(n)));
+    p
+}
+
+fn ext_value(pkt: &webrtc::rtp::packet::Packet, id: u8) -> Option<Vec<u8>> {
+    pkt.header.get_extension(id).map(|b| b.to_vec())
+}
+
+async fn recv_from_ssrc(peer: &TestPeer, ssrc: u32) -> Option<webrtc::rtp::packet::Packet> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let raw = peer.recv_rtp(WAIT).await?;
+        let pkt = parse_rtp(&raw);
+        if pkt.header.ssrc == ssrc {
+            return Some(pkt);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
+    let w = spawn_worker(0);
+    let mut events = w.events().await.unwrap();
+    let router = create_router(&w).await;
+    let (ta, da) = create_transport(&w, router).await;
+    let (tb, db) = create_transport(&w, router).await;
+    let peer_a = connect(Arc::clone(&w), ta, &da).await;
+    let peer_b = connect(Arc::clone(&w), tb, &db).await;
+
+    // Both transports report DTLS connected.
+    let mut connected = 0;
+    while connected < 2 {
+        let ev = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        if let EngineEvent::DtlsStateChange { state: DtlsState::Connected, .. } = ev {
+            connected += 1;
+        }
+    }
+
+    let audio = produce(&w, ta, MediaKind::Audio, opus_producer_params(1111, "0")).await;
+    let video = produce(&w, ta, MediaKind::Video, vp8_producer_params(2222, 2223, "1")).await;
+    let ca = consume(&w, tb, audio).await;
+    let cv = consume(&w, tb, video).await;
+    let a_ssrc = ca["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+    let v_ssrc = cv["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+    let a_pt = ca["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap() as u8;
+    let v_pt = cv["rtpParameters"]["codecs"][0]["payloadType"].as_u64().unwrap() as u8;
+    let mid_id = |c: &Value| {
+        c["rtpParameters"]["headerExtensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["uri"] == "urn:ietf:params:rtp-hdrext:sdes:mid")
+            .map(|h| h["id"].as_u64().unwrap() as u8)
+            .unwrap()
+    };
+    let a_mid = ca["rtpParameters"]["mid"].as_str().unwrap().to_string();
+    assert_ne!(a_ssrc, 1111, "consumer gets its own SSRC");
+
+    // Audio: A sends; B receives the same payload with its consumer's SSRC, PT and MID.
+    let mut got = None;
+    for seq in 0..100u16 {
+        let payload: Vec<u8> = (0..160).map(|i| (i as u8) ^ (seq as u8)).collect();
+        let pkt = build_rtp(111, 1000 + seq, 48000 + 960 * seq as u32, 1111, false,
+            &[(4, b"0".to_vec()), (1, vec![0x85])], &payload);
+        peer_a.send_rtp(&pkt).await;
+        if seq % 10 == 9 {
+            if let Some(p) = tokio::time::timeout(Duration::from_millis(500), recv_from_ssrc(&peer_b, a_ssrc)).await.ok().flatten() {
+                got = Some(p);
+                break;
+            }
+        }
+    }
+    let p = got.expect("B receives A's audio");
+    assert_eq!(p.header.payload_type, a_pt);
+    let seq_in = p.header.sequence_number.wrapping_sub(1000);
+    let expected: Vec<u8> = (0..160).map(|i| (i as u8) ^ (seq_in as u8)).collect();
+    assert_eq!(p.payload.to_vec(), expected, "payload byte-identical");
+    assert_eq!(ext_value(&p, mid_id(&ca)), Some(a_mid.into_bytes()), "consumer MID in every packet");
+
+    // Video: nothing before a keyframe; then a continuous stream.
+    for i in 0..5u16 {
+        peer_a.send_rtp(&build_rtp(96, 500 + i, 90000, 2222, true, &[(4, b"1".to_vec())], &vp8_payload(false, i as u8))).await;
+    }
+    peer_a.send_rtp(&build_rtp(96, 505, 93000, 2222, true, &[(4, b"1".to_vec())], &vp8_payload(true, 5))).await;
+    let first = recv_from_ssrc(&peer_b, v_ssrc).await.expect("B receives video");
+    assert_eq!(first.header.payload_type, v_pt);
+    assert_eq!(first.payload.to_vec(), vp8_payload(true, 5), "the keyframe comes first");
+    let mut last_seq = first.header.sequence_number;
+    for i in 6..20u16 {
+        peer_a.send_rtp(&build_rtp(96, 500 + i, 93000 + 3000 * i as u32, 2222, true, &[(4, b"1".to_vec())], &vp8_payload(false, i as u8))).await;
+        let p = recv_from_ssrc(&peer_b, v_ssrc).await.expect("video continues");
+        assert_eq!(p.header.sequence_number, last_seq.wrapping_add(1));
+        assert_eq!(p.payload.to_vec(), vp8_payload(false, i as u8));
+        last_seq = p.header.sequence_number;
+    }
+
+    // Pause the producer: consumers are told; after resume the stream continues from a keyframe
+    // with the next sequence number, even though the producer's numbers jumped.
+    w.with_engine(move |e| e.pause_producer(&video)).await.unwrap().unwrap();
+    let mut paused_seen = false;
+    while !paused_seen {
+        let ev = tokio::time::timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        paused_seen = matches!(ev, EngineEvent::ConsumerProducerPause { .. });
+    }
+    for i in 20..30u16 {
+        peer_a.send_rtp(&build_rtp(96, 500 + i, 93000 + 3000 * i as u32, 2222, true, &[], &vp8_payload(false, i as u8))).await;
+    }
+    w.with_engine(move |e| e.resume_producer(&video)).await.unwrap().unwrap();
+    for i in 100..103u16 {
+        peer_a.send_rtp(&build_rtp(96, 500 + i, 93000 + 3000 * i as u32, 2222, true, &[], &vp8_payload(false, i as u8))).await;
+    }
+    peer_a.send_rtp(&build_rtp(96, 603, 93000 + 3000 * 103, 2222, true, &[], &vp8_payload(true, 103))).await;
+    let p = recv_from_ssrc(&peer_b, v_ssrc).await.expect("video after resume");
+    assert_eq!(p.payload.to_vec(), vp8_payload(true, 103), "keyframe first after resume");
+    assert_eq!(p.header.sequence_number, last_seq.wrapping_add(1), "no gap across pause/resume");
+
+    // A PLI from B reaches A as a PLI for A's real SSRC.
+    let pli = {
+        use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        use webrtc::util::Marshal;
+        PictureLossIndication { sender_ssrc: 1, media_ssrc: v_ssrc }.marshal().unwrap().to_vec()
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await; // keyframe request rate limit (500 ms)
+    peer_b.send_rtcp(&pli).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut pli_seen = false;
+    while !pli_seen && tokio::time::Instant::now() < deadline {
+        let Some(raw) = peer_a.recv_rtcp(WAIT).await else { break };
+        let mut b = raw.as_slice();
+        if let Ok(pkts) = webrtc::rtcp::packet::unmarshal(&mut b) {
+            for p in pkts {
+                if let Some(pli) = p.as_any().downcast_ref::<webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>() {
+                    if pli.media_ssrc == 2222 {
+                        pli_seen = true;
+                    }
+                }
+            }
+        }
+    }
+    assert!(pli_seen, "A gets a PLI for its video SSRC");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_fingerprint_fails_dtls_and_is_reported() {
+    let w = spawn_worker(0);
+    let mut events = w.events().await.unwrap();
+    let router = create_router(&w).await;
+    let (t, data) = create_transport(&w, router).await;
+    let remote = RemoteTransport::from_data(&data);
+    let w2 = Arc::clone(&w);
+    let r = connect_peer(
+        &remote,
+        None,
+        |_dtls| async move {
+            // Signal a fingerprint that is not our certificate's.
+            let bogus = dtls_parameters(&vec!["AB"; 32].join(":"));
+            w2.with_engine(move |e| e.connect_webrtc_transport(&t, &bogus))
+                .await
+                .unwrap()
+                .unwrap();
+        },
+        None,
+    )
+    .await;
+    assert!(r.is_err(), "handshake must not succeed");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut failed = false;
+    while !failed && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(WAIT, events.recv()).await {
+            Ok(Some(EngineEvent::DtlsStateChange { state: DtlsState::Failed, .. })) => failed = true,
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    assert!(failed, "transport reports DTLS failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_ice_password_gets_no_connection() {
+    let w = spawn_worker(0);
+    let router = create_router(&w).await;
+    let (_t, data) = create_transport(&w, router).await;
+    let remote = RemoteTransport::from_data(&data);
+    let r = connect_peer(&remote, Some("wrongpasswordwrongpassword123456"), |_d| async {}, None).await;
+    assert!(r.is_err(), "ICE must fail with a wrong password");
+    let drops = w.with_engine(|e| e.drops).await.unwrap();
+    assert!(drops.ice_rejected > 0, "rejected checks are counted: {drops:?}");
+}

@@ -1,0 +1,557 @@
+// Page script for the ringsfu browser end-to-end test.
+//
+// It follows the mediasoup-demo client (app/lib/RoomClient.js) flow with the stock,
+// unmodified mediasoup-client and protoo-client libraries, so that a server passing this
+// test speaks the demo protocol as real demo browsers expect it (see
+// shared/spec/protoo.md §3, §4, §9). Everything the runner needs is exposed on
+// `window.__rs`; the page has no UI.
+//
+// Page URL query parameters:
+//   server      WebSocket base URL of the SFU (default ws://127.0.0.1:4443)
+//   roomId      room to join (required)
+//   peerId      our peer id (required)
+//   displayName defaults to peerId
+//   forceTcp    "true" asks for TCP-only transports
+//   produce     "false": no send transport, no producers
+//   consume     "false": no recv transport, join without rtpCapabilities
+//   datachannel "true": enable SCTP and produce a 'chat' DataProducer (optional)
+//   simulcast   "true": send the webcam as 3 VP8 simulcast streams like the demo does
+//   autojoin    "false": do not start; the runner calls window.__rs.start()
+
+import * as mediasoupClient from 'mediasoup-client';
+import * as protooClient from 'protoo-client';
+
+const params = new URLSearchParams(window.location.search);
+const cfg = {
+  server: params.get('server') || 'ws://127.0.0.1:4443',
+  roomId: params.get('roomId'),
+  peerId: params.get('peerId'),
+  displayName: params.get('displayName') || params.get('peerId'),
+  forceTcp: params.get('forceTcp') === 'true',
+  produce: params.get('produce') !== 'false',
+  consume: params.get('consume') !== 'false',
+  datachannel: params.get('datachannel') === 'true',
+  simulcast: params.get('simulcast') === 'true',
+};
+
+// Log lines go to the console; the runner copies the console into its log file.
+function log(...args) {
+  console.log(`[rs ${cfg.peerId}]`, ...args);
+}
+
+// Everything observable by the runner. Plain JSON-able data only, except functions.
+const state = {
+  cfg,
+  phase: 'init', // init → connecting → open → loaded → transports → joined → producing → closed
+  error: null, // first fatal error, as a string
+  connectError: null, // set on the first failed WebSocket attempt
+  wsOpen: false,
+  mediasoupVersion: null,
+  handlerName: null,
+  joined: false,
+  peers: {}, // peerId → {id, displayName, device, closed}
+  producers: {}, // kind → {id, kind, paused, closed}
+  transports: {}, // 'send'|'recv' → {id, connectionState, iceCandidates}
+  notifications: [], // every server notification, in order: {t, method, data}
+  requests: [], // every server request method received, in order: {t, method}
+  dataConsumers: {}, // id → {label, peerId, messages}
+  localVideo: null, // settings of the fake camera track
+  localAudio: null,
+};
+
+let protoo = null;
+let device = null;
+let sendTransport = null;
+let recvTransport = null;
+const consumers = new Map(); // consumer id → {consumer, peerId, producerPaused}
+const producers = new Map(); // kind → mediasoup Producer
+let chatDataProducer = null;
+
+function fail(what, error) {
+  const text = `${what}: ${error && error.message ? error.message : String(error)}`;
+  log('ERROR', text);
+  if (!state.error) state.error = text;
+}
+
+function deviceInfo() {
+  // Same shape as the demo's deviceInfo() (bowser based): {flag, name, version}.
+  const ua = navigator.userAgent;
+  const m = ua.match(/Chrom(?:e|ium)\/([0-9.]+)/);
+  if (m) return { flag: 'chrome', name: 'Chrome', version: m[1] };
+  const f = ua.match(/Firefox\/([0-9.]+)/);
+  if (f) return { flag: 'firefox', name: 'Firefox', version: f[1] };
+  return { flag: 'unknown', name: 'unknown', version: 'unknown' };
+}
+
+function wsUrl() {
+  const url = new URL(cfg.server);
+  url.searchParams.set('roomId', cfg.roomId);
+  url.searchParams.set('peerId', cfg.peerId);
+  // The demo app always appends consumerReplicas, literally "undefined" when unset.
+  url.searchParams.set('consumerReplicas', 'undefined');
+  return url.toString();
+}
+
+function start() {
+  if (state.phase !== 'init') return;
+  if (!cfg.roomId || !cfg.peerId) {
+    fail('config', new Error('roomId and peerId query parameters are required'));
+    return;
+  }
+  state.phase = 'connecting';
+  const transport = new protooClient.WebSocketTransport(wsUrl());
+  protoo = new protooClient.Peer(transport);
+
+  protoo.on('open', () => {
+    log('protoo open');
+    state.wsOpen = true;
+    state.phase = 'open';
+    joinRoom().catch((error) => fail('join sequence', error));
+  });
+  protoo.on('failed', (currentAttempt) => {
+    log('protoo failed, attempt', currentAttempt);
+    if (!state.connectError) {
+      state.connectError = `WebSocket connection to ${cfg.server} failed (attempt ${currentAttempt})`;
+    }
+  });
+  protoo.on('disconnected', () => {
+    // The demo closes its transports and rejoins on reconnect; the test treats it as fatal.
+    log('protoo disconnected');
+    fail('protoo', new Error('WebSocket disconnected'));
+    closeTransports();
+  });
+  protoo.on('close', () => {
+    log('protoo close');
+    state.wsOpen = false;
+    if (state.phase !== 'closed') {
+      state.phase = 'closed';
+    }
+  });
+  protoo.on('request', (request, accept, reject) => {
+    state.requests.push({ t: Date.now(), method: request.method });
+    handleRequest(request, accept, reject).catch((error) => {
+      // Like the demo: log, never answer on a local failure.
+      fail(`server request ${request.method}`, error);
+    });
+  });
+  protoo.on('notification', (notification) => {
+    state.notifications.push({ t: Date.now(), method: notification.method, data: notification.data });
+    handleNotification(notification);
+  });
+}
+
+async function handleRequest(request, accept, reject) {
+  switch (request.method) {
+    case 'newConsumer': {
+      if (!cfg.consume) {
+        reject(403, 'I do not want to consume');
+        return;
+      }
+      const { peerId, producerId, id, kind, rtpParameters, type, appData, producerPaused } = request.data;
+      const consumer = await recvTransport.consume({
+        id,
+        producerId,
+        kind,
+        rtpParameters,
+        // Same stream grouping as the demo (lip-sync per remote peer).
+        streamId: `${peerId}-${appData && appData.share ? 'share' : 'mic-webcam'}`,
+        appData: { ...appData, peerId },
+      });
+      consumers.set(consumer.id, { consumer, peerId, type, producerPaused: !!producerPaused });
+      consumer.on('transportclose', () => consumers.delete(consumer.id));
+      log('consumer created', kind, id, 'from peer', peerId, 'producer', producerId, 'type', type);
+      // Accept only once the consumer exists locally (the server resumes it then, §5).
+      accept();
+      break;
+    }
+    case 'newDataConsumer': {
+      if (!cfg.consume || !cfg.datachannel) {
+        reject(403, 'I do not want to data consume');
+        return;
+      }
+      const { peerId, dataProducerId, id, sctpStreamParameters, label, protocol, appData } = request.data;
+      const dataConsumer = await recvTransport.consumeData({
+        id,
+        dataProducerId,
+        sctpStreamParameters,
+        label,
+        protocol,
+        appData: { ...appData, peerId },
+      });
+      const entry = { id, label, peerId, messages: [] };
+      state.dataConsumers[id] = entry;
+      dataConsumer.on('message', (message) => {
+        entry.messages.push(typeof message === 'string' ? message : `<binary ${message.byteLength}>`);
+      });
+      dataConsumer.on('transportclose', () => delete state.dataConsumers[id]);
+      accept();
+      break;
+    }
+    default:
+      log('unknown server request', request.method);
+      reject(500, `unknown request.method "${request.method}"`);
+  }
+}
+
+function handleNotification({ method, data }) {
+  switch (method) {
+    case 'mediasoup-version':
+      state.mediasoupVersion = data.version;
+      break;
+    case 'newPeer':
+      state.peers[data.id] = { id: data.id, displayName: data.displayName, device: data.device, closed: false };
+      break;
+    case 'peerClosed':
+      if (state.peers[data.peerId]) state.peers[data.peerId].closed = true;
+      else state.peers[data.peerId] = { id: data.peerId, closed: true };
+      break;
+    case 'consumerClosed': {
+      const entry = consumers.get(data.consumerId);
+      if (!entry) break;
+      entry.consumer.close();
+      consumers.delete(data.consumerId);
+      closedConsumers.set(data.consumerId, describe(data.consumerId, entry));
+      break;
+    }
+    case 'consumerPaused': {
+      const entry = consumers.get(data.consumerId);
+      if (entry) entry.producerPaused = true;
+      break;
+    }
+    case 'consumerResumed': {
+      const entry = consumers.get(data.consumerId);
+      if (entry) entry.producerPaused = false;
+      break;
+    }
+    case 'dataConsumerClosed':
+      delete state.dataConsumers[data.dataConsumerId];
+      break;
+    // consumerScore, producerScore, consumerLayersChanged, activeSpeaker, downlinkBwe,
+    // peerDisplayNameChanged: recorded in state.notifications only.
+    default:
+      break;
+  }
+}
+
+const closedConsumers = new Map();
+
+function describe(id, entry) {
+  const c = entry.consumer;
+  return {
+    id,
+    kind: c.kind,
+    producerId: c.producerId,
+    peerId: entry.peerId,
+    type: entry.type,
+    paused: c.paused,
+    producerPaused: entry.producerPaused,
+    closed: c.closed,
+    trackState: c.track ? c.track.readyState : null,
+  };
+}
+
+async function joinRoom() {
+  const routerRtpCapabilities = await protoo.request('getRouterRtpCapabilities');
+  device = new mediasoupClient.Device();
+  await device.load({ routerRtpCapabilities });
+  state.handlerName = device.handlerName;
+  state.phase = 'loaded';
+  log('device loaded, handler', device.handlerName, 'canProduce audio/video',
+    device.canProduce('audio'), device.canProduce('video'));
+
+  const sctpCapabilities = cfg.datachannel ? device.sctpCapabilities : undefined;
+
+  if (cfg.produce) {
+    const info = await protoo.request('createWebRtcTransport', {
+      forceTcp: cfg.forceTcp,
+      producing: true,
+      consuming: false,
+      sctpCapabilities,
+    });
+    sendTransport = device.createSendTransport({
+      id: info.id,
+      iceParameters: info.iceParameters,
+      iceCandidates: info.iceCandidates,
+      // The demo overrides the remote DTLS role to 'auto' (browser becomes DTLS client).
+      dtlsParameters: { ...info.dtlsParameters, role: 'auto' },
+      sctpParameters: info.sctpParameters,
+      iceServers: [],
+    });
+    watchTransport('send', sendTransport, info);
+    sendTransport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      protoo.request('connectWebRtcTransport', { transportId: sendTransport.id, dtlsParameters })
+        .then(callback).catch(errback);
+    });
+    sendTransport.on('produce', async ({ kind, rtpParameters, appData }, callback, errback) => {
+      try {
+        const { id } = await protoo.request('produce', { transportId: sendTransport.id, kind, rtpParameters, appData });
+        callback({ id });
+      } catch (error) {
+        errback(error);
+      }
+    });
+    sendTransport.on('producedata', async ({ sctpStreamParameters, label, protocol, appData }, callback, errback) => {
+      try {
+        const { id } = await protoo.request('produceData', {
+          transportId: sendTransport.id, sctpStreamParameters, label, protocol, appData,
+        });
+        callback({ id });
+      } catch (error) {
+        errback(error);
+      }
+    });
+  }
+
+  if (cfg.consume) {
+    const info = await protoo.request('createWebRtcTransport', {
+      forceTcp: cfg.forceTcp,
+      producing: false,
+      consuming: true,
+      sctpCapabilities,
+    });
+    recvTransport = device.createRecvTransport({
+      id: info.id,
+      iceParameters: info.iceParameters,
+      iceCandidates: info.iceCandidates,
+      dtlsParameters: { ...info.dtlsParameters, role: 'auto' },
+      sctpParameters: info.sctpParameters,
+      iceServers: [],
+    });
+    watchTransport('recv', recvTransport, info);
+    recvTransport.on('connect', ({ dtlsParameters }, callback, errback) => {
+      protoo.request('connectWebRtcTransport', { transportId: recvTransport.id, dtlsParameters })
+        .then(callback).catch(errback);
+    });
+  }
+  state.phase = 'transports';
+
+  const { peers } = await protoo.request('join', {
+    displayName: cfg.displayName,
+    device: deviceInfo(),
+    rtpCapabilities: cfg.consume ? device.rtpCapabilities : undefined,
+    sctpCapabilities: cfg.consume && cfg.datachannel ? device.sctpCapabilities : undefined,
+  });
+  for (const p of peers || []) {
+    state.peers[p.id] = { id: p.id, displayName: p.displayName, device: p.device, closed: false };
+  }
+  state.joined = true;
+  state.phase = 'joined';
+  log('joined, peers:', (peers || []).map((p) => p.id).join(',') || '(none)');
+
+  if (cfg.produce) {
+    await Promise.all([enableMic(), enableWebcam()]);
+    state.phase = 'producing';
+    if (cfg.datachannel) {
+      sendTransport.on('connectionstatechange', (s) => {
+        if (s === 'connected') enableChat().catch((error) => fail('produceData chat', error));
+      });
+      if (sendTransport.connectionState === 'connected') {
+        enableChat().catch((error) => fail('produceData chat', error));
+      }
+    }
+  }
+}
+
+function watchTransport(name, transport, info) {
+  state.transports[name] = {
+    id: transport.id,
+    connectionState: transport.connectionState,
+    iceCandidates: info.iceCandidates,
+    iceLite: info.iceParameters && info.iceParameters.iceLite,
+    sctp: !!info.sctpParameters,
+  };
+  transport.on('connectionstatechange', (s) => {
+    log(`${name} transport connectionstate`, s);
+    state.transports[name].connectionState = s;
+  });
+}
+
+async function enableMic() {
+  if (!device.canProduce('audio')) throw new Error('device cannot produce audio');
+  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  const track = stream.getAudioTracks()[0];
+  state.localAudio = { label: track.label, settings: track.getSettings() };
+  // Same codec options as the demo's enableMic().
+  const producer = await sendTransport.produce({
+    track,
+    codecOptions: { opusStereo: true, opusDtx: true, opusFec: true, opusNack: true },
+  });
+  trackProducer('audio', producer);
+}
+
+async function enableWebcam() {
+  if (!device.canProduce('video')) throw new Error('device cannot produce video');
+  const stream = await navigator.mediaDevices.getUserMedia({
+    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+  });
+  const track = stream.getVideoTracks()[0];
+  state.localVideo = { label: track.label, settings: track.getSettings() };
+  log('webcam track', track.label, JSON.stringify(track.getSettings()));
+  const codec = device.rtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
+  if (!codec) throw new Error('desired VP8 codec not supported by the router');
+  const options = {
+    track,
+    codec,
+    codecOptions: { videoGoogleStartBitrate: 1000 },
+  };
+  if (cfg.simulcast) {
+    // Demo default for VP8 webcam: 3 simulcast streams.
+    options.encodings = [
+      { scaleResolutionDownBy: 4, maxBitrate: 500000, scalabilityMode: 'L1T3' },
+      { scaleResolutionDownBy: 2, maxBitrate: 1000000, scalabilityMode: 'L1T3' },
+      { scaleResolutionDownBy: 1, maxBitrate: 5000000, scalabilityMode: 'L1T3' },
+    ];
+  }
+  const producer = await sendTransport.produce(options);
+  trackProducer('video', producer);
+}
+
+function trackProducer(kind, producer) {
+  producers.set(kind, producer);
+  state.producers[kind] = { id: producer.id, kind, paused: producer.paused, closed: false };
+  producer.on('transportclose', () => {
+    state.producers[kind].closed = true;
+  });
+  log('producing', kind, producer.id);
+}
+
+async function enableChat() {
+  if (chatDataProducer) return;
+  // Same reliability settings as the demo's 'chat' DataProducer.
+  chatDataProducer = await sendTransport.produceData({
+    ordered: false,
+    maxRetransmits: 1,
+    label: 'chat',
+    priority: 'medium',
+    appData: { info: 'my-chat-DataProducer' },
+  });
+  state.chatDataProducerId = chatDataProducer.id;
+  log('chat DataProducer', chatDataProducer.id);
+}
+
+// Pause our own producer, as the demo's muteMic(): local pause, then protoo pauseProducer.
+async function pauseProducer(kind) {
+  const producer = producers.get(kind);
+  if (!producer) throw new Error(`no ${kind} producer`);
+  producer.pause();
+  await protoo.request('pauseProducer', { producerId: producer.id });
+  state.producers[kind].paused = true;
+}
+
+async function resumeProducer(kind) {
+  const producer = producers.get(kind);
+  if (!producer) throw new Error(`no ${kind} producer`);
+  producer.resume();
+  await protoo.request('resumeProducer', { producerId: producer.id });
+  state.producers[kind].paused = false;
+}
+
+function closeTransports() {
+  if (sendTransport) sendTransport.close();
+  if (recvTransport) recvTransport.close();
+}
+
+// Leave the room as the demo's close(): close the WebSocket, then the transports.
+function close() {
+  state.phase = 'closed';
+  if (protoo) protoo.close();
+  closeTransports();
+}
+
+function getConsumers() {
+  return [...consumers.entries()].map(([id, entry]) => describe(id, entry));
+}
+
+// inbound-rtp stats of every live consumer, from consumer.getStats() (the RTCRtpReceiver's report).
+async function getStats() {
+  const out = [];
+  for (const [id, entry] of consumers) {
+    const row = { ...describe(id, entry), framesDecoded: 0, packetsReceived: 0, bytesReceived: 0, inboundRtp: 0 };
+    try {
+      const report = await entry.consumer.getStats();
+      report.forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        row.inboundRtp += 1;
+        row.framesDecoded += s.framesDecoded || 0;
+        row.packetsReceived += s.packetsReceived || 0;
+        row.bytesReceived += s.bytesReceived || 0;
+        if (s.frameWidth) row.frameWidth = s.frameWidth;
+        if (s.frameHeight) row.frameHeight = s.frameHeight;
+      });
+    } catch (error) {
+      row.statsError = String(error);
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+function snapshot() {
+  return JSON.parse(JSON.stringify({ ...state, consumers: getConsumers(), closedConsumers: [...closedConsumers.values()] }));
+}
+
+// WebRTC self-test that needs no server: a loopback pair of RTCPeerConnections sending the
+// fake camera, to show that the browser flags allow 127.0.0.1 media. Returns gathered
+// candidate addresses and whether frames were decoded.
+async function selfTest() {
+  const pc1 = new RTCPeerConnection({ iceServers: [] });
+  const pc2 = new RTCPeerConnection({ iceServers: [] });
+  const candidates = [];
+  pc1.onicecandidate = (e) => {
+    if (e.candidate) { candidates.push(e.candidate.candidate); pc2.addIceCandidate(e.candidate); }
+  };
+  pc2.onicecandidate = (e) => { if (e.candidate) pc1.addIceCandidate(e.candidate); };
+  const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  for (const t of stream.getTracks()) pc1.addTrack(t, stream);
+  await pc1.setLocalDescription(await pc1.createOffer());
+  await pc2.setRemoteDescription(pc1.localDescription);
+  await pc2.setLocalDescription(await pc2.createAnswer());
+  await pc1.setRemoteDescription(pc2.localDescription);
+  const deadline = Date.now() + 15000;
+  let framesDecoded = 0;
+  let audioPackets = 0;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    const report = await pc2.getStats();
+    framesDecoded = 0;
+    audioPackets = 0;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') framesDecoded = s.framesDecoded || 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') audioPackets = s.packetsReceived || 0;
+    });
+    if (framesDecoded > 10 && audioPackets > 10) break;
+  }
+  const video = stream.getVideoTracks()[0];
+  const result = {
+    candidates,
+    framesDecoded,
+    audioPackets,
+    videoLabel: video.label,
+    videoSettings: video.getSettings(),
+    audioLabel: stream.getAudioTracks()[0].label,
+    iceState: pc1.iceConnectionState,
+  };
+  for (const t of stream.getTracks()) t.stop();
+  pc1.close();
+  pc2.close();
+  return result;
+}
+
+window.__rs = {
+  state,
+  start,
+  snapshot,
+  getConsumers,
+  getStats,
+  pauseProducer,
+  resumeProducer,
+  close,
+  selfTest,
+  enableChat,
+  sendChat(text) {
+    if (!chatDataProducer) throw new Error('no chat DataProducer');
+    chatDataProducer.send(text);
+  },
+};
+
+if (params.get('autojoin') !== 'false') start();

@@ -1,0 +1,595 @@
+#!/usr/bin/env node
+// Browser end-to-end test runner for ringsfu.
+//
+// Builds app/client.js (stock mediasoup-client + protoo-client, the mediasoup-demo flow) with
+// esbuild, serves it on 127.0.0.1, drives three headless Chromium pages (peers A, B, C) against
+// an already running ringsfu server and checks that media really flows between them.
+//
+// Usage:  node run.mjs               run the scenario (server must be listening)
+//         node run.mjs --build-only  only bundle app/client.js into dist/
+//         node run.mjs --self-test   no server: check Chromium, fake devices and loopback WebRTC
+//
+// Environment:
+//   RINGSFU_WS           server base URL (default ws://127.0.0.1:4443)
+//   CHROMIUM_PATH        browser binary (default /usr/bin/chromium)
+//   RINGSFU_E2E_TIMEOUT  hard limit for the whole run in seconds (default 180)
+//   RINGSFU_MEDIA_TIMEOUT deadline of the first media check in seconds (default 60; 10 after a failure)
+//   RINGSFU_FORCE_TCP=1  ask the server for TCP-only transports
+//   RINGSFU_SIMULCAST=1  send the webcam as 3 simulcast streams (demo default)
+//   RINGSFU_DATACHANNEL=1 enable SCTP + a 'chat' DataProducer (not checked)
+//   RINGSFU_DEBUG=1      verbose mediasoup-client/protoo-client logs in the console log
+//   RINGSFU_BROWSER_LOG  console log file (default dist/browser-console.log)
+//
+// Output: one `PASS name` / `FAIL name: why` line per check, then `N passed, M failed`.
+
+import { mkdir, readFile, writeFile, appendFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const DIST = path.join(HERE, 'dist');
+const SERVER_WS = process.env.RINGSFU_WS || 'ws://127.0.0.1:4443';
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const HARD_TIMEOUT_S = Number(process.env.RINGSFU_E2E_TIMEOUT || 180);
+const LOG_FILE = process.env.RINGSFU_BROWSER_LOG || path.join(DIST, 'browser-console.log');
+const flag = (name) => ['1', 'true', 'yes'].includes(String(process.env[name] || '').toLowerCase());
+
+// Chromium flags. The SFU is ICE-Lite and only announces 127.0.0.1 host candidates, so the
+// browser must be allowed to gather on the loopback interface (--allow-loopback-in-peer-connection);
+// the real-IP policy and disabled mDNS obfuscation keep its own candidates plain IPs in the logs.
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required',
+  '--allow-loopback-in-peer-connection',
+  '--force-webrtc-ip-handling-policy=default',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  // Background/hidden pages must keep decoding at full rate.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+let passed = 0;
+let failed = 0;
+let finished = false; // after the summary line nothing more is reported
+
+function pass(name) {
+  if (finished) return;
+  passed += 1;
+  console.log(`PASS ${name}`);
+}
+
+function fail(name, why) {
+  if (finished) return;
+  failed += 1;
+  console.log(`FAIL ${name}: ${String(why).replace(/\s+/g, ' ').trim()}`);
+}
+
+/** Runs one check; returns true on success. Never throws. */
+async function check(name, fn) {
+  try {
+    await fn();
+    pass(name);
+    return true;
+  } catch (error) {
+    fail(name, error && error.message ? error.message : error);
+    return false;
+  }
+}
+
+class Fatal extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Build and serve
+
+async function buildBundle() {
+  await mkdir(DIST, { recursive: true });
+  await esbuild.build({
+    entryPoints: [path.join(HERE, 'app', 'client.js')],
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: ['chrome100'],
+    sourcemap: 'inline',
+    outfile: path.join(DIST, 'client.js'),
+    logLevel: 'warning',
+  });
+}
+
+async function startHttpServer() {
+  const files = {
+    '/': { type: 'text/html; charset=utf-8', file: path.join(HERE, 'index.html') },
+    '/index.html': { type: 'text/html; charset=utf-8', file: path.join(HERE, 'index.html') },
+    '/dist/client.js': { type: 'text/javascript; charset=utf-8', file: path.join(DIST, 'client.js') },
+  };
+  const server = http.createServer(async (req, res) => {
+    const pathname = new URL(req.url, 'http://x').pathname;
+    if (pathname === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    const entry = files[pathname];
+    if (!entry) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    try {
+      const body = await readFile(entry.file);
+      res.writeHead(200, { 'content-type': entry.type, 'cache-control': 'no-store' }).end(body);
+    } catch (error) {
+      res.writeHead(500).end(String(error));
+    }
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server reachability diagnostics (only to turn a failure into a clear message)
+
+function wsTarget() {
+  const url = new URL(SERVER_WS);
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`RINGSFU_WS must be ws:// or wss://, got ${SERVER_WS}`);
+  const port = Number(url.port || (url.protocol === 'wss:' ? 443 : 80));
+  return { url, host: url.hostname.replace(/^\[|\]$/g, ''), port };
+}
+
+function tcpProbe(host, port, timeoutMs = 3000) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (error) => {
+      socket.destroy();
+      resolve(error);
+    };
+    socket.setTimeout(timeoutMs, () => done(new Error(`TCP connect timed out after ${timeoutMs} ms`)));
+    socket.once('connect', () => done(null));
+    socket.once('error', (error) => done(error));
+  });
+}
+
+// Explains why a browser WebSocket could not open: does a raw protoo upgrade and reports the
+// HTTP status or a missing subprotocol echo. Only used after the browser failed.
+function wsHandshakeProbe(roomId) {
+  const { url, host, port } = wsTarget();
+  if (url.protocol === 'wss:') return Promise.resolve('(wss: handshake probe not implemented)');
+  return new Promise((resolve) => {
+    const req = http.request({
+      host,
+      port,
+      path: `/?roomId=${encodeURIComponent(roomId)}&peerId=probe`,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64'),
+        'Sec-WebSocket-Protocol': 'protoo',
+      },
+      timeout: 3000,
+    });
+    req.on('upgrade', (res, socket) => {
+      const proto = res.headers['sec-websocket-protocol'];
+      socket.destroy();
+      resolve(proto === 'protoo' ? 'raw handshake succeeded (101, protoo)' : `server answered 101 without echoing subprotocol "protoo" (got ${JSON.stringify(proto)})`);
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(`server answered HTTP ${res.statusCode} ${res.statusMessage} to the WebSocket upgrade`);
+    });
+    req.on('timeout', () => { req.destroy(); resolve('no answer to the WebSocket upgrade within 3 s'); });
+    req.on('error', (error) => resolve(`upgrade request failed: ${error.message}`));
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browser and pages
+
+let browser = null;
+let logChain = Promise.resolve();
+
+function logLine(line) {
+  logChain = logChain.then(() => appendFile(LOG_FILE, `${new Date().toISOString()} ${line}\n`)).catch(() => {});
+}
+
+async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+  });
+}
+
+/** Opens one peer page; returns a small handle with helpers around window.__rs. */
+async function openPeer(origin, { name, roomId, peerId, autojoin = true }) {
+  const context = await browser.newContext();
+  await context.grantPermissions(['camera', 'microphone'], { origin });
+  const page = await context.newPage();
+  page.on('console', (msg) => logLine(`[${name}] ${msg.type()}: ${msg.text()}`));
+  page.on('pageerror', (error) => logLine(`[${name}] pageerror: ${error.stack || error}`));
+  page.on('crash', () => logLine(`[${name}] page crashed`));
+  const debug = flag('RINGSFU_DEBUG') ? 'mediasoup-client:*,protoo-client:*' : 'mediasoup-client:WARN*,mediasoup-client:ERROR*,protoo-client:WARN*,protoo-client:ERROR*';
+  await page.addInitScript((d) => { try { localStorage.setItem('debug', d); } catch (e) { /* ignore */ } }, debug);
+  const q = new URLSearchParams({
+    server: SERVER_WS,
+    roomId,
+    peerId,
+    displayName: `peer-${name}`,
+    forceTcp: String(flag('RINGSFU_FORCE_TCP')),
+    simulcast: String(flag('RINGSFU_SIMULCAST')),
+    datachannel: String(flag('RINGSFU_DATACHANNEL')),
+    autojoin: String(autojoin),
+  });
+  await page.goto(`${origin}/?${q}`, { waitUntil: 'load', timeout: 15000 });
+  await page.waitForFunction(() => !!window.__rs, null, { timeout: 10000 });
+  return {
+    name,
+    peerId,
+    context,
+    page,
+    snapshot: () => page.evaluate(() => window.__rs.snapshot()),
+    stats: () => page.evaluate(() => window.__rs.getStats()),
+    call: (fn, ...args) => page.evaluate(([f, a]) => window.__rs[f](...a), [fn, args]),
+  };
+}
+
+/**
+ * Polls `probe` (async, returns a value) until `ok(value)` holds or the deadline passes.
+ * On timeout throws with `explain(lastValue)`.
+ */
+async function waitFor(probe, ok, { timeoutMs = 60000, intervalMs = 250, explain = (v) => JSON.stringify(v) } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (ok(last)) return last;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s: ${explain(last)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+function shortState(s) {
+  const parts = [`phase=${s.phase}`];
+  if (s.error) parts.push(`error=${s.error}`);
+  if (s.connectError) parts.push(`connectError=${s.connectError}`);
+  for (const [k, t] of Object.entries(s.transports || {})) parts.push(`${k}=${t.connectionState}`);
+  parts.push(`consumers=${(s.consumers || []).map((c) => `${c.kind}@${c.peerId}`).join(',') || 'none'}`);
+  return parts.join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario steps
+
+async function waitJoined(peer) {
+  const s = await waitFor(peer.snapshot, (x) => x.joined || x.error || x.connectError, {
+    timeoutMs: 30000,
+    explain: shortState,
+  });
+  if (s.connectError && !s.wsOpen) throw new Fatal(s.connectError);
+  if (!s.joined) throw new Fatal(`join sequence failed: ${shortState(s)}`);
+  return s;
+}
+
+async function waitProducing(peer) {
+  const s = await waitFor(peer.snapshot, (x) => (x.producers.audio && x.producers.video) || x.error, {
+    timeoutMs: 30000,
+    explain: shortState,
+  });
+  if (!(s.producers.audio && s.producers.video)) throw new Error(shortState(s));
+  return s;
+}
+
+/** Waits until `viewer` has live audio+video consumers of `source`'s producers. */
+async function waitConsumersOf(viewer, source) {
+  const src = await source.snapshot();
+  const want = { audio: src.producers.audio.id, video: src.producers.video.id };
+  const s = await waitFor(viewer.snapshot, (x) => ['audio', 'video'].every((k) => x.consumers.some((c) => c.peerId === source.peerId && c.kind === k && c.producerId === want[k])), {
+    timeoutMs: 30000,
+    explain: (x) => `want audio+video consumers of ${source.name} (producers ${want.audio}, ${want.video}); ${shortState(x)}`,
+  });
+  return {
+    audio: s.consumers.find((c) => c.peerId === source.peerId && c.kind === 'audio'),
+    video: s.consumers.find((c) => c.peerId === source.peerId && c.kind === 'video'),
+  };
+}
+
+async function consumerStat(viewer, consumerId) {
+  const rows = await viewer.stats();
+  const row = rows.find((r) => r.id === consumerId);
+  if (!row) throw new Error(`consumer ${consumerId} no longer exists on ${viewer.name}`);
+  return row;
+}
+
+// `${consumerId}/${field}` of every counter seen growing, so a "stopped" check cannot pass on a
+// stream that never flowed.
+const flowing = new Set();
+
+/** Waits until `field` of the consumer's inbound-rtp grows by at least `by` from now. */
+async function waitGrowth(viewer, consumerId, field, by, timeoutMs = 60000) {
+  const base = (await consumerStat(viewer, consumerId))[field];
+  try {
+    await waitFor(() => consumerStat(viewer, consumerId), (r) => r[field] >= base + by, {
+      timeoutMs,
+      intervalMs: 500,
+      explain: (r) => `${field} went ${base} -> ${r[field]} (packetsReceived=${r.packetsReceived}, bytesReceived=${r.bytesReceived}, inbound-rtp entries=${r.inboundRtp})`,
+    });
+  } catch (error) {
+    const st = await viewer.snapshot().catch(() => null);
+    const tr = st && st.transports.recv ? st.transports.recv.connectionState : 'unknown';
+    throw new Error(`${error.message}; ${viewer.name} recv transport connectionState=${tr}`);
+  }
+  flowing.add(`${consumerId}/${field}`);
+}
+
+/** Waits until `field` (seen growing before) stays unchanged for `stableMs`. */
+async function waitStalled(viewer, consumerId, field, stableMs = 4000, timeoutMs = 20000) {
+  if (!flowing.has(`${consumerId}/${field}`)) throw new Error(`${field} was never seen growing, so stopping proves nothing`);
+  const deadline = Date.now() + timeoutMs;
+  let value = (await consumerStat(viewer, consumerId))[field];
+  let since = Date.now();
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = (await consumerStat(viewer, consumerId))[field];
+    if (now !== value) {
+      value = now;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) {
+      return;
+    }
+  }
+  throw new Error(`${field} kept growing (now ${value}) for ${Math.round(timeoutMs / 1000)} s`);
+}
+
+async function waitNotification(peer, method, pred, what) {
+  return waitFor(peer.snapshot, (x) => x.notifications.some((n) => n.method === method && pred(n.data)), {
+    timeoutMs: 20000,
+    explain: (x) => `no ${method} for ${what}; got ${x.notifications.filter((n) => !/Score|activeSpeaker|downlinkBwe/.test(n.method)).map((n) => n.method).join(',') || 'nothing relevant'}`,
+  });
+}
+
+/**
+ * Runs checks concurrently (they wait on independent streams) and reports them in list order.
+ * `list` holds [name, fn]; returns one boolean per check.
+ */
+async function checkAll(list) {
+  const errors = await Promise.all(list.map(([, fn]) => Promise.resolve().then(fn).then(() => null, (e) => e || new Error('failed'))));
+  return list.map(([name], i) => {
+    if (errors[i]) {
+      fail(name, errors[i].message || errors[i]);
+      return false;
+    }
+    pass(name);
+    return true;
+  });
+}
+
+// Media deadline: generous until a media check has failed once, then short, so that a server
+// that never delivers media still finishes well inside the hard timeout with every check listed.
+const MEDIA_TIMEOUT_MS = Number(process.env.RINGSFU_MEDIA_TIMEOUT || 60) * 1000;
+let mediaFailed = false;
+
+/** Like checkAll; each fn gets its deadline in ms. */
+async function mediaBatch(list) {
+  const t = mediaFailed ? Math.min(MEDIA_TIMEOUT_MS, 10000) : MEDIA_TIMEOUT_MS;
+  const oks = await checkAll(list.map(([name, fn]) => [name, () => fn(t)]));
+  if (oks.includes(false)) mediaFailed = true;
+  return oks;
+}
+
+function flowChecks(pairs, seen) {
+  const list = [];
+  for (const [v, s] of pairs) {
+    const c = seen[`${v.name}<-${s.name}`];
+    if (!c) continue;
+    list.push([`video-flows-${s.name}-to-${v.name}`, (t) => waitGrowth(v, c.video.id, 'framesDecoded', 10, t)]);
+    list.push([`audio-flows-${s.name}-to-${v.name}`, (t) => waitGrowth(v, c.audio.id, 'packetsReceived', 10, t)]);
+  }
+  return list;
+}
+
+async function scenario(origin, peers) {
+  const roomId = `e2e-${Date.now().toString(36)}-${crypto.randomBytes(2).toString('hex')}`;
+  const ids = { A: 'peera', B: 'peerb', C: 'peerc' };
+  const suffix = crypto.randomBytes(3).toString('hex');
+
+  // A joins first, then B (so B's join response must list A).
+  peers.A = await openPeer(origin, { name: 'A', roomId, peerId: `${ids.A}${suffix}` });
+  const { A } = peers;
+  // Connection (the first failure here explains itself and stops the run).
+  try {
+    await waitFor(A.snapshot, (x) => x.wsOpen || x.connectError, { timeoutMs: 15000, explain: shortState });
+    const s = await A.snapshot();
+    if (!s.wsOpen) throw new Fatal(`${s.connectError}; ${await wsHandshakeProbe(roomId)}`);
+    pass('connect');
+  } catch (error) {
+    fail('connect', error.message);
+    throw new Fatal('stopping: no protoo connection');
+  }
+  const joinAndProduce = async (p) => {
+    if (!(await check(`join-${p.name}`, () => waitJoined(p)))) throw new Fatal(`stopping: ${p.name} could not join`);
+    if (!(await check(`produce-${p.name}`, () => waitProducing(p)))) throw new Fatal(`stopping: ${p.name} could not produce`);
+  };
+  await joinAndProduce(A);
+  peers.B = await openPeer(origin, { name: 'B', roomId, peerId: `${ids.B}${suffix}` });
+  const { B } = peers;
+  await joinAndProduce(B);
+  await check('join-response-B-lists-A', async () => {
+    const b = await B.snapshot();
+    if (!b.peers[A.peerId]) throw new Error(`B's peer list lacks A: ${JSON.stringify(b.peers)}`);
+  });
+  await check('newPeer-B-to-A', () => waitNotification(A, 'newPeer', (d) => d.id === B.peerId, B.peerId));
+
+  const seen = {}; // `${viewer}<-${source}` → {audio, video} consumer descriptions
+  const consumeChecks = (pairs) => checkAll(pairs.map(([v, src]) => [`consumers-${src.name}-to-${v.name}`, async () => {
+    seen[`${v.name}<-${src.name}`] = await waitConsumersOf(v, src);
+  }]));
+  await consumeChecks([[A, B], [B, A]]);
+  await mediaBatch(flowChecks([[A, B], [B, A]], seen));
+
+  // C joins: everybody sees everybody.
+  peers.C = await openPeer(origin, { name: 'C', roomId, peerId: `${ids.C}${suffix}` });
+  const { C } = peers;
+  await joinAndProduce(C);
+  await check('join-response-C-lists-A-B', async () => {
+    const c = await C.snapshot();
+    const missing = [A, B].filter((p) => !c.peers[p.peerId]).map((p) => p.name);
+    if (missing.length) throw new Error(`C's peer list lacks ${missing.join(',')}: ${JSON.stringify(c.peers)}`);
+  });
+  await checkAll([A, B].map((v) => [`newPeer-C-to-${v.name}`, () => waitNotification(v, 'newPeer', (d) => d.id === C.peerId, C.peerId)]));
+  const withC = [[C, A], [C, B], [A, C], [B, C]];
+  await consumeChecks(withC);
+  await mediaBatch(flowChecks(withC, seen));
+
+  // A pauses its webcam: B and C get consumerPaused, A's video stops there, A's audio goes on.
+  const viewersOfA = [[B, seen['B<-A']], [C, seen['C<-A']]].filter(([, c]) => c);
+  if (await check('pauseProducer-A-video', () => A.call('pauseProducer', 'video'))) {
+    await checkAll(viewersOfA.map(([v, c]) => [`consumerPaused-A-video-at-${v.name}`,
+      () => waitNotification(v, 'consumerPaused', (d) => d.consumerId === c.video.id, `consumer ${c.video.id}`)]));
+    await mediaBatch([
+      ...viewersOfA.map(([v, c]) => [`video-stops-A-to-${v.name}`, () => waitStalled(v, c.video.id, 'framesDecoded')]),
+      ...viewersOfA.map(([v, c]) => [`audio-unaffected-A-to-${v.name}`, (t) => waitGrowth(v, c.audio.id, 'packetsReceived', 10, t)]),
+    ]);
+    if (await check('resumeProducer-A-video', () => A.call('resumeProducer', 'video'))) {
+      await checkAll(viewersOfA.map(([v, c]) => [`consumerResumed-A-video-at-${v.name}`,
+        () => waitNotification(v, 'consumerResumed', (d) => d.consumerId === c.video.id, `consumer ${c.video.id}`)]));
+      await mediaBatch(viewersOfA.map(([v, c]) => [`video-resumes-A-to-${v.name}`, (t) => waitGrowth(v, c.video.id, 'framesDecoded', 10, t)]));
+    }
+  }
+
+  // C leaves: A and B get peerClosed and consumerClosed for every consumer of C.
+  await check('close-C', () => C.call('close'));
+  const leaveChecks = [];
+  for (const v of [A, B]) {
+    leaveChecks.push([`peerClosed-C-at-${v.name}`, () => waitNotification(v, 'peerClosed', (d) => d.peerId === C.peerId, C.peerId)]);
+    if (!seen[`${v.name}<-C`]) continue;
+    leaveChecks.push([`consumerClosed-C-at-${v.name}`, () => waitFor(v.snapshot, (x) => !x.consumers.some((k) => k.peerId === C.peerId), {
+      timeoutMs: 20000,
+      explain: (x) => `still open: ${x.consumers.filter((k) => k.peerId === C.peerId).map((k) => `${k.kind}:${k.id}`).join(',')}; consumerClosed seen for ${x.notifications.filter((n) => n.method === 'consumerClosed').map((n) => n.data.consumerId).join(',') || 'none'}`,
+    })]);
+  }
+  await checkAll(leaveChecks);
+  // A and B keep receiving each other after C left.
+  await mediaBatch(flowChecks([[A, B], [B, A]], seen).map(([name, fn]) => [name.replace('-flows-', '-still-flows-'), fn]));
+}
+
+async function selfTest(origin, peers) {
+  const peer = await openPeer(origin, { name: 'self', roomId: 'none', peerId: 'self', autojoin: false });
+  peers.self = peer;
+  const r = await peer.call('selfTest');
+  logLine(`[self] selfTest: ${JSON.stringify(r)}`);
+  console.log(`chromium ${browser.version()}`);
+  console.log(`fake camera: ${r.videoLabel} ${JSON.stringify(r.videoSettings)}`);
+  console.log(`fake microphone: ${r.audioLabel}`);
+  console.log(`loopback candidates: ${r.candidates.join(' | ')}`);
+  await check('self-fake-camera', async () => {
+    if (!r.videoSettings || !r.videoSettings.width) throw new Error(`no video track settings: ${JSON.stringify(r.videoSettings)}`);
+  });
+  await check('self-loopback-candidates', async () => {
+    if (!r.candidates.some((c) => / 127\.0\.0\.1 /.test(c))) throw new Error(`no 127.0.0.1 host candidate among ${r.candidates.length}`);
+  });
+  await check('self-loopback-video-decoded', async () => {
+    if (r.framesDecoded <= 10) throw new Error(`framesDecoded=${r.framesDecoded}, ice=${r.iceState}`);
+  });
+  await check('self-loopback-audio-received', async () => {
+    if (r.audioPackets <= 10) throw new Error(`packetsReceived=${r.audioPackets}, ice=${r.iceState}`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function closeBrowser() {
+  if (!browser) return;
+  const b = browser;
+  browser = null;
+  await Promise.race([b.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+}
+
+async function finish(code) {
+  if (finished) return;
+  finished = true;
+  console.log(`${passed} passed, ${failed} failed`);
+  await closeBrowser();
+  await logChain;
+  process.exit(code);
+}
+
+async function main() {
+  const mode = process.argv.includes('--self-test') ? 'self' : process.argv.includes('--build-only') ? 'build' : 'e2e';
+  const hard = setTimeout(() => {
+    fail('timeout', `whole run exceeded ${HARD_TIMEOUT_S} s`);
+    finish(1);
+  }, HARD_TIMEOUT_S * 1000);
+
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => { fail('interrupted', sig); finish(1); });
+  }
+
+  if (!(await check('build', buildBundle))) return finish(1);
+  if (mode === 'build') {
+    clearTimeout(hard);
+    return finish(0);
+  }
+  await writeFile(LOG_FILE, '');
+
+  if (mode === 'e2e') {
+    // Fail fast and clearly when nothing listens, before starting a browser.
+    const { host, port } = wsTarget();
+    const error = await tcpProbe(host, port);
+    if (error) {
+      fail('connect', `no server reachable at ${SERVER_WS} (${error.code || error.message}); start ringsfu first or set RINGSFU_WS`);
+      return finish(1);
+    }
+  }
+
+  const { server, origin } = await startHttpServer();
+  const peers = {};
+  try {
+    try {
+      browser = await launchBrowser();
+    } catch (error) {
+      fail('launch-browser', `${CHROMIUM}: ${error.message.split('\n')[0]}`);
+      throw new Fatal('no browser');
+    }
+    logLine(`chromium ${browser.version()} args ${CHROMIUM_ARGS.join(' ')}`);
+    await (mode === 'self' ? selfTest(origin, peers) : scenario(origin, peers));
+  } catch (error) {
+    if (!(error instanceof Fatal)) fail('runner', error.stack || error.message);
+    else logLine(`runner: ${error.message}`);
+  } finally {
+    for (const [name, p] of Object.entries(peers)) {
+      try {
+        logLine(`[${name}] final state: ${JSON.stringify(await p.snapshot())}`);
+      } catch (e) { /* page gone */ }
+    }
+    server.close();
+    clearTimeout(hard);
+  }
+  console.log(`browser console log: ${LOG_FILE}`);
+  return finish(failed === 0 && passed > 0 ? 0 : 1);
+}
+
+main().catch((error) => {
+  fail('runner', error.stack || error);
+  finish(1);
+});
