@@ -72,3 +72,34 @@ impl Drop for LocalThread {
         }
     }
 }
+
+/// A media worker of ringsfu-core: room handlers run on its thread, next to its media.
+pub struct EngineWorker {
+    worker: ringsfu_core::worker::Worker,
+}
+
+impl EngineWorker {
+    /// Wraps a started worker.
+    pub fn new(worker: ringsfu_core::worker::Worker) -> EngineWorker {
+        EngineWorker { worker }
+    }
+
+    /// The wrapped worker.
+    pub fn worker(&self) -> &ringsfu_core::worker::Worker {
+        &self.worker
+    }
+}
+
+impl WorkerExec for EngineWorker {
+    fn index(&self) -> usize {
+        self.worker.index()
+    }
+    fn post(&self, task: Task) -> bool {
+        self.worker
+            .post(move |ctx| {
+                crate::lua_host::engine_api::install(ctx);
+                task()
+            })
+            .is_ok()
+    }
+}

@@ -132,10 +132,10 @@ impl ScriptStore {
         // Embedded scripts are always available to `ringsfu.include` (disk copies win).
         for (name, _) in EMBEDDED {
             let key = route_key(&ScriptSource::Path((*name).to_owned()));
-            if !fresh.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = fresh.entry(key) {
                 let script = self.read(&ScriptSource::Path((*name).to_owned()))?;
                 compile_check(&script)?;
-                fresh.insert(key, script);
+                slot.insert(script);
             }
         }
         let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());

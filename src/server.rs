@@ -20,6 +20,9 @@ pub enum StartError {
     /// A room script is missing or broken.
     #[error(transparent)]
     Script(#[from] ScriptError),
+    /// The router media codecs are not valid.
+    #[error("config key `router.mediaCodecs`: {0}")]
+    MediaCodecs(String),
     /// A worker could not start (port in use, ...).
     #[error("{0}")]
     Worker(String),
@@ -72,6 +75,8 @@ impl Server {
 /// Must run inside a multi-threaded tokio runtime.
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let routes = config.rooms.iter().map(Route::from).collect();
+    crate::lua_host::engine_api::check_media_codecs(&config.router.media_codecs)
+        .map_err(StartError::MediaCodecs)?;
     let workers = crate::workers::spawn_engine_workers(&config).map_err(StartError::Worker)?;
     start_with(config, routes, workers).await
 }
