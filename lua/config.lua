@@ -1,0 +1,106 @@
+-- ringsfu configuration, in the spirit of mediasoup-demo's config.js.
+--
+-- This file is evaluated once at start (and is embedded in the binary as the default).
+-- It returns one table; unknown keys are refused so typos are caught at start.
+-- Environment variables override the important keys (see docs/lua-api.md):
+--   RINGSFU_LISTEN_IP, RINGSFU_ANNOUNCED_ADDRESS, RINGSFU_HTTP_PORT, RINGSFU_RTC_PORT,
+--   RINGSFU_WORKERS, RINGSFU_IO_BACKEND, RINGSFU_TLS_CERT, RINGSFU_TLS_KEY, RINGSFU_LOG_LEVEL.
+
+return {
+  -- error | warn | info | debug | trace
+  logLevel = "info",
+
+  -- Number of worker threads (one per core, each pinned); 0 = one per available core.
+  workers = 0,
+
+  -- "epoll" or "io_uring" (falls back to epoll where io_uring is not available).
+  ioBackend = "epoll",
+
+  -- Signaling: HTTP + protoo WebSocket on one port; https/wss when tls.cert and tls.key are set.
+  http = {
+    listenIp = "127.0.0.1",
+    port = 4443,
+    tls = {
+      -- cert = "/path/to/fullchain.pem",
+      -- key = "/path/to/privkey.pem",
+    },
+    -- Directory of static files served for unmatched GET requests (e.g. the demo web app).
+    -- staticDir = "/path/to/mediasoup-demo/app/dist",
+  },
+
+  -- Media: WebRTC over one shared UDP port and one shared TCP port per worker
+  -- (worker i uses port + i), like mediasoup's WebRtcServer.
+  webRtc = {
+    listenIp = "127.0.0.1",
+    announcedAddress = "127.0.0.1",
+    port = 44444,
+    enableUdp = true,
+    enableTcp = true,
+  },
+
+  -- Ports of PlainTransports (RTP in/out of ffmpeg, GStreamer, ...).
+  rtcPortRange = { min = 40000, max = 49999 },
+
+  -- Router options: the codecs every room's router offers (mediasoup-demo's list).
+  router = {
+    mediaCodecs = {
+      { kind = "audio", mimeType = "audio/opus", clockRate = 48000, channels = 2 },
+      {
+        kind = "video", mimeType = "video/VP8", clockRate = 90000,
+        parameters = { ["x-google-start-bitrate"] = 1000 },
+      },
+      {
+        kind = "video", mimeType = "video/VP9", clockRate = 90000,
+        parameters = { ["profile-id"] = 2, ["x-google-start-bitrate"] = 1000 },
+      },
+      {
+        kind = "video", mimeType = "video/h264", clockRate = 90000,
+        parameters = {
+          ["packetization-mode"] = 1,
+          ["profile-level-id"] = "4d0032",
+          ["level-asymmetry-allowed"] = 1,
+          ["x-google-start-bitrate"] = 1000,
+        },
+      },
+      {
+        kind = "video", mimeType = "video/h264", clockRate = 90000,
+        parameters = {
+          ["packetization-mode"] = 1,
+          ["profile-level-id"] = "42e01f",
+          ["level-asymmetry-allowed"] = 1,
+          ["x-google-start-bitrate"] = 1000,
+        },
+      },
+    },
+  },
+
+  -- WebRtcTransport options given to room scripts (ringsfu.config.webRtcTransport).
+  webRtcTransport = {
+    -- Accepted for config.js compatibility; bandwidth estimation is not built yet.
+    initialAvailableOutgoingBitrate = 1000000,
+    minimumAvailableOutgoingBitrate = 600000,
+    maxSctpMessageSize = 262144,
+    maxIncomingBitrate = 1500000,
+    -- Seconds without ICE consent before the transport is considered disconnected.
+    iceConsentTimeout = 20,
+  },
+
+  -- Which room script serves which room: the first entry whose Lua pattern matches the roomId.
+  -- Relative paths are looked up from the working directory, then next to this file's parent
+  -- directory, then among the scripts embedded in the binary.
+  rooms = {
+    { match = "^one2one%-", script = "lua/rooms/one_to_one.lua" },
+    { match = ".*", script = "lua/rooms/demo.lua" },
+  },
+
+  -- Limits of room scripts.
+  lua = {
+    -- VM instructions one handler invocation may run (across its yields).
+    instructionLimit = 10000000,
+    -- Memory cap of each worker's Lua state.
+    memoryLimitMb = 64,
+  },
+
+  -- Allow POST /admin/reload from 127.0.0.1 (SIGHUP does the same).
+  adminReload = true,
+}

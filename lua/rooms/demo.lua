@@ -1,0 +1,393 @@
+-- The mediasoup-demo room (protoo signaling), as a ringsfu room script.
+--
+-- Every request and notification of the stock mediasoup-demo browser app is handled here; see
+-- /work/shared/spec/protoo.md for the wire shapes and docs/lua-api.md for the API used.
+-- Features the engine does not have yet (data channels, active speaker, scores, network
+-- throttling) answer an error naming the missing feature instead of pretending.
+
+local demo = {}
+demo.requests = {}
+demo.notifications = {}
+
+local MEDIASOUP_VERSION = "3.14.16"
+
+-- Helpers -------------------------------------------------------------------------------------
+
+local function fail(reason)
+  ringsfu.error(500, reason)
+end
+
+local function not_built(what)
+  ringsfu.error(500, what .. " is not built in ringsfu yet")
+end
+
+-- Per-peer state lives in peer.data (filled lazily: requests may arrive before on_peer_open ran).
+local function state(peer)
+  local d = peer.data
+  if d.transports == nil then
+    d.joined = false
+    d.transports = {}
+    d.producers = {}
+    d.consumers = {}
+  end
+  return d
+end
+
+local function need_joined(peer)
+  if not state(peer).joined then
+    fail("Peer not yet joined")
+  end
+end
+
+local function lookup(peer, what, map, id)
+  local obj = id ~= nil and state(peer)[map][id] or nil
+  if obj == nil then
+    fail(what .. ' with id "' .. tostring(id) .. '" not found')
+  end
+  return obj
+end
+
+-- Joined peers other than `except`.
+local function joined_peers(room, except)
+  local out = {}
+  for _, p in ipairs(room:peers()) do
+    if p ~= except and p.id ~= (except and except.id) and state(p).joined then
+      out[#out + 1] = p
+    end
+  end
+  return out
+end
+
+local function peer_info(p)
+  local d = state(p)
+  return { id = p.id, displayName = d.displayName, device = d.device }
+end
+
+-- Consumers (protoo.md §5): created paused, `newConsumer` sent, resumed when the client accepts.
+local function create_consumer(room, consumer_peer, producer_peer, producer)
+  local d = state(consumer_peer)
+  if d.rtpCapabilities == nil or consumer_peer.closed or producer.closed then
+    return
+  end
+  local ok, can = pcall(room.router.canConsume, room.router, producer.id, d.rtpCapabilities)
+  if not ok or not can then
+    return
+  end
+  local transport
+  for _, t in pairs(d.transports) do
+    if t.appData.consuming then
+      transport = t
+      break
+    end
+  end
+  if transport == nil then
+    return
+  end
+  local replicas = room.data.consumerReplicas or 0
+  for _ = 1, 1 + replicas do
+    local ok2, consumer = pcall(transport.consume, transport, {
+      producerId = producer.id,
+      rtpCapabilities = d.rtpCapabilities,
+      paused = true,
+      enableRtx = true,
+      appData = producer.appData,
+    })
+    if not ok2 then
+      ringsfu.log("warn", "consume failed for peer", consumer_peer.id, ":", consumer)
+      return
+    end
+    local cid = consumer.id
+    d.consumers[cid] = consumer
+    consumer:on("transportclose", function()
+      d.consumers[cid] = nil
+    end)
+    consumer:on("producerclose", function()
+      d.consumers[cid] = nil
+      consumer_peer:notify("consumerClosed", { consumerId = cid })
+    end)
+    consumer:on("producerpause", function()
+      consumer_peer:notify("consumerPaused", { consumerId = cid })
+    end)
+    consumer:on("producerresume", function()
+      consumer_peer:notify("consumerResumed", { consumerId = cid })
+    end)
+    consumer:on("layerschange", function(layers)
+      consumer_peer:notify("consumerLayersChanged", {
+        consumerId = cid,
+        spatialLayer = layers and layers.spatialLayer or ringsfu.null,
+        temporalLayer = layers and layers.temporalLayer or ringsfu.null,
+      })
+    end)
+    local accepted, err = pcall(consumer_peer.request, consumer_peer, "newConsumer", {
+      peerId = producer_peer.id,
+      producerId = producer.id,
+      id = cid,
+      kind = consumer.kind,
+      rtpParameters = consumer.rtpParameters,
+      type = consumer.type,
+      appData = producer.appData,
+      producerPaused = consumer.producerPaused,
+    })
+    if accepted then
+      if not consumer.closed then
+        consumer:resume()
+      end
+    else
+      -- protoo.md §5 e: log only; the consumer stays paused.
+      ringsfu.log("warn", "newConsumer refused by peer", consumer_peer.id, ":", err)
+    end
+  end
+end
+
+-- Close the whole peer when one of its transports dies (protoo.md §3.2).
+local function watch_transport(peer, transport)
+  transport:on("icestatechange", function(s)
+    if s == "disconnected" or s == "closed" then
+      ringsfu.log("info", "peer", peer.id, "transport ICE", s, ": closing the peer")
+      peer:close()
+    end
+  end)
+  transport:on("dtlsstatechange", function(s)
+    if s == "failed" or s == "closed" then
+      ringsfu.log("info", "peer", peer.id, "transport DTLS", s, ": closing the peer")
+      peer:close()
+    end
+  end)
+end
+
+-- Lifecycle hooks -----------------------------------------------------------------------------
+
+function demo.on_connect(room, info)
+  -- consumerReplicas is taken from the connection that creates the room (protoo.md §1.1).
+  if room.data.consumerReplicas == nil then
+    local n = tonumber(info.query.consumerReplicas)
+    if n == nil or n ~= n or n < 0 then
+      n = 0
+    end
+    room.data.consumerReplicas = math.floor(math.min(n, 100))
+  end
+  return true
+end
+
+function demo.on_peer_open(room, peer)
+  state(peer)
+  peer:notify("mediasoup-version", { version = MEDIASOUP_VERSION })
+end
+
+function demo.on_peer_close(room, peer, reason)
+  local d = state(peer)
+  if d.joined then
+    for _, other in ipairs(joined_peers(room, peer)) do
+      other:notify("peerClosed", { peerId = peer.id })
+    end
+  end
+  d.joined = false
+  for id, t in pairs(d.transports) do
+    d.transports[id] = nil
+    pcall(t.close, t)
+  end
+end
+
+-- Requests --------------------------------------------------------------------------------------
+
+local R = demo.requests
+
+function R.getRouterRtpCapabilities(room, peer, data)
+  return room.router:rtpCapabilities()
+end
+
+function R.createWebRtcTransport(room, peer, data)
+  local d = state(peer)
+  local cfg = ringsfu.config
+  local enable_udp = cfg.webRtc.enableUdp and not data.forceTcp
+  local enable_tcp = cfg.webRtc.enableTcp
+  if not enable_udp and not enable_tcp then
+    fail("forceTcp requested but TCP is disabled on this server")
+  end
+  -- Data channels need SCTP, which is not built: transports are created without it, so the
+  -- client sees no sctpParameters and does not try to open DataChannels.
+  local transport = room.router:createWebRtcTransport({
+    enableUdp = enable_udp,
+    enableTcp = enable_tcp,
+    preferUdp = true,
+    iceConsentTimeout = cfg.webRtcTransport.iceConsentTimeout,
+    appData = { producing = data.producing == true, consuming = data.consuming == true },
+  })
+  d.transports[transport.id] = transport
+  transport:on("close", function()
+    d.transports[transport.id] = nil
+  end)
+  watch_transport(peer, transport)
+  return {
+    id = transport.id,
+    iceParameters = transport.iceParameters,
+    iceCandidates = transport.iceCandidates,
+    dtlsParameters = transport.dtlsParameters,
+    sctpParameters = transport.sctpParameters,
+  }
+end
+
+function R.connectWebRtcTransport(room, peer, data)
+  local t = lookup(peer, "transport", "transports", data.transportId)
+  t:connect({ dtlsParameters = data.dtlsParameters })
+  return {}
+end
+
+function R.restartIce(room, peer, data)
+  local t = lookup(peer, "transport", "transports", data.transportId)
+  return t:restartIce()
+end
+
+function R.join(room, peer, data)
+  local d = state(peer)
+  if d.joined then
+    fail("Peer already joined")
+  end
+  d.joined = true
+  d.displayName = data.displayName
+  d.device = data.device
+  d.rtpCapabilities = data.rtpCapabilities
+  d.sctpCapabilities = data.sctpCapabilities
+  local others = joined_peers(room, peer)
+  local peers = ringsfu.array()
+  for _, other in ipairs(others) do
+    peers[#peers + 1] = peer_info(other)
+  end
+  -- After the answer: consumers of everything the others produce, then newPeer to them.
+  ringsfu.spawn(function()
+    for _, other in ipairs(others) do
+      for _, producer in pairs(state(other).producers) do
+        ringsfu.spawn(create_consumer, room, peer, other, producer)
+      end
+    end
+    for _, other in ipairs(others) do
+      other:notify("newPeer", peer_info(peer))
+    end
+  end)
+  return { peers = peers }
+end
+
+function R.produce(room, peer, data)
+  need_joined(peer)
+  local d = state(peer)
+  local t = lookup(peer, "transport", "transports", data.transportId)
+  local app_data = type(data.appData) == "table" and data.appData or {}
+  app_data.peerId = peer.id
+  local producer = t:produce({
+    kind = data.kind,
+    rtpParameters = data.rtpParameters,
+    paused = data.paused == true,
+    appData = app_data,
+  })
+  local pid = producer.id
+  d.producers[pid] = producer
+  producer:on("transportclose", function()
+    d.producers[pid] = nil
+  end)
+  for _, other in ipairs(joined_peers(room, peer)) do
+    ringsfu.spawn(create_consumer, room, other, peer, producer)
+  end
+  return { id = pid }
+end
+
+function R.closeProducer(room, peer, data)
+  need_joined(peer)
+  local p = lookup(peer, "producer", "producers", data.producerId)
+  state(peer).producers[p.id] = nil
+  p:close()
+  return {}
+end
+
+function R.pauseProducer(room, peer, data)
+  need_joined(peer)
+  lookup(peer, "producer", "producers", data.producerId):pause()
+  return {}
+end
+
+function R.resumeProducer(room, peer, data)
+  need_joined(peer)
+  lookup(peer, "producer", "producers", data.producerId):resume()
+  return {}
+end
+
+function R.pauseConsumer(room, peer, data)
+  need_joined(peer)
+  lookup(peer, "consumer", "consumers", data.consumerId):pause()
+  return {}
+end
+
+function R.resumeConsumer(room, peer, data)
+  need_joined(peer)
+  lookup(peer, "consumer", "consumers", data.consumerId):resume()
+  return {}
+end
+
+function R.setConsumerPreferredLayers(room, peer, data)
+  need_joined(peer)
+  local c = lookup(peer, "consumer", "consumers", data.consumerId)
+  c:setPreferredLayers({ spatialLayer = data.spatialLayer, temporalLayer = data.temporalLayer })
+  return {}
+end
+
+function R.setConsumerPriority(room, peer, data)
+  need_joined(peer)
+  local c = lookup(peer, "consumer", "consumers", data.consumerId)
+  c:setPriority(data.priority)
+  return {}
+end
+
+function R.requestConsumerKeyFrame(room, peer, data)
+  need_joined(peer)
+  lookup(peer, "consumer", "consumers", data.consumerId):requestKeyFrame()
+  return {}
+end
+
+function R.changeDisplayName(room, peer, data)
+  need_joined(peer)
+  local d = state(peer)
+  local old = d.displayName
+  d.displayName = data.displayName
+  for _, other in ipairs(joined_peers(room, peer)) do
+    other:notify("peerDisplayNameChanged", {
+      peerId = peer.id,
+      displayName = data.displayName,
+      oldDisplayName = old,
+    })
+  end
+  return {}
+end
+
+function R.getTransportStats(room, peer, data)
+  return lookup(peer, "transport", "transports", data.transportId):getStats()
+end
+
+function R.getProducerStats(room, peer, data)
+  return lookup(peer, "producer", "producers", data.producerId):getStats()
+end
+
+function R.getConsumerStats(room, peer, data)
+  return lookup(peer, "consumer", "consumers", data.consumerId):getStats()
+end
+
+-- Data channels, active speaker and throttling need engine features that are not built.
+function R.produceData()
+  not_built("produceData: data channels (SCTP)")
+end
+
+function R.getDataProducerStats()
+  not_built("getDataProducerStats: data channels (SCTP)")
+end
+
+function R.getDataConsumerStats()
+  not_built("getDataConsumerStats: data channels (SCTP)")
+end
+
+function R.applyNetworkThrottle()
+  ringsfu.error(403, "operation NOT allowed: network throttling is not built in ringsfu")
+end
+
+function R.resetNetworkThrottle()
+  ringsfu.error(403, "operation NOT allowed: network throttling is not built in ringsfu")
+end
+
+return demo

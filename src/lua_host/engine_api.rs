@@ -1,0 +1,713 @@
+//! The engine as Lua sees it: routers, transports, producers and consumers as userdata whose
+//! methods call the worker's engine synchronously (they never yield), and engine events
+//! delivered to callbacks registered with `obj:on(event, fn)`, each run in its own coroutine.
+//!
+//! The worker's context is kept in a thread local, installed by the first task a media
+//! worker runs for the signaling side; on a thread without an engine every call fails with a
+//! clear error and rooms have no router.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mlua::{Function, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods, Value};
+use ringsfu_core::engine::{
+    ConsumeOptions, Engine, EngineError, EngineEvent, ProduceOptions, WebRtcTransportOptions,
+};
+use ringsfu_core::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use ringsfu_core::worker::WorkerContext;
+use serde_json::{json, Value as Json};
+use uuid::Uuid;
+
+use super::runner::{self, ScriptFailure};
+use super::Host;
+
+thread_local! {
+    static CTX: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
+}
+
+/// Makes this worker's engine reachable from Lua (idempotent) and subscribes to its events.
+pub fn install(ctx: &Rc<WorkerContext>) {
+    let fresh = CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_some() {
+            return false;
+        }
+        *c = Some(ctx.clone());
+        true
+    });
+    if fresh {
+        ctx.add_observer(Box::new(on_event));
+    }
+}
+
+fn ctx() -> Option<Rc<WorkerContext>> {
+    CTX.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` on this worker's engine, or fails when the thread has none.
+fn engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, EngineError>) -> mlua::Result<R> {
+    let ctx =
+        ctx().ok_or_else(|| mlua::Error::RuntimeError("no media engine on this worker".into()))?;
+    ctx.with_engine(f).map_err(engine_error)
+}
+
+/// Engine errors reach the peer as 500 with the engine's message (it names the problem).
+fn engine_error(e: EngineError) -> mlua::Error {
+    mlua::Error::external(ScriptFailure {
+        code: 500,
+        reason: e.to_string(),
+    })
+}
+
+fn invalid(msg: String) -> mlua::Error {
+    mlua::Error::external(ScriptFailure {
+        code: 500,
+        reason: msg,
+    })
+}
+
+/// What kind of engine object a userdata is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjKind {
+    /// A router.
+    Router,
+    /// A WebRtcTransport or PlainTransport.
+    Transport,
+    /// A producer.
+    Producer,
+    /// A consumer.
+    Consumer,
+}
+
+impl ObjKind {
+    fn name(self) -> &'static str {
+        match self {
+            ObjKind::Router => "router",
+            ObjKind::Transport => "transport",
+            ObjKind::Producer => "producer",
+            ObjKind::Consumer => "consumer",
+        }
+    }
+
+    /// Events scripts may subscribe to.
+    fn events(self) -> &'static [&'static str] {
+        match self {
+            ObjKind::Router => &[],
+            ObjKind::Transport => &[
+                "icestatechange",
+                "iceselectedtuplechange",
+                "dtlsstatechange",
+                "tuple",
+                "close",
+            ],
+            ObjKind::Producer => &["transportclose"],
+            ObjKind::Consumer => &[
+                "producerclose",
+                "transportclose",
+                "producerpause",
+                "producerresume",
+                "layerschange",
+            ],
+        }
+    }
+}
+
+/// One engine object known to Lua.
+pub struct Obj {
+    id: Uuid,
+    kind: ObjKind,
+    room: String,
+    /// The engine's JSON description at creation (iceParameters, rtpParameters, ...).
+    info: Json,
+    app_data: Table,
+    closed: Cell<bool>,
+    paused: Cell<bool>,
+    producer_paused: Cell<bool>,
+    handlers: RefCell<Vec<(String, Function)>>,
+    /// For routers and transports: the router id they belong to.
+    router: Option<Uuid>,
+}
+
+/// The engine objects scripts hold, by id, with their event callbacks.
+#[derive(Default)]
+pub struct Callbacks {
+    objs: RefCell<HashMap<Uuid, Rc<Obj>>>,
+}
+
+impl Callbacks {
+    /// Forgets every object of a room (it closed).
+    pub fn drop_room(&self, room: &str) {
+        self.objs.borrow_mut().retain(|_, o| {
+            if o.room == room {
+                o.closed.set(true);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn insert(&self, obj: Rc<Obj>) {
+        self.objs.borrow_mut().insert(obj.id, obj);
+    }
+
+    fn get(&self, id: &Uuid) -> Option<Rc<Obj>> {
+        self.objs.borrow().get(id).cloned()
+    }
+
+    fn remove(&self, id: &Uuid) -> Option<Rc<Obj>> {
+        let o = self.objs.borrow_mut().remove(id);
+        if let Some(o) = &o {
+            o.closed.set(true);
+        }
+        o
+    }
+}
+
+/// A userdata wrapping an engine object.
+#[derive(Clone)]
+pub struct LuaObj(pub Rc<Obj>);
+
+/// Creates a router for a room on this thread's engine; None when there is no engine.
+pub fn create_router(codecs: &[Json], room: &str) -> Option<Result<Uuid, String>> {
+    let ctx = ctx()?;
+    let parsed: Result<Vec<RtpCodecCapability>, String> =
+        serde_path_to_error::deserialize(Json::Array(codecs.to_vec()))
+            .map_err(|e| format!("router.mediaCodecs{}: {}", e.path(), e.inner()));
+    Some(parsed.and_then(|codecs| {
+        ctx.with_engine(|e| e.create_router(&codecs, json!({ "roomId": room })))
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// Checks media codecs by creating (and closing) a router on a scratch engine-free path: only
+/// the JSON shape is validated here; the engine validates the codecs themselves at room creation.
+pub fn check_media_codecs(codecs: &[Json]) -> Result<(), String> {
+    let parsed: Vec<RtpCodecCapability> =
+        serde_path_to_error::deserialize(Json::Array(codecs.to_vec()))
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    ringsfu_core::ortc::generate_router_rtp_capabilities(&parsed)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Closes a room's router (cascading to everything in it).
+pub fn close_router(host: &Host, router: Uuid) {
+    if let Some(ctx) = ctx() {
+        if let Err(e) = ctx.with_engine(|e| e.close_router(&router)) {
+            log::debug!("closing router {router}: {e}");
+        }
+    }
+    host.callbacks.remove(&router);
+}
+
+/// A router's RTP capabilities as JSON.
+pub fn rtp_capabilities(router: Uuid) -> Option<Json> {
+    let ctx = ctx()?;
+    ctx.with_engine(|e| {
+        e.router_rtp_capabilities(&router)
+            .ok()
+            .and_then(|c| serde_json::to_value(c).ok())
+    })
+}
+
+/// The Lua value of a room's router.
+pub fn router_value(lua: &Lua, id: Uuid, room: &str) -> mlua::Result<Value> {
+    let host = Host::current()
+        .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+    if let Some(o) = host.callbacks.get(&id) {
+        return lua.create_userdata(LuaObj(o)).map(Value::UserData);
+    }
+    let obj = Rc::new(Obj {
+        id,
+        kind: ObjKind::Router,
+        room: room.to_owned(),
+        info: json!({ "id": id.to_string() }),
+        app_data: lua.create_table()?,
+        closed: Cell::new(false),
+        paused: Cell::new(false),
+        producer_paused: Cell::new(false),
+        handlers: RefCell::new(Vec::new()),
+        router: Some(id),
+    });
+    host.callbacks.insert(obj.clone());
+    lua.create_userdata(LuaObj(obj)).map(Value::UserData)
+}
+
+/// Field names read from the creation JSON.
+const INFO_FIELDS: &[&str] = &[
+    "kind",
+    "type",
+    "producerId",
+    "rtpParameters",
+    "iceParameters",
+    "iceCandidates",
+    "dtlsParameters",
+    "sctpParameters",
+    "tuple",
+    "rtcpTuple",
+    "srtpParameters",
+];
+
+impl UserData for LuaObj {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("id", |_, this| Ok(this.0.id.to_string()));
+        fields.add_field_method_get("appData", |_, this| Ok(this.0.app_data.clone()));
+        fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
+        fields.add_field_method_get("paused", |_, this| Ok(this.0.paused.get()));
+        fields.add_field_method_get("producerPaused", |_, this| Ok(this.0.producer_paused.get()));
+        fields.add_field_method_get("objectType", |_, this| Ok(this.0.kind.name()));
+        for name in INFO_FIELDS {
+            fields.add_field_method_get(*name, move |lua, this| match this.0.info.get(*name) {
+                Some(v) => lua.to_value(v),
+                None => Ok(Value::Nil),
+            });
+        }
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::ToString, |_, this, ()| {
+            Ok(format!("{} {}", this.0.kind.name(), this.0.id))
+        });
+        methods.add_meta_method(mlua::MetaMethod::Eq, |_, this, other: mlua::AnyUserData| {
+            Ok(other.borrow::<LuaObj>().is_ok_and(|o| o.0.id == this.0.id))
+        });
+
+        // ---- router
+        methods.add_method("rtpCapabilities", |lua, this, ()| {
+            this.expect(ObjKind::Router, "rtpCapabilities")?;
+            let id = this.0.id;
+            let caps = engine(|e| {
+                e.router_rtp_capabilities(&id)
+                    .map(|c| serde_json::to_value(c).unwrap_or(Json::Null))
+            })?;
+            lua.to_value(&caps)
+        });
+        methods.add_method(
+            "canConsume",
+            |lua, this, (producer, caps): (String, Value)| {
+                this.expect(ObjKind::Router, "canConsume")?;
+                let producer = parse_id(&producer, "producerId")?;
+                let caps: RtpCapabilities = from_lua(lua, caps, "rtpCapabilities")?;
+                match engine(|e| e.can_consume(&producer, &caps)) {
+                    Ok(b) => Ok(b),
+                    Err(_) => Ok(false),
+                }
+            },
+        );
+        methods.add_method("createWebRtcTransport", |lua, this, opts: Option<Table>| {
+            this.expect(ObjKind::Router, "createWebRtcTransport")?;
+            let opts = match opts {
+                Some(t) => t,
+                None => lua.create_table()?,
+            };
+            let consent: f64 = opts
+                .get::<Option<f64>>("iceConsentTimeout")?
+                .unwrap_or(30.0);
+            if !(0.0..=3600.0).contains(&consent) {
+                return Err(invalid(format!("iceConsentTimeout {consent} out of range")));
+            }
+            let sctp = match opts.get::<Option<Table>>("numSctpStreams")? {
+                Some(t) => Some((
+                    t.get::<Option<u16>>("OS")?.unwrap_or(1024),
+                    t.get::<Option<u16>>("MIS")?.unwrap_or(1024),
+                )),
+                None => None,
+            };
+            let options = WebRtcTransportOptions {
+                enable_udp: opts.get::<Option<bool>>("enableUdp")?.unwrap_or(true),
+                enable_tcp: opts.get::<Option<bool>>("enableTcp")?.unwrap_or(true),
+                prefer_udp: opts.get::<Option<bool>>("preferUdp")?.unwrap_or(false),
+                ice_consent_timeout: Duration::from_secs_f64(consent),
+                sctp,
+                app_data: Json::Null,
+            };
+            let router = this.0.id;
+            let info = engine(|e| e.create_webrtc_transport(&router, options))?;
+            new_obj(lua, &this.0, ObjKind::Transport, info, opts.get("appData")?)
+        });
+        methods.add_method("createPlainTransport", |lua, this, opts: Option<Table>| {
+            this.expect(ObjKind::Router, "createPlainTransport")?;
+            let opts = match opts {
+                Some(t) => t,
+                None => lua.create_table()?,
+            };
+            let ctx = ctx().ok_or_else(|| {
+                mlua::Error::RuntimeError("no media engine on this worker".into())
+            })?;
+            let rtcp_mux = opts.get::<Option<bool>>("rtcpMux")?.unwrap_or(true);
+            let comedia = opts.get::<Option<bool>>("comedia")?.unwrap_or(false);
+            let enable_srtp = opts.get::<Option<bool>>("enableSrtp")?.unwrap_or(false);
+            let suite = opts.get::<Option<String>>("srtpCryptoSuite")?;
+            let socket = ctx.bind_rtc_port().map_err(|e| invalid(e.to_string()))?;
+            let rtcp = if rtcp_mux {
+                None
+            } else {
+                Some(ctx.bind_rtc_port().map_err(|e| invalid(e.to_string()))?)
+            };
+            let router = this.0.id;
+            let info = engine(|e| {
+                e.create_plain_transport(
+                    &router,
+                    socket,
+                    rtcp,
+                    comedia,
+                    enable_srtp,
+                    suite.as_deref(),
+                    Json::Null,
+                )
+            })?;
+            new_obj(lua, &this.0, ObjKind::Transport, info, opts.get("appData")?)
+        });
+
+        // ---- transport
+        methods.add_method("connect", |lua, this, params: Table| {
+            this.expect(ObjKind::Transport, "connect")?;
+            let id = this.0.id;
+            if this.0.info.get("iceParameters").is_some() {
+                let dtls: Json = from_lua(lua, params.get("dtlsParameters")?, "dtlsParameters")?;
+                engine(|e| e.connect_webrtc_transport(&id, &dtls))?;
+                Ok(Value::Nil)
+            } else {
+                let p: Json = from_lua(lua, Value::Table(params), "params")?;
+                let out = engine(|e| e.connect_plain_transport(&id, &p))?;
+                lua.to_value(&out)
+            }
+        });
+        methods.add_method("restartIce", |lua, this, ()| {
+            this.expect(ObjKind::Transport, "restartIce")?;
+            let id = this.0.id;
+            let ice = engine(|e| e.restart_ice(&id))?;
+            lua.to_value(&ice)
+        });
+        methods.add_method("produce", |lua, this, opts: Table| {
+            this.expect(ObjKind::Transport, "produce")?;
+            let kind: MediaKind = from_lua(lua, opts.get("kind")?, "kind")?;
+            let rtp_parameters: RtpParameters =
+                from_lua(lua, opts.get("rtpParameters")?, "rtpParameters")?;
+            let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
+            let app_json: Json = match opts.get::<Value>("appData")? {
+                Value::Nil => Json::Null,
+                v => lua.from_value(v).unwrap_or(Json::Null),
+            };
+            let id = this.0.id;
+            let info = engine(|e| {
+                e.produce(
+                    &id,
+                    ProduceOptions {
+                        kind,
+                        rtp_parameters,
+                        paused,
+                        app_data: app_json,
+                    },
+                )
+            })?;
+            let v = new_obj(lua, &this.0, ObjKind::Producer, info, opts.get("appData")?)?;
+            if let Value::UserData(u) = &v {
+                u.borrow::<LuaObj>()?.0.paused.set(paused);
+            }
+            Ok(v)
+        });
+        methods.add_method("consume", |lua, this, opts: Table| {
+            this.expect(ObjKind::Transport, "consume")?;
+            let producer_id = parse_id(&opts.get::<String>("producerId")?, "producerId")?;
+            let rtp_capabilities: RtpCapabilities =
+                from_lua(lua, opts.get("rtpCapabilities")?, "rtpCapabilities")?;
+            let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
+            let enable_rtx = opts.get::<Option<bool>>("enableRtx")?.unwrap_or(false);
+            let id = this.0.id;
+            let info = engine(|e| {
+                e.consume(
+                    &id,
+                    ConsumeOptions {
+                        producer_id,
+                        rtp_capabilities,
+                        paused,
+                        enable_rtx,
+                        app_data: Json::Null,
+                    },
+                )
+            })?;
+            let producer_paused = info
+                .get("producerPaused")
+                .and_then(Json::as_bool)
+                .unwrap_or(false);
+            let v = new_obj(lua, &this.0, ObjKind::Consumer, info, opts.get("appData")?)?;
+            if let Value::UserData(u) = &v {
+                let o = u.borrow::<LuaObj>()?;
+                o.0.paused.set(paused);
+                o.0.producer_paused.set(producer_paused);
+            }
+            Ok(v)
+        });
+        methods.add_method("dump", |lua, this, ()| {
+            let id = this.0.id;
+            let v = match this.0.kind {
+                ObjKind::Transport => engine(|e| e.transport_dump(&id))?,
+                ObjKind::Consumer => engine(|e| e.consumer_dump(&id))?,
+                k => return Err(invalid(format!("dump() of a {} is not built", k.name()))),
+            };
+            lua.to_value(&v)
+        });
+
+        // ---- shared
+        methods.add_method("getStats", |lua, this, ()| {
+            let id = this.0.id;
+            let v = match this.0.kind {
+                ObjKind::Transport => engine(|e| e.transport_stats(&id))?,
+                ObjKind::Producer => engine(|e| e.producer_stats(&id))?,
+                ObjKind::Consumer => engine(|e| e.consumer_stats(&id))?,
+                ObjKind::Router => return Err(invalid("a router has no stats".into())),
+            };
+            lua.to_value(&v)
+        });
+        methods.add_method("close", |_, this, ()| {
+            if this.0.closed.get() {
+                return Ok(());
+            }
+            let id = this.0.id;
+            let r = match this.0.kind {
+                ObjKind::Router => engine(|e| e.close_router(&id)),
+                ObjKind::Transport => engine(|e| e.close_transport(&id)),
+                ObjKind::Producer => engine(|e| e.close_producer(&id)),
+                ObjKind::Consumer => engine(|e| e.close_consumer(&id)),
+            };
+            if let Some(host) = Host::current() {
+                host.callbacks.remove(&id);
+            }
+            this.0.closed.set(true);
+            // Closing something already gone (cascade) is not an error for scripts.
+            match r {
+                Err(e) if !e.to_string().contains("not found") => Err(e),
+                _ => Ok(()),
+            }
+        });
+        methods.add_method("pause", |_, this, ()| {
+            let id = this.0.id;
+            match this.0.kind {
+                ObjKind::Producer => engine(|e| e.pause_producer(&id))?,
+                ObjKind::Consumer => engine(|e| e.pause_consumer(&id))?,
+                k => return Err(invalid(format!("a {} cannot be paused", k.name()))),
+            }
+            this.0.paused.set(true);
+            Ok(())
+        });
+        methods.add_method("resume", |_, this, ()| {
+            let id = this.0.id;
+            match this.0.kind {
+                ObjKind::Producer => engine(|e| e.resume_producer(&id))?,
+                ObjKind::Consumer => engine(|e| e.resume_consumer(&id))?,
+                k => return Err(invalid(format!("a {} cannot be resumed", k.name()))),
+            }
+            this.0.paused.set(false);
+            Ok(())
+        });
+
+        // ---- consumer
+        methods.add_method("setPreferredLayers", |_, this, layers: Table| {
+            this.expect(ObjKind::Consumer, "setPreferredLayers")?;
+            let spatial: i64 = layers
+                .get::<Option<i64>>("spatialLayer")?
+                .ok_or_else(|| invalid("missing spatialLayer".into()))?;
+            let spatial = usize::try_from(spatial)
+                .map_err(|_| invalid(format!("wrong spatialLayer {spatial}")))?;
+            // temporalLayer is accepted; temporal layer selection is not built in the engine.
+            let id = this.0.id;
+            engine(|e| e.set_consumer_preferred_layers(&id, spatial))
+        });
+        methods.add_method("setPriority", |_, this, priority: i64| {
+            this.expect(ObjKind::Consumer, "setPriority")?;
+            let p = u8::try_from(priority)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| invalid("wrong priority".into()))?;
+            let id = this.0.id;
+            engine(|e| e.set_consumer_priority(&id, p))
+        });
+        methods.add_method("requestKeyFrame", |_, this, ()| {
+            this.expect(ObjKind::Consumer, "requestKeyFrame")?;
+            let id = this.0.id;
+            engine(|e| e.request_consumer_key_frame(&id))
+        });
+
+        // ---- events
+        methods.add_method("on", |_, this, (event, f): (String, Function)| {
+            let allowed = this.0.kind.events();
+            if !allowed.contains(&event.as_str()) {
+                let hint = match event.as_str() {
+                    "score" => " (scores are not built yet)",
+                    "trace" => " (traces are not built yet)",
+                    "sctpstatechange" => " (SCTP is not built yet)",
+                    _ => "",
+                };
+                return Err(invalid(format!(
+                    "a {} has no event {event:?}{hint}; events: {}",
+                    this.0.kind.name(),
+                    allowed.join(", ")
+                )));
+            }
+            this.0.handlers.borrow_mut().push((event, f));
+            Ok(())
+        });
+    }
+}
+
+impl LuaObj {
+    fn expect(&self, kind: ObjKind, method: &str) -> mlua::Result<()> {
+        if self.0.kind != kind {
+            return Err(mlua::Error::RuntimeError(format!(
+                "{method}() is a {} method, called on a {}",
+                kind.name(),
+                self.0.kind.name()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn parse_id(s: &str, what: &str) -> mlua::Result<Uuid> {
+    Uuid::parse_str(s).map_err(|_| invalid(format!("{what} {s:?} is not a valid id")))
+}
+
+/// Deserializes a Lua value (through JSON, so shapes match mediasoup's) naming the field.
+fn from_lua<T: serde::de::DeserializeOwned>(lua: &Lua, v: Value, what: &str) -> mlua::Result<T> {
+    if v.is_nil() {
+        return Err(invalid(format!("missing {what}")));
+    }
+    let json: Json = lua.from_value(v)?;
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            String::new()
+        } else {
+            format!(".{path}")
+        };
+        invalid(format!("invalid {what}{path}: {}", e.inner()))
+    })
+}
+
+/// Registers a new engine object created under `parent`.
+fn new_obj(
+    lua: &Lua,
+    parent: &Obj,
+    kind: ObjKind,
+    info: Json,
+    app: Option<Table>,
+) -> mlua::Result<Value> {
+    let host = Host::current()
+        .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+    let id = info
+        .get("id")
+        .and_then(Json::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| invalid("engine returned no id".into()))?;
+    let app_data = match app {
+        Some(t) => t,
+        None => lua.create_table()?,
+    };
+    let obj = Rc::new(Obj {
+        id,
+        kind,
+        room: parent.room.clone(),
+        info,
+        app_data,
+        closed: Cell::new(false),
+        paused: Cell::new(false),
+        producer_paused: Cell::new(false),
+        handlers: RefCell::new(Vec::new()),
+        router: parent.router,
+    });
+    host.callbacks.insert(obj.clone());
+    lua.create_userdata(LuaObj(obj)).map(Value::UserData)
+}
+
+/// Engine observer (on the worker thread): updates object state, then runs the callbacks.
+fn on_event(ev: &EngineEvent) {
+    let Some(host) = Host::current() else { return };
+    let (id, name, gone): (Uuid, &str, bool) = match ev {
+        EngineEvent::IceStateChange { transport, .. } => (*transport, "icestatechange", false),
+        EngineEvent::IceSelectedTupleChange { transport, .. } => {
+            (*transport, "iceselectedtuplechange", false)
+        }
+        EngineEvent::DtlsStateChange { transport, .. } => (*transport, "dtlsstatechange", false),
+        EngineEvent::PlainTupleChange { transport, .. } => (*transport, "tuple", false),
+        EngineEvent::TransportClosed { transport } => (*transport, "close", true),
+        EngineEvent::ProducerTransportClosed { producer } => (*producer, "transportclose", true),
+        EngineEvent::ConsumerProducerClosed { consumer, .. } => (*consumer, "producerclose", true),
+        EngineEvent::ConsumerTransportClosed { consumer } => (*consumer, "transportclose", true),
+        EngineEvent::ConsumerProducerPause { consumer } => (*consumer, "producerpause", false),
+        EngineEvent::ConsumerProducerResume { consumer } => (*consumer, "producerresume", false),
+        EngineEvent::ConsumerLayersChange { consumer, .. } => (*consumer, "layerschange", false),
+        #[allow(unreachable_patterns)]
+        _ => return,
+    };
+    let obj = if gone {
+        host.callbacks.remove(&id)
+    } else {
+        host.callbacks.get(&id)
+    };
+    let Some(obj) = obj else { return };
+    match ev {
+        EngineEvent::ConsumerProducerPause { .. } => obj.producer_paused.set(true),
+        EngineEvent::ConsumerProducerResume { .. } => obj.producer_paused.set(false),
+        _ => {}
+    }
+    let handlers: Vec<Function> = obj
+        .handlers
+        .borrow()
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, f)| f.clone())
+        .collect();
+    if handlers.is_empty() {
+        return;
+    }
+    let args = match event_args(&host.lua, ev) {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("lua event {name}: cannot build arguments: {e}");
+            return;
+        }
+    };
+    for f in handlers {
+        let host = host.clone();
+        let args = args.clone();
+        let what = format!(
+            "{} {} event {name} (room {})",
+            obj.kind.name(),
+            obj.id,
+            obj.room
+        );
+        tokio::task::spawn_local(async move {
+            let budget = host.settings.limits.instruction_limit;
+            let _ = runner::run(&host.lua, &what, budget, f, args).await;
+        });
+    }
+}
+
+/// The callback arguments of an event.
+fn event_args(lua: &Lua, ev: &EngineEvent) -> mlua::Result<mlua::MultiValue> {
+    use mlua::IntoLuaMulti;
+    match ev {
+        EngineEvent::IceStateChange { state, .. } => state.as_str().into_lua_multi(lua),
+        EngineEvent::IceSelectedTupleChange { tuple, .. } => lua
+            .to_value(&ringsfu_core::transport::tuple_json(tuple, None))?
+            .into_lua_multi(lua),
+        EngineEvent::DtlsStateChange { state, reason, .. } => {
+            (state.as_str(), reason.clone()).into_lua_multi(lua)
+        }
+        EngineEvent::PlainTupleChange { remote, .. } => lua
+            .to_value(&json!({"remoteIp": remote.ip().to_string(), "remotePort": remote.port()}))?
+            .into_lua_multi(lua),
+        EngineEvent::ConsumerLayersChange { spatial_layer, .. } => match spatial_layer {
+            // The engine selects spatial layers only: temporalLayer is absent (nil).
+            Some(s) => lua
+                .to_value(&json!({ "spatialLayer": s }))?
+                .into_lua_multi(lua),
+            None => Value::Nil.into_lua_multi(lua),
+        },
+        _ => ().into_lua_multi(lua),
+    }
+}

@@ -1,0 +1,97 @@
+//! The Lua host: one Lua state per worker thread, created on that thread the first time a room
+//! lands there. Rooms live on one worker and their handlers run there, next to their media.
+//!
+//! Every handler invocation runs in its own coroutine ([`runner`]), with an instruction budget
+//! and the state's memory cap; host calls that wait (a peer's answer, a sleep) yield it, and the
+//! worker's packet loop never waits for Lua.
+
+pub mod engine_api;
+mod globals;
+pub mod room;
+pub mod runner;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mlua::Lua;
+use serde_json::Value;
+
+use crate::config::LuaLimits;
+use crate::registry::Registry;
+use crate::scripts::ScriptStore;
+
+/// What every worker's host needs; shared by all workers.
+#[derive(Debug)]
+pub struct HostSettings {
+    /// Lua limits.
+    pub limits: LuaLimits,
+    /// Room scripts.
+    pub scripts: Arc<ScriptStore>,
+    /// Room → worker registry.
+    pub registry: Arc<Registry>,
+    /// The router codecs every room's router is created with (mediasoup JSON shapes).
+    pub media_codecs: Vec<Value>,
+    /// Exposed to scripts as `ringsfu.config`.
+    pub script_config: Value,
+}
+
+/// One worker's Lua state and rooms. Lives in a thread local of the worker thread.
+pub struct Host {
+    /// The Lua state.
+    pub(crate) lua: Lua,
+    /// Shared settings.
+    pub(crate) settings: Arc<HostSettings>,
+    /// Worker index.
+    pub(crate) worker: usize,
+    /// Rooms of this worker by id.
+    pub(crate) rooms: RefCell<HashMap<String, Rc<room::Room>>>,
+    /// Engine-event callbacks registered by scripts.
+    pub(crate) callbacks: engine_api::Callbacks,
+    /// Start of the host, for `ringsfu.now()`.
+    pub(crate) started: Instant,
+}
+
+thread_local! {
+    static HOST: RefCell<Option<Rc<Host>>> = const { RefCell::new(None) };
+}
+
+/// Why a Lua state could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the Lua state: {0}")]
+pub struct HostError(#[from] mlua::Error);
+
+impl Host {
+    /// This thread's host, created on first use.
+    pub fn get_or_init(settings: &Arc<HostSettings>, worker: usize) -> Result<Rc<Host>, HostError> {
+        if let Some(h) = Host::current() {
+            return Ok(h);
+        }
+        let lua = Lua::new();
+        lua.set_memory_limit(settings.limits.memory_limit_mb as usize * 1024 * 1024)?;
+        let host = Rc::new(Host {
+            lua,
+            settings: settings.clone(),
+            worker,
+            rooms: RefCell::new(HashMap::new()),
+            callbacks: engine_api::Callbacks::default(),
+            started: Instant::now(),
+        });
+        globals::install(&host)?;
+        HOST.with(|h| *h.borrow_mut() = Some(host.clone()));
+        log::debug!("worker {worker}: Lua state created");
+        Ok(host)
+    }
+
+    /// This thread's host, if any.
+    pub fn current() -> Option<Rc<Host>> {
+        HOST.with(|h| h.borrow().clone())
+    }
+
+    /// Number of rooms on this worker.
+    pub fn room_count(&self) -> usize {
+        self.rooms.borrow().len()
+    }
+}

@@ -1,0 +1,698 @@
+//! Rooms and peers on a worker: their Lua objects, the connection hook, request and
+//! notification dispatch, peer replacement, and closing.
+//!
+//! A room script is a chunk returning a table of hooks (see docs/lua-api.md):
+//! `on_room_open(room)`, `on_connect(room, info)`, `on_peer_open(room, peer)`,
+//! `requests[method](room, peer, data)` / `on_request(room, peer, method, data)`,
+//! `notifications[method](room, peer, data)` / `on_notification(room, peer, method, data)`,
+//! `on_peer_close(room, peer, reason)`, `on_room_close(room)`.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use mlua::{
+    Function, HookTriggers, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields,
+    UserDataMethods, Value, VmState,
+};
+use ringsfu_plugins::{ConnectRequest, PeerHandle, PeerInbound, ProtooError, Reject};
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+use super::engine_api;
+use super::runner::{self, HandlerError, ScriptFailure};
+use super::{Host, HostSettings};
+
+/// A room on this worker.
+pub struct Room {
+    /// The room id.
+    pub id: String,
+    /// Name of the script serving it (for logs).
+    script: String,
+    /// The script's hook table.
+    module: Table,
+    /// `room.data`: free for the script.
+    data: Table,
+    /// Peers in connection order.
+    peers: RefCell<Vec<Rc<Peer>>>,
+    closed: Cell<bool>,
+    /// The room's router (None when the worker has no media engine).
+    router: Option<Uuid>,
+    timers: RefCell<Vec<AbortHandle>>,
+}
+
+/// A connected protoo peer.
+pub struct Peer {
+    /// The peerId.
+    pub id: String,
+    handle: PeerHandle,
+    data: Table,
+    closed: Cell<bool>,
+    room: Weak<Room>,
+}
+
+impl Room {
+    /// The router id, if the worker has a media engine.
+    pub fn router(&self) -> Option<Uuid> {
+        self.router
+    }
+
+    fn hook(&self, name: &str) -> Option<Function> {
+        self.module.get::<Option<Function>>(name).ok().flatten()
+    }
+
+    /// `module[table][key]` when it is a function.
+    fn handler(&self, table: &str, key: &str) -> Option<Function> {
+        let t = self.module.get::<Option<Table>>(table).ok().flatten()?;
+        t.get::<Option<Function>>(key).ok().flatten()
+    }
+
+    fn find_peer(&self, id: &str) -> Option<Rc<Peer>> {
+        self.peers.borrow().iter().find(|p| p.id == id).cloned()
+    }
+
+    fn remove_peer(&self, peer: &Rc<Peer>) {
+        self.peers.borrow_mut().retain(|p| !Rc::ptr_eq(p, peer));
+    }
+}
+
+/// `room` as Lua sees it.
+#[derive(Clone)]
+pub struct LuaRoom(pub Rc<Room>);
+
+/// `peer` as Lua sees it.
+#[derive(Clone)]
+pub struct LuaPeer(pub Rc<Peer>);
+
+/// A timer created by `room:timer`.
+pub struct LuaTimer(AbortHandle);
+
+impl UserData for LuaRoom {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("id", |_, this| Ok(this.0.id.clone()));
+        fields.add_field_method_get("data", |_, this| Ok(this.0.data.clone()));
+        fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
+        fields.add_field_method_get("router", |lua, this| match this.0.router {
+            Some(id) => engine_api::router_value(lua, id, &this.0.id),
+            None => Ok(Value::Nil),
+        });
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::Eq, |_, this, other: mlua::AnyUserData| {
+            Ok(other
+                .borrow::<LuaRoom>()
+                .is_ok_and(|o| Rc::ptr_eq(&o.0, &this.0)))
+        });
+        methods.add_method("peers", |lua, this, ()| {
+            let t = lua.create_table()?;
+            for (i, p) in this.0.peers.borrow().iter().enumerate() {
+                t.raw_set(i + 1, LuaPeer(p.clone()))?;
+            }
+            Ok(t)
+        });
+        methods.add_method("peer", |_, this, id: String| {
+            Ok(this.0.find_peer(&id).map(LuaPeer))
+        });
+        methods.add_method(
+            "broadcast",
+            |lua, this, (method, data, except): (String, Value, Option<mlua::AnyUserData>)| {
+                let json = to_json(lua, data)?;
+                let except = match except {
+                    Some(u) => Some(u.borrow::<LuaPeer>()?.0.clone()),
+                    None => None,
+                };
+                for p in this.0.peers.borrow().iter() {
+                    if except.as_ref().is_some_and(|e| Rc::ptr_eq(e, p)) {
+                        continue;
+                    }
+                    p.handle.notify(&method, json.clone());
+                }
+                Ok(())
+            },
+        );
+        methods.add_method("close", |_, this, ()| {
+            if let Some(host) = Host::current() {
+                close_room(&host, &this.0, "closed by script");
+            }
+            Ok(())
+        });
+        methods.add_method("timer", |_, this, (seconds, f): (f64, Function)| {
+            let delay = super::globals::delay(seconds)?;
+            let room = this.0.clone();
+            if room.closed.get() {
+                return Err(mlua::Error::RuntimeError("room is closed".into()));
+            }
+            let task = tokio::task::spawn_local(async move {
+                tokio::time::sleep(delay).await;
+                let Some(host) = Host::current() else { return };
+                if room.closed.get() {
+                    return;
+                }
+                let what = format!("timer (room {})", room.id);
+                let _ =
+                    runner::run(&host.lua, &what, budget(&host), f, LuaRoom(room.clone())).await;
+            });
+            let handle = task.abort_handle();
+            let mut timers = this.0.timers.borrow_mut();
+            timers.retain(|t| !t.is_finished());
+            timers.push(handle.clone());
+            Ok(LuaTimer(handle))
+        });
+    }
+}
+
+impl UserData for LuaTimer {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("cancel", |_, this, ()| {
+            this.0.abort();
+            Ok(())
+        });
+    }
+}
+
+impl UserData for LuaPeer {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_field_method_get("id", |_, this| Ok(this.0.id.clone()));
+        fields.add_field_method_get("data", |_, this| Ok(this.0.data.clone()));
+        fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
+        fields.add_field_method_get("room", |_, this| Ok(this.0.room.upgrade().map(LuaRoom)));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::Eq, |_, this, other: mlua::AnyUserData| {
+            Ok(other
+                .borrow::<LuaPeer>()
+                .is_ok_and(|o| Rc::ptr_eq(&o.0, &this.0)))
+        });
+        methods.add_method("notify", |lua, this, (method, data): (String, Value)| {
+            this.0.handle.notify(&method, to_json(lua, data)?);
+            Ok(())
+        });
+        methods.add_async_method("request", |lua, this, (method, data): (String, Value)| {
+            let handle = this.0.handle.clone();
+            let json = to_json(&lua, data);
+            async move {
+                let answer = handle.request(&method, json?).await;
+                match answer {
+                    Ok(v) => to_lua(&lua, &v),
+                    Err(ProtooError::Response { code, reason }) => {
+                        Err(mlua::Error::external(ScriptFailure { code, reason }))
+                    }
+                    Err(e) => Err(mlua::Error::external(ScriptFailure {
+                        code: if e == ProtooError::Timeout { 408 } else { 500 },
+                        reason: e.to_string(),
+                    })),
+                }
+            }
+        });
+        methods.add_method("close", |_, this, ()| {
+            // The connection reports Closed; the usual peer-close handling follows from that.
+            this.0.handle.close();
+            Ok(())
+        });
+    }
+}
+
+/// Lua → JSON (`nil` → `{}`).
+pub(crate) fn to_json(lua: &Lua, v: Value) -> mlua::Result<Json> {
+    if v.is_nil() {
+        return Ok(Json::Object(Default::default()));
+    }
+    lua.from_value(v)
+}
+
+/// JSON → Lua (arrays keep the array metatable, so they stay arrays on the way back).
+pub(crate) fn to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
+    lua.to_value(v)
+}
+
+fn budget(host: &Host) -> u64 {
+    host.settings.limits.instruction_limit
+}
+
+/// Loads the room's script and creates its router. Synchronous, so two connections for a new
+/// room on this worker cannot create it twice.
+fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject> {
+    if let Some(r) = host.rooms.borrow().get(room_id) {
+        return Ok(r.clone());
+    }
+    let script = host
+        .settings
+        .scripts
+        .script_for(room_id)
+        .ok_or_else(|| Reject::new(404, format!("no room script serves room {room_id:?}")))?;
+    let module = eval_module(host, &script.name, &script.source).map_err(|e| {
+        log::error!("room {room_id}: script {} failed to load: {e}", script.name);
+        Reject::new(500, format!("room script {} failed to load", script.name))
+    })?;
+    let router = match engine_api::create_router(&host.settings.media_codecs, room_id) {
+        Some(Ok(id)) => Some(id),
+        Some(Err(e)) => {
+            log::error!("room {room_id}: cannot create router: {e}");
+            return Err(Reject::new(500, format!("cannot create router: {e}")));
+        }
+        None => None,
+    };
+    let data = host
+        .lua
+        .create_table()
+        .map_err(|e| Reject::new(500, e.to_string()))?;
+    let room = Rc::new(Room {
+        id: room_id.to_owned(),
+        script: script.name.clone(),
+        module,
+        data,
+        peers: RefCell::new(Vec::new()),
+        closed: Cell::new(false),
+        router,
+        timers: RefCell::new(Vec::new()),
+    });
+    host.rooms
+        .borrow_mut()
+        .insert(room_id.to_owned(), room.clone());
+    log::info!(
+        "worker {}: room {room_id} created (script {})",
+        host.worker,
+        script.name
+    );
+    if let Some(f) = room.hook("on_room_open") {
+        spawn_hook(host, &room, "on_room_open", f, LuaRoom(room.clone()));
+    }
+    Ok(room)
+}
+
+/// Runs a script chunk (with the instruction budget; it may not wait) and returns its table.
+pub(crate) fn eval_module(host: &Host, name: &str, source: &str) -> mlua::Result<Table> {
+    let f = host
+        .lua
+        .load(source)
+        .set_name(format!("@{name}"))
+        .into_function()?;
+    let thread = host.lua.create_thread(f)?;
+    let limit = budget(host);
+    let used = Rc::new(Cell::new(0u64));
+    thread.set_hook(
+        HookTriggers::new().every_nth_instruction(1000),
+        move |_, _| {
+            used.set(used.get() + 1000);
+            if used.get() > limit {
+                return Err(mlua::Error::RuntimeError(format!(
+                    "instruction limit ({limit}) exceeded while loading"
+                )));
+            }
+            Ok(VmState::Continue)
+        },
+    )?;
+    let v: Value = thread.resume(())?;
+    if thread.status() == mlua::thread::ThreadStatus::Resumable {
+        return Err(mlua::Error::RuntimeError(
+            "a room script may not wait while it loads".into(),
+        ));
+    }
+    match v {
+        Value::Table(t) => Ok(t),
+        other => Err(mlua::Error::RuntimeError(format!(
+            "a room script must return a table of hooks, it returned a {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// Runs a hook in the background, logging failures.
+fn spawn_hook(host: &Rc<Host>, room: &Rc<Room>, name: &str, f: Function, args: impl IntoLuaMulti) {
+    let what = format!("{name} (room {}, script {})", room.id, room.script);
+    let host = host.clone();
+    match args.into_lua_multi(&host.lua) {
+        Ok(args) => {
+            tokio::task::spawn_local(async move {
+                let _ = runner::run(&host.lua, &what, budget(&host), f, args).await;
+            });
+        }
+        Err(e) => log::warn!("lua {what}: bad arguments: {e}"),
+    }
+}
+
+/// Handles a new connection on this worker (called on the worker thread). Answers `reply` with
+/// the verdict; on acceptance, serves the peer's inbound messages until it closes. The registry
+/// reference taken for this connection is released when it ends (or is refused).
+pub fn connect(
+    settings: Arc<HostSettings>,
+    worker: usize,
+    req: ConnectRequest,
+    inbound: mpsc::UnboundedReceiver<PeerInbound>,
+    reply: oneshot::Sender<Result<(), Reject>>,
+) {
+    let registry = settings.registry.clone();
+    let refuse = |reply: oneshot::Sender<Result<(), Reject>>, rej: Reject| {
+        registry.release(&req.room_id);
+        let _ = reply.send(Err(rej));
+    };
+    let host = match Host::get_or_init(&settings, worker) {
+        Ok(h) => h,
+        Err(e) => return refuse(reply, Reject::new(500, e.to_string())),
+    };
+    let room = match get_or_create_room(&host, &req.room_id) {
+        Ok(r) => r,
+        Err(rej) => return refuse(reply, rej),
+    };
+    tokio::task::spawn_local(serve_peer(host, room, req, inbound, reply));
+}
+
+async fn serve_peer(
+    host: Rc<Host>,
+    room: Rc<Room>,
+    req: ConnectRequest,
+    mut inbound: mpsc::UnboundedReceiver<PeerInbound>,
+    reply: oneshot::Sender<Result<(), Reject>>,
+) {
+    let registry = host.settings.registry.clone();
+    let room_id = req.room_id.clone();
+    let verdict = connection_verdict(&host, &room, &req).await;
+    let verdict = verdict.and_then(|()| {
+        if room.closed.get() {
+            Err(Reject::new(503, "room closed meanwhile, retry"))
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(rej) = verdict {
+        let _ = reply.send(Err(rej));
+        registry.release(&room_id);
+        if room.peers.borrow().is_empty() {
+            close_room(&host, &room, "no peer");
+        }
+        return;
+    }
+
+    // Same peerId again: the old peer is closed and handled as gone, the room stays.
+    if let Some(old) = room.find_peer(&req.peer_id) {
+        log::info!(
+            "room {}: peer {} reconnected, replacing the old one",
+            room.id,
+            old.id
+        );
+        old.closed.set(true);
+        room.remove_peer(&old);
+        old.handle.close();
+        if let Some(f) = room.hook("on_peer_close") {
+            let what = format!("on_peer_close (room {})", room.id);
+            let _ = runner::run(
+                &host.lua,
+                &what,
+                budget(&host),
+                f,
+                (LuaRoom(room.clone()), LuaPeer(old.clone()), "replaced"),
+            )
+            .await;
+        }
+    }
+
+    let data = match host.lua.create_table() {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = reply.send(Err(Reject::new(500, e.to_string())));
+            registry.release(&room_id);
+            return;
+        }
+    };
+    let peer = Rc::new(Peer {
+        id: req.peer_id.clone(),
+        handle: req.peer.clone(),
+        data,
+        closed: Cell::new(false),
+        room: Rc::downgrade(&room),
+    });
+    room.peers.borrow_mut().push(peer.clone());
+    let mut reason = "connection gone".to_owned();
+    if reply.send(Ok(())).is_ok() {
+        if let Some(f) = room.hook("on_peer_open") {
+            spawn_hook(
+                &host,
+                &room,
+                "on_peer_open",
+                f,
+                (LuaRoom(room.clone()), LuaPeer(peer.clone())),
+            );
+        }
+        while let Some(msg) = inbound.recv().await {
+            match msg {
+                PeerInbound::Request { id, method, data } => {
+                    if peer.closed.get() || room.closed.get() {
+                        peer.handle.respond_error(id, 500, "peer closed");
+                        continue;
+                    }
+                    tokio::task::spawn_local(handle_request(
+                        host.clone(),
+                        room.clone(),
+                        peer.clone(),
+                        id,
+                        method,
+                        data,
+                    ));
+                }
+                PeerInbound::Notification { method, data } => {
+                    if !peer.closed.get() && !room.closed.get() {
+                        tokio::task::spawn_local(handle_notification(
+                            host.clone(),
+                            room.clone(),
+                            peer.clone(),
+                            method,
+                            data,
+                        ));
+                    }
+                }
+                PeerInbound::Closed { reason: r } => {
+                    reason = r;
+                    break;
+                }
+            }
+        }
+    }
+    peer_left(&host, &room, &peer, &reason).await;
+    registry.release(&room_id);
+}
+
+/// Runs `on_connect`: `true`/nothing accepts; `false, status, reason` or an error refuses.
+async fn connection_verdict(
+    host: &Rc<Host>,
+    room: &Rc<Room>,
+    req: &ConnectRequest,
+) -> Result<(), Reject> {
+    let Some(f) = room.hook("on_connect") else {
+        return Ok(());
+    };
+    let info = (|| -> mlua::Result<Table> {
+        let t = host.lua.create_table()?;
+        t.set("roomId", req.room_id.as_str())?;
+        t.set("peerId", req.peer_id.as_str())?;
+        t.set("remoteAddress", req.remote_addr.ip().to_string())?;
+        t.set("remotePort", req.remote_addr.port())?;
+        let q = host.lua.create_table()?;
+        for (k, v) in &req.query {
+            q.set(k.as_str(), v.as_str())?;
+        }
+        t.set("query", q)?;
+        Ok(t)
+    })()
+    .map_err(|e| Reject::new(500, e.to_string()))?;
+    let what = format!("on_connect (room {}, peer {})", room.id, req.peer_id);
+    let out = runner::run(
+        &host.lua,
+        &what,
+        budget(host),
+        f,
+        (LuaRoom(room.clone()), info),
+    )
+    .await
+    .map_err(|HandlerError { code, reason }| Reject::new(http_status(code), reason))?;
+    let mut out = out.into_iter();
+    match out.next() {
+        None | Some(Value::Nil) | Some(Value::Boolean(true)) => Ok(()),
+        Some(Value::Boolean(false)) => {
+            let status = match out.next() {
+                Some(Value::Integer(s)) => u16::try_from(s).unwrap_or(403),
+                _ => 403,
+            };
+            let reason = match out.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => "connection refused by the room".to_owned(),
+            };
+            Err(Reject::new(http_status(status), reason))
+        }
+        Some(other) => Err(Reject::new(
+            500,
+            format!(
+                "on_connect returned a {}, expected a boolean",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// A script's status for an HTTP rejection: 400..=599, else 403.
+fn http_status(code: u16) -> u16 {
+    if (400..=599).contains(&code) {
+        code
+    } else {
+        403
+    }
+}
+
+async fn handle_request(
+    host: Rc<Host>,
+    room: Rc<Room>,
+    peer: Rc<Peer>,
+    id: u64,
+    method: String,
+    data: Json,
+) {
+    let what = format!("request {method} (room {}, peer {})", room.id, peer.id);
+    let result: Result<Json, HandlerError> = async {
+        let data = to_lua(&host.lua, &data).map_err(|e| runner::classify(&e))?;
+        let out = if let Some(f) = room.handler("requests", &method) {
+            runner::run(
+                &host.lua,
+                &what,
+                budget(&host),
+                f,
+                (LuaRoom(room.clone()), LuaPeer(peer.clone()), data),
+            )
+            .await?
+        } else if let Some(f) = room.hook("on_request") {
+            runner::run(
+                &host.lua,
+                &what,
+                budget(&host),
+                f,
+                (
+                    LuaRoom(room.clone()),
+                    LuaPeer(peer.clone()),
+                    method.as_str(),
+                    data,
+                ),
+            )
+            .await?
+        } else {
+            return Err(HandlerError {
+                code: 500,
+                reason: format!("unknown request.method \"{method}\""),
+            });
+        };
+        let first = out.into_iter().next().unwrap_or(Value::Nil);
+        to_json(&host.lua, first).map_err(|e| HandlerError {
+            code: 500,
+            reason: format!("bad response from {what}: {e}"),
+        })
+    }
+    .await;
+    match result {
+        Ok(v) => peer.handle.respond_ok(id, v),
+        Err(e) => peer.handle.respond_error(id, e.code, &e.reason),
+    }
+}
+
+async fn handle_notification(
+    host: Rc<Host>,
+    room: Rc<Room>,
+    peer: Rc<Peer>,
+    method: String,
+    data: Json,
+) {
+    let what = format!("notification {method} (room {}, peer {})", room.id, peer.id);
+    let Ok(data) = to_lua(&host.lua, &data) else {
+        return;
+    };
+    if let Some(f) = room.handler("notifications", &method) {
+        let _ = runner::run(
+            &host.lua,
+            &what,
+            budget(&host),
+            f,
+            (LuaRoom(room.clone()), LuaPeer(peer.clone()), data),
+        )
+        .await;
+    } else if let Some(f) = room.hook("on_notification") {
+        let _ = runner::run(
+            &host.lua,
+            &what,
+            budget(&host),
+            f,
+            (
+                LuaRoom(room.clone()),
+                LuaPeer(peer.clone()),
+                method.as_str(),
+                data,
+            ),
+        )
+        .await;
+    } else {
+        log::debug!("{what}: no handler, ignored");
+    }
+}
+
+/// The peer's connection ended: run `on_peer_close` and close the room if it was the last.
+async fn peer_left(host: &Rc<Host>, room: &Rc<Room>, peer: &Rc<Peer>, reason: &str) {
+    if peer.closed.replace(true) {
+        return; // replaced, or the room closed it
+    }
+    room.remove_peer(peer);
+    peer.handle.close();
+    if let Some(f) = room.hook("on_peer_close") {
+        let what = format!("on_peer_close (room {}, peer {})", room.id, peer.id);
+        let _ = runner::run(
+            &host.lua,
+            &what,
+            budget(host),
+            f,
+            (LuaRoom(room.clone()), LuaPeer(peer.clone()), reason),
+        )
+        .await;
+    }
+    if room.peers.borrow().is_empty() {
+        close_room(host, room, "last peer left");
+    }
+}
+
+/// Closes a room: its peers (close code 4000), its timers, then `on_room_close` and its router.
+pub(crate) fn close_room(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
+    if room.closed.replace(true) {
+        return;
+    }
+    {
+        let mut rooms = host.rooms.borrow_mut();
+        if rooms.get(&room.id).is_some_and(|r| Rc::ptr_eq(r, room)) {
+            rooms.remove(&room.id);
+        }
+    }
+    log::info!("worker {}: room {} closed ({why})", host.worker, room.id);
+    let peers = std::mem::take(&mut *room.peers.borrow_mut());
+    for p in peers {
+        p.closed.set(true);
+        p.handle.close();
+    }
+    for t in room.timers.borrow_mut().drain(..) {
+        t.abort();
+    }
+    let host2 = host.clone();
+    let room2 = room.clone();
+    tokio::task::spawn_local(async move {
+        if let Some(f) = room2.hook("on_room_close") {
+            let what = format!("on_room_close (room {})", room2.id);
+            let _ = runner::run(&host2.lua, &what, budget(&host2), f, LuaRoom(room2.clone())).await;
+        }
+        if let Some(router) = room2.router {
+            engine_api::close_router(&host2, router);
+        }
+        host2.callbacks.drop_room(&room2.id);
+    });
+}
+
+/// The router RTP capabilities of a room on this worker (None: no such room or no engine).
+pub fn room_rtp_capabilities(room_id: &str) -> Option<Json> {
+    let host = Host::current()?;
+    let router = host.rooms.borrow().get(room_id)?.router?;
+    engine_api::rtp_capabilities(router)
+}

@@ -1,0 +1,232 @@
+//! Runs one handler invocation in its own coroutine, with an instruction budget, and turns a
+//! Lua failure into a protoo-style error (code + reason) plus a log line with the location.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use mlua::{Function, HookTriggers, IntoLuaMulti, Lua, MultiValue, VmState};
+
+/// Instructions between two budget checks.
+const HOOK_EVERY: u32 = 1000;
+
+/// An error a script raises on purpose with `ringsfu.error(code, reason)`; carried through
+/// Lua as a Rust error so `pcall` still catches it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}")]
+pub struct ScriptFailure {
+    /// protoo errorCode / HTTP status.
+    pub code: u16,
+    /// errorReason.
+    pub reason: String,
+}
+
+/// Why a handler produced no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    /// protoo errorCode.
+    pub code: u16,
+    /// errorReason sent to the peer.
+    pub reason: String,
+}
+
+/// Runs `f(args)` as a new coroutine to completion (it may yield on host calls), charging at
+/// most `budget` VM instructions. `what` names the handler in logs.
+pub async fn run(
+    lua: &Lua,
+    what: &str,
+    budget: u64,
+    f: Function,
+    args: impl IntoLuaMulti,
+) -> Result<MultiValue, HandlerError> {
+    let result = async {
+        let thread = lua.create_thread(f)?;
+        let used = Rc::new(Cell::new(0u64));
+        thread.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_lua, debug| {
+                used.set(used.get() + u64::from(HOOK_EVERY));
+                if used.get() > budget {
+                    let src = debug.source();
+                    let at = format!(
+                        "{}:{}",
+                        src.short_src.as_deref().unwrap_or("?"),
+                        debug.current_line().unwrap_or(0)
+                    );
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "instruction limit ({budget}) exceeded at {at}"
+                    )));
+                }
+                Ok(VmState::Continue)
+            },
+        )?;
+        thread.into_async::<MultiValue>(args)?.await
+    }
+    .await;
+    result.map_err(|e| {
+        let failure = classify(&e);
+        if failure.code >= 500 {
+            log::warn!("lua {what} failed: {}", full_message(&e));
+        } else {
+            log::debug!("lua {what} refused: {} {}", failure.code, failure.reason);
+        }
+        failure
+    })
+}
+
+/// The error code and reason a failure is answered with.
+pub fn classify(e: &mlua::Error) -> HandlerError {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => classify(cause),
+        mlua::Error::WithContext { cause, .. } => classify(cause),
+        mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ScriptFailure>() {
+            Some(f) => HandlerError {
+                code: f.code,
+                reason: f.reason.clone(),
+            },
+            None => HandlerError {
+                code: 500,
+                reason: inner.to_string(),
+            },
+        },
+        mlua::Error::RuntimeError(m) => HandlerError {
+            code: 500,
+            // The peer gets the message with its location; the traceback is for the log.
+            reason: m
+                .split("\nstack traceback:")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        },
+        mlua::Error::MemoryError(_) => HandlerError {
+            code: 500,
+            reason: "Lua memory limit exceeded".into(),
+        },
+        other => HandlerError {
+            code: 500,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The error with its Lua traceback, for logs.
+fn full_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, traceback } => {
+            format!("{}\n{traceback}", full_message(cause))
+        }
+        mlua::Error::RuntimeError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&rt, f)
+    }
+
+    #[test]
+    fn returns_values_and_counts_instructions() {
+        let lua = Lua::new();
+        let f: Function = lua
+            .load("return function(a) local s = 0 for i = 1, a do s = s + i end return s end")
+            .eval()
+            .unwrap();
+        let out = block_on(run(&lua, "t", 1_000_000, f.clone(), 100)).unwrap();
+        assert_eq!(out.into_iter().next().unwrap().as_i64(), Some(5050));
+        // The same function over the budget is stopped, naming the limit and the location.
+        let err = block_on(run(&lua, "t", 10_000, f, 1_000_000)).unwrap_err();
+        assert_eq!(err.code, 500);
+        assert!(
+            err.reason.contains("instruction limit (10000) exceeded at"),
+            "{}",
+            err.reason
+        );
+    }
+
+    #[test]
+    fn endless_loop_is_stopped() {
+        let lua = Lua::new();
+        let f: Function = lua
+            .load("return function() while true do end end")
+            .set_name("@loop.lua")
+            .eval()
+            .unwrap();
+        let err = block_on(run(&lua, "t", 100_000, f, ())).unwrap_err();
+        assert!(err.reason.contains("loop.lua:1"), "{}", err.reason);
+    }
+
+    #[test]
+    fn raised_errors_keep_location_and_script_failures_their_code() {
+        let lua = Lua::new();
+        let fail = lua
+            .create_function(|_, (code, reason): (u16, String)| {
+                Err::<(), _>(mlua::Error::external(ScriptFailure { code, reason }))
+            })
+            .unwrap();
+        lua.globals().set("fail", fail).unwrap();
+        let f: Function = lua
+            .load("return function() error('boom') end")
+            .set_name("@room.lua")
+            .eval()
+            .unwrap();
+        let err = block_on(run(&lua, "t", 1_000_000, f, ())).unwrap_err();
+        assert_eq!(
+            err,
+            HandlerError {
+                code: 500,
+                reason: "room.lua:1: boom".into()
+            }
+        );
+        let f: Function = lua
+            .load("return function() fail(403, 'nope') end")
+            .eval()
+            .unwrap();
+        let err = block_on(run(&lua, "t", 1_000_000, f, ())).unwrap_err();
+        assert_eq!(
+            err,
+            HandlerError {
+                code: 403,
+                reason: "nope".into()
+            }
+        );
+    }
+
+    #[test]
+    fn memory_limit_stops_the_handler_and_the_state_goes_on() {
+        let lua = Lua::new();
+        lua.set_memory_limit(8 * 1024 * 1024).unwrap();
+        let f: Function = lua
+            .load("return function() local t = {} for i = 1, 1e8 do t[i] = ('x'):rep(100) .. i end end")
+            .eval()
+            .unwrap();
+        let err = block_on(run(&lua, "t", u64::MAX, f, ())).unwrap_err();
+        assert!(err.reason.contains("memory"), "{}", err.reason);
+        let ok: i64 = lua.load("return 1 + 1").eval().unwrap();
+        assert_eq!(ok, 2);
+    }
+
+    #[test]
+    fn yields_on_async_host_calls() {
+        let lua = Lua::new();
+        let sleep = lua
+            .create_async_function(|_, ms: u64| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(ms)
+            })
+            .unwrap();
+        lua.globals().set("sleep", sleep).unwrap();
+        let f: Function = lua
+            .load("return function() return sleep(5) + sleep(5) end")
+            .eval()
+            .unwrap();
+        let out = block_on(run(&lua, "t", 1_000_000, f, ())).unwrap();
+        assert_eq!(out.into_iter().next().unwrap().as_i64(), Some(10));
+    }
+}

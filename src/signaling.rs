@@ -1,0 +1,119 @@
+//! The protoo and HTTP handlers: they pick a room's worker in the registry and hand the work
+//! to that worker's thread, where the room and its Lua state live.
+
+use std::sync::Arc;
+
+use ringsfu_plugins::{
+    BoxFuture, ConnectRequest, HttpHandler, HttpRequest, HttpResponse, PeerInbound, ProtooHandler,
+    Reject,
+};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::executor::WorkerExec;
+use crate::lua_host::{room, HostSettings};
+use crate::registry::Registry;
+use crate::scripts::ScriptStore;
+
+/// What both handlers share.
+pub struct Shared {
+    /// Worker threads, by index.
+    pub workers: Vec<Arc<dyn WorkerExec>>,
+    /// Room → worker.
+    pub registry: Arc<Registry>,
+    /// Settings of every worker's Lua host.
+    pub host: Arc<HostSettings>,
+    /// Room scripts (for reload).
+    pub scripts: Arc<ScriptStore>,
+    /// Whether POST /admin/reload is served (from loopback only).
+    pub admin_reload: bool,
+}
+
+/// The protoo handler.
+pub struct Protoo(pub Arc<Shared>);
+
+impl ProtooHandler for Protoo {
+    fn connect(
+        &self,
+        req: ConnectRequest,
+    ) -> BoxFuture<'static, Result<mpsc::UnboundedSender<PeerInbound>, Reject>> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let room_id = req.room_id.clone();
+            let index = shared.registry.acquire(&room_id);
+            let Some(worker) = shared.workers.get(index) else {
+                shared.registry.release(&room_id);
+                return Err(Reject::new(500, "no worker"));
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            let (reply_tx, reply_rx) = oneshot::channel();
+            let settings = shared.host.clone();
+            let posted = worker.post(Box::new(move || {
+                room::connect(settings, index, req, rx, reply_tx);
+            }));
+            if !posted {
+                shared.registry.release(&room_id);
+                return Err(Reject::new(500, format!("worker {index} is gone")));
+            }
+            match reply_rx.await {
+                Ok(Ok(())) => Ok(tx),
+                Ok(Err(rej)) => Err(rej),
+                Err(_) => Err(Reject::new(
+                    500,
+                    format!("worker {index} dropped the connection"),
+                )),
+            }
+        })
+    }
+}
+
+/// The HTTP handler. Routes: `GET /rooms/:roomId` (router RTP capabilities of a live room),
+/// `POST /admin/reload` (loopback only). The broadcaster REST API will be routed here too.
+pub struct Http(pub Arc<Shared>);
+
+impl HttpHandler for Http {
+    fn handle(&self, req: HttpRequest) -> BoxFuture<'static, HttpResponse> {
+        let shared = self.0.clone();
+        Box::pin(async move {
+            let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+            match (req.method.as_str(), segs.as_slice()) {
+                ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
+                ("POST", ["admin", "reload"]) => {
+                    if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
+                        return HttpResponse::json(403, json!({"error": "forbidden"}));
+                    }
+                    match shared.scripts.reload() {
+                        Ok(changed) => {
+                            log::info!("scripts reloaded over HTTP; changed: {changed:?}");
+                            HttpResponse::json(200, json!({"reloaded": true, "changed": changed}))
+                        }
+                        Err(e) => HttpResponse::json(500, json!({"error": e.to_string()})),
+                    }
+                }
+                _ => HttpResponse::not_found(),
+            }
+        })
+    }
+}
+
+async fn room_capabilities(shared: &Shared, room_id: &str) -> HttpResponse {
+    let not_found =
+        || HttpResponse::json(404, json!({"error": format!("room {room_id:?} not found")}));
+    let Some(index) = shared.registry.worker_of(room_id) else {
+        return not_found();
+    };
+    let Some(worker) = shared.workers.get(index) else {
+        return not_found();
+    };
+    let (tx, rx) = oneshot::channel();
+    let id = room_id.to_owned();
+    if !worker.post(Box::new(move || {
+        let _ = tx.send(room::room_rtp_capabilities(&id));
+    })) {
+        return not_found();
+    }
+    match rx.await {
+        Ok(Some(caps)) => HttpResponse::json(200, caps),
+        _ => not_found(),
+    }
+}
