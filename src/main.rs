@@ -1,16 +1,16 @@
-fn main() {
-    eprintln!("ringsfu: not built yet");
-    std::process::exit(2);
 //! The ringsfu binary: `ringsfu [--config PATH]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
 use ringsfu::Config;
+
 const USAGE: &str = "usage: ringsfu [--config PATH]\n\
     Without --config the embedded lua/config.lua is used. Environment overrides:\n\
     RINGSFU_LISTEN_IP, RINGSFU_ANNOUNCED_ADDRESS, RINGSFU_HTTP_PORT, RINGSFU_RTC_PORT,\n\
     RINGSFU_WORKERS, RINGSFU_IO_BACKEND, RINGSFU_TLS_CERT, RINGSFU_TLS_KEY, RINGSFU_LOG_LEVEL.\n\
     SIGHUP reloads the room scripts for new rooms.";
+
 fn main() -> ExitCode {
     let mut config_path: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -30,14 +30,20 @@ fn main() -> ExitCode {
             other => {
                 eprintln!("unknown argument {other:?}\n{USAGE}");
                 return ExitCode::from(2);
+            }
         }
     }
     let config = match &config_path {
+        Some(p) => Config::load(p),
+        None => Config::default_with_env(),
     };
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ringsfu: refusing to start: {e}");
             return ExitCode::from(2);
+        }
+    };
     env_logger::Builder::new()
         .filter_level(config.log_filter())
         .parse_env("RUST_LOG")
@@ -48,15 +54,24 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
+        Err(e) => {
             eprintln!("ringsfu: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
+        }
+    };
     rt.block_on(run(config))
 }
+
 async fn run(config: Config) -> ExitCode {
     let workers = config.worker_count();
     let server = match ringsfu::start(config).await {
         Ok(s) => s,
+        Err(e) => {
             log::error!("refusing to start: {e}");
+            eprintln!("ringsfu: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
     log::info!(
         "ringsfu {} up: {}://{} with {workers} worker(s)",
         env!("CARGO_PKG_VERSION"),
@@ -64,14 +79,23 @@ async fn run(config: Config) -> ExitCode {
         server.local_addr()
     );
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
             log::warn!("cannot watch SIGHUP, reload only over HTTP: {e}");
             None
+        }
+    };
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => {
                 match server.reload() {
                     Ok(changed) => log::info!("SIGHUP: scripts reloaded for new rooms; changed: {changed:?}"),
+                    Err(e) => log::error!("SIGHUP: reload refused, keeping the running scripts: {e}"),
+                }
+            }
+        }
+    }
     log::info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
