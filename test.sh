@@ -1,5 +1,44 @@
 #!/usr/bin/env bash
-# Runs every test of the project. CI (.ci/run) runs exactly this after installing what it needs.
+# Runs every test of the project: the Rust test suites (unit, engine end-to-end with an independent
+# webrtc-rs peer, signaling, server) and the headless-Chromium end-to-end run with mediasoup-client
+# against a real ringsfu server. CI (.ci/run) installs the prerequisites and runs exactly this.
+#
+# Needs: cargo, node + npm, /usr/bin/chromium (Debian package `chromium`).
 set -euo pipefail
 cd "$(dirname "$0")"
+
+echo "== cargo test (release)"
 cargo test --workspace --release
+
+echo "== engine end-to-end suite again on the io_uring backend setting"
+RINGSFU_IO_BACKEND=io_uring cargo test --release -p ringsfu-core --test webrtc_e2e --test plain_transport
+
+echo "== browser end-to-end (headless Chromium + mediasoup-client)"
+if [ ! -x /usr/bin/chromium ]; then
+  echo "FAIL: /usr/bin/chromium is missing (apt-get install chromium); .ci/run installs it" >&2
+  exit 1
+fi
+( cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; } )
+cargo build --release --bin ringsfu
+port=$(( 20000 + RANDOM % 20000 ))
+rtc_port=$(( 40000 + RANDOM % 10000 ))
+log=$(mktemp /tmp/ringsfu-e2e.XXXXXX.log)
+RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info ./target/release/ringsfu >"$log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 200); do
+  if grep -q " up: " "$log"; then break; fi
+  if ! kill -0 $server 2>/dev/null; then cat "$log"; echo "FAIL: server exited" >&2; exit 1; fi
+  sleep 0.1
+done
+export RINGSFU_WS="ws://127.0.0.1:$port"
+status=0
+for variant in "plain:" "simulcast:RINGSFU_SIMULCAST=1" "tcp:RINGSFU_FORCE_TCP=1"; do
+  name=${variant%%:*}; envs=${variant#*:}
+  echo "-- browser scenario: $name"
+  if ! ( cd tests/browser && env $envs node run.mjs ); then
+    status=1
+    echo "browser scenario $name failed; server log: $log" >&2
+  fi
+done
+exit $status

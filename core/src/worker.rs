@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dtls::DtlsCertificate;
 use crate::engine::{Engine, EngineEvent, ListenInfo, PacketSource};
-use crate::io::epoll::{bind_udp, EpollUdp};
-use crate::io::{IoBackend, RecvBatch, Route, SocketId, TxQueue};
+use crate::io::epoll::bind_udp;
+use crate::io::{IoBackend, RecvBatch, Route, SocketId, TxQueue, UdpIo};
 use crate::tuple::{Protocol, TransportTuple};
 
 /// Flush queued sends once this many are pending, even mid-batch (bounds buffer memory).
@@ -184,7 +184,7 @@ impl Drop for Worker {
 pub type Observer = Box<dyn FnMut(&EngineEvent)>;
 
 struct UdpEntry {
-    socket: Rc<EpollUdp>,
+    socket: Rc<UdpIo>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -204,6 +204,7 @@ pub struct WorkerContext {
     observers: RefCell<Vec<Observer>>,
     dispatching: Cell<bool>,
     listen_ip: IpAddr,
+    backend: IoBackend,
     rtc_port_range: (u16, u16),
     next_port: Cell<u16>,
     next_tcp_conn: Cell<u32>,
@@ -371,7 +372,7 @@ impl WorkerContext {
     }
 
     fn add_udp(self: &Rc<Self>, sock: std::net::UdpSocket, batch: usize) -> io::Result<SocketId> {
-        let socket = Rc::new(EpollUdp::new(sock)?);
+        let socket = Rc::new(UdpIo::new(sock, self.backend)?);
         let local = socket.local_addr();
         let sid = self.io.borrow_mut().udp.insert(UdpEntry {
             socket: Rc::clone(&socket),
@@ -496,13 +497,10 @@ fn worker_main(
     local.block_on(&rt, async move {
         let backend = match settings.backend {
             IoBackend::Epoll => IoBackend::Epoll,
+            IoBackend::IoUring if crate::io::uring::available() => IoBackend::IoUring,
             IoBackend::IoUring => {
                 if index == 0 {
-                    if crate::io::uring::available() {
-                        log::warn!("io_uring backend requested: its packet path is not built yet, using epoll");
-                    } else {
-                        log::warn!("io_uring is unavailable here (seccomp or sysctl), using epoll");
-                    }
+                    log::warn!("io_uring is unavailable here (seccomp profile or kernel.io_uring_disabled): using the epoll backend");
                 }
                 IoBackend::Epoll
             }
@@ -552,6 +550,7 @@ fn worker_main(
             observers: RefCell::new(Vec::new()),
             dispatching: Cell::new(false),
             listen_ip: settings.listen_ip,
+            backend,
             rtc_port_range: settings.rtc_port_range,
             next_port: Cell::new(settings.rtc_port_range.0),
             next_tcp_conn: Cell::new(1),

@@ -173,3 +173,61 @@ pub fn pin_current_thread(core: usize) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A worker UDP socket on either backend. The engine never sees which.
+pub enum UdpIo {
+    /// epoll readiness + recvmmsg/sendmmsg.
+    Epoll(epoll::EpollUdp),
+    /// io_uring multishot receive + batched SendMsg.
+    Uring(uring::UringUdp),
+}
+
+impl UdpIo {
+    /// Wraps a bound non-blocking socket for `backend`; must be called inside the worker's runtime.
+    pub fn new(socket: std::net::UdpSocket, backend: IoBackend) -> std::io::Result<Self> {
+        Ok(match backend {
+            IoBackend::Epoll => UdpIo::Epoll(epoll::EpollUdp::new(socket)?),
+            IoBackend::IoUring => UdpIo::Uring(uring::UringUdp::new(socket)?),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        match self {
+            UdpIo::Epoll(s) => s.local_addr(),
+            UdpIo::Uring(s) => s.local_addr(),
+        }
+    }
+
+    /// Waits until datagrams may be waiting.
+    pub async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            UdpIo::Epoll(s) => s.readable().await,
+            UdpIo::Uring(s) => s.readable().await,
+        }
+    }
+
+    /// Receives a batch without blocking; returns how many datagrams (0 when none).
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> std::io::Result<usize> {
+        match self {
+            UdpIo::Epoll(s) => s.recv_batch(batch),
+            UdpIo::Uring(s) => s.recv_batch(batch),
+        }
+    }
+
+    /// Sends the queued entries listed in `order` (all routed to this socket).
+    pub fn send_entries(&self, entries: &[TxEntry], order: &[u32]) {
+        match self {
+            UdpIo::Epoll(s) => s.send_entries(entries, order),
+            UdpIo::Uring(s) => s.send_entries(entries, order),
+        }
+    }
+
+    /// Datagrams dropped on send (socket buffer full).
+    pub fn send_drops(&self) -> u64 {
+        match self {
+            UdpIo::Epoll(s) => s.send_drops(),
+            UdpIo::Uring(s) => s.send_drops(),
+        }
+    }
+}
