@@ -8,9 +8,11 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::data::StreamIdAllocator;
 use crate::dtls::{DtlsRole, DtlsSession, Fingerprint};
 use crate::ice::IceServer;
 use crate::io::{Route, SocketId};
+use crate::sctp::SctpAssociation;
 use crate::srtp::SrtpContext;
 use crate::tuple::{Protocol, TransportTuple};
 
@@ -81,6 +83,10 @@ pub struct WebRtcState {
     pub enable_sctp: bool,
     /// Client's SCTP numStreams {OS, MIS}.
     pub sctp_streams: Option<(u16, u16)>,
+    /// The SCTP association (data channels), once DTLS is up and SCTP was requested.
+    pub sctp: Option<SctpAssociation>,
+    /// Outgoing stream ids for data consumers.
+    pub sctp_out_streams: Option<StreamIdAllocator>,
 }
 
 /// PlainTransport-specific state.
@@ -131,6 +137,12 @@ pub struct Transport {
     pub producers: Vec<usize>,
     /// Consumer keys on this transport.
     pub consumers: Vec<usize>,
+    /// Data producer keys on this transport.
+    pub data_producers: Vec<usize>,
+    /// Data consumer keys on this transport.
+    pub data_consumers: Vec<usize>,
+    /// Incoming SCTP stream id → data producer key.
+    pub sctp_in_streams: HashMap<u16, usize>,
     /// Incoming SSRC → (producer key, stream index, is RTX).
     pub ssrc_table: HashMap<u32, (usize, usize, bool)>,
     /// MID → producer key, for streams that arrive with no signaled SSRC.

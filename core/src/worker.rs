@@ -485,6 +485,8 @@ fn worker_main(
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Named so a test can prove no blocking-pool thread is ever started on a worker runtime.
+        .thread_name(format!("ringsfu-w{index}-blocking"))
         .build()
     {
         Ok(rt) => rt,

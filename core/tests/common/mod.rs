@@ -133,7 +133,8 @@ pub struct TestPeer {
     pub rx_ctx: Mutex<SrtpContext>,
     /// Our DTLS fingerprint (sha-256) to pass in connect().
     pub fingerprint: String,
-    _dtls: Arc<DTLSConn>,
+    /// The DTLS connection (SCTP runs over it).
+    pub dtls: Arc<DTLSConn>,
     /// The ICE agent (UDP peers); closing it stops consent checks.
     pub agent: Option<Arc<Agent>>,
 }
@@ -373,7 +374,7 @@ async fn finish_dtls(
         tx_ctx: Mutex::new(tx_ctx),
         rx_ctx: Mutex::new(rx_ctx),
         fingerprint: fp,
-        _dtls: Arc::new(dtls),
+        dtls: Arc::new(dtls),
         agent,
     })
 }
@@ -619,4 +620,96 @@ where
     connect(dtls_parameters(&fp)).await;
     let ice_conn: Arc<dyn Conn + Send + Sync> = conn;
     finish_dtls(ice_conn, None, media_rx, cert, fp).await
+}
+
+/// A worker on ephemeral loopback ports for data-channel tests.
+pub fn spawn_sctp_worker() -> Arc<ringsfu_core::worker::Worker> {
+    Arc::new(
+        ringsfu_core::worker::Worker::spawn(ringsfu_core::worker::WorkerSettings {
+            index: 0,
+            pin_core: None,
+            listen_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            announced_address: None,
+            udp_port: Some(0),
+            tcp_port: None,
+            rtc_port_range: (43000, 43999),
+            backend: ringsfu_core::io::IoBackend::Epoll,
+            cert: ringsfu_core::dtls::DtlsCertificate::generate().unwrap(),
+        })
+        .unwrap(),
+    )
+}
+
+/// A connected peer with an SCTP association (webrtc-sctp) over its DTLS.
+pub struct SctpPeer {
+    /// The server transport id.
+    pub transport: uuid::Uuid,
+    /// The ICE/DTLS peer.
+    pub peer: TestPeer,
+    /// The association.
+    pub assoc: Arc<webrtc::sctp::association::Association>,
+}
+
+/// Creates an SCTP-enabled transport and connects an independent peer with an association.
+pub async fn sctp_peer(w: &Arc<ringsfu_core::worker::Worker>, router: uuid::Uuid) -> SctpPeer {
+    let data = w
+        .with_engine(move |e| {
+            e.create_webrtc_transport(
+                &router,
+                ringsfu_core::engine::WebRtcTransportOptions {
+                    sctp: Some((1024, 1024)),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data["sctpParameters"]["port"], 5000);
+    let transport: uuid::Uuid = data["id"].as_str().unwrap().parse().unwrap();
+    let w2 = Arc::clone(w);
+    let peer = connect_peer(
+        &RemoteTransport::from_data(&data),
+        None,
+        |dtls| async move {
+            w2.with_engine(move |e| e.connect_webrtc_transport(&transport, &dtls))
+                .await
+                .unwrap()
+                .unwrap();
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let net_conn: Arc<dyn webrtc::util::Conn + Send + Sync> = peer.dtls.clone();
+    let assoc = tokio::time::timeout(
+        Duration::from_secs(20),
+        webrtc::sctp::association::Association::client(webrtc::sctp::association::Config {
+            net_conn,
+            max_receive_buffer_size: 0,
+            max_message_size: 262144,
+            mtu: 0,
+            name: "test-peer".into(),
+            remote_port: 5000,
+            local_port: 5000,
+        }),
+    )
+    .await
+    .expect("SCTP handshake in time")
+    .expect("SCTP association");
+    SctpPeer {
+        transport,
+        peer,
+        assoc: Arc::new(assoc),
+    }
+}
+
+/// Data channel config for webrtc-data.
+pub fn dc_config(label: &str, negotiated: bool) -> webrtc::data::data_channel::Config {
+    webrtc::data::data_channel::Config {
+        negotiated,
+        label: label.into(),
+        max_message_size: 262144,
+        ..Default::default()
+    }
 }
