@@ -1729,7 +1729,7 @@ impl Engine {
             producer.id,
         );
         // By default a consumer inherits the producer's reliability.
-        let base = producer.sctp_stream_parameters.clone();
+        let base = producer.sctp_stream_parameters;
         let params = match tkey {
             Some(tk) => {
                 if self.transports[tk].router != producer.router {

@@ -51,20 +51,17 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
         .await
         .unwrap();
     let producer = loop {
-        match tokio::time::timeout(WAIT, events.recv())
+        if let EngineEvent::DataProducerOpenedByPeer {
+            data_producer,
+            label,
+            ..
+        } = tokio::time::timeout(WAIT, events.recv())
             .await
             .unwrap()
             .unwrap()
         {
-            EngineEvent::DataProducerOpenedByPeer {
-                data_producer,
-                label,
-                ..
-            } => {
-                assert_eq!(label, "chat");
-                break data_producer;
-            }
-            _ => {}
+            assert_eq!(label, "chat");
+            break data_producer;
         }
     };
     // A direct (in-process) consumer receives what the peer sends: text, binary, 200 KB.

@@ -179,7 +179,7 @@ pub enum UdpIo {
     /// epoll readiness + recvmmsg/sendmmsg.
     Epoll(epoll::EpollUdp),
     /// io_uring multishot receive + batched SendMsg.
-    Uring(uring::UringUdp),
+    Uring(Box<uring::UringUdp>),
 }
 
 impl UdpIo {
@@ -187,7 +187,7 @@ impl UdpIo {
     pub fn new(socket: std::net::UdpSocket, backend: IoBackend) -> std::io::Result<Self> {
         Ok(match backend {
             IoBackend::Epoll => UdpIo::Epoll(epoll::EpollUdp::new(socket)?),
-            IoBackend::IoUring => UdpIo::Uring(uring::UringUdp::new(socket)?),
+            IoBackend::IoUring => UdpIo::Uring(Box::new(uring::UringUdp::new(socket)?)),
         })
     }
 
