@@ -224,8 +224,10 @@ fn run_fanout(
     let client_core = (workers < n).then(|| n - 1);
     let server = std::sync::Arc::new(server);
     let s2 = std::sync::Arc::clone(&server);
+    let s3 = std::sync::Arc::clone(&server);
     let probe = ServerProbe {
         cpu: Box::new(move || Some(s2.cpu())),
+        wait: Box::new(move || Some(procstat::threads_wait(&s3.tids))),
     };
     let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, client_core), &probe)?;
     Ok(RunRecord {
@@ -261,8 +263,10 @@ fn run_floor(o: &Opts, rate: f64) -> Result<RunRecord, BoxError> {
     )?;
     let floor = std::sync::Arc::new(floor);
     let f2 = std::sync::Arc::clone(&floor);
+    let tid = floor.tid;
     let probe = ServerProbe {
         cpu: Box::new(move || f2.cpu()),
+        wait: Box::new(move || procstat::thread_wait(tid)),
     };
     let client_core = (n > 1).then(|| n - 1);
     let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, client_core), &probe)?;
@@ -290,6 +294,7 @@ fn run_external(o: &Opts, rate: f64) -> Result<RunRecord, BoxError> {
     let pid = plan.server_pid;
     let probe = ServerProbe {
         cpu: Box::new(move || pid.and_then(procstat::process_cpu)),
+        wait: Box::new(|| None),
     };
     let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, None), &probe)?;
     let per = plan.consumers.len() / plan.producers.len().max(1);

@@ -14,6 +14,16 @@ pub fn thread_cpu(tid: u32) -> Option<Duration> {
     task_cpu(&format!("/proc/self/task/{tid}"))
 }
 
+/// Time a thread of this process has spent runnable but waiting for a core (schedstat field 2).
+pub fn thread_wait(tid: u32) -> Option<Duration> {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+    s.split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+        .map(Duration::from_nanos)
+}
+
 /// CPU time a whole process has used so far (all threads, user + system).
 pub fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -52,6 +62,11 @@ fn status_kb(key: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Sum of run-queue wait of several threads.
+pub fn threads_wait(tids: &[u32]) -> Duration {
+    tids.iter().filter_map(|t| thread_wait(*t)).sum()
 }
 
 /// Sum of CPU time of several threads.

@@ -4,13 +4,13 @@
 //! of send times, so warm-up and drain do not blur loss or rates.
 
 use std::cell::RefCell;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringsfu_core::io::epoll::EpollUdp;
+use ringsfu_core::io::epoll::{bind_udp, EpollUdp};
 use ringsfu_core::io::{RecvBatch, Route, TxQueue};
 use ringsfu_core::srtp::SrtpContext;
 
@@ -72,7 +72,8 @@ pub struct Endpoints {
 impl Endpoints {
     /// Binds `producers` sender sockets and `consumers` receiver sockets on 127.0.0.1, any port.
     pub fn bind_loopback(producers: usize, consumers: usize) -> std::io::Result<Self> {
-        let any = || UdpSocket::bind("127.0.0.1:0");
+        // The engine's binder: large socket buffers absorb bursts while a thread waits for a core.
+        let any = || bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), false);
         Ok(Self {
             producers: (0..producers).map(|_| any()).collect::<Result<_, _>>()?,
             consumers: (0..consumers).map(|_| any()).collect::<Result<_, _>>()?,
@@ -85,7 +86,7 @@ impl Endpoints {
             producers: plan
                 .producers
                 .iter()
-                .map(|p| UdpSocket::bind(p.bind.unwrap_or_else(|| ([127, 0, 0, 1], 0).into())))
+                .map(|p| bind_udp(p.bind.unwrap_or_else(|| ([127, 0, 0, 1], 0).into()), false))
                 .collect::<Result<_, _>>()?,
             consumers: plan
                 .consumers
@@ -100,6 +101,8 @@ impl Endpoints {
 pub struct ServerProbe {
     /// CPU time used so far by what counts as the server (worker threads or a process).
     pub cpu: Box<dyn Fn() -> Option<Duration>>,
+    /// Time the server's threads spent runnable but waiting for a core, so far.
+    pub wait: Box<dyn Fn() -> Option<Duration>>,
 }
 
 /// Live counters the progress line reads.
@@ -116,6 +119,7 @@ struct GenReport {
     /// Per producer: packets sent with a send time inside the window.
     sent_in_window: Vec<u64>,
     cpu_in_window: Duration,
+    wait_in_window: Duration,
     send_drops: u64,
 }
 
@@ -131,6 +135,7 @@ struct RecvReport {
     rtcp: u64,
     latency: Histogram,
     cpu_in_window: Duration,
+    wait_in_window: Duration,
 }
 
 /// The measured outcome of one traffic run.
@@ -162,6 +167,10 @@ pub struct TrafficResult {
     pub generator_cpu_pct: f64,
     /// Receiver thread CPU, percent of one core.
     pub receiver_cpu_pct: f64,
+    /// Server threads' time waiting for a core, percent of the window.
+    pub server_wait_pct: Option<f64>,
+    /// Generator/receiver time spent waiting for a core, worst of the two, percent of the window.
+    pub client_wait_pct: f64,
     /// Whether the client side (not the server) limited the run.
     pub client_bound: bool,
     /// Packets that failed SRTP authentication at the receivers.
@@ -230,15 +239,18 @@ pub fn run(
     // Sample the server at the window edges; print progress in between.
     let mut cpu0 = None;
     let mut cpu1 = None;
+    let (mut swait0, mut swait1) = (None, None);
     let mut last = (Instant::now(), 0u64, 0u64);
     let end = t1 + cfg.drain;
     while epoch.elapsed() < end {
         let now = epoch.elapsed();
         if cpu0.is_none() && now >= t0 {
             cpu0 = (probe.cpu)();
+            swait0 = (probe.wait)();
         }
         if cpu1.is_none() && now >= t1 {
             cpu1 = (probe.cpu)();
+            swait1 = (probe.wait)();
         }
         if cfg.progress && last.0.elapsed() >= Duration::from_secs(1) {
             let s = live.sent.load(Ordering::Relaxed);
@@ -289,7 +301,24 @@ pub fn run(
     let recv_pct = 100.0 * r.cpu_in_window.as_secs_f64() / window;
     let sent_pps = sent_in_window as f64 / window;
     let mut warnings = Vec::new();
-    let client_bound = gen_pct > 90.0 || recv_pct > 90.0 || sent_pps < 0.95 * cfg.rate;
+    // Waiting for a core (schedstat run-queue time) means other load on the machine starved us.
+    let wait_pct = 100.0 * (g.wait_in_window.max(r.wait_in_window)).as_secs_f64() / window;
+    let starved = wait_pct > 20.0;
+    let server_wait_pct = match (swait0, swait1) {
+        (Some(a), Some(b)) => Some(100.0 * b.saturating_sub(a).as_secs_f64() / window),
+        _ => None,
+    };
+    if let Some(w) = server_wait_pct.filter(|w| *w > 20.0) {
+        warnings.push(format!(
+            "server threads waited {w:.0}% of the window for a core (other load on the machine): its pps ceiling here is not its own"
+        ));
+    }
+    if starved {
+        warnings.push(format!(
+            "client threads waited {wait_pct:.0}% of the window for a core (machine busy): loss and latency may be the client's"
+        ));
+    }
+    let client_bound = gen_pct > 90.0 || recv_pct > 90.0 || sent_pps < 0.95 * cfg.rate || starved;
     if client_bound {
         warnings.push(format!(
             "client-bound: generator {gen_pct:.0}% / receiver {recv_pct:.0}% of a core, sent {sent_pps:.0} of {:.0} pps offered: the numbers describe the load generator, not the server",
@@ -328,6 +357,8 @@ pub fn run(
         server_cpu_pct: server_cpu.map(|c| 100.0 * c.as_secs_f64() / window),
         generator_cpu_pct: gen_pct,
         receiver_cpu_pct: recv_pct,
+        client_wait_pct: wait_pct,
+        server_wait_pct,
         client_bound,
         srtp_failures: r.srtp_failures,
         bad_content: r.bad_content,
@@ -378,6 +409,7 @@ fn generator(
     let tid = procstat::current_tid();
     let (t0, t1) = (cfg.warmup, cfg.warmup + cfg.duration);
     let mut cpu0 = None;
+    let mut wait0 = None;
     let mut next_producer = 0usize;
     let start = Instant::now();
     let clock_step = |p: &crate::plan::ProducerSpec| if p.vp8 { 3000 } else { 960 };
@@ -388,6 +420,7 @@ fn generator(
         let now_d = epoch.elapsed();
         if cpu0.is_none() && now_d >= t0 {
             cpu0 = tid.and_then(procstat::thread_cpu);
+            wait0 = tid.and_then(procstat::thread_wait);
         }
         if now_d >= t1 || stop.load(Ordering::Relaxed) || report.sent_total >= cfg.max_packets {
             break;
@@ -452,6 +485,9 @@ fn generator(
     let cpu1 = tid.and_then(procstat::thread_cpu);
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         report.cpu_in_window = b.saturating_sub(a);
+    }
+    if let (Some(a), Some(b)) = (wait0, tid.and_then(procstat::thread_wait)) {
+        report.wait_in_window = b.saturating_sub(a);
     }
     report.send_drops = out.iter().map(|s| s.send_drops()).sum();
     Ok(report)
@@ -553,10 +589,14 @@ fn receivers(
         let until = |t: Duration| tokio::time::sleep(t.saturating_sub(epoch.elapsed()));
         until(t0).await;
         let c0 = tid.and_then(procstat::thread_cpu);
+        let w0 = tid.and_then(procstat::thread_wait);
         until(t1).await;
         let c1 = tid.and_then(procstat::thread_cpu);
         if let (Some(a), Some(b)) = (c0, c1) {
             shared.borrow_mut().report.cpu_in_window = b.saturating_sub(a);
+        }
+        if let (Some(a), Some(b)) = (w0, tid.and_then(procstat::thread_wait)) {
+            shared.borrow_mut().report.wait_in_window = b.saturating_sub(a);
         }
         for t in tasks {
             let _ = t.await;
