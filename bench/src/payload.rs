@@ -48,7 +48,7 @@ pub fn write_packet(
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
     let mut at = RTP_HEADER;
     if vp8 {
-        let key = counter % KEYFRAME_EVERY == 0;
+        let key = counter.is_multiple_of(KEYFRAME_EVERY);
         // S=1 PID=0 only on keyframes: the rest look like continuation packets.
         buf[at..at + 4].copy_from_slice(&[
             if key { 0x10 } else { 0x00 },

@@ -83,6 +83,9 @@ pub fn table(runs: &[RunRecord]) -> String {
     s
 }
 
+/// A panel of the sweep plot: its label and the value it shows.
+type Panel = (&'static str, fn(&TrafficResult) -> f64);
+
 const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
@@ -119,7 +122,7 @@ pub fn sweep_svg(runs: &[RunRecord], title: &str) -> String {
         .map(|r| r.result.offered_pps)
         .fold(1.0, f64::max)
         * 1.05;
-    let panels: [(&str, fn(&TrafficResult) -> f64); 2] = [
+    let panels: [Panel; 2] = [
         ("forwarded pps", |t| t.forwarded_pps),
         ("p99 latency (us)", |t| t.latency_p99_us),
     ];
