@@ -1,4 +1,481 @@
+//! ringsfu-bench: load generator and report for ringsfu (and any forwarder described by a plan).
+//!
+//! Scenarios: `fanout` (in-process ringsfu, SRTP PlainTransports), `floor` (a bare forwarding loop:
+//! what the kernel and crypto allow), `external` (a plan file against any forwarder), `idle`
+//! (memory per idle WebRtcTransport). See bench/README.md.
+
+mod floor;
+mod histogram;
+mod idle;
+mod payload;
+mod plan;
+mod procstat;
+mod report;
+mod server;
+mod traffic;
+
+use std::time::Duration;
+
+use ringsfu_core::io::IoBackend;
+use ringsfu_core::srtp::SrtpProfile;
+
+use crate::floor::{Floor, FloorSockets};
+use crate::report::RunRecord;
+use crate::server::InProcessServer;
+use crate::traffic::{Endpoints, ServerProbe, TrafficConfig};
+
+const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle> [options]
+  --producers N        streams sent (default 1)
+  --consumers N        consumers per producer (default 10)
+  --size BYTES         RTP payload bytes: 160 audio-sized (default), 1200 video-sized (VP8)
+  --rate PPS           total offered input packets/s (default 50 per producer)
+  --duration S         measured window, seconds (default 5; at most 600)
+  --warmup S           sending before the window (default 1)
+  --workers N          in-process server workers (default 1); producer i lives on worker i mod N
+  --backend B          epoll | io_uring (io_uring falls back to epoll in the engine today)
+  --suite S            SRTP suite (default AES_CM_128_HMAC_SHA1_80)
+  --sweep              raise the rate by --sweep-factor (1.5) until loss >= 0.1% (--sweep-steps 12)
+  --worker-sweep       fanout: repeat with 1..cores workers
+  --ab                 fanout: alternate backends epoll, io_uring, epoll, io_uring
+  --compare-floor      fanout: also run floor at each rate and print the CPU ratio
+  --floor-sockets L    floor: per-consumer (default, like PlainTransports) | shared
+  --plan FILE          external: the traffic plan (JSON, see README)
+  --count K            idle: transports to create (default 1000, at most 10000)
+  --json FILE          write all results as JSON
+  --svg FILE           sweep plot (default: the JSON path with .svg, or sweep.svg)
+  --max-packets N      hard cap on packets sent per run (default 50000000)
+  --quiet              no progress lines";
+
+/// Everything the command line says.
+#[derive(Debug, Clone)]
+struct Opts {
+    scenario: String,
+    producers: usize,
+    consumers: usize,
+    size: usize,
+    rate: Option<f64>,
+    duration: f64,
+    warmup: f64,
+    workers: usize,
+    backend: IoBackend,
+    suite: SrtpProfile,
+    sweep: bool,
+    sweep_factor: f64,
+    sweep_steps: usize,
+    worker_sweep: bool,
+    ab: bool,
+    compare_floor: bool,
+    floor_sockets: FloorSockets,
+    plan: Option<String>,
+    count: usize,
+    json: Option<String>,
+    svg: Option<String>,
+    max_packets: u64,
+    quiet: bool,
+}
+
+fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut it = args.iter();
+    let scenario = it.next().ok_or("missing scenario")?.clone();
+    if !["fanout", "floor", "external", "idle"].contains(&scenario.as_str()) {
+        return Err(format!("unknown scenario {scenario}"));
+    }
+    let mut o = Opts {
+        scenario,
+        producers: 1,
+        consumers: 10,
+        size: 160,
+        rate: None,
+        duration: 5.0,
+        warmup: 1.0,
+        workers: 1,
+        backend: IoBackend::Epoll,
+        suite: SrtpProfile::Aes128CmHmacSha1_80,
+        sweep: false,
+        sweep_factor: 1.5,
+        sweep_steps: 12,
+        worker_sweep: false,
+        ab: false,
+        compare_floor: false,
+        floor_sockets: FloorSockets::PerConsumer,
+        plan: None,
+        count: 1000,
+        json: None,
+        svg: None,
+        max_packets: 50_000_000,
+        quiet: false,
+    };
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        fn num<T: std::str::FromStr>(a: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{a}: bad number {v}"))
+        }
+        match a.as_str() {
+            "--producers" => o.producers = num(a, val()?)?,
+            "--consumers" => o.consumers = num(a, val()?)?,
+            "--size" => o.size = num(a, val()?)?,
+            "--rate" => o.rate = Some(num(a, val()?)?),
+            "--duration" => o.duration = num(a, val()?)?,
+            "--warmup" => o.warmup = num(a, val()?)?,
+            "--workers" => o.workers = num(a, val()?)?,
+            "--backend" => {
+                let v = val()?;
+                o.backend = IoBackend::parse(&v).ok_or(format!("unknown backend {v}"))?
+            }
+            "--suite" => {
+                let v = val()?;
+                o.suite = SrtpProfile::from_name(&v).ok_or(format!("unknown suite {v}"))?
+            }
+            "--sweep" => o.sweep = true,
+            "--sweep-factor" => o.sweep_factor = num(a, val()?)?,
+            "--sweep-steps" => o.sweep_steps = num(a, val()?)?,
+            "--worker-sweep" => o.worker_sweep = true,
+            "--ab" => o.ab = true,
+            "--compare-floor" => o.compare_floor = true,
+            "--floor-sockets" => {
+                o.floor_sockets = match val()?.as_str() {
+                    "per-consumer" => FloorSockets::PerConsumer,
+                    "shared" => FloorSockets::Shared,
+                    v => return Err(format!("unknown floor layout {v}")),
+                }
+            }
+            "--plan" => o.plan = Some(val()?),
+            "--count" => o.count = num(a, val()?)?,
+            "--json" => o.json = Some(val()?),
+            "--svg" => o.svg = Some(val()?),
+            "--max-packets" => o.max_packets = num(a, val()?)?,
+            "--quiet" => o.quiet = true,
+            "-h" | "--help" => return Err(String::new()),
+            _ => return Err(format!("unknown option {a}")),
+        }
+    }
+    let vp8 = o.size >= 1000;
+    if o.size < payload::min_payload(vp8) || o.size > 1400 {
+        return Err(format!(
+            "--size must be {}..=1400",
+            payload::min_payload(vp8)
+        ));
+    }
+    if !(o.duration > 0.0 && o.duration <= 600.0 && o.warmup >= 0.0 && o.warmup <= 60.0) {
+        return Err("--duration must be in (0, 600], --warmup in [0, 60]".into());
+    }
+    if o.producers == 0
+        || o.producers > 1000
+        || o.consumers > 2000
+        || o.producers * o.consumers > 10_000
+    {
+        return Err(
+            "--producers 1..=1000, --consumers ..=2000, producers × consumers <= 10000".into(),
+        );
+    }
+    if o.count == 0 || o.count > 10_000 {
+        return Err("--count must be 1..=10000".into());
+    }
+    if o.rate.is_some_and(|r| !(r > 0.0 && r <= 2_000_000.0)) || o.sweep_factor <= 1.0 {
+        return Err("--rate must be in (0, 2e6], --sweep-factor > 1".into());
+    }
+    Ok(o)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn traffic_cfg(o: &Opts, rate: f64, client_core: Option<usize>) -> TrafficConfig {
+    TrafficConfig {
+        payload: o.size,
+        rate,
+        warmup: Duration::from_secs_f64(o.warmup),
+        duration: Duration::from_secs_f64(o.duration),
+        drain: Duration::from_millis(300),
+        client_core,
+        max_packets: o.max_packets,
+        progress: !o.quiet,
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn run_fanout(
+    o: &Opts,
+    rate: f64,
+    workers: usize,
+    backend: IoBackend,
+) -> Result<RunRecord, BoxError> {
+    let n = cores();
+    let server = InProcessServer::start(workers, backend, n, false)?;
+    if backend == IoBackend::IoUring && server.backend_used != IoBackend::IoUring {
+        eprintln!("note: io_uring requested; the engine's io_uring packet path is not built yet, it runs epoll");
+    }
+    let eps = Endpoints::bind_loopback(o.producers, o.producers * o.consumers)?;
+    let paddrs: Vec<_> = eps
+        .producers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    let caddrs: Vec<_> = eps
+        .consumers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    let plan = server.setup_fanout(&paddrs, &caddrs, o.consumers, o.size >= 1000, o.suite)?;
+    let client_core = (workers < n).then(|| n - 1);
+    let server = std::sync::Arc::new(server);
+    let s2 = std::sync::Arc::clone(&server);
+    let s3 = std::sync::Arc::clone(&server);
+    let probe = ServerProbe {
+        cpu: Box::new(move || Some(s2.cpu())),
+        wait: Box::new(move || Some(procstat::threads_wait(&s3.tids))),
+    };
+    let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, client_core), &probe)?;
+    Ok(RunRecord {
+        scenario: "fanout".into(),
+        series: format!("ringsfu w{workers} {}", server.backend_used.name()),
+        producers: o.producers,
+        consumers_per_producer: o.consumers,
+        payload: o.size,
+        workers,
+        backend_requested: backend.name().into(),
+        backend_used: server.backend_used.name().into(),
+        rss_bytes: procstat::rss_bytes(),
+        result,
+    })
+}
+
+fn run_floor(o: &Opts, rate: f64) -> Result<RunRecord, BoxError> {
+    let n = cores();
+    let eps = Endpoints::bind_loopback(o.producers, o.producers * o.consumers)?;
+    let caddrs: Vec<_> = eps
+        .consumers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    let (floor, plan) = Floor::start(
+        o.producers,
+        &caddrs,
+        o.consumers,
+        o.size >= 1000,
+        o.suite,
+        o.floor_sockets,
+        0,
+    )?;
+    let floor = std::sync::Arc::new(floor);
+    let f2 = std::sync::Arc::clone(&floor);
+    let tid = floor.tid;
+    let probe = ServerProbe {
+        cpu: Box::new(move || f2.cpu()),
+        wait: Box::new(move || procstat::thread_wait(tid)),
+    };
+    let client_core = (n > 1).then(|| n - 1);
+    let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, client_core), &probe)?;
+    Ok(RunRecord {
+        scenario: "floor".into(),
+        series: match o.floor_sockets {
+            FloorSockets::PerConsumer => "floor".into(),
+            FloorSockets::Shared => "floor shared-socket".into(),
+        },
+        producers: o.producers,
+        consumers_per_producer: o.consumers,
+        payload: o.size,
+        workers: 0,
+        backend_requested: "epoll".into(),
+        backend_used: "epoll".into(),
+        rss_bytes: procstat::rss_bytes(),
+        result,
+    })
+}
+
+fn run_external(o: &Opts, rate: f64) -> Result<RunRecord, BoxError> {
+    let path = o.plan.as_deref().ok_or("external needs --plan FILE")?;
+    let plan = plan::Plan::load(path)?;
+    let eps = Endpoints::bind_plan(&plan)?;
+    let pid = plan.server_pid;
+    let probe = ServerProbe {
+        cpu: Box::new(move || pid.and_then(procstat::process_cpu)),
+        wait: Box::new(|| None),
+    };
+    let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, None), &probe)?;
+    let per = plan.consumers.len() / plan.producers.len().max(1);
+    Ok(RunRecord {
+        scenario: "external".into(),
+        series: "external".into(),
+        producers: plan.producers.len(),
+        consumers_per_producer: per,
+        payload: o.size,
+        workers: 0,
+        backend_requested: "-".into(),
+        backend_used: "-".into(),
+        rss_bytes: 0,
+        result,
+    })
+}
+
+/// One measurement at one rate, for the chosen scenario (and the floor beside it if asked).
+fn measure(
+    o: &Opts,
+    rate: f64,
+    workers: usize,
+    backend: IoBackend,
+    out: &mut Vec<RunRecord>,
+) -> Result<RunRecord, BoxError> {
+    let r = match o.scenario.as_str() {
+        "fanout" => run_fanout(o, rate, workers, backend)?,
+        "floor" => run_floor(o, rate)?,
+        _ => run_external(o, rate)?,
+    };
+    print_one(&r);
+    out.push(r.clone());
+    if o.compare_floor && o.scenario == "fanout" {
+        let f = run_floor(o, rate)?;
+        print_one(&f);
+        if let (Some(a), Some(b)) = (
+            r.result.server_cpu_us_per_fwd,
+            f.result.server_cpu_us_per_fwd,
+        ) {
+            eprintln!(
+                "  server / floor CPU per forwarded packet: {:.2}x ({a:.2} vs {b:.2} us)",
+                a / b
+            );
+        }
+        out.push(f);
+    }
+    Ok(r)
+}
+
+fn print_one(r: &RunRecord) {
+    let t = &r.result;
+    eprintln!(
+        "  {}: offered {:.0} pps -> forwarded {:.0} pps, loss {:.3}%, p50/p99/p99.9 {:.0}/{:.0}/{:.0} us, server {} us/fwd ({}% cpu)",
+        r.series,
+        t.offered_pps,
+        t.forwarded_pps,
+        t.loss_pct,
+        t.latency_p50_us,
+        t.latency_p99_us,
+        t.latency_p999_us,
+        t.server_cpu_us_per_fwd.map(|v| format!("{v:.2}")).unwrap_or("-".into()),
+        t.server_cpu_pct.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
+    );
+    for w in &t.warnings {
+        eprintln!("  WARNING: {w}");
+    }
+}
+
 fn main() {
-    eprintln!("ringsfu-bench: not built yet");
-    std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let o = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&o) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(o: &Opts) -> Result<(), BoxError> {
+    if o.scenario == "idle" {
+        let r = idle::run(o.count, o.backend, cores())?;
+        println!(
+            "idle: {} WebRtcTransports: RSS {:.1} -> {:.1} MB, {:.0} bytes per transport, create {:.1} us each, idle worker CPU {:.2}%",
+            r.transports,
+            r.rss_before as f64 / 1048576.0,
+            r.rss_after as f64 / 1048576.0,
+            r.rss_per_transport,
+            r.create_us_per_transport,
+            r.idle_cpu_pct
+        );
+        if let Some(p) = &o.json {
+            std::fs::write(
+                p,
+                serde_json::to_string_pretty(&serde_json::json!({"idle": r}))?,
+            )?;
+        }
+        return Ok(());
+    }
+    let base_rate = o.rate.unwrap_or(50.0 * o.producers as f64);
+    let mut runs = Vec::new();
+    let worker_counts: Vec<usize> = if o.worker_sweep {
+        (1..=cores()).collect()
+    } else {
+        vec![o.workers]
+    };
+    let backends: Vec<IoBackend> = if o.ab {
+        vec![
+            IoBackend::Epoll,
+            IoBackend::IoUring,
+            IoBackend::Epoll,
+            IoBackend::IoUring,
+        ]
+    } else {
+        vec![o.backend]
+    };
+    let mut best = Vec::new();
+    for &workers in &worker_counts {
+        for &backend in &backends {
+            let mut rate = base_rate;
+            let mut last_good = None;
+            for step in 0..if o.sweep { o.sweep_steps } else { 1 } {
+                eprintln!(
+                    "{} {}x{} size {} rate {:.0} pps{}",
+                    o.scenario,
+                    o.producers,
+                    o.consumers,
+                    o.size,
+                    rate,
+                    if o.sweep {
+                        format!(" (sweep step {})", step + 1)
+                    } else {
+                        String::new()
+                    }
+                );
+                let r = measure(o, rate, workers, backend, &mut runs)?;
+                if r.result.loss_pct >= 0.1 || r.result.client_bound {
+                    break;
+                }
+                last_good = Some(rate);
+                rate *= o.sweep_factor;
+            }
+            if o.sweep {
+                best.push(format!(
+                    "workers {workers} {}: highest offered rate with <0.1% loss: {}",
+                    backend.name(),
+                    last_good
+                        .map(|r| format!("{r:.0} pps"))
+                        .unwrap_or("none".into())
+                ));
+            }
+        }
+    }
+    println!("{}", report::table(&runs));
+    for b in &best {
+        println!("{b}");
+    }
+    if let Some(p) = &o.json {
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(&serde_json::json!({"runs": runs, "sweep_best": best}))?,
+        )?;
+    }
+    if o.sweep {
+        let svg_path = o.svg.clone().unwrap_or_else(|| match &o.json {
+            Some(j) => format!("{}.svg", j.trim_end_matches(".json")),
+            None => "sweep.svg".into(),
+        });
+        let title = format!(
+            "{} {}x{} payload {} B",
+            o.scenario, o.producers, o.consumers, o.size
+        );
+        std::fs::write(&svg_path, report::sweep_svg(&runs, &title))?;
+        println!("plot: {svg_path}");
+    }
+    Ok(())
 }

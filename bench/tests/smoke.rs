@@ -1,0 +1,231 @@
+//! Smoke test of every scenario: a short low-rate run each, checking that packets flowed, that
+//! every packet verified (SRTP, SSRC/PT rewrite, content) and that nothing was lost at a low rate.
+//! No timing thresholds: this must pass on a loaded 2-core machine.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str], json: &std::path::Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsfu-bench"))
+        .args(args)
+        .args(["--json", json.to_str().unwrap(), "--quiet"])
+        .output()
+        .expect("run ringsfu-bench");
+    assert!(
+        out.status.success(),
+        "ringsfu-bench {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(json).expect("json written")).expect("valid json")
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ringsfu-bench-smoke-{}-{name}", std::process::id()))
+}
+
+/// Common checks of a traffic run's result.
+fn check_clean(r: &Value, consumers: u64) {
+    let res = &r["result"];
+    let received = res["received"].as_u64().unwrap();
+    let expected = res["expected"].as_u64().unwrap();
+    assert!(received > 0, "packets arrived: {res}");
+    assert_eq!(res["srtp_failures"], 0, "every packet decrypts: {res}");
+    assert_eq!(res["bad_content"], 0, "every payload verifies: {res}");
+    assert_eq!(res["mismatched"], 0, "SSRC/PT/producer as signalled: {res}");
+    assert_eq!(res["reordered"], 0, "in order: {res}");
+    assert!(
+        expected >= consumers,
+        "expected counts every consumer: {res}"
+    );
+    // At a low rate nothing should be lost; a tolerance for one straggler per consumer.
+    assert!(
+        received + consumers >= expected,
+        "no loss at low rate: {res}"
+    );
+    assert!(
+        res["latency_p50_us"].as_f64().unwrap() > 0.0,
+        "latency measured: {res}"
+    );
+}
+
+#[test]
+fn fanout_audio_through_ringsfu() {
+    let p = tmp("fanout-audio.json");
+    let v = bench(
+        &[
+            "fanout",
+            "--consumers",
+            "4",
+            "--rate",
+            "100",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+        ],
+        &p,
+    );
+    let r = &v["runs"][0];
+    check_clean(r, 4);
+    assert_eq!(r["backend_used"], "epoll");
+    assert!(
+        r["result"]["server_cpu_us_per_fwd"].as_f64().unwrap() > 0.0,
+        "server CPU measured: {r}"
+    );
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn fanout_video_through_ringsfu_two_producers() {
+    let p = tmp("fanout-video.json");
+    let v = bench(
+        &[
+            "fanout",
+            "--producers",
+            "2",
+            "--consumers",
+            "3",
+            "--size",
+            "1200",
+            "--rate",
+            "100",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+        ],
+        &p,
+    );
+    check_clean(&v["runs"][0], 6);
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn io_uring_request_falls_back_and_says_so() {
+    let p = tmp("fanout-uring.json");
+    let v = bench(
+        &[
+            "fanout",
+            "--consumers",
+            "2",
+            "--rate",
+            "50",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.3",
+            "--backend",
+            "io_uring",
+        ],
+        &p,
+    );
+    let r = &v["runs"][0];
+    assert_eq!(r["backend_requested"], "io_uring");
+    check_clean(r, 2);
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn floor_forwards_and_is_measured() {
+    let p = tmp("floor.json");
+    let v = bench(
+        &[
+            "floor",
+            "--consumers",
+            "5",
+            "--size",
+            "1200",
+            "--rate",
+            "100",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+        ],
+        &p,
+    );
+    let r = &v["runs"][0];
+    check_clean(r, 5);
+    assert!(r["result"]["server_cpu_us_per_fwd"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_file(p);
+}
+
+/// A plan whose "forwarder" is the loopback itself: each producer sends straight to one consumer
+/// socket with the same key, so external mode runs end to end with no server.
+#[test]
+fn external_plan_runs_and_refuses_non_loopback() {
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"; // 30 bytes: 16 key + 14 salt
+    let plan = serde_json::json!({
+        "producers": [{"send_to": format!("127.0.0.1:{port}"), "ssrc": 1234, "payload_type": 111,
+                       "srtp": {"suite": "AES_CM_128_HMAC_SHA1_80", "key_base64": key}}],
+        "consumers": [{"listen": format!("127.0.0.1:{port}"), "producer": 0, "ssrc": 1234, "payload_type": 111,
+                       "srtp": {"suite": "AES_CM_128_HMAC_SHA1_80", "key_base64": key}}]
+    });
+    let plan_path = tmp("plan.json");
+    std::fs::write(&plan_path, plan.to_string()).unwrap();
+    let p = tmp("external.json");
+    let v = bench(
+        &[
+            "external",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--rate",
+            "100",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.3",
+        ],
+        &p,
+    );
+    check_clean(&v["runs"][0], 1);
+
+    let mut bad = plan.clone();
+    bad["producers"][0]["send_to"] = "192.0.2.1:9".into();
+    std::fs::write(&plan_path, bad.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsfu-bench"))
+        .args([
+            "external",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--duration",
+            "1",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(plan_path);
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn idle_transports_are_created_and_measured() {
+    let p = tmp("idle.json");
+    let v = bench(&["idle", "--count", "300"], &p);
+    let r = &v["idle"];
+    assert_eq!(r["transports"], 300);
+    assert!(r["rss_after"].as_u64().unwrap() > 0);
+    assert!(r["create_us_per_transport"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsfu-bench"))
+        .args(["fanout", "--duration", "100000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
