@@ -32,7 +32,7 @@ const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle> [options]
   --duration S         measured window, seconds (default 5; at most 600)
   --warmup S           sending before the window (default 1)
   --workers N          in-process server workers (default 1); producer i lives on worker i mod N
-  --backend B          epoll | io_uring (io_uring falls back to epoll in the engine today)
+  --backend B          epoll | io_uring (io_uring falls back to epoll where the kernel blocks it)
   --suite S            SRTP suite (default AES_CM_128_HMAC_SHA1_80)
   --sweep              raise the rate by --sweep-factor (1.5) until loss >= 0.1% (--sweep-steps 12)
   --worker-sweep       fanout: repeat with 1..cores workers
@@ -207,7 +207,7 @@ fn run_fanout(
     let n = cores();
     let server = InProcessServer::start(workers, backend, n, false)?;
     if backend == IoBackend::IoUring && server.backend_used != IoBackend::IoUring {
-        eprintln!("note: io_uring requested; the engine's io_uring packet path is not built yet, it runs epoll");
+        eprintln!("note: io_uring requested but unavailable here (seccomp or sysctl): the engine runs epoll");
     }
     let eps = Endpoints::bind_loopback(o.producers, o.producers * o.consumers)?;
     let paddrs: Vec<_> = eps
