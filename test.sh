@@ -7,11 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-echo "== cargo test (release)"
-cargo test --workspace --release
+echo "== cargo test (profile ci: release without LTO)"
+cargo test --workspace --profile ci
 
 echo "== engine end-to-end suite again on the io_uring backend setting"
-RINGSFU_IO_BACKEND=io_uring cargo test --release -p ringsfu-core --test webrtc_e2e --test plain_transport
+RINGSFU_IO_BACKEND=io_uring cargo test --profile ci -p ringsfu-core --test webrtc_e2e --test plain_transport
 
 echo "== browser end-to-end (headless Chromium + mediasoup-client)"
 if [ ! -x /usr/bin/chromium ]; then
@@ -19,11 +19,11 @@ if [ ! -x /usr/bin/chromium ]; then
   exit 1
 fi
 ( cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; } )
-cargo build --release --bin ringsfu
+cargo build --profile ci --bin ringsfu
 port=$(( 20000 + RANDOM % 20000 ))
 rtc_port=$(( 40000 + RANDOM % 10000 ))
 log=$(mktemp /tmp/ringsfu-e2e.XXXXXX.log)
-RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info ./target/release/ringsfu >"$log" 2>&1 &
+RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info ./target/ci/ringsfu >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do
