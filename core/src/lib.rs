@@ -6,6 +6,7 @@
 
 pub mod codecs;
 pub mod consumer;
+pub mod data_channel;
 pub mod dtls;
 pub mod engine;
 pub mod ice;
@@ -17,6 +18,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod rtp_parameters;
 pub mod rtp_stream;
+pub mod sctp;
 pub mod srtp;
 pub mod stun;
 pub mod transport;
