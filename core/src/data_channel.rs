@@ -118,7 +118,9 @@ impl DataChannelOpen {
         let label_len = usize::from(be16(head, 8));
         let protocol_len = usize::from(be16(head, 10));
         let need = OPEN_HEADER_LEN + label_len + protocol_len;
-        let body = buf.get(OPEN_HEADER_LEN..need).ok_or_else(|| truncated(need))?;
+        let body = buf
+            .get(OPEN_HEADER_LEN..need)
+            .ok_or_else(|| truncated(need))?;
         let (label, protocol) = body.split_at(label_len);
         let partial = match channel_type & !CHANNEL_UNORDERED {
             // The parameter "is ignored" for reliable channels (RFC 8832 §5.1).
@@ -306,7 +308,10 @@ mod tests {
     #[test]
     fn ack_and_handle_dcep() {
         assert_eq!(DcepMessage::parse(&DCEP_ACK), Ok(DcepMessage::Ack));
-        assert_eq!(handle_dcep(3, &[0x02]), Ok(DcepAction::Acked { stream_id: 3 }));
+        assert_eq!(
+            handle_dcep(3, &[0x02]),
+            Ok(DcepAction::Acked { stream_id: 3 })
+        );
         match handle_dcep(6, &HAND_OPEN).unwrap() {
             DcepAction::Opened {
                 stream_id,
@@ -364,6 +369,9 @@ mod tests {
             label: "a".repeat(65_536),
             ..hand_open()
         };
-        assert_eq!(long.encode(&mut Vec::new()), Err(DcepError::TooLong("label")));
+        assert_eq!(
+            long.encode(&mut Vec::new()),
+            Err(DcepError::TooLong("label"))
+        );
     }
 }
