@@ -242,6 +242,9 @@ pub enum SctpError {
     /// A PPID 56/57 message must carry no payload.
     #[error("empty-message PPID with a non-empty payload")]
     NonEmptyPayloadForEmptyPpid,
+    /// A DCEP message cannot be empty (sctp-proto would silently queue nothing).
+    #[error("empty DCEP message")]
+    EmptyDcep,
     /// `connect` called on an association that already started.
     #[error("SCTP association already started")]
     AlreadyStarted,
@@ -363,7 +366,8 @@ fn dummy_remote() -> SocketAddr {
 }
 
 impl SctpAssociation {
-    /// A passive association: it accepts the peer's INIT. Call [`Self::connect`] to initiate
+    /// A passive association: it accepts the peer's INIT. (`now` and `connect`'s `now` are kept
+    /// for a uniform sans-IO signature; sctp-proto arms its timers on the first poll.) Call [`Self::connect`] to initiate
     /// instead (DTLS client role).
     pub fn new(config: SctpConfig, _now: Instant) -> Self {
         let mut server = ServerConfig::new();
@@ -396,7 +400,7 @@ impl SctpAssociation {
     }
 
     /// Initiates the association (send INIT). Only valid before any association exists.
-    pub fn connect(&mut self, now: Instant) -> Result<(), SctpError> {
+    pub fn connect(&mut self, _now: Instant) -> Result<(), SctpError> {
         if self.assoc.is_some() {
             return Err(SctpError::AlreadyStarted);
         }
@@ -405,7 +409,7 @@ impl SctpAssociation {
         let (h, a) = self.endpoint.connect(client, dummy_remote())?;
         self.assoc = Some((h, a));
         self.state = SctpState::Connecting;
-        self.drain(now);
+        self.drain_events();
         Ok(())
     }
 
@@ -451,7 +455,7 @@ impl SctpAssociation {
                 }
             },
         }
-        self.drain(now);
+        self.drain_events();
     }
 
     /// Next SCTP packet to send as one DTLS application-data record; call until `None` after every
@@ -487,7 +491,7 @@ impl SctpAssociation {
         if let Some((_, a)) = &mut self.assoc {
             a.handle_timeout(now);
         }
-        self.drain(now);
+        self.drain_events();
     }
 
     /// When [`Self::handle_timeout`] should next be called.
@@ -555,6 +559,7 @@ impl SctpAssociation {
             (Ppid::StringEmpty | Ppid::BinaryEmpty, false) => {
                 return Err(SctpError::NonEmptyPayloadForEmptyPpid);
             }
+            (Ppid::Dcep, true) => return Err(SctpError::EmptyDcep),
             (p, _) => (p, data),
         };
         if self.state != SctpState::Connected {
@@ -585,7 +590,7 @@ impl SctpAssociation {
     }
 
     /// Closes the association gracefully (SHUTDOWN) when established, else aborts locally.
-    pub fn close(&mut self, now: Instant) {
+    pub fn close(&mut self) {
         if let Some((_, a)) = &mut self.assoc {
             if self.state == SctpState::Connected {
                 let _ = a.shutdown();
@@ -593,7 +598,7 @@ impl SctpAssociation {
                 let _ = a.close();
             }
         }
-        self.drain(now);
+        self.drain_events();
         if !matches!(self.state, SctpState::Closed | SctpState::Failed) {
             self.set_state(SctpState::Closed);
         }
@@ -612,11 +617,7 @@ impl SctpAssociation {
         }
     }
 
-    /// Pulls everything `sctp-proto` produced after an input/timeout.
-    fn drain(&mut self, _now: Instant) {
-        self.drain_events();
-    }
-
+    /// Pulls everything `sctp-proto` produced after an input, timeout or API call into our queues.
     fn drain_events(&mut self) {
         loop {
             let Some((_, a)) = &mut self.assoc else {
@@ -966,7 +967,7 @@ mod tests {
     #[test]
     fn close_association_notifies_peer() {
         let mut p = Pair::connected(SctpConfig::default());
-        p.c.close(p.now);
+        p.c.close();
         p.pump();
         assert_eq!(p.c.state(), SctpState::Closed);
         assert_eq!(p.s.state(), SctpState::Closed);
