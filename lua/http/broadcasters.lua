@@ -52,13 +52,13 @@ local function engine(f, ...)
     return res
   end
   local msg = message_of(res)
-  if msg:find("^invalid argument") or msg:find("^rtp negotiation") or msg:find("^missing ")
+  if msg:find("^invalid state") then
+    throw(409, "Error", msg)
+  elseif msg:find("^invalid argument") or msg:find("^rtp negotiation") or msg:find("^missing ")
       or msg:find("^invalid ") or msg:find("is not a valid id") then
     throw(400, "TypeError", msg)
   elseif msg:find(" not found: ") then
     throw(404, "Error", msg)
-  elseif msg:find("^invalid state") then
-    throw(409, "Error", msg)
   elseif msg:find("^not implemented") then
     throw(501, "Error", msg)
   end

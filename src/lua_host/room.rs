@@ -15,9 +15,7 @@ use mlua::{
     Function, HookTriggers, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields,
     UserDataMethods, Value, VmState,
 };
-use ringsfu_plugins::{
-    ConnectRequest, HttpResponse, PeerHandle, PeerInbound, ProtooError, Reject,
-};
+use ringsfu_plugins::{ConnectRequest, HttpResponse, PeerHandle, PeerInbound, ProtooError, Reject};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -809,7 +807,13 @@ pub fn http_call(
         }
         None => match get_or_create_room(&host, &call.room_id) {
             Ok(r) => r,
-            Err(rej) => return fail(reply, http_status(rej.status), format!("Error: {}", rej.reason)),
+            Err(rej) => {
+                return fail(
+                    reply,
+                    http_status(rej.status),
+                    format!("Error: {}", rej.reason),
+                )
+            }
         },
     };
     room.holds.set(room.holds.get() + 1);
@@ -835,7 +839,10 @@ fn http_module(host: &Rc<Host>, room: &Room, name: &str) -> Result<Table, String
         .by_path(name)
         .ok_or_else(|| format!("HTTP API script {name:?} is not loaded"))?;
     let module = eval_module(host, &script.name, &script.source).map_err(|e| {
-        log::error!("room {}: HTTP API script {name} failed to load: {e}", room.id);
+        log::error!(
+            "room {}: HTTP API script {name} failed to load: {e}",
+            room.id
+        );
         format!("HTTP API script {name} failed to load")
     })?;
     *room.http_module.borrow_mut() = Some(module.clone());
@@ -892,7 +899,11 @@ async fn run_http(host: &Rc<Host>, room: &Rc<Room>, call: HttpCall) -> HttpRespo
     match runner::run(lua, &what, budget(host), f, args).await {
         Ok(out) => http_answer(lua, out, &what),
         Err(HandlerError { code, reason }) => {
-            let status = if (400..=599).contains(&code) { code } else { 500 };
+            let status = if (400..=599).contains(&code) {
+                code
+            } else {
+                500
+            };
             HttpResponse::text(status, reason)
         }
     }
