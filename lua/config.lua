@@ -101,6 +101,16 @@ return {
     memoryLimitMb = 64,
   },
 
+  -- The HTTP API under /rooms/:roomId/... (the mediasoup-demo broadcaster REST API). Every
+  -- request is handed to this script's handle(room, method, segments, query, body) on the
+  -- room's worker (see docs/lua-api.md). Leave `script` out to serve only GET /rooms/:roomId.
+  httpApi = {
+    script = "lua/http/broadcasters.lua",
+    -- true: a request for a room that does not exist creates it (mediasoup-demo today);
+    -- false: it is answered 404 'room with id "<id>" not found' (older demo versions).
+    createRooms = true,
+  },
+
   -- Allow POST /admin/reload from 127.0.0.1 (SIGHUP does the same).
   adminReload = true,
 }

@@ -166,6 +166,29 @@ impl Default for LuaLimits {
     }
 }
 
+/// The HTTP API under `/rooms/:roomId/...` (the broadcaster REST API), served by a Lua script.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HttpApiConfig {
+    /// Script handling every `/rooms/:roomId/...` request; `None` (`false` in Lua is refused,
+    /// leave the key out) keeps only the built-in `GET /rooms/:roomId`.
+    #[serde(default = "default_http_api_script")]
+    pub script: Option<String>,
+    /// Whether a request for a room that does not exist creates it (mediasoup-demo today) or is
+    /// answered 404 `room with id "<id>" not found` (older demo versions).
+    #[serde(default = "yes")]
+    pub create_rooms: bool,
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        HttpApiConfig {
+            script: default_http_api_script(),
+            create_rooms: true,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -198,6 +221,9 @@ pub struct Config {
     /// Whether POST /admin/reload (from 127.0.0.1) is served.
     #[serde(default = "yes")]
     pub admin_reload: bool,
+    /// The `/rooms/:roomId/...` HTTP API.
+    #[serde(default)]
+    pub http_api: HttpApiConfig,
     /// Directory relative script paths are also looked up in (the config file's parent's
     /// parent, so `lua/rooms/x.lua` works next to `lua/config.lua`). Not a config key.
     #[serde(skip)]
@@ -441,6 +467,9 @@ fn default_instruction_limit() -> u64 {
 fn default_memory_mb() -> u64 {
     64
 }
+fn default_http_api_script() -> Option<String> {
+    Some("lua/http/broadcasters.lua".into())
+}
 fn yes() -> bool {
     true
 }
@@ -471,6 +500,7 @@ mod tests {
         assert_eq!(c.web_rtc_transport.ice_consent_timeout, 20);
         assert_eq!(c.rooms.last().unwrap().script, "lua/rooms/demo.lua");
         assert!(c.http.tls.cert.is_none());
+        assert_eq!(c.http_api, HttpApiConfig::default());
     }
 
     #[test]

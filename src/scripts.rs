@@ -17,6 +17,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "lua/rooms/one_to_one.lua",
         include_str!("../lua/rooms/one_to_one.lua"),
     ),
+    (
+        "lua/http/broadcasters.lua",
+        include_str!("../lua/http/broadcasters.lua"),
+    ),
 ];
 
 /// Why a script could not be loaded.
@@ -99,6 +103,8 @@ impl From<&RoomRoute> for Route {
 #[derive(Debug)]
 pub struct ScriptStore {
     routes: Vec<Route>,
+    /// Scripts loaded (and reloaded) without serving rooms: the HTTP API script.
+    extra: Vec<ScriptSource>,
     base_dir: Option<PathBuf>,
     current: RwLock<Arc<HashMap<String, Script>>>,
 }
@@ -106,8 +112,19 @@ pub struct ScriptStore {
 impl ScriptStore {
     /// Loads every routed script (and checks it compiles); fails on the first bad one.
     pub fn new(routes: Vec<Route>, base_dir: Option<PathBuf>) -> Result<ScriptStore, ScriptError> {
+        ScriptStore::with_extra(routes, Vec::new(), base_dir)
+    }
+
+    /// Like [`ScriptStore::new`], also loading `extra` scripts that serve no room (found with
+    /// [`ScriptStore::by_path`]), e.g. the HTTP API script.
+    pub fn with_extra(
+        routes: Vec<Route>,
+        extra: Vec<ScriptSource>,
+        base_dir: Option<PathBuf>,
+    ) -> Result<ScriptStore, ScriptError> {
         let store = ScriptStore {
             routes,
+            extra,
             base_dir,
             current: RwLock::new(Arc::new(HashMap::new())),
         };
@@ -120,12 +137,12 @@ impl ScriptStore {
     /// the names of the scripts whose text changed.
     pub fn reload(&self) -> Result<Vec<String>, ScriptError> {
         let mut fresh = HashMap::new();
-        for r in &self.routes {
-            let key = route_key(&r.script);
+        for src in self.routes.iter().map(|r| &r.script).chain(&self.extra) {
+            let key = route_key(src);
             if fresh.contains_key(&key) {
                 continue;
             }
-            let script = self.read(&r.script)?;
+            let script = self.read(src)?;
             compile_check(&script)?;
             fresh.insert(key, script);
         }

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::executor::WorkerExec;
 use crate::lua_host::HostSettings;
 use crate::registry::Registry;
-use crate::scripts::{Route, ScriptError, ScriptStore};
+use crate::scripts::{Route, ScriptError, ScriptSource, ScriptStore};
 use crate::signaling::{Http, Protoo, Shared};
 
 /// Why the server did not start.
@@ -87,13 +87,25 @@ pub async fn start_with(
     routes: Vec<Route>,
     workers: Vec<Arc<dyn WorkerExec>>,
 ) -> Result<Server, StartError> {
-    let scripts = Arc::new(ScriptStore::new(routes, config.base_dir.clone())?);
+    let extra = config
+        .http_api
+        .script
+        .iter()
+        .map(|p| ScriptSource::Path(p.clone()))
+        .collect();
+    let scripts = Arc::new(ScriptStore::with_extra(
+        routes,
+        extra,
+        config.base_dir.clone(),
+    )?);
     let registry = Arc::new(Registry::new(workers.len()));
     let host = Arc::new(HostSettings {
         limits: config.lua,
         scripts: scripts.clone(),
         registry: registry.clone(),
         media_codecs: config.router.media_codecs.clone(),
+        http_script: config.http_api.script.clone(),
+        create_rooms_over_http: config.http_api.create_rooms,
         script_config: json!({
             "webRtcTransport": config.web_rtc_transport,
             "router": {"mediaCodecs": config.router.media_codecs},

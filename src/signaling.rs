@@ -67,8 +67,9 @@ impl ProtooHandler for Protoo {
     }
 }
 
-/// The HTTP handler. Routes: `GET /rooms/:roomId` (router RTP capabilities of a live room),
-/// `POST /admin/reload` (loopback only). The broadcaster REST API will be routed here too.
+/// The HTTP handler. Routes: `/rooms/:roomId/...` (any method) to the HTTP API script on the
+/// room's worker (the broadcaster REST API); without that script only `GET /rooms/:roomId`
+/// (router RTP capabilities of a live room). `POST /admin/reload` (loopback only).
 pub struct Http(pub Arc<Shared>);
 
 impl HttpHandler for Http {
@@ -77,6 +78,9 @@ impl HttpHandler for Http {
         Box::pin(async move {
             let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
             match (req.method.as_str(), segs.as_slice()) {
+                (_, ["rooms", _, ..]) if shared.host.http_script.is_some() => {
+                    room_api(&shared, req).await
+                }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
@@ -116,4 +120,40 @@ async fn room_capabilities(shared: &Shared, room_id: &str) -> HttpResponse {
         Ok(Some(caps)) => HttpResponse::json(200, caps),
         _ => not_found(),
     }
+}
+
+/// The body of an unknown room's 404 (the mediasoup-demo text).
+fn room_not_found(room_id: &str) -> HttpResponse {
+    HttpResponse::text(404, format!("Error: room with id \"{room_id}\" not found"))
+}
+
+/// Hands a `/rooms/:roomId/...` request to the HTTP API script on the room's worker, creating
+/// the room there when the configuration says so. The registry reference taken here keeps the
+/// room on that worker until the worker has answered (it releases it).
+async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
+    let mut segments = req.segments.into_iter().skip(1);
+    let room_id = segments.next().unwrap_or_default();
+    if !shared.host.create_rooms_over_http && shared.registry.worker_of(&room_id).is_none() {
+        return room_not_found(&room_id);
+    }
+    let index = shared.registry.acquire(&room_id);
+    let Some(worker) = shared.workers.get(index) else {
+        shared.registry.release(&room_id);
+        return HttpResponse::text(500, "Error: no worker");
+    };
+    let call = room::HttpCall {
+        room_id: room_id.clone(),
+        method: req.method.as_str().to_owned(),
+        segments: segments.collect(),
+        query: req.query,
+        body: req.body,
+    };
+    let (tx, rx) = oneshot::channel();
+    let settings = shared.host.clone();
+    if !worker.post(Box::new(move || room::http_call(settings, index, call, tx))) {
+        shared.registry.release(&room_id);
+        return HttpResponse::text(500, format!("Error: worker {index} is gone"));
+    }
+    rx.await
+        .unwrap_or_else(|_| HttpResponse::text(500, "Error: the worker dropped the request"))
 }

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::sync::Arc;
 
 const TEST_ROOM: &str = r#"
 local M = { requests = {}, notifications = {} }
@@ -333,9 +334,19 @@ async fn reload_changes_new_rooms_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_room_capabilities_is_404() {
-    let s = server().await;
-    let (status, _) = http(s.local_addr(), "GET", "/rooms/none").await;
+    // Rooms are not created over HTTP in this configuration (the default creates them).
+    let threads: Vec<Arc<dyn ringsfu::executor::WorkerExec>> = (0..2)
+        .map(|i| Arc::new(ringsfu::executor::LocalThread::spawn(i).unwrap()) as _)
+        .collect();
+    let mut cfg = test_config(2);
+    cfg.http_api.create_rooms = false;
+    let s = ringsfu::start_with(cfg, vec![inline(".*", "test_room.lua", TEST_ROOM)], threads)
+        .await
+        .unwrap();
+    let (status, body) = http(s.local_addr(), "GET", "/rooms/none").await;
     assert_eq!(status, 404);
+    assert_eq!(body, "Error: room with id \"none\" not found");
+    assert_eq!(s.room_count(), 0);
     let (status, _) = http(s.local_addr(), "GET", "/nothing/here").await;
     assert_eq!(status, 404);
 }

@@ -253,11 +253,21 @@ function R.join(room, peer, data)
   for _, other in ipairs(others) do
     peers[#peers + 1] = peer_info(other)
   end
+  -- Broadcasters (HTTP API, lua/http/broadcasters.lua) are peers too.
+  local broadcasters = room.data.broadcasters or {}
+  for _, b in pairs(broadcasters) do
+    peers[#peers + 1] = { id = b.id, displayName = b.displayName, device = b.device }
+  end
   -- After the answer: consumers of everything the others produce, then newPeer to them.
   ringsfu.spawn(function()
     for _, other in ipairs(others) do
       for _, producer in pairs(state(other).producers) do
         ringsfu.spawn(create_consumer, room, peer, other, producer)
+      end
+    end
+    for _, b in pairs(broadcasters) do
+      for _, producer in pairs(b.producers) do
+        ringsfu.spawn(create_consumer, room, peer, b, producer)
       end
     end
     for _, other in ipairs(others) do
@@ -389,5 +399,16 @@ end
 function R.resetNetworkThrottle()
   ringsfu.error(403, "operation NOT allowed: network throttling is not built in ringsfu")
 end
+
+-- Helpers for other scripts that share this room's peers (lua/http/broadcasters.lua gets them
+-- with ringsfu.include): `create_consumer(room, consumer_peer, owner, producer)` where `owner`
+-- is anything with an `id` (a peer or a broadcaster), `joined_peers(room, except?)`,
+-- `peer_info(peer)`, `state(peer)`.
+demo.lib = {
+  create_consumer = create_consumer,
+  joined_peers = joined_peers,
+  peer_info = peer_info,
+  state = state,
+}
 
 return demo

@@ -341,14 +341,22 @@ impl UserData for LuaObj {
             let comedia = opts.get::<Option<bool>>("comedia")?.unwrap_or(false);
             let enable_srtp = opts.get::<Option<bool>>("enableSrtp")?.unwrap_or(false);
             let suite = opts.get::<Option<String>>("srtpCryptoSuite")?;
+            let router = this.0.id;
+            // Fail before binding ports where we can (a closed router).
+            engine(|e| e.router_rtp_capabilities(&router).map(|_| ()))?;
             let socket = ctx.bind_rtc_port().map_err(|e| invalid(e.to_string()))?;
             let rtcp = if rtcp_mux {
                 None
             } else {
-                Some(ctx.bind_rtc_port().map_err(|e| invalid(e.to_string()))?)
+                match ctx.bind_rtc_port() {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        release_ports(&ctx, &router, socket, None);
+                        return Err(invalid(e.to_string()));
+                    }
+                }
             };
-            let router = this.0.id;
-            let info = engine(|e| {
+            let created = ctx.with_engine(|e| {
                 e.create_plain_transport(
                     &router,
                     socket,
@@ -358,7 +366,14 @@ impl UserData for LuaObj {
                     suite.as_deref(),
                     Json::Null,
                 )
-            })?;
+            });
+            let info = match created {
+                Ok(info) => info,
+                Err(e) => {
+                    release_ports(&ctx, &router, socket, rtcp);
+                    return Err(engine_error(e));
+                }
+            };
             new_obj(lua, &this.0, ObjKind::Transport, info, opts.get("appData")?)
         });
 
@@ -565,6 +580,32 @@ impl LuaObj {
         }
         Ok(())
     }
+}
+
+/// Gives back ports bound for a plain transport whose creation failed. The worker has no call
+/// to unbind a port by itself, but closing a plain transport hands its sockets back: so the
+/// ports are wrapped in a bare plain transport (which cannot fail on a live router) and it is
+/// closed at once. Nothing else sees that transport (no script object, no event handler).
+fn release_ports(
+    ctx: &WorkerContext,
+    router: &Uuid,
+    socket: (ringsfu_core::io::SocketId, std::net::SocketAddr),
+    rtcp: Option<(ringsfu_core::io::SocketId, std::net::SocketAddr)>,
+) {
+    ctx.with_engine(|e| {
+        match e.create_plain_transport(router, socket, rtcp, false, false, None, Json::Null) {
+            Ok(info) => {
+                let id = info
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok());
+                if let Some(id) = id {
+                    let _ = e.close_transport(&id);
+                }
+            }
+            Err(err) => log::warn!("ports {socket:?}/{rtcp:?} not released: {err}"),
+        }
+    });
 }
 
 fn parse_id(s: &str, what: &str) -> mlua::Result<Uuid> {

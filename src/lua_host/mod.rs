@@ -34,6 +34,10 @@ pub struct HostSettings {
     pub registry: Arc<Registry>,
     /// The router codecs every room's router is created with (mediasoup JSON shapes).
     pub media_codecs: Vec<Value>,
+    /// The script serving `/rooms/:roomId/...` HTTP requests (a path known to `scripts`).
+    pub http_script: Option<String>,
+    /// Whether such a request creates a room that does not exist (else 404).
+    pub create_rooms_over_http: bool,
     /// Exposed to scripts as `ringsfu.config`.
     pub script_config: Value,
 }

@@ -15,7 +15,7 @@ use mlua::{
     Function, HookTriggers, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields,
     UserDataMethods, Value, VmState,
 };
-use ringsfu_plugins::{ConnectRequest, PeerHandle, PeerInbound, ProtooError, Reject};
+use ringsfu_plugins::{ConnectRequest, HttpResponse, PeerHandle, PeerInbound, ProtooError, Reject};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
@@ -41,6 +41,14 @@ pub struct Room {
     /// The room's router (None when the worker has no media engine).
     router: Option<Uuid>,
     timers: RefCell<Vec<AbortHandle>>,
+    /// What keeps the room open without a peer: HTTP requests in flight and script holds
+    /// (`room:hold()`, e.g. one per broadcaster).
+    holds: Cell<usize>,
+    /// Script holds in force; each owns a registry reference, given back when it is released
+    /// or the room closes.
+    script_holds: RefCell<Vec<Rc<Cell<bool>>>>,
+    /// The HTTP API script's hook table, loaded for this room on its first HTTP request.
+    http_module: RefCell<Option<Table>>,
 }
 
 /// A connected protoo peer.
@@ -88,6 +96,32 @@ pub struct LuaPeer(pub Rc<Peer>);
 
 /// A timer created by `room:timer`.
 pub struct LuaTimer(AbortHandle);
+
+/// A hold created by `room:hold()`: keeps the room open (and on its worker) without peers.
+pub struct LuaHold {
+    room: Weak<Room>,
+    live: Rc<Cell<bool>>,
+}
+
+impl UserData for LuaHold {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("release", |_, this, ()| {
+            if !this.live.replace(false) {
+                return Ok(());
+            }
+            let (Some(room), Some(host)) = (this.room.upgrade(), Host::current()) else {
+                return Ok(());
+            };
+            room.script_holds
+                .borrow_mut()
+                .retain(|h| !Rc::ptr_eq(h, &this.live));
+            room.holds.set(room.holds.get().saturating_sub(1));
+            host.settings.registry.release(&room.id);
+            close_if_unused(&host, &room, "no peer and no hold left");
+            Ok(())
+        });
+    }
+}
 
 impl UserData for LuaRoom {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
@@ -138,6 +172,29 @@ impl UserData for LuaRoom {
                 close_room(&host, &this.0, "closed by script");
             }
             Ok(())
+        });
+        methods.add_method("hold", |_, this, ()| {
+            let room = &this.0;
+            let host = Host::current()
+                .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+            if room.closed.get() {
+                return Err(mlua::Error::RuntimeError("room is closed".into()));
+            }
+            // The room is live, so its registry entry exists and names this worker.
+            let registry = &host.settings.registry;
+            if registry.acquire(&room.id) != host.worker {
+                registry.release(&room.id);
+                return Err(mlua::Error::RuntimeError(
+                    "room is not registered on this worker".into(),
+                ));
+            }
+            let live = Rc::new(Cell::new(true));
+            room.holds.set(room.holds.get() + 1);
+            room.script_holds.borrow_mut().push(live.clone());
+            Ok(LuaHold {
+                room: Rc::downgrade(room),
+                live,
+            })
         });
         methods.add_method("timer", |_, this, (seconds, f): (f64, Function)| {
             let delay = super::globals::delay(seconds)?;
@@ -269,6 +326,9 @@ fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject
         closed: Cell::new(false),
         router,
         timers: RefCell::new(Vec::new()),
+        holds: Cell::new(0),
+        script_holds: RefCell::new(Vec::new()),
+        http_module: RefCell::new(None),
     });
     host.rooms
         .borrow_mut()
@@ -381,9 +441,7 @@ async fn serve_peer(
     if let Err(rej) = verdict {
         let _ = reply.send(Err(rej));
         registry.release(&room_id);
-        if room.peers.borrow().is_empty() {
-            close_room(&host, &room, "no peer");
-        }
+        close_if_unused(&host, &room, "no peer");
         return;
     }
 
@@ -651,8 +709,13 @@ async fn peer_left(host: &Rc<Host>, room: &Rc<Room>, peer: &Rc<Peer>, reason: &s
         )
         .await;
     }
-    if room.peers.borrow().is_empty() {
-        close_room(host, room, "last peer left");
+    close_if_unused(host, room, "last peer left");
+}
+
+/// Closes the room when no peer, no HTTP request and no script hold keeps it.
+fn close_if_unused(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
+    if room.peers.borrow().is_empty() && room.holds.get() == 0 {
+        close_room(host, room, why);
     }
 }
 
@@ -676,6 +739,11 @@ pub(crate) fn close_room(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
     for t in room.timers.borrow_mut().drain(..) {
         t.abort();
     }
+    for h in room.script_holds.borrow_mut().drain(..) {
+        if h.replace(false) {
+            host.settings.registry.release(&room.id);
+        }
+    }
     let host2 = host.clone();
     let room2 = room.clone();
     tokio::task::spawn_local(async move {
@@ -695,4 +763,187 @@ pub fn room_rtp_capabilities(room_id: &str) -> Option<Json> {
     let host = Host::current()?;
     let router = host.rooms.borrow().get(room_id)?.router?;
     engine_api::rtp_capabilities(router)
+}
+
+/// A `/rooms/:roomId/...` HTTP request for the HTTP API script.
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    /// The roomId.
+    pub room_id: String,
+    /// HTTP method (`GET`, `POST`, ...).
+    pub method: String,
+    /// Path segments after `/rooms/:roomId`, percent-decoded.
+    pub segments: Vec<String>,
+    /// Query parameters, decoded, in order.
+    pub query: Vec<(String, String)>,
+    /// The JSON body, if any.
+    pub body: Option<Json>,
+}
+
+/// Serves an HTTP API request on this worker (called on the worker thread): finds or creates
+/// the room, runs the script's `handle(room, method, segments, query, body)` and answers
+/// `reply`. Releases the registry reference the caller took for the request.
+pub fn http_call(
+    settings: Arc<HostSettings>,
+    worker: usize,
+    call: HttpCall,
+    reply: oneshot::Sender<HttpResponse>,
+) {
+    let registry = settings.registry.clone();
+    let fail = |reply: oneshot::Sender<HttpResponse>, status: u16, text: String| {
+        registry.release(&call.room_id);
+        let _ = reply.send(HttpResponse::text(status, text));
+    };
+    let host = match Host::get_or_init(&settings, worker) {
+        Ok(h) => h,
+        Err(e) => return fail(reply, 500, format!("Error: {e}")),
+    };
+    let existing = host.rooms.borrow().get(&call.room_id).cloned();
+    let room = match existing {
+        Some(r) => r,
+        None if !settings.create_rooms_over_http => {
+            let text = format!("Error: room with id \"{}\" not found", call.room_id);
+            return fail(reply, 404, text);
+        }
+        None => match get_or_create_room(&host, &call.room_id) {
+            Ok(r) => r,
+            Err(rej) => {
+                return fail(
+                    reply,
+                    http_status(rej.status),
+                    format!("Error: {}", rej.reason),
+                )
+            }
+        },
+    };
+    room.holds.set(room.holds.get() + 1);
+    tokio::task::spawn_local(async move {
+        let room_id = call.room_id.clone();
+        let answer = run_http(&host, &room, call).await;
+        let _ = reply.send(answer);
+        room.holds.set(room.holds.get().saturating_sub(1));
+        host.settings.registry.release(&room_id);
+        close_if_unused(&host, &room, "no peer and no hold left");
+    });
+}
+
+/// The room's instance of the HTTP API script (evaluated once per room, like room scripts, so
+/// a reload reaches new rooms only).
+fn http_module(host: &Rc<Host>, room: &Room, name: &str) -> Result<Table, String> {
+    if let Some(m) = room.http_module.borrow().as_ref() {
+        return Ok(m.clone());
+    }
+    let script = host
+        .settings
+        .scripts
+        .by_path(name)
+        .ok_or_else(|| format!("HTTP API script {name:?} is not loaded"))?;
+    let module = eval_module(host, &script.name, &script.source).map_err(|e| {
+        log::error!(
+            "room {}: HTTP API script {name} failed to load: {e}",
+            room.id
+        );
+        format!("HTTP API script {name} failed to load")
+    })?;
+    *room.http_module.borrow_mut() = Some(module.clone());
+    Ok(module)
+}
+
+async fn run_http(host: &Rc<Host>, room: &Rc<Room>, call: HttpCall) -> HttpResponse {
+    let Some(name) = host.settings.http_script.clone() else {
+        return HttpResponse::not_found();
+    };
+    let module = match http_module(host, room, &name) {
+        Ok(m) => m,
+        Err(e) => return HttpResponse::text(500, format!("Error: {e}")),
+    };
+    let Some(f) = module.get::<Option<Function>>("handle").ok().flatten() else {
+        return HttpResponse::text(
+            500,
+            format!("Error: HTTP API script {name} has no handle function"),
+        );
+    };
+    let what = format!(
+        "HTTP {} /rooms/{}/{} (script {name})",
+        call.method,
+        room.id,
+        call.segments.join("/")
+    );
+    let lua = &host.lua;
+    let args = (|| -> mlua::Result<_> {
+        let segments = lua.create_sequence_from(call.segments.iter().map(String::as_str))?;
+        segments.set_metatable(Some(lua.array_metatable()))?;
+        let query = lua.create_table()?;
+        for (k, v) in &call.query {
+            // The first value of a repeated parameter wins.
+            if query.raw_get::<Value>(k.as_str())?.is_nil() {
+                query.raw_set(k.as_str(), v.as_str())?;
+            }
+        }
+        let body = match &call.body {
+            Some(b) => to_lua(lua, b)?,
+            None => Value::Nil,
+        };
+        Ok((
+            LuaRoom(room.clone()),
+            call.method.as_str(),
+            segments,
+            query,
+            body,
+        ))
+    })();
+    let args = match args {
+        Ok(a) => a,
+        Err(e) => return HttpResponse::text(500, format!("Error: {e}")),
+    };
+    match runner::run(lua, &what, budget(host), f, args).await {
+        Ok(out) => http_answer(lua, out, &what),
+        Err(HandlerError { code, reason }) => {
+            let status = if (400..=599).contains(&code) {
+                code
+            } else {
+                500
+            };
+            HttpResponse::text(status, reason)
+        }
+    }
+}
+
+/// `{status = N, body = B}` or `N, B` from the handler: a string body is sent as text, nil as
+/// no body, anything else as JSON.
+fn http_answer(lua: &Lua, out: mlua::MultiValue, what: &str) -> HttpResponse {
+    let mut out = out.into_iter();
+    let (status, body) = match out.next() {
+        Some(Value::Table(t)) => (
+            t.get::<Value>("status").unwrap_or(Value::Nil),
+            t.get::<Value>("body").unwrap_or(Value::Nil),
+        ),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => (v, out.next().unwrap_or(Value::Nil)),
+        other => {
+            let got = other.map(|v| v.type_name()).unwrap_or("nothing");
+            return HttpResponse::text(
+                500,
+                format!("Error: {what} returned {got}, expected {{status, body}}"),
+            );
+        }
+    };
+    let status = match status {
+        Value::Integer(n) => u16::try_from(n).ok(),
+        Value::Number(n) if n.fract() == 0.0 && (0.0..=999.0).contains(&n) => Some(n as u16),
+        _ => None,
+    };
+    let Some(status) = status.filter(|s| (200..=599).contains(s)) else {
+        return HttpResponse::text(500, format!("Error: {what} returned no valid status"));
+    };
+    match body {
+        Value::Nil => HttpResponse {
+            status,
+            body: ringsfu_plugins::HttpBody::Empty,
+        },
+        Value::String(s) => HttpResponse::text(status, s.to_string_lossy()),
+        v => match to_json(lua, v) {
+            Ok(j) => HttpResponse::json(status, j),
+            Err(e) => HttpResponse::text(500, format!("Error: {what}: bad body: {e}")),
+        },
+    }
 }
