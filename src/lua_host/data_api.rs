@@ -489,7 +489,7 @@ fn close_obj(obj: &Rc<DataObj>) {
             let children = std::mem::take(&mut *obj.children.borrow_mut());
             // Consumers first, so closing a producer does not report them as
             // `dataproducerclose` too.
-            let mut kids: Vec<Rc<DataObj>> = children.iter().filter_map(|id| remove(id)).collect();
+            let mut kids: Vec<Rc<DataObj>> = children.iter().filter_map(remove).collect();
             kids.sort_by_key(|k| k.kind == DataKind::DataProducer);
             for k in &kids {
                 close_in_engine(k);
