@@ -280,15 +280,12 @@ async fn join_produce_consume_pause_close() {
         consumer_id.as_str()
     );
 
-    // Not built: named, never faked.
+    // produceData without sctpStreamParameters: refused, naming the field.
     let (code, reason) = err(&a
         .request("produceData", json!({"transportId": a_send}))
         .await);
     assert_eq!(code, 500);
-    assert!(
-        reason.contains("data channels") && reason.contains("not built"),
-        "{reason}"
-    );
+    assert!(reason.contains("sctpStreamParameters"), "{reason}");
     let (code, _) = err(&a
         .request("applyNetworkThrottle", json!({"secret": "x"}))
         .await);

@@ -2,8 +2,8 @@
 --
 -- Every request and notification of the stock mediasoup-demo browser app is handled here; see
 -- /work/shared/spec/protoo.md for the wire shapes and docs/lua-api.md for the API used.
--- Features the engine does not have yet (data channels, active speaker, scores, network
--- throttling) answer an error naming the missing feature instead of pretending.
+-- Features the engine does not have yet (active speaker, scores, network throttling) answer
+-- an error naming the missing feature instead of pretending.
 
 local demo = {}
 demo.requests = {}
@@ -29,6 +29,8 @@ local function state(peer)
     d.transports = {}
     d.producers = {}
     d.consumers = {}
+    d.dataProducers = {}
+    d.dataConsumers = {}
   end
   return d
 end
@@ -155,7 +157,98 @@ local function watch_transport(peer, transport)
   end)
 end
 
+-- Data channels and the bot (protoo.md §6) ---------------------------------------------------
+
+-- The peer's transport created with `consuming: true`, if any.
+local function consuming_transport(d)
+  for _, t in pairs(d.transports) do
+    if t.appData.consuming then
+      return t
+    end
+  end
+  return nil
+end
+
+-- A DataConsumer of `data_producer` for `consumer_peer`, announced with `newDataConsumer`
+-- (`producer_peer` nil for the bot). Not paused: the spec has no accept-then-resume rule here.
+local function create_data_consumer(room, consumer_peer, producer_peer, data_producer)
+  local d = state(consumer_peer)
+  if d.sctpCapabilities == nil or consumer_peer.closed or data_producer.closed then
+    return
+  end
+  local transport = consuming_transport(d)
+  if transport == nil then
+    return
+  end
+  local ok, dc = pcall(transport.consumeData, transport, { dataProducerId = data_producer.id })
+  if not ok then
+    ringsfu.log("warn", "consumeData failed for peer", consumer_peer.id, ":", dc)
+    return
+  end
+  local id = dc.id
+  d.dataConsumers[id] = dc
+  dc:on("transportclose", function()
+    d.dataConsumers[id] = nil
+  end)
+  dc:on("dataproducerclose", function()
+    d.dataConsumers[id] = nil
+    consumer_peer:notify("dataConsumerClosed", { dataConsumerId = id })
+  end)
+  local accepted, err = pcall(consumer_peer.request, consumer_peer, "newDataConsumer", {
+    peerId = producer_peer and producer_peer.id or ringsfu.null,
+    dataProducerId = data_producer.id,
+    id = id,
+    sctpStreamParameters = dc.sctpStreamParameters,
+    label = dc.label,
+    protocol = dc.protocol,
+    appData = data_producer.appData,
+  })
+  if not accepted then
+    ringsfu.log("warn", "newDataConsumer refused by peer", consumer_peer.id, ":", err)
+  end
+end
+
+-- The room bot: a DirectTransport (max message size 512) with one DataProducer labelled `bot`.
+local function create_bot(room)
+  if room.router == nil then
+    return nil
+  end
+  local transport = room.router:createDirectTransport({ maxMessageSize = 512 })
+  local data_producer = transport:produceData({ label = "bot" })
+  return { transport = transport, dataProducer = data_producer }
+end
+
+-- The bot consumes a peer's `bot` DataProducer and answers every text message to everyone.
+local function bot_consume(room, peer, data_producer)
+  local bot = room.data.bot
+  if bot == nil or bot.transport.closed then
+    return
+  end
+  local dc = bot.transport:consumeData({ dataProducerId = data_producer.id })
+  dc:on("message", function(message, ppid)
+    if ppid ~= 51 then
+      return -- only WebRTC String messages (§6)
+    end
+    local text = tostring(state(peer).displayName) .. ' said me: "' .. message .. '"'
+    local ok, err = pcall(bot.dataProducer.send, bot.dataProducer, text)
+    if not ok then
+      ringsfu.log("warn", "bot cannot answer", peer.id, ":", err)
+    end
+  end)
+end
+
 -- Lifecycle hooks -----------------------------------------------------------------------------
+
+function demo.on_room_open(room)
+  room.data.bot = create_bot(room)
+end
+
+function demo.on_room_close(room)
+  local bot = room.data.bot
+  if bot ~= nil then
+    pcall(bot.transport.close, bot.transport)
+  end
+end
 
 function demo.on_connect(room, info)
   -- consumerReplicas is taken from the connection that creates the room (protoo.md §1.1).
@@ -204,13 +297,14 @@ function R.createWebRtcTransport(room, peer, data)
   if not enable_udp and not enable_tcp then
     fail("forceTcp requested but TCP is disabled on this server")
   end
-  -- Data channels need SCTP, which is not built: transports are created without it, so the
-  -- client sees no sctpParameters and does not try to open DataChannels.
+  -- SCTP (data channels) only when the client sent sctpCapabilities, with its stream counts.
+  local sctp = type(data.sctpCapabilities) == "table" and data.sctpCapabilities.numStreams or nil
   local transport = room.router:createWebRtcTransport({
     enableUdp = enable_udp,
     enableTcp = enable_tcp,
     preferUdp = true,
     iceConsentTimeout = cfg.webRtcTransport.iceConsentTimeout,
+    numSctpStreams = type(sctp) == "table" and sctp or nil,
     appData = { producing = data.producing == true, consuming = data.consuming == true },
   })
   d.transports[transport.id] = transport
@@ -258,12 +352,22 @@ function R.join(room, peer, data)
   for _, b in pairs(broadcasters) do
     peers[#peers + 1] = { id = b.id, displayName = b.displayName, device = b.device }
   end
-  -- After the answer: consumers of everything the others produce, then newPeer to them.
+  -- After the answer: consumers of everything the others produce (peers and broadcasters), data
+  -- consumers of their non-bot DataProducers and of the room bot, then newPeer to them.
   ringsfu.spawn(function()
     for _, other in ipairs(others) do
       for _, producer in pairs(state(other).producers) do
         ringsfu.spawn(create_consumer, room, peer, other, producer)
       end
+      for _, dp in pairs(state(other).dataProducers) do
+        if dp.label ~= "bot" then
+          ringsfu.spawn(create_data_consumer, room, peer, other, dp)
+        end
+      end
+    end
+    local bot = room.data.bot
+    if bot ~= nil then
+      ringsfu.spawn(create_data_consumer, room, peer, nil, bot.dataProducer)
     end
     for _, b in pairs(broadcasters) do
       for _, producer in pairs(b.producers) do
@@ -379,17 +483,43 @@ function R.getConsumerStats(room, peer, data)
   return lookup(peer, "consumer", "consumers", data.consumerId):getStats()
 end
 
--- Data channels, active speaker and throttling need engine features that are not built.
-function R.produceData()
-  not_built("produceData: data channels (SCTP)")
+function R.produceData(room, peer, data)
+  need_joined(peer)
+  local d = state(peer)
+  local t = lookup(peer, "transport", "transports", data.transportId)
+  local dp = t:produceData({
+    sctpStreamParameters = data.sctpStreamParameters,
+    label = data.label,
+    protocol = data.protocol,
+    appData = type(data.appData) == "table" and data.appData or {},
+  })
+  local id = dp.id
+  d.dataProducers[id] = dp
+  dp:on("transportclose", function()
+    d.dataProducers[id] = nil
+  end)
+  -- The browser closed the channel (SCTP stream reset): the engine closed the DataProducer and
+  -- its DataConsumers report `dataproducerclose`.
+  dp:on("peerclose", function()
+    d.dataProducers[id] = nil
+  end)
+  -- After the answer, by label (§3.13): chat fans out, bot goes to the room bot.
+  if dp.label == "chat" then
+    for _, other in ipairs(joined_peers(room, peer)) do
+      ringsfu.spawn(create_data_consumer, room, other, peer, dp)
+    end
+  elseif dp.label == "bot" then
+    ringsfu.spawn(bot_consume, room, peer, dp)
+  end
+  return { id = id }
 end
 
-function R.getDataProducerStats()
-  not_built("getDataProducerStats: data channels (SCTP)")
+function R.getDataProducerStats(room, peer, data)
+  return lookup(peer, "dataProducer", "dataProducers", data.dataProducerId):getStats()
 end
 
-function R.getDataConsumerStats()
-  not_built("getDataConsumerStats: data channels (SCTP)")
+function R.getDataConsumerStats(room, peer, data)
+  return lookup(peer, "dataConsumer", "dataConsumers", data.dataConsumerId):getStats()
 end
 
 function R.applyNetworkThrottle()

@@ -23,6 +23,9 @@ use uuid::Uuid;
 use super::runner::{self, ScriptFailure};
 use super::Host;
 
+#[path = "data_api.rs"]
+pub mod data_api;
+
 thread_local! {
     static CTX: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
 }
@@ -99,6 +102,7 @@ impl ObjKind {
                 "icestatechange",
                 "iceselectedtuplechange",
                 "dtlsstatechange",
+                "sctpstatechange",
                 "tuple",
                 "close",
             ],
@@ -139,6 +143,7 @@ pub struct Callbacks {
 impl Callbacks {
     /// Forgets every object of a room (it closed).
     pub fn drop_room(&self, room: &str) {
+        data_api::drop_room(room);
         self.objs.borrow_mut().retain(|_, o| {
             if o.room == room {
                 o.closed.set(true);
@@ -547,6 +552,9 @@ impl UserData for LuaObj {
             engine(|e| e.request_consumer_key_frame(&id))
         });
 
+        // ---- data channels: router:createDirectTransport, transport:produceData/consumeData
+        data_api::add_methods(methods);
+
         // ---- events
         methods.add_method("on", |_, this, (event, f): (String, Function)| {
             let allowed = this.0.kind.events();
@@ -554,7 +562,6 @@ impl UserData for LuaObj {
                 let hint = match event.as_str() {
                     "score" => " (scores are not built yet)",
                     "trace" => " (traces are not built yet)",
-                    "sctpstatechange" => " (SCTP is not built yet)",
                     _ => "",
                 };
                 return Err(invalid(format!(
@@ -667,6 +674,9 @@ fn new_obj(
 /// Engine observer (on the worker thread): updates object state, then runs the callbacks.
 fn on_event(ev: &EngineEvent) {
     let Some(host) = Host::current() else { return };
+    if data_api::on_event(&host, ev) {
+        return;
+    }
     let (id, name, gone): (Uuid, &str, bool) = match ev {
         EngineEvent::IceStateChange { transport, .. } => (*transport, "icestatechange", false),
         EngineEvent::IceSelectedTupleChange { transport, .. } => {

@@ -16,7 +16,7 @@
 //   RINGSFU_MEDIA_TIMEOUT deadline of the first media check in seconds (default 60; 10 after a failure)
 //   RINGSFU_FORCE_TCP=1  ask the server for TCP-only transports
 //   RINGSFU_SIMULCAST=1  send the webcam as 3 simulcast streams (demo default)
-//   RINGSFU_DATACHANNEL=1 enable SCTP + a 'chat' DataProducer (not checked)
+//   RINGSFU_DATACHANNEL=0 no data channels (default on: 'chat' and 'bot' DataProducers, checked)
 //   RINGSFU_DEBUG=1      verbose mediasoup-client/protoo-client logs in the console log
 //   RINGSFU_BROWSER_LOG  console log file (default dist/browser-console.log)
 //
@@ -38,6 +38,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HARD_TIMEOUT_S = Number(process.env.RINGSFU_E2E_TIMEOUT || 180);
 const LOG_FILE = process.env.RINGSFU_BROWSER_LOG || path.join(DIST, 'browser-console.log');
 const flag = (name) => ['1', 'true', 'yes'].includes(String(process.env[name] || '').toLowerCase());
+// Data channels are on unless RINGSFU_DATACHANNEL is 0/false/no (the demo app's default is on).
+const DATACHANNEL = !['0', 'false', 'no'].includes(String(process.env.RINGSFU_DATACHANNEL || '1').toLowerCase());
 
 // Chromium flags. The SFU is ICE-Lite and only announces 127.0.0.1 host candidates, so the
 // browser must be allowed to gather on the loopback interface (--allow-loopback-in-peer-connection);
@@ -237,7 +239,7 @@ async function openPeer(origin, { name, roomId, peerId, autojoin = true }) {
     displayName: `peer-${name}`,
     forceTcp: String(flag('RINGSFU_FORCE_TCP')),
     simulcast: String(flag('RINGSFU_SIMULCAST')),
-    datachannel: String(flag('RINGSFU_DATACHANNEL')),
+    datachannel: String(DATACHANNEL),
     autojoin: String(autojoin),
   });
   await page.goto(`${origin}/?${q}`, { waitUntil: 'load', timeout: 15000 });
@@ -460,6 +462,8 @@ async function scenario(origin, peers) {
   await consumeChecks(withC);
   await mediaBatch(flowChecks(withC, seen));
 
+  if (DATACHANNEL) await dataChannelChecks(A, B, C);
+
   // A pauses its webcam: B and C get consumerPaused, A's video stops there, A's audio goes on.
   const viewersOfA = [[B, seen['B<-A']], [C, seen['C<-A']]].filter(([, c]) => c);
   if (await check('pauseProducer-A-video', () => A.call('pauseProducer', 'video'))) {
@@ -490,6 +494,101 @@ async function scenario(origin, peers) {
   await checkAll(leaveChecks);
   // A and B keep receiving each other after C left.
   await mediaBatch(flowChecks([[A, B], [B, A]], seen).map(([name, fn]) => [name.replace('-flows-', '-still-flows-'), fn]));
+}
+
+/** A's data consumer entry at `viewer` for label `label` from peer `from` (null: the bot). */
+function dataConsumerOf(snap, label, from) {
+  return Object.values(snap.dataConsumers).find((d) => d.label === label && (d.peerId ?? null) === from);
+}
+
+function dataState(x) {
+  return `dataConsumers=${Object.values(x.dataConsumers).map((d) => `${d.label}@${d.peerId}#${d.streamId}[${d.messages.length}]`).join(',') || 'none'} dataProducers=${JSON.stringify(x.dataProducers)} ${shortState(x)}`;
+}
+
+/** Waits until `peer` has a message matching `pred` on its `label` data consumer from `from`. */
+function waitDataMessage(peer, label, from, pred, what) {
+  return waitFor(peer.snapshot, (x) => {
+    const d = dataConsumerOf(x, label, from);
+    return d && d.messages.some(pred);
+  }, {
+    timeoutMs: 20000,
+    explain: (x) => {
+      const d = dataConsumerOf(x, label, from);
+      return `no ${what} on ${label} from ${from}; messages: ${d ? JSON.stringify(d.messages.slice(-5)) : '(no such data consumer)'}; ${dataState(x)}`;
+    },
+  });
+}
+
+// Data channels (protoo.md §6): chat fan-out, the room bot, a large binary message, and
+// dataConsumerClosed when the browser closes its chat DataProducer.
+async function dataChannelChecks(A, B, C) {
+  const all = [A, B, C];
+  const ok = await checkAll(all.map((p) => [`dataProducers-chat-bot-${p.name}`, () => waitFor(p.snapshot, (x) => x.dataProducers.chat && x.dataProducers.bot, {
+    timeoutMs: 30000,
+    explain: dataState,
+  })]));
+  if (ok.includes(false)) return;
+  await checkAll([
+    ...all.map((v) => [`newDataConsumer-bot-at-${v.name}`, () => waitFor(v.snapshot, (x) => dataConsumerOf(x, 'bot', null), { timeoutMs: 20000, explain: dataState })]),
+    ...all.flatMap((v) => all.filter((s) => s !== v).map((s) => [`newDataConsumer-chat-${s.name}-at-${v.name}`,
+      () => waitFor(v.snapshot, (x) => dataConsumerOf(x, 'chat', s.peerId), { timeoutMs: 20000, explain: dataState })])),
+  ]);
+
+  const nonce = crypto.randomBytes(4).toString('hex');
+  const chatText = `hello from A ${nonce}`;
+  // The browser channels open asynchronously after newDataConsumer: resend until seen.
+  const resend = (fn, arg, stop) => {
+    let done = false;
+    const loop = (async () => {
+      while (!done) {
+        await A.call(fn, arg).catch(() => {});
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    })();
+    return stop.finally(() => { done = true; return loop; });
+  };
+  await checkAll([B, C].map((v) => [`chat-A-to-${v.name}`,
+    () => resend('sendChat', chatText, waitDataMessage(v, 'chat', A.peerId, (m) => m === chatText, JSON.stringify(chatText)))]));
+
+  const botText = `hi bot ${nonce}`;
+  const answer = `peer-A said me: "${botText}"`;
+  await checkAll([[`bot-answers-everyone`, () => resend('sendBot', botText, Promise.all(all.map((v) => waitDataMessage(v, 'bot', null, (m) => m === answer, JSON.stringify(answer)))))]]);
+
+  await check('chat-binary-200KB-A-to-B', async () => {
+    const sent = await A.call('sendChatBinary', 200 * 1024);
+    const want = `<binary ${sent.size} ${sent.hash}>`;
+    await waitDataMessage(B, 'chat', A.peerId, (m) => m === want, want).catch(async (e) => {
+      const got = dataConsumerOf(await B.snapshot(), 'chat', A.peerId);
+      throw new Error(`${e.message}; binary seen: ${JSON.stringify((got ? got.messages : []).filter((m) => m.startsWith('<binary')))}`);
+    });
+  });
+
+  await check('getDataProducerStats-A-chat', async () => {
+    const a = await A.snapshot();
+    const stats = await A.call('request', 'getDataProducerStats', { dataProducerId: a.dataProducers.chat });
+    if (!Array.isArray(stats) || stats[0].type !== 'data-producer' || stats[0].label !== 'chat' || !(stats[0].messagesReceived >= 2) || !(stats[0].bytesReceived >= 200 * 1024)) {
+      throw new Error(`unexpected stats ${JSON.stringify(stats)}`);
+    }
+  });
+  await check('getDataConsumerStats-B-chat-of-A', async () => {
+    const d = dataConsumerOf(await B.snapshot(), 'chat', A.peerId);
+    const stats = await B.call('request', 'getDataConsumerStats', { dataConsumerId: d.id });
+    if (!Array.isArray(stats) || stats[0].type !== 'data-consumer' || stats[0].label !== 'chat' || !(stats[0].bytesSent >= 200 * 1024)) {
+      throw new Error(`unexpected stats ${JSON.stringify(stats)}`);
+    }
+  });
+
+  // A closes its chat DataProducer locally: the browser resets the SCTP stream, the engine
+  // closes the DataProducer, B and C get dataConsumerClosed for their chat consumer of A.
+  const chatOfA = {};
+  for (const v of [B, C]) {
+    const d = dataConsumerOf(await v.snapshot(), 'chat', A.peerId);
+    if (d) chatOfA[v.name] = d.id;
+  }
+  if (await check('close-chat-A', () => A.call('closeChat'))) {
+    await checkAll([B, C].map((v) => [`dataConsumerClosed-chat-A-at-${v.name}`,
+      () => waitNotification(v, 'dataConsumerClosed', (d) => d.dataConsumerId === chatOfA[v.name], `chat data consumer ${chatOfA[v.name]} of A`)]));
+  }
 }
 
 async function selfTest(origin, peers) {

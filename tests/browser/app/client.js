@@ -14,7 +14,7 @@
 //   forceTcp    "true" asks for TCP-only transports
 //   produce     "false": no send transport, no producers
 //   consume     "false": no recv transport, join without rtpCapabilities
-//   datachannel "true": enable SCTP and produce a 'chat' DataProducer (optional)
+//   datachannel "true": enable SCTP and produce the demo's 'chat' and 'bot' DataProducers
 //   simulcast   "true": send the webcam as 3 VP8 simulcast streams like the demo does
 //   autojoin    "false": do not start; the runner calls window.__rs.start()
 
@@ -54,7 +54,9 @@ const state = {
   transports: {}, // 'send'|'recv' → {id, connectionState, iceCandidates}
   notifications: [], // every server notification, in order: {t, method, data}
   requests: [], // every server request method received, in order: {t, method}
-  dataConsumers: {}, // id → {label, peerId, messages}
+  dataConsumers: {}, // id → {label, peerId, streamId, messages}
+  closedDataConsumers: {}, // id → {label, peerId} of those closed by dataConsumerClosed
+  dataProducers: {}, // label → id
   localVideo: null, // settings of the fake camera track
   localAudio: null,
 };
@@ -66,6 +68,18 @@ let recvTransport = null;
 const consumers = new Map(); // consumer id → {consumer, peerId, producerPaused}
 const producers = new Map(); // kind → mediasoup Producer
 let chatDataProducer = null;
+let botDataProducer = null;
+const dataConsumerObjs = new Map(); // id → mediasoup DataConsumer
+
+// 32-bit FNV-1a of a byte array: lets the runner compare a binary message end to end.
+function fnv1a(bytes) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i += 1) {
+    h ^= bytes[i];
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16);
+}
 
 function fail(what, error) {
   const text = `${what}: ${error && error.message ? error.message : String(error)}`;
@@ -178,12 +192,16 @@ async function handleRequest(request, accept, reject) {
         protocol,
         appData: { ...appData, peerId },
       });
-      const entry = { id, label, peerId, messages: [] };
+      const entry = { id, label, peerId, streamId: sctpStreamParameters.streamId, messages: [] };
       state.dataConsumers[id] = entry;
+      dataConsumerObjs.set(id, dataConsumer);
       dataConsumer.on('message', (message) => {
-        entry.messages.push(typeof message === 'string' ? message : `<binary ${message.byteLength}>`);
+        entry.messages.push(typeof message === 'string'
+          ? message
+          : `<binary ${message.byteLength} ${fnv1a(new Uint8Array(message))}>`);
       });
       dataConsumer.on('transportclose', () => delete state.dataConsumers[id]);
+      log('data consumer created', label, id, 'from peer', peerId, 'stream', sctpStreamParameters.streamId);
       accept();
       break;
     }
@@ -223,9 +241,16 @@ function handleNotification({ method, data }) {
       if (entry) entry.producerPaused = false;
       break;
     }
-    case 'dataConsumerClosed':
+    case 'dataConsumerClosed': {
+      // As the demo: close the local DataConsumer.
+      const entry = state.dataConsumers[data.dataConsumerId];
+      const dc = dataConsumerObjs.get(data.dataConsumerId);
+      if (dc) dc.close();
+      dataConsumerObjs.delete(data.dataConsumerId);
+      if (entry) state.closedDataConsumers[data.dataConsumerId] = { label: entry.label, peerId: entry.peerId };
       delete state.dataConsumers[data.dataConsumerId];
       break;
+    }
     // consumerScore, producerScore, consumerLayersChanged, activeSpeaker, downlinkBwe,
     // peerDisplayNameChanged: recorded in state.notifications only.
     default:
@@ -415,18 +440,34 @@ function trackProducer(kind, producer) {
   log('producing', kind, producer.id);
 }
 
-async function enableChat() {
-  if (chatDataProducer) return;
-  // Same reliability settings as the demo's 'chat' DataProducer.
-  chatDataProducer = await sendTransport.produceData({
-    ordered: false,
-    maxRetransmits: 1,
-    label: 'chat',
-    priority: 'medium',
-    appData: { info: 'my-chat-DataProducer' },
-  });
-  state.chatDataProducerId = chatDataProducer.id;
-  log('chat DataProducer', chatDataProducer.id);
+let enablingChat = null;
+
+// The demo's enableChatDataProducer() and enableBotDataProducer(), same settings.
+function enableChat() {
+  if (!enablingChat) {
+    enablingChat = (async () => {
+      chatDataProducer = await sendTransport.produceData({
+        ordered: false,
+        maxRetransmits: 1,
+        label: 'chat',
+        priority: 'medium',
+        appData: { info: 'my-chat-DataProducer' },
+      });
+      state.chatDataProducerId = chatDataProducer.id;
+      state.dataProducers.chat = chatDataProducer.id;
+      log('chat DataProducer', chatDataProducer.id);
+      botDataProducer = await sendTransport.produceData({
+        ordered: false,
+        maxPacketLifeTime: 2000,
+        label: 'bot',
+        priority: 'medium',
+        appData: { info: 'my-bot-DataProducer' },
+      });
+      state.dataProducers.bot = botDataProducer.id;
+      log('bot DataProducer', botDataProducer.id);
+    })();
+  }
+  return enablingChat;
 }
 
 // Pause our own producer, as the demo's muteMic(): local pause, then protoo pauseProducer.
@@ -551,6 +592,32 @@ window.__rs = {
   sendChat(text) {
     if (!chatDataProducer) throw new Error('no chat DataProducer');
     chatDataProducer.send(text);
+  },
+  sendBot(text) {
+    if (!botDataProducer) throw new Error('no bot DataProducer');
+    botDataProducer.send(text);
+  },
+  // Sends `size` pseudo-random bytes on the chat channel; returns their length and FNV-1a.
+  sendChatBinary(size) {
+    if (!chatDataProducer) throw new Error('no chat DataProducer');
+    const bytes = new Uint8Array(size);
+    let x = 0x12345678;
+    for (let i = 0; i < size; i += 1) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      bytes[i] = x >>> 24;
+    }
+    chatDataProducer.send(bytes.buffer);
+    return { size, hash: fnv1a(bytes) };
+  },
+  // Closes the chat DataProducer locally (the channel closes: SCTP stream reset).
+  closeChat() {
+    if (!chatDataProducer) throw new Error('no chat DataProducer');
+    chatDataProducer.close();
+    state.dataProducers.chatClosed = true;
+  },
+  // Any protoo request (stats); returns the response data.
+  request(method, data) {
+    return protoo.request(method, data);
   },
 };
 
