@@ -123,7 +123,7 @@ pub struct WebRtcTransportConfig {
     /// Accepted and ignored (not a mediasoup 3.14 option either).
     #[serde(default)]
     pub minimum_available_outgoing_bitrate: Option<u64>,
-    /// Accepted and ignored (no SCTP yet).
+    /// Largest data-channel message accepted and forwarded (bytes).
     #[serde(default)]
     pub max_sctp_message_size: Option<u64>,
     /// Accepted and ignored (no incoming bitrate limit yet).

@@ -44,6 +44,11 @@ pub fn spawn_engine_workers(config: &Config) -> Result<Vec<Arc<dyn WorkerExec>>,
             cert: cert.clone(),
         };
         let w = Worker::spawn(settings).map_err(|e| e.to_string())?;
+        if let Some(max) = config.web_rtc_transport.max_sctp_message_size {
+            let max = max as usize;
+            w.post(move |ctx| ctx.with_engine(|e| e.set_max_message_size(max)))
+                .map_err(|e| e.to_string())?;
+        }
         out.push(Arc::new(EngineWorker::new(w)));
     }
     Ok(out)

@@ -18,20 +18,33 @@ fn engine(transports: usize) -> (Engine, String, String) {
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut e = Engine::new(
         0,
-        ListenInfo { udp: Some((0, udp)), tcp: None, announced_address: None },
+        ListenInfo {
+            udp: Some((0, udp)),
+            tcp: None,
+            announced_address: None,
+        },
         DtlsCertificate::generate().unwrap(),
         tx,
     );
-    let codecs: Vec<RtpCodecCapability> =
-        serde_json::from_value(json!([{"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}]))
-            .unwrap();
+    let codecs: Vec<RtpCodecCapability> = serde_json::from_value(
+        json!([{"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}]),
+    )
+    .unwrap();
     let router = e.create_router(&codecs, Value::Null).unwrap();
     let mut last = Value::Null;
     for _ in 0..transports {
-        last = e.create_webrtc_transport(&router, WebRtcTransportOptions::default()).unwrap();
+        last = e
+            .create_webrtc_transport(&router, WebRtcTransportOptions::default())
+            .unwrap();
     }
-    let ufrag = last["iceParameters"]["usernameFragment"].as_str().unwrap().to_string();
-    let pwd = last["iceParameters"]["password"].as_str().unwrap().to_string();
+    let ufrag = last["iceParameters"]["usernameFragment"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pwd = last["iceParameters"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
     (e, ufrag, pwd)
 }
 
@@ -62,7 +75,9 @@ fn bench(c: &mut Criterion) {
         });
         let mut stun = [0u8; 256];
         let user_bad = format!("nosuchufrag:{}", "x");
-        let len = BindingRequest::new([7; 12], &user_bad, b"pw").write(&mut stun).unwrap();
+        let len = BindingRequest::new([7; 12], &user_bad, b"pw")
+            .write(&mut stun)
+            .unwrap();
         g.bench_with_input(BenchmarkId::new("stun_unknown_ufrag", n), &n, |b, _| {
             b.iter(|| {
                 buf[..len].copy_from_slice(&stun[..len]);
@@ -82,7 +97,11 @@ fn bench(c: &mut Criterion) {
                 while e.poll_event().is_some() {}
             })
         });
-        assert!(e.drops.unknown_tuple > 0 && e.drops.unknown_ufrag > 0, "{:?}", e.drops);
+        assert!(
+            e.drops.unknown_tuple > 0 && e.drops.unknown_ufrag > 0,
+            "{:?}",
+            e.drops
+        );
     }
     g.finish();
 }

@@ -445,6 +445,17 @@ impl Engine {
             let id = self.transports[t].id;
             let _ = self.close_transport(&id);
         }
+        // Direct data producers belong to no transport: close them with their router.
+        let direct: Vec<Uuid> = self
+            .data_producers
+            .iter()
+            .filter(|(_, p)| p.router == key)
+            .map(|(_, p)| p.id)
+            .collect();
+        for id in direct {
+            let _ = self.close_data_producer(&id);
+        }
+
         self.routers.remove(key);
         self.router_ids.remove(router);
         Ok(())
