@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust test suites (unit, engine end-to-end with an independent
 # webrtc-rs peer, signaling, server) and the headless-Chromium end-to-end run with mediasoup-client
-# against a real ringsfu server. CI (.ci/run) installs the prerequisites and runs exactly this.
+# against a real ringsfu server (three peers; and an ffmpeg broadcaster watched by a browser).
+# CI (.ci/run) installs the prerequisites and runs exactly this.
 #
-# Needs: cargo, node + npm, /usr/bin/chromium (Debian package `chromium`).
+# Needs: cargo, node + npm, /usr/bin/chromium (Debian package `chromium`), ffmpeg.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,4 +42,9 @@ for variant in "plain:" "simulcast:RINGSFU_SIMULCAST=1" "tcp:RINGSFU_FORCE_TCP=1
     echo "browser scenario $name failed; server log: $log" >&2
   fi
 done
+echo "-- browser scenario: ffmpeg broadcaster (HTTP API) watched by a browser"
+if ! ( cd tests/browser && node run.mjs --broadcaster ); then
+  status=1
+  echo "browser broadcaster scenario failed; server log: $log" >&2
+fi
 exit $status

@@ -8,6 +8,7 @@
 // Usage:  node run.mjs               run the scenario (server must be listening)
 //         node run.mjs --build-only  only bundle app/client.js into dist/
 //         node run.mjs --self-test   no server: check Chromium, fake devices and loopback WebRTC
+//         node run.mjs --broadcaster an ffmpeg broadcaster (HTTP API) is watched by a browser peer
 //
 // Environment:
 //   RINGSFU_WS           server base URL (default ws://127.0.0.1:4443)
@@ -28,6 +29,7 @@ import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
 
@@ -591,6 +593,99 @@ async function dataChannelChecks(A, B, C) {
   }
 }
 
+/**
+ * ffmpeg publishes through the HTTP broadcaster API (two comedia PlainTransports, opus PT 100 /
+ * SSRC 1111, VP8 PT 101 / SSRC 2222); a browser peer in the room must decode the video and receive
+ * the audio; deleting the broadcaster gives the peer peerClosed.
+ */
+async function broadcasterScenario(origin, peers) {
+  const base = SERVER_WS.replace(/^ws/, 'http');
+  const roomId = `bcast-${Date.now().toString(36)}-${crypto.randomBytes(2).toString('hex')}`;
+  const bid = `ffmpeg${crypto.randomBytes(3).toString('hex')}`;
+  const api = async (method, pathPart, body) => {
+    const res = await fetch(`${base}/rooms/${roomId}${pathPart}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${pathPart}: ${res.status} ${text}`);
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      return text; // DELETE answers plain text, as in mediasoup-demo
+    }
+  };
+  let ffmpeg = null;
+  try {
+    let a;
+    let v;
+    const setup = await check('broadcaster-rest-setup', async () => {
+      await api('GET', '');
+      await api('POST', '/broadcasters', { id: bid, displayName: 'Broadcaster', device: { name: 'FFmpeg' } });
+      a = await api('POST', `/broadcasters/${bid}/transports`, { type: 'plain', comedia: true, rtcpMux: false });
+      v = await api('POST', `/broadcasters/${bid}/transports`, { type: 'plain', comedia: true, rtcpMux: false });
+      await api('POST', `/broadcasters/${bid}/transports/${a.id}/producers`, {
+        kind: 'audio',
+        rtpParameters: { codecs: [{ mimeType: 'audio/opus', payloadType: 100, clockRate: 48000, channels: 2, parameters: { 'sprop-stereo': 1 } }], encodings: [{ ssrc: 1111 }] },
+      });
+      await api('POST', `/broadcasters/${bid}/transports/${v.id}/producers`, {
+        kind: 'video',
+        rtpParameters: { codecs: [{ mimeType: 'video/vp8', payloadType: 101, clockRate: 90000 }], encodings: [{ ssrc: 2222 }] },
+      });
+    });
+    if (!setup) return;
+    for (const t of [a, v]) {
+      if (!['127.0.0.1', '::1', 'localhost'].includes(t.ip)) throw new Fatal(`refusing to send RTP to non-loopback ${t.ip}`);
+    }
+    // Bounded: -t 60 and killed in `finally`.
+    ffmpeg = spawn('ffmpeg', [
+      '-hide_banner', '-loglevel', 'error', '-nostdin', '-re',
+      '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=15',
+      '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+      '-map', '1:a:0', '-c:a', 'libopus', '-b:a', '128k', '-ac', '2', '-ar', '48000',
+      '-map', '0:v:0', '-pix_fmt', 'yuv420p', '-c:v', 'libvpx', '-b:v', '1000k',
+      '-deadline', 'realtime', '-cpu-used', '4', '-g', '30', '-t', '60',
+      '-f', 'tee',
+      `[select=a:f=rtp:ssrc=1111:payload_type=100]rtp://${a.ip}:${a.port}?rtcpport=${a.rtcpPort}&pkt_size=1200|` +
+        `[select=v:f=rtp:ssrc=2222:payload_type=101]rtp://${v.ip}:${v.port}?rtcpport=${v.rtcpPort}&pkt_size=1200`,
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    ffmpeg.stderr.on('data', (d) => logLine(`[ffmpeg] ${String(d).trim()}`));
+    const started = await check('ffmpeg-started', () => new Promise((resolve, reject) => {
+      ffmpeg.once('error', (e) => reject(new Error(`cannot run ffmpeg: ${e.message}`)));
+      ffmpeg.once('spawn', resolve);
+    }));
+    if (!started) return;
+
+    peers.V = await openPeer(origin, { name: 'V', roomId, peerId: `viewer${crypto.randomBytes(3).toString('hex')}` });
+    const { V } = peers;
+    await waitJoined(V);
+    let cons;
+    const got = await check('consumers-of-broadcaster', async () => {
+      const s = await waitFor(V.snapshot, (x) => ['audio', 'video'].every((k) => x.consumers.some((c) => c.peerId === bid && c.kind === k)), {
+        timeoutMs: 30000,
+        explain: (x) => `want audio+video consumers of ${bid}; ${shortState(x)}`,
+      });
+      cons = {
+        audio: s.consumers.find((c) => c.peerId === bid && c.kind === 'audio'),
+        video: s.consumers.find((c) => c.peerId === bid && c.kind === 'video'),
+      };
+    });
+    if (!got) return;
+    await mediaBatch([
+      ['video-decoded-from-ffmpeg', (t) => waitGrowth(V, cons.video.id, 'framesDecoded', 20, t)],
+      ['audio-from-ffmpeg', (t) => waitGrowth(V, cons.audio.id, 'packetsReceived', 20, t)],
+    ]);
+    await check('broadcaster-delete', () => api('DELETE', `/broadcasters/${bid}`));
+    await checkAll([
+      ['peerClosed-broadcaster-at-V', () => waitNotification(V, 'peerClosed', (d) => d.peerId === bid, bid)],
+    ]);
+  } finally {
+    if (ffmpeg && ffmpeg.exitCode === null) ffmpeg.kill('SIGKILL');
+  }
+}
+
 async function selfTest(origin, peers) {
   const peer = await openPeer(origin, { name: 'self', roomId: 'none', peerId: 'self', autojoin: false });
   peers.self = peer;
@@ -634,7 +729,7 @@ async function finish(code) {
 }
 
 async function main() {
-  const mode = process.argv.includes('--self-test') ? 'self' : process.argv.includes('--build-only') ? 'build' : 'e2e';
+  const mode = process.argv.includes('--self-test') ? 'self' : process.argv.includes('--build-only') ? 'build' : process.argv.includes('--broadcaster') ? 'broadcaster' : 'e2e';
   const hard = setTimeout(() => {
     fail('timeout', `whole run exceeded ${HARD_TIMEOUT_S} s`);
     finish(1);
@@ -651,7 +746,7 @@ async function main() {
   }
   await writeFile(LOG_FILE, '');
 
-  if (mode === 'e2e') {
+  if (mode === 'e2e' || mode === 'broadcaster') {
     // Fail fast and clearly when nothing listens, before starting a browser.
     const { host, port } = wsTarget();
     const error = await tcpProbe(host, port);
@@ -671,7 +766,7 @@ async function main() {
       throw new Fatal('no browser');
     }
     logLine(`chromium ${browser.version()} args ${CHROMIUM_ARGS.join(' ')}`);
-    await (mode === 'self' ? selfTest(origin, peers) : scenario(origin, peers));
+    await (mode === 'self' ? selfTest(origin, peers) : mode === 'broadcaster' ? broadcasterScenario(origin, peers) : scenario(origin, peers));
   } catch (error) {
     if (!(error instanceof Fatal)) fail('runner', error.stack || error.message);
     else logLine(`runner: ${error.message}`);
