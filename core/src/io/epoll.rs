@@ -7,10 +7,10 @@ use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::{RecvBatch, Route, TxEntry};
+use super::{RecvBatch, TxEntry};
 
 /// Kernel socket buffer size we ask for: bursts of fan-out must not overflow it.
 const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
@@ -44,9 +44,8 @@ pub struct EpollUdp {
 
 #[derive(Default)]
 struct SendScratch {
-    addrs: Vec<SockAddr>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
+    msgs: super::SendScratch,
+    mmsg: Vec<libc::mmsghdr>,
 }
 
 impl EpollUdp {
@@ -139,29 +138,14 @@ impl EpollUdp {
         let mut scratch = self.scratch.borrow_mut();
         for chunk in order.chunks(SEND_BATCH) {
             let s = &mut *scratch;
-            s.addrs.clear();
-            s.iovs.clear();
-            s.hdrs.clear();
-            for &i in chunk {
-                let e = &entries[i as usize];
-                if let Route::Udp { dest, .. } = e.route {
-                    s.addrs.push(SockAddr::from(dest));
-                    s.iovs.push(libc::iovec {
-                        iov_base: e.buf.as_ptr() as *mut libc::c_void,
-                        iov_len: e.len,
-                    });
-                }
-            }
-            let count = s.iovs.len();
-            for i in 0..count {
-                // SAFETY: all-zero is a valid mmsghdr; the pointers set below stay valid until
-                // sendmmsg returns (addrs and iovs are not modified in between).
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = s.addrs[i].as_ptr() as *mut libc::c_void;
-                h.msg_hdr.msg_namelen = s.addrs[i].len();
-                h.msg_hdr.msg_iov = &mut s.iovs[i];
-                h.msg_hdr.msg_iovlen = 1;
-                s.hdrs.push(h);
+            let count = s.msgs.fill(entries, chunk);
+            s.mmsg.clear();
+            for h in &s.msgs.hdrs {
+                // SAFETY: all-zero is a valid mmsghdr; the msghdr copied in points at scratch
+                // data that is not modified until sendmmsg returns.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr = *h;
+                s.mmsg.push(m);
             }
             let mut sent = 0usize;
             while sent < count {
@@ -170,7 +154,7 @@ impl EpollUdp {
                 let r = unsafe {
                     libc::sendmmsg(
                         fd,
-                        s.hdrs[sent..].as_mut_ptr(),
+                        s.mmsg[sent..].as_mut_ptr(),
                         (count - sent) as u32,
                         libc::MSG_DONTWAIT,
                     )

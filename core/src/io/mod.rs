@@ -231,3 +231,45 @@ impl UdpIo {
         }
     }
 }
+
+/// Per-batch `sendmsg` arguments both backends need: destination addresses, iovecs over the
+/// queued buffers and the `msghdr`s pointing at them. Kept between batches so a flush allocates
+/// nothing in steady state.
+#[derive(Default)]
+pub(crate) struct SendScratch {
+    addrs: Vec<socket2::SockAddr>,
+    iovs: Vec<libc::iovec>,
+    /// One header per UDP entry of the last `fill`.
+    pub(crate) hdrs: Vec<libc::msghdr>,
+}
+
+impl SendScratch {
+    /// Rebuilds the headers for the UDP entries `chunk` of `entries`; returns how many. The
+    /// headers stay valid until the next `fill` (or until `entries` is modified).
+    pub(crate) fn fill(&mut self, entries: &[TxEntry], chunk: &[u32]) -> usize {
+        self.addrs.clear();
+        self.iovs.clear();
+        self.hdrs.clear();
+        for &i in chunk {
+            let e = &entries[i as usize];
+            if let Route::Udp { dest, .. } = e.route {
+                self.addrs.push(socket2::SockAddr::from(dest));
+                self.iovs.push(libc::iovec {
+                    iov_base: e.buf.as_ptr() as *mut libc::c_void,
+                    iov_len: e.len,
+                });
+            }
+        }
+        // Headers are built only after both vectors stopped growing, so their pointers stay put.
+        for i in 0..self.iovs.len() {
+            // SAFETY: a zeroed msghdr is a valid value; only plain fields are set below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
+            h.msg_namelen = self.addrs[i].len();
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            self.hdrs.push(h);
+        }
+        self.hdrs.len()
+    }
+}

@@ -16,10 +16,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::{BufRingEntry, RecvMsgOut};
 use io_uring::{cqueue, opcode, types, IoUring};
-use socket2::SockAddr;
 use tokio::io::unix::AsyncFd;
 
-use super::{RecvBatch, Route, TxEntry, PACKET_BUF_SIZE};
+use super::{RecvBatch, TxEntry, PACKET_BUF_SIZE};
 
 /// Provided buffers in the receive ring (a power of two).
 const RING_BUFFERS: u16 = 512;
@@ -90,14 +89,7 @@ pub struct UringUdp {
     msghdr: Box<libc::msghdr>,
     armed: Cell<bool>,
     send_drops: Cell<u64>,
-    scratch: RefCell<SendScratch>,
-}
-
-#[derive(Default)]
-struct SendScratch {
-    addrs: Vec<SockAddr>,
-    iovs: Vec<libc::iovec>,
-    hdrs: Vec<libc::msghdr>,
+    scratch: RefCell<super::SendScratch>,
 }
 
 impl UringUdp {
@@ -140,7 +132,7 @@ impl UringUdp {
             msghdr,
             armed: Cell::new(false),
             send_drops: Cell::new(0),
-            scratch: RefCell::new(SendScratch::default()),
+            scratch: RefCell::new(super::SendScratch::default()),
         };
         for bid in 0..RING_BUFFERS {
             this.provide(bid);
@@ -273,30 +265,7 @@ impl UringUdp {
         let mut ring = self.send_ring.borrow_mut();
         for chunk in order.chunks(SEND_BATCH) {
             let s = &mut *scratch;
-            s.addrs.clear();
-            s.iovs.clear();
-            s.hdrs.clear();
-            for &i in chunk {
-                let e = &entries[i as usize];
-                if let Route::Udp { dest, .. } = e.route {
-                    s.addrs.push(SockAddr::from(dest));
-                    s.iovs.push(libc::iovec {
-                        iov_base: e.buf.as_ptr() as *mut libc::c_void,
-                        iov_len: e.len,
-                    });
-                }
-            }
-            let n = s.iovs.len();
-            for i in 0..n {
-                // SAFETY: a zeroed msghdr is valid; the pointers set stay valid until the
-                // completions are reaped below (scratch is not touched in between).
-                let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-                h.msg_name = s.addrs[i].as_ptr() as *mut libc::c_void;
-                h.msg_namelen = s.addrs[i].len();
-                h.msg_iov = &mut s.iovs[i];
-                h.msg_iovlen = 1;
-                s.hdrs.push(h);
-            }
+            let n = s.fill(entries, chunk);
             let fd = types::Fd(self.socket.as_raw_fd());
             let mut pushed = 0;
             {
