@@ -372,7 +372,7 @@ impl WorkerContext {
     }
 
     fn add_udp(self: &Rc<Self>, sock: std::net::UdpSocket, batch: usize) -> io::Result<SocketId> {
-        let socket = Rc::new(UdpIo::new(sock, self.backend)?);
+        let socket = Rc::new(UdpIo::new(sock, self.backend, batch)?);
         let local = socket.local_addr();
         let sid = self.io.borrow_mut().udp.insert(UdpEntry {
             socket: Rc::clone(&socket),

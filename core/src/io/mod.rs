@@ -184,10 +184,19 @@ pub enum UdpIo {
 
 impl UdpIo {
     /// Wraps a bound non-blocking socket for `backend`; must be called inside the worker's runtime.
-    pub fn new(socket: std::net::UdpSocket, backend: IoBackend) -> std::io::Result<Self> {
+    /// `recv_batch` is how many datagrams one drain takes: io_uring keeps 8 × that many receive
+    /// buffers in its ring (epoll needs none: the socket's own buffer holds the backlog).
+    pub fn new(
+        socket: std::net::UdpSocket,
+        backend: IoBackend,
+        recv_batch: usize,
+    ) -> std::io::Result<Self> {
         Ok(match backend {
             IoBackend::Epoll => UdpIo::Epoll(epoll::EpollUdp::new(socket)?),
-            IoBackend::IoUring => UdpIo::Uring(Box::new(uring::UringUdp::new(socket)?)),
+            IoBackend::IoUring => {
+                let ring = (recv_batch.saturating_mul(8)).min(uring::MAX_RING_BUFFERS as usize);
+                UdpIo::Uring(Box::new(uring::UringUdp::new(socket, ring as u16)?))
+            }
         })
     }
 

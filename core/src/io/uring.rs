@@ -20,8 +20,8 @@ use tokio::io::unix::AsyncFd;
 
 use super::{RecvBatch, TxEntry, PACKET_BUF_SIZE};
 
-/// Provided buffers in the receive ring (a power of two).
-const RING_BUFFERS: u16 = 512;
+/// Most provided buffers a receive ring may have (a power of two).
+pub const MAX_RING_BUFFERS: u16 = 4096;
 /// Buffer group id of the receive ring.
 const BGID: u16 = 7;
 /// Room for the recvmsg header, the peer address and a full datagram.
@@ -87,6 +87,8 @@ pub struct UringUdp {
     tail: Cell<u16>,
     /// msghdr template for the multishot receive (kernel reads namelen/controllen from it).
     msghdr: Box<libc::msghdr>,
+    /// Provided buffers in the receive ring (a power of two).
+    ring_buffers: u16,
     armed: Cell<bool>,
     send_drops: Cell<u64>,
     scratch: RefCell<super::SendScratch>,
@@ -94,18 +96,24 @@ pub struct UringUdp {
 
 impl UringUdp {
     /// Sets up the rings for a bound non-blocking socket; must be called inside the worker's runtime.
-    pub fn new(socket: UdpSocket) -> io::Result<Self> {
+    /// `ring_buffers` (rounded up to a power of two, 8..=[`MAX_RING_BUFFERS`]) is how many
+    /// datagrams the kernel may hold for us between two drains: each costs ~2.2 KB that stay
+    /// resident, so a busy shared port wants hundreds and a PlainTransport's own port a few dozen.
+    pub fn new(socket: UdpSocket, ring_buffers: u16) -> io::Result<Self> {
+        let ring_buffers = ring_buffers.clamp(8, MAX_RING_BUFFERS).next_power_of_two();
         let local = socket.local_addr()?;
-        let recv_ring = IoUring::builder().setup_cqsize(4096).build(64)?;
+        let recv_ring = IoUring::builder()
+            .setup_cqsize(u32::from(ring_buffers) * 2)
+            .build(64)?;
         let send_ring = IoUring::builder().build(SEND_BATCH as u32 * 2)?;
-        let entries = RawMemory::new(RING_BUFFERS as usize * std::mem::size_of::<BufRingEntry>())?;
-        let buffers = RawMemory::new(RING_BUFFERS as usize * RING_BUF_SIZE)?;
-        // SAFETY: the entry array is page aligned, RING_BUFFERS entries long, and lives in
+        let entries = RawMemory::new(ring_buffers as usize * std::mem::size_of::<BufRingEntry>())?;
+        let buffers = RawMemory::new(ring_buffers as usize * RING_BUF_SIZE)?;
+        // SAFETY: the entry array is page aligned, `ring_buffers` entries long, and lives in
         // `entries` until after the rings are dropped (field order drops rings first).
         unsafe {
             recv_ring.submitter().register_buf_ring_with_flags(
                 entries.ptr as u64,
-                RING_BUFFERS,
+                ring_buffers,
                 BGID,
                 0,
             )?;
@@ -129,12 +137,13 @@ impl UringUdp {
             entries,
             buffers,
             tail: Cell::new(0),
+            ring_buffers,
             msghdr,
             armed: Cell::new(false),
             send_drops: Cell::new(0),
             scratch: RefCell::new(super::SendScratch::default()),
         };
-        for bid in 0..RING_BUFFERS {
+        for bid in 0..ring_buffers {
             this.provide(bid);
         }
         this.arm()?;
@@ -153,12 +162,12 @@ impl UringUdp {
 
     /// Hands buffer `bid` (back) to the kernel.
     fn provide(&self, bid: u16) {
-        let mask = RING_BUFFERS - 1;
+        let mask = self.ring_buffers - 1;
         let tail = self.tail.get();
-        // SAFETY: bid < RING_BUFFERS, so the address is inside the buffer allocation.
+        // SAFETY: bid < self.ring_buffers, so the address is inside the buffer allocation.
         let addr = unsafe { self.buffers.ptr.add(bid as usize * RING_BUF_SIZE) } as u64;
         let ring = self.entries.ptr.cast::<BufRingEntry>();
-        // SAFETY: (tail & mask) < RING_BUFFERS, inside the entry array; the kernel only reads
+        // SAFETY: (tail & mask) < ring_buffers, inside the entry array; the kernel only reads
         // entries between its head and our published tail, and this one is past the tail.
         unsafe {
             let e = &mut *ring.add((tail & mask) as usize);
@@ -226,7 +235,7 @@ impl UringUdp {
                     }
                     continue;
                 };
-                if res > 0 && (res as usize) <= RING_BUF_SIZE && bid < RING_BUFFERS {
+                if res > 0 && (res as usize) <= RING_BUF_SIZE && bid < self.ring_buffers {
                     // SAFETY: the kernel completed writing `res` bytes into buffer `bid` and will
                     // not touch it again until provide() hands it back below.
                     let data = unsafe {
