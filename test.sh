@@ -12,7 +12,7 @@ echo "== cargo test (profile ci: release without LTO)"
 cargo test --workspace --profile ci
 
 echo "== engine end-to-end suite again on the io_uring backend setting"
-RINGSFU_IO_BACKEND=io_uring cargo test --profile ci -p ringsfu-core --test webrtc_e2e --test plain_transport
+RINGSFU_IO_BACKEND=io_uring cargo test --profile ci -p ringsfu-core --test webrtc_e2e --test plain_transport --test zero_alloc
 
 echo "== browser end-to-end (headless Chromium + mediasoup-client)"
 if [ ! -x /usr/bin/chromium ]; then

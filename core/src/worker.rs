@@ -190,6 +190,8 @@ struct UdpEntry {
 
 struct IoState {
     udp: Slab<UdpEntry>,
+    /// The worker-wide io_uring send ring (io_uring backend only).
+    uring_sender: Option<crate::io::uring::UringSender>,
     tcp_writers: HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>,
     order: Vec<u32>,
     socket_ids: Vec<SocketId>,
@@ -297,6 +299,26 @@ impl WorkerContext {
                 }
             }
         }
+        if let Some(sender) = &io.uring_sender {
+            // One submission for every socket's datagrams (sendmmsg would need one call each).
+            let (udp, order) = (&io.udp, &io.order);
+            let socket_of = |k: usize| match order.get(k).map(|&i| entries[i as usize].route) {
+                Some(Route::Udp { socket, .. }) => udp.get(socket as usize),
+                _ => None,
+            };
+            sender.send(
+                entries,
+                order,
+                |k| socket_of(k).and_then(|e| e.socket.uring_fd()).unwrap_or(-1),
+                |k| {
+                    if let Some(e) = socket_of(k) {
+                        e.socket.note_send_drops(1);
+                    }
+                },
+            );
+            tx.clear();
+            return;
+        }
         if io.socket_ids.len() > 1 {
             io.order.sort_by_key(|i| match entries[*i as usize].route {
                 Route::Udp { socket, .. } => socket,
@@ -316,7 +338,9 @@ impl WorkerContext {
                 end += 1;
             }
             if let Some(entry) = io.udp.get_mut(sid as usize) {
-                entry.socket.send_entries(entries, &io.order[start..end]);
+                entry
+                    .socket
+                    .send_entries(entries, &io.order[start..end], None);
             }
             start = end;
         }
@@ -497,16 +521,19 @@ fn worker_main(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let backend = match settings.backend {
-            IoBackend::Epoll => IoBackend::Epoll,
-            IoBackend::IoUring if crate::io::uring::available() => IoBackend::IoUring,
-            IoBackend::IoUring => {
-                if index == 0 {
-                    log::warn!("io_uring is unavailable here (seccomp profile or kernel.io_uring_disabled): using the epoll backend");
+        let uring_sender = match settings.backend {
+            IoBackend::Epoll => None,
+            IoBackend::IoUring => match crate::io::uring::UringSender::new() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    if index == 0 {
+                        log::warn!("io_uring is unavailable here ({e}; seccomp profile or kernel.io_uring_disabled): using the epoll backend");
+                    }
+                    None
                 }
-                IoBackend::Epoll
-            }
+            },
         };
+        let backend = if uring_sender.is_some() { IoBackend::IoUring } else { IoBackend::Epoll };
         let (dtls_tx, mut dtls_rx) = mpsc::unbounded_channel();
         // Bind the shared ports first so failures are reported before anything runs.
         let udp = match settings.udp_port {
@@ -548,7 +575,7 @@ fn worker_main(
                 settings.cert.clone(),
                 dtls_tx,
             )),
-            io: RefCell::new(IoState { udp: Slab::new(), tcp_writers: HashMap::new(), order: Vec::new(), socket_ids: Vec::new() }),
+            io: RefCell::new(IoState { udp: Slab::new(), uring_sender, tcp_writers: HashMap::new(), order: Vec::new(), socket_ids: Vec::new() }),
             observers: RefCell::new(Vec::new()),
             dispatching: Cell::new(false),
             listen_ip: settings.listen_ip,

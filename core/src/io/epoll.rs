@@ -62,6 +62,11 @@ impl EpollUdp {
         })
     }
 
+    /// Counts datagrams a caller could not send from this socket.
+    pub fn note_send_drops(&self, n: u64) {
+        self.send_drops.set(self.send_drops.get() + n);
+    }
+
     /// Datagrams dropped because the socket buffer was full.
     pub fn send_drops(&self) -> u64 {
         self.send_drops.get()

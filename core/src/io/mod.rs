@@ -224,11 +224,39 @@ impl UdpIo {
         }
     }
 
-    /// Sends the queued entries listed in `order` (all routed to this socket).
-    pub fn send_entries(&self, entries: &[TxEntry], order: &[u32]) {
+    /// Sends the queued entries listed in `order` (all routed to this socket): an epoll socket
+    /// with `sendmmsg`, an io_uring socket through `sender`, its worker's shared send ring
+    /// (without one, its entries are counted as dropped). A worker whose sockets all use
+    /// io_uring sends a whole flush through the ring at once instead (see `WorkerContext::flush`).
+    pub fn send_entries(
+        &self,
+        entries: &[TxEntry],
+        order: &[u32],
+        sender: Option<&uring::UringSender>,
+    ) {
+        match (self, sender) {
+            (UdpIo::Epoll(s), _) => s.send_entries(entries, order),
+            (UdpIo::Uring(s), Some(tx)) => {
+                let fd = s.fd();
+                tx.send(entries, order, |_| fd, |_| s.note_send_drops(1));
+            }
+            (UdpIo::Uring(s), None) => s.note_send_drops(order.len() as u64),
+        }
+    }
+
+    /// The fd of an io_uring socket (None for epoll).
+    pub fn uring_fd(&self) -> Option<std::os::fd::RawFd> {
         match self {
-            UdpIo::Epoll(s) => s.send_entries(entries, order),
-            UdpIo::Uring(s) => s.send_entries(entries, order),
+            UdpIo::Epoll(_) => None,
+            UdpIo::Uring(s) => Some(s.fd()),
+        }
+    }
+
+    /// Counts datagrams a caller could not send from this socket.
+    pub fn note_send_drops(&self, n: u64) {
+        match self {
+            UdpIo::Epoll(s) => s.note_send_drops(n),
+            UdpIo::Uring(s) => s.note_send_drops(n),
         }
     }
 

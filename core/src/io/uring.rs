@@ -29,7 +29,7 @@ const RING_BUF_SIZE: usize = 16 + 128 + PACKET_BUF_SIZE;
 /// user_data of the multishot receive.
 const RECV_TAG: u64 = 1;
 /// Most sends per submission.
-const SEND_BATCH: usize = 64;
+const SEND_BATCH: usize = 256;
 
 /// Whether io_uring can be set up here (it is blocked by Docker's default seccomp profile and by
 /// `kernel.io_uring_disabled`).
@@ -78,7 +78,6 @@ impl Drop for RawMemory {
 pub struct UringUdp {
     ring_fd: AsyncFd<RingFd>,
     recv_ring: RefCell<IoUring>,
-    send_ring: RefCell<IoUring>,
     entries: RawMemory,
     buffers: RawMemory,
     socket: UdpSocket,
@@ -91,7 +90,6 @@ pub struct UringUdp {
     ring_buffers: u16,
     armed: Cell<bool>,
     send_drops: Cell<u64>,
-    scratch: RefCell<super::SendScratch>,
 }
 
 impl UringUdp {
@@ -105,7 +103,6 @@ impl UringUdp {
         let recv_ring = IoUring::builder()
             .setup_cqsize(u32::from(ring_buffers) * 2)
             .build(64)?;
-        let send_ring = IoUring::builder().build(SEND_BATCH as u32 * 2)?;
         let entries = RawMemory::new(ring_buffers as usize * std::mem::size_of::<BufRingEntry>())?;
         let buffers = RawMemory::new(ring_buffers as usize * RING_BUF_SIZE)?;
         // SAFETY: the entry array is page aligned, `ring_buffers` entries long, and lives in
@@ -132,7 +129,6 @@ impl UringUdp {
             socket,
             local,
             recv_ring: RefCell::new(recv_ring),
-            send_ring: RefCell::new(send_ring),
             ring_fd,
             entries,
             buffers,
@@ -141,7 +137,6 @@ impl UringUdp {
             msghdr,
             armed: Cell::new(false),
             send_drops: Cell::new(0),
-            scratch: RefCell::new(super::SendScratch::default()),
         };
         for bid in 0..ring_buffers {
             this.provide(bid);
@@ -268,22 +263,59 @@ impl UringUdp {
         Ok(got)
     }
 
-    /// Sends the queued entries `order` (all for this socket), `SEND_BATCH` per submission.
-    pub fn send_entries(&self, entries: &[TxEntry], order: &[u32]) {
+    /// The socket's fd, for the worker's [`UringSender`].
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// Counts datagrams the worker's [`UringSender`] could not send from this socket.
+    pub fn note_send_drops(&self, n: u64) {
+        self.send_drops.set(self.send_drops.get() + n);
+    }
+}
+
+/// One send ring for all of a worker's io_uring sockets. A fan-out to many PlainTransports
+/// (each on its own port) then costs one `io_uring_enter` per flush, where `sendmmsg` needs one
+/// call per socket: the one thing io_uring can batch that epoll cannot.
+pub struct UringSender {
+    ring: RefCell<IoUring>,
+    scratch: RefCell<super::SendScratch>,
+}
+
+impl UringSender {
+    /// Sets up the ring (`SEND_BATCH` submissions in flight at most).
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            ring: RefCell::new(IoUring::builder().build(SEND_BATCH as u32)?),
+            scratch: RefCell::new(super::SendScratch::default()),
+        })
+    }
+
+    /// Sends the UDP entries `order` of `entries`, entry `order[k]` from socket `fd_of(k)`, in
+    /// submissions of `SEND_BATCH`, and waits for them (MSG_DONTWAIT: a full socket buffer fails
+    /// at once instead of parking the request). `on_drop(k)` is called for each one not sent.
+    pub fn send(
+        &self,
+        entries: &[TxEntry],
+        order: &[u32],
+        fd_of: impl Fn(usize) -> RawFd,
+        mut on_drop: impl FnMut(usize),
+    ) {
         let mut scratch = self.scratch.borrow_mut();
-        let mut ring = self.send_ring.borrow_mut();
-        for chunk in order.chunks(SEND_BATCH) {
+        let mut ring = self.ring.borrow_mut();
+        for (c, chunk) in order.chunks(SEND_BATCH).enumerate() {
+            let base = c * SEND_BATCH;
             let s = &mut *scratch;
             let n = s.fill(entries, chunk);
-            let fd = types::Fd(self.socket.as_raw_fd());
             let mut pushed = 0;
             {
                 let mut sq = ring.submission();
-                for h in &s.hdrs {
-                    let e = opcode::SendMsg::new(fd, h as *const libc::msghdr)
+                for (k, h) in s.hdrs.iter().enumerate() {
+                    let fd = fd_of(base + k);
+                    let e = opcode::SendMsg::new(types::Fd(fd), h as *const libc::msghdr)
                         .flags(libc::MSG_DONTWAIT as u32)
                         .build()
-                        .user_data(2);
+                        .user_data((base + k) as u64);
                     // SAFETY: the msghdr, its address and iovec, and the packet buffer all outlive
                     // the submission: we wait for every completion before returning.
                     if unsafe { sq.push(&e) }.is_err() {
@@ -292,12 +324,39 @@ impl UringUdp {
                     pushed += 1;
                 }
             }
-            if pushed < n {
-                self.send_drops
-                    .set(self.send_drops.get() + (n - pushed) as u64);
+            for k in pushed..n {
+                on_drop(base + k);
             }
-            if ring.submit_and_wait(pushed).is_err() {
-                self.send_drops.set(self.send_drops.get() + pushed as u64);
+            let mut tries = 0;
+            let submitted = loop {
+                match ring.submit_and_wait(pushed) {
+                    Ok(_) => break true,
+                    Err(e)
+                        if tries < 8
+                            && matches!(
+                                e.raw_os_error(),
+                                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                            ) =>
+                    {
+                        tries += 1
+                    }
+                    Err(e) => {
+                        log::warn!("io_uring send submission failed: {e}");
+                        break false;
+                    }
+                }
+            };
+            if !submitted {
+                // The entries may still sit in the queue: replace the ring so they can never be
+                // submitted later, after their buffers were reused.
+                for k in 0..pushed {
+                    on_drop(base + k);
+                }
+                match IoUring::builder().build(SEND_BATCH as u32) {
+                    Ok(fresh) => *ring = fresh,
+                    Err(e) => log::error!("io_uring send ring could not be rebuilt: {e}"),
+                }
+                continue;
             }
             let mut done = 0;
             while done < pushed {
@@ -308,7 +367,7 @@ impl UringUdp {
                     any = true;
                     done += 1;
                     if cqe.result() < 0 {
-                        self.send_drops.set(self.send_drops.get() + 1);
+                        on_drop(cqe.user_data() as usize);
                     }
                 }
                 drop(cq);
