@@ -10,6 +10,7 @@ mod idle;
 mod payload;
 mod plan;
 mod procstat;
+mod remote;
 mod report;
 mod server;
 mod traffic;
@@ -32,6 +33,10 @@ const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle> [options]
   --duration S         measured window, seconds (default 5; at most 600)
   --warmup S           sending before the window (default 1)
   --workers N          in-process server workers (default 1); producer i lives on worker i mod N
+  --server-url URL     fanout: a running ringsfu (http://127.0.0.1:PORT), set up over its HTTP API
+  --server-pid PID     with --server-url: process whose CPU (/proc/PID/stat) counts as server CPU
+  --spawn-server PATH  fanout: start this ringsfu binary on free ports (--workers, --backend), stop it at the end
+  --room ID            HTTP modes: room of the bench's broadcasters (default bench-<pid>)
   --backend B          epoll | io_uring (io_uring falls back to epoll where the kernel blocks it)
   --suite S            SRTP suite (default AES_CM_128_HMAC_SHA1_80)
   --sweep              raise the rate by --sweep-factor (1.5) until loss >= 0.1% (--sweep-steps 12)
@@ -72,6 +77,20 @@ struct Opts {
     svg: Option<String>,
     max_packets: u64,
     quiet: bool,
+    /// The ringsfu server `fanout` measures (in-process unless an HTTP mode is chosen).
+    server: ServerChoice,
+    room: Option<String>,
+}
+
+/// Which ringsfu `fanout` measures.
+#[derive(Debug, Clone, PartialEq)]
+enum ServerChoice {
+    /// Workers started in this process through the engine API.
+    InProcess,
+    /// A running server at this URL, with the process charged as server CPU if given.
+    Url(String, Option<u32>),
+    /// The bench starts this binary per run.
+    Spawn(String),
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -104,7 +123,12 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         svg: None,
         max_packets: 50_000_000,
         quiet: false,
+        server: ServerChoice::InProcess,
+        room: None,
     };
+    let mut server_url = None;
+    let mut server_pid = None;
+    let mut spawn_server = None;
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
         fn num<T: std::str::FromStr>(a: &str, v: String) -> Result<T, String> {
@@ -145,9 +169,28 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--svg" => o.svg = Some(val()?),
             "--max-packets" => o.max_packets = num(a, val()?)?,
             "--quiet" => o.quiet = true,
+            "--server-url" => server_url = Some(val()?),
+            "--server-pid" => server_pid = Some(num(a, val()?)?),
+            "--spawn-server" => spawn_server = Some(val()?),
+            "--room" => o.room = Some(val()?),
             "-h" | "--help" => return Err(String::new()),
             _ => return Err(format!("unknown option {a}")),
         }
+    }
+    o.server = match (server_url, server_pid, spawn_server) {
+        (None, None, None) => ServerChoice::InProcess,
+        (Some(u), pid, None) => {
+            remote::parse_url(&u).map_err(|e| e.to_string())?;
+            if o.worker_sweep || o.ab {
+                return Err("--server-url: the server's workers and backend are fixed: no --worker-sweep / --ab".into());
+            }
+            ServerChoice::Url(u, pid)
+        }
+        (None, None, Some(p)) => ServerChoice::Spawn(p),
+        _ => return Err("use either --server-url [--server-pid] or --spawn-server".into()),
+    };
+    if o.server != ServerChoice::InProcess && o.scenario != "fanout" {
+        return Err("--server-url / --spawn-server apply to fanout only".into());
     }
     let vp8 = o.size >= 1000;
     if o.size < payload::min_payload(vp8) || o.size > 1400 {
@@ -204,6 +247,9 @@ fn run_fanout(
     workers: usize,
     backend: IoBackend,
 ) -> Result<RunRecord, BoxError> {
+    if o.server != ServerChoice::InProcess {
+        return run_fanout_remote(o, rate, workers, backend);
+    }
     let n = cores();
     let server = InProcessServer::start(workers, backend, n, false)?;
     if backend == IoBackend::IoUring && server.backend_used != IoBackend::IoUring {
@@ -242,6 +288,101 @@ fn run_fanout(
         rss_bytes: procstat::rss_bytes(),
         result,
     })
+}
+
+/// `fanout` against a separate ringsfu process, set up over its HTTP API.
+fn run_fanout_remote(
+    o: &Opts,
+    rate: f64,
+    workers: usize,
+    backend: IoBackend,
+) -> Result<RunRecord, BoxError> {
+    let room = room_of(o);
+    let mut server = match &o.server {
+        ServerChoice::Url(url, pid) => remote::RemoteServer::connect(url, room, *pid)?,
+        ServerChoice::Spawn(bin) => {
+            remote::RemoteServer::spawn(std::path::Path::new(bin), room, workers, backend)?
+        }
+        ServerChoice::InProcess => return Err("not an HTTP mode".into()),
+    };
+    let eps = Endpoints::bind_loopback(o.producers, o.producers * o.consumers)?;
+    let paddrs: Vec<_> = eps
+        .producers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    let caddrs: Vec<_> = eps
+        .consumers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    let setup = std::time::Instant::now();
+    let plan = server.setup_fanout(&paddrs, &caddrs, o.consumers, o.size >= 1000, o.suite)?;
+    if !o.quiet {
+        eprintln!(
+            "  {} broadcasters set up over {} in {:.1} s (room {})",
+            o.producers * (1 + o.consumers),
+            server.url(),
+            setup.elapsed().as_secs_f64(),
+            server.room()
+        );
+    }
+    let pid = server.pid;
+    let probe = ServerProbe {
+        cpu: Box::new(move || pid.and_then(procstat::process_cpu_precise)),
+        wait: Box::new(move || pid.and_then(procstat::process_wait)),
+    };
+    // A spawned server pins worker i to core i: keep the clients off its cores where possible.
+    let n = cores();
+    let client_core = (server.spawned() && workers < n).then(|| n - 1);
+    let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, client_core), &probe)?;
+    let rss_bytes = pid.and_then(procstat::process_rss_bytes).unwrap_or(0);
+    let (series, workers, backend_requested) = if server.spawned() {
+        (
+            format!("ringsfu-http spawned w{workers}"),
+            workers,
+            backend.name().to_string(),
+        )
+    } else {
+        ("ringsfu-http url".to_string(), 0, "-".to_string())
+    };
+    let failed = server.cleanup();
+    if failed > 0 {
+        eprintln!("warning: {failed} broadcaster(s) could not be deleted");
+    }
+    Ok(RunRecord {
+        scenario: "fanout".into(),
+        series,
+        producers: o.producers,
+        consumers_per_producer: o.consumers,
+        payload: o.size,
+        workers,
+        backend_requested,
+        // The server decides (and logs a fallback); the bench cannot see it.
+        backend_used: "-".into(),
+        rss_bytes,
+        result,
+    })
+}
+
+/// The room of the HTTP modes' broadcasters.
+fn room_of(o: &Opts) -> String {
+    o.room
+        .clone()
+        .unwrap_or_else(|| format!("bench-{}", std::process::id()))
+}
+
+/// The `server` object of the JSON report: which ringsfu `fanout` measured.
+fn server_json(o: &Opts) -> serde_json::Value {
+    match &o.server {
+        ServerChoice::InProcess => serde_json::json!({"mode": "in-process"}),
+        ServerChoice::Url(url, pid) => {
+            serde_json::json!({"mode": "url", "url": url, "pid": pid, "room": room_of(o)})
+        }
+        ServerChoice::Spawn(bin) => {
+            serde_json::json!({"mode": "spawned", "binary": bin, "room": room_of(o)})
+        }
+    }
 }
 
 fn run_floor(o: &Opts, rate: f64) -> Result<RunRecord, BoxError> {
@@ -462,7 +603,9 @@ fn run(o: &Opts) -> Result<(), BoxError> {
     if let Some(p) = &o.json {
         std::fs::write(
             p,
-            serde_json::to_string_pretty(&serde_json::json!({"runs": runs, "sweep_best": best}))?,
+            serde_json::to_string_pretty(
+                &serde_json::json!({"runs": runs, "sweep_best": best, "server": server_json(o)}),
+            )?,
         )?;
     }
     if o.sweep {

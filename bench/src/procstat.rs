@@ -59,9 +59,46 @@ pub fn rss_bytes() -> u64 {
 }
 
 fn status_kb(key: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kb_of("/proc/self/status", key)
+}
+
+fn status_kb_of(path: &str, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
     let line = s.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resident set size of another process, bytes.
+pub fn process_rss_bytes(pid: u32) -> Option<u64> {
+    status_kb_of(&format!("/proc/{pid}/status"), "VmRSS").map(|kb| kb * 1024)
+}
+
+/// Run-queue wait of all live threads of another process (schedstat field 2 of each task).
+pub fn process_wait(pid: u32) -> Option<Duration> {
+    process_schedstat_sum(pid, 1)
+}
+
+/// CPU time of all live threads of another process, in nanoseconds from each task's schedstat
+/// (`/proc/PID/stat` counts 10 ms ticks: too coarse for a few seconds at a low rate). Threads
+/// that exited are not counted; the server's threads live as long as it does.
+pub fn process_cpu_precise(pid: u32) -> Option<Duration> {
+    process_schedstat_sum(pid, 0).or_else(|| process_cpu(pid))
+}
+
+fn process_schedstat_sum(pid: u32, field: usize) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = Duration::ZERO;
+    let mut any = false;
+    for t in tasks.flatten() {
+        let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(ns) = s.split_whitespace().nth(field).and_then(|v| v.parse().ok()) {
+            total += Duration::from_nanos(ns);
+            any = true;
+        }
+    }
+    any.then_some(total)
 }
 
 /// Sum of run-queue wait of several threads.
@@ -91,6 +128,11 @@ mod tests {
         let b = thread_cpu(tid).expect("cpu");
         assert!(b > a);
         assert!(rss_bytes() > 0);
+        let me = std::process::id();
+        assert_eq!(process_rss_bytes(me).map(|r| r > 0), Some(true));
+        assert!(process_wait(me).is_some());
+        assert!(process_cpu(me).is_some_and(|c| c > Duration::ZERO));
+        assert!(process_cpu_precise(me).is_some_and(|c| c >= b));
     }
 
     #[test]

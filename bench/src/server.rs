@@ -1,6 +1,7 @@
 //! The in-process ringsfu: workers started through the engine API, each on its own pinned thread,
 //! set up for fan-out over SRTP PlainTransports. Only the worker threads' CPU is charged to the
-//! server. A later `--server-url` mode builds the same [`Plan`] over HTTP instead.
+//! server. `--server-url` / `--spawn-server` build the same [`Plan`] over HTTP instead
+//! (crate::remote).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -59,7 +60,12 @@ fn media_codecs() -> Result<Vec<RtpCodecCapability>, ServerError> {
 
 /// Receive capabilities of the benchmark's consumers (like a browser's, without RTX).
 fn consumer_caps() -> Result<RtpCapabilities, ServerError> {
-    serde_json::from_value(json!({
+    serde_json::from_value(consumer_caps_json()).map_err(|e| ServerError::Shape(e.to_string()))
+}
+
+/// [`consumer_caps`] as JSON (what the HTTP mode sends as a broadcaster's `rtpCapabilities`).
+pub(crate) fn consumer_caps_json() -> Value {
+    json!({
         "codecs": [
             {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": 100, "clockRate": 48000,
              "channels": 2, "rtcpFeedback": []},
@@ -70,12 +76,17 @@ fn consumer_caps() -> Result<RtpCapabilities, ServerError> {
             {"kind": "audio", "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "preferredId": 1},
             {"kind": "video", "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "preferredId": 1}
         ]
-    }))
-    .map_err(|e| ServerError::Shape(e.to_string()))
+    })
 }
 
 fn producer_params(video: bool, ssrc: u32) -> Result<RtpParameters, ServerError> {
-    let v = if video {
+    serde_json::from_value(producer_params_json(video, ssrc))
+        .map_err(|e| ServerError::Shape(e.to_string()))
+}
+
+/// The producers' RTP parameters as JSON: VP8 PT 96 or opus PT 111, one encoding with `ssrc`.
+pub(crate) fn producer_params_json(video: bool, ssrc: u32) -> Value {
+    if video {
         json!({
             "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000,
                         "rtcpFeedback": [{"type": "nack"}, {"type": "nack", "parameter": "pli"}]}],
@@ -86,8 +97,7 @@ fn producer_params(video: bool, ssrc: u32) -> Result<RtpParameters, ServerError>
             "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2}],
             "headerExtensions": [], "encodings": [{"ssrc": ssrc}], "rtcp": {"cname": "bench"}
         })
-    };
-    serde_json::from_value(v).map_err(|e| ServerError::Shape(e.to_string()))
+    }
 }
 
 fn uuid_of(v: &Value) -> Result<Uuid, ServerError> {

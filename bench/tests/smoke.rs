@@ -127,6 +127,163 @@ fn io_uring_request_falls_back_and_says_so() {
     let _ = std::fs::remove_file(p);
 }
 
+/// The ringsfu server binary beside this test's ringsfu-bench (same profile directory), or
+/// `RINGSFU_BIN`. `cargo test --workspace` builds it; `cargo test -p ringsfu-bench` alone does not.
+fn ringsfu_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("RINGSFU_BIN") {
+        return p.into();
+    }
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_ringsfu-bench"));
+    let bin = bench.with_file_name("ringsfu");
+    assert!(
+        bin.is_file(),
+        "the ringsfu server binary is missing at {}: build it with the same profile \
+         (`cargo build --profile ci --bin ringsfu`, or run `cargo test --workspace`), \
+         or set RINGSFU_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// Kills and reaps a server the test started, also when an assertion fails.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 GET on loopback; the status code.
+fn http_get_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to ringsfu");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fanout_through_a_spawned_ringsfu_process() {
+    let bin = ringsfu_binary();
+    let p = tmp("fanout-spawned.json");
+    let v = bench(
+        &[
+            "fanout",
+            "--spawn-server",
+            bin.to_str().unwrap(),
+            "--consumers",
+            "3",
+            "--rate",
+            "100",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+        ],
+        &p,
+    );
+    let r = &v["runs"][0];
+    check_clean(r, 3);
+    assert_eq!(v["server"]["mode"], "spawned", "{v}");
+    assert_eq!(r["series"], "ringsfu-http spawned w1");
+    assert!(
+        r["result"]["server_cpu_us_per_fwd"].as_f64().unwrap() > 0.0,
+        "the server process's CPU is measured: {r}"
+    );
+    assert!(r["rss_bytes"].as_u64().unwrap() > 0, "server RSS: {r}");
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn fanout_through_a_running_ringsfu_by_url_cleans_up() {
+    use std::io::BufRead;
+    let bin = ringsfu_binary();
+    // Port 0 everywhere: the server logs the HTTP address it got.
+    let mut child = Command::new(&bin)
+        .env("RINGSFU_HTTP_PORT", "0")
+        .env("RINGSFU_RTC_PORT", "0")
+        .env("RINGSFU_WORKERS", "1")
+        .env("RINGSFU_LISTEN_IP", "127.0.0.1")
+        .env("RINGSFU_LOG_LEVEL", "info")
+        .env_remove("RINGSFU_TLS_CERT")
+        .env_remove("RINGSFU_TLS_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ringsfu");
+    let stderr = child.stderr.take().unwrap();
+    let server = Reaped(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    // The "up" line comes before any request; if the server dies, the pipe ends.
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            Some(
+                l.split(" up: ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .to_string(),
+            )
+        })
+        .expect("ringsfu logged its address");
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let pid = server.0.id().to_string();
+    let room = format!("smoke-{}", std::process::id());
+    let p = tmp("fanout-url.json");
+    let v = bench(
+        &[
+            "fanout",
+            "--server-url",
+            &url,
+            "--server-pid",
+            &pid,
+            "--room",
+            &room,
+            "--consumers",
+            "3",
+            "--size",
+            "1200",
+            "--rate",
+            "100",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+        ],
+        &p,
+    );
+    let r = &v["runs"][0];
+    check_clean(r, 3);
+    assert_eq!(v["server"]["mode"], "url", "{v}");
+    assert_eq!(v["server"]["room"], room.as_str(), "{v}");
+    assert!(r["result"]["server_cpu_us_per_fwd"].as_f64().unwrap() > 0.0);
+    // The bench deleted its broadcasters: none is left in the room.
+    for b in ["bench-p0", "bench-c0-0", "bench-c0-2"] {
+        assert_eq!(
+            http_get_status(addr, &format!("/rooms/{room}/broadcasters/{b}")),
+            404,
+            "{b} deleted"
+        );
+    }
+    let _ = std::fs::remove_file(p);
+}
+
 #[test]
 fn floor_forwards_and_is_measured() {
     let p = tmp("floor.json");

@@ -172,6 +172,8 @@ local function create_broadcaster(room, body)
     device = { flag = "broadcaster", name = device.name, version = version },
     rtpCapabilities = caps,
     transports = {},
+    -- Plain transports' options by transport id (see connect_plain_transport).
+    plain = {},
     producers = {},
     consumers = {},
     hold = room:hold(),
@@ -234,19 +236,34 @@ end
 
 local function create_transport(room, b, body)
   local kind = body.type
-  for _, key in ipairs({ "rtcpMux", "comedia" }) do
+  for _, key in ipairs({ "rtcpMux", "comedia", "enableSrtp" }) do
     if not absent(body[key]) and type(body[key]) ~= "boolean" then
       type_error("wrong body." .. key)
     end
   end
+  if not absent(body.srtpCryptoSuite) and not non_empty_string(body.srtpCryptoSuite) then
+    type_error("wrong body.srtpCryptoSuite")
+  end
   local cfg = ringsfu.config
   local t
+  local plain
   if kind == "plain" then
-    local rtcp_mux = body.rtcpMux == true
-    local comedia = body.comedia ~= false
+    -- What plain/connect needs to know to validate its body (the engine object does not say).
+    plain = {
+      rtcpMux = body.rtcpMux == true,
+      comedia = body.comedia ~= false,
+      srtp = body.enableSrtp == true,
+      connected = false,
+    }
+    local suite = nil
+    if plain.srtp and not absent(body.srtpCryptoSuite) then
+      suite = body.srtpCryptoSuite
+    end
     t = engine(room.router.createPlainTransport, room.router, {
-      rtcpMux = rtcp_mux,
-      comedia = comedia,
+      rtcpMux = plain.rtcpMux,
+      comedia = plain.comedia,
+      enableSrtp = plain.srtp,
+      srtpCryptoSuite = suite,
       appData = { broadcasterId = b.id },
     })
   elseif kind == "webrtc" then
@@ -268,8 +285,12 @@ local function create_transport(room, b, body)
   end
   local tid = t.id
   b.transports[tid] = t
+  if plain ~= nil then
+    b.plain[tid] = plain
+  end
   t:on("close", function()
     b.transports[tid] = nil
+    b.plain[tid] = nil
   end)
   if kind == "plain" then
     local tuple = t.tuple
@@ -277,6 +298,10 @@ local function create_transport(room, b, body)
     local rtcp = t.rtcpTuple
     if rtcp ~= nil then
       out.rtcpPort = rtcp.localPort
+    end
+    -- With SRTP: the key this transport encrypts with (what the remote decrypts with).
+    if t.srtpParameters ~= nil then
+      out.srtpParameters = t.srtpParameters
     end
     return { status = 200, body = out }
   end
@@ -301,6 +326,67 @@ local function connect_transport(b, tid, body)
     type_error("missing body.dtlsParameters")
   end
   engine(t.connect, t, { dtlsParameters = body.dtlsParameters })
+  return { status = 200 }
+end
+
+local function port_number(v)
+  return type(v) == "number" and v == math.floor(v) and v >= 1 and v <= 65535
+end
+
+-- `connect({ip, port, rtcpPort?, srtpParameters?})` of a plain transport (a superset of
+-- mediasoup-demo's API, as its later versions have): the remote address of a non-comedia
+-- transport and, with SRTP, the key the remote encrypts with.
+local function connect_plain_transport(b, tid, body)
+  local t = get_transport(b, tid)
+  local plain = b.plain[tid]
+  if plain == nil then
+    conflict('transport with id "' .. tid .. '" is not a PlainTransport')
+  end
+  if plain.connected then
+    conflict('transport with id "' .. tid .. '" is already connected')
+  end
+  local params = {}
+  -- comedia learns the remote address from the first packet: ip/port are optional and ignored.
+  if not plain.comedia or not absent(body.ip) then
+    if not non_empty_string(body.ip) then
+      type_error(absent(body.ip) and "missing body.ip" or "wrong body.ip")
+    end
+    params.ip = body.ip
+  end
+  if not plain.comedia or not absent(body.port) then
+    if not port_number(body.port) then
+      type_error(absent(body.port) and "missing body.port" or "wrong body.port (1..65535)")
+    end
+    params.port = body.port
+  end
+  if not absent(body.rtcpPort) then
+    if not port_number(body.rtcpPort) then
+      type_error("wrong body.rtcpPort (1..65535)")
+    end
+    params.rtcpPort = body.rtcpPort
+  elseif not plain.comedia and not plain.rtcpMux then
+    type_error("missing body.rtcpPort (the transport has no rtcpMux)")
+  end
+  local sp = body.srtpParameters
+  if plain.srtp then
+    if absent(sp) then
+      type_error("missing body.srtpParameters (SRTP is enabled on this transport)")
+    end
+    if type(sp) ~= "table" then
+      type_error("wrong body.srtpParameters")
+    end
+    if not non_empty_string(sp.cryptoSuite) then
+      type_error("missing body.srtpParameters.cryptoSuite")
+    end
+    if not non_empty_string(sp.keyBase64) then
+      type_error("missing body.srtpParameters.keyBase64")
+    end
+    params.srtpParameters = { cryptoSuite = sp.cryptoSuite, keyBase64 = sp.keyBase64 }
+  elseif not absent(sp) then
+    type_error("body.srtpParameters given but SRTP is not enabled on this transport")
+  end
+  engine(t.connect, t, params)
+  plain.connected = true
   return { status = 200 }
 end
 
@@ -387,6 +473,12 @@ local routes = {
   {
     "POST", { "broadcasters", ":b", "transports", ":t", "connect" },
     function(room, p, body) return connect_transport(get_broadcaster(room, p.b), p.t, body) end,
+  },
+  {
+    "POST", { "broadcasters", ":b", "transports", ":t", "plain", "connect" },
+    function(room, p, body)
+      return connect_plain_transport(get_broadcaster(room, p.b), p.t, body)
+    end,
   },
   {
     "POST", { "broadcasters", ":b", "transports", ":t", "producers" },

@@ -1,0 +1,427 @@
+//! Broadcasters over SRTP PlainTransports (lua/http/broadcasters.lua): `enableSrtp` on
+//! `…/transports`, `…/transports/:t/plain/connect` with its errors, and real SRTP media on
+//! 127.0.0.1 from a broadcaster's producer to another broadcaster's consumer, decrypted with the
+//! key the HTTP API returned.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ringsfu_core::engine::{base64_decode, base64_encode};
+use ringsfu_core::rtp::RtpHeader;
+use ringsfu_core::srtp::{SrtpContext, SrtpProfile};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One HTTP/1.1 request per connection; returns status and body text.
+async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("HTTP answer in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+async fn ok_json(addr: SocketAddr, path: &str, body: Option<Value>) -> Value {
+    let (status, text) = call(addr, "POST", path, body).await;
+    assert_eq!(status, 200, "POST {path}: {text}");
+    if text.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+async fn expect(addr: SocketAddr, path: &str, body: Value, status: u16, needle: &str) {
+    let (got, text) = call(addr, "POST", path, Some(body.clone())).await;
+    assert_eq!(got, status, "POST {path} {body}: {text}");
+    assert!(text.contains(needle), "POST {path} {body}: {text}");
+}
+
+/// Receive capabilities of the consuming broadcaster: opus with the MID extension.
+fn consumer_caps() -> Value {
+    json!({
+        "codecs": [{"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": 100,
+                    "clockRate": 48000, "channels": 2, "rtcpFeedback": []}],
+        "headerExtensions": [{"kind": "audio", "uri": "urn:ietf:params:rtp-hdrext:sdes:mid",
+                              "preferredId": 1}]
+    })
+}
+
+/// A master key‖salt for `profile` (any bytes do: the test only needs both ends to agree).
+fn test_key(profile: SrtpProfile, seed: u8) -> Vec<u8> {
+    (0..profile.master_key_len() + profile.master_salt_len())
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// The SRTP context of `srtpParameters` as the HTTP API returns them.
+fn context_of(sp: &Value) -> SrtpContext {
+    let profile = SrtpProfile::from_name(sp["cryptoSuite"].as_str().unwrap()).unwrap();
+    let raw = base64_decode(sp["keyBase64"].as_str().unwrap()).unwrap();
+    let (k, s) = raw.split_at(profile.master_key_len());
+    SrtpContext::new(profile, k, s).unwrap()
+}
+
+/// An opus RTP packet: ssrc 1111, PT 100, the payload names its sequence number.
+fn rtp_packet(seq: u16) -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = format!("ringsfu plain srtp packet {seq:05}").into_bytes();
+    let mut p = vec![0x80, 100];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+    p.extend_from_slice(&1111u32.to_be_bytes());
+    p.extend_from_slice(&payload);
+    (p, payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_plain_transports_carry_media_between_broadcasters() {
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let a = s.local_addr();
+    let r = "/rooms/plainsrtp";
+    ok_json(
+        a,
+        &format!("{r}/broadcasters"),
+        Some(json!({"id": "tx", "displayName": "Sender", "device": {"name": "bench"}})),
+    )
+    .await;
+    ok_json(
+        a,
+        &format!("{r}/broadcasters"),
+        Some(
+            json!({"id": "rx", "displayName": "Receiver", "device": {"name": "bench"},
+                    "rtpCapabilities": consumer_caps()}),
+        ),
+    )
+    .await;
+    let tx = format!("{r}/broadcasters/tx/transports");
+    let rx = format!("{r}/broadcasters/rx/transports");
+
+    // Creation options are checked; a plain transport without SRTP answers as before.
+    expect(
+        a,
+        &tx,
+        json!({"type": "plain", "enableSrtp": "yes"}),
+        400,
+        "TypeError: wrong body.enableSrtp",
+    )
+    .await;
+    expect(
+        a,
+        &tx,
+        json!({"type": "plain", "enableSrtp": true, "srtpCryptoSuite": 5}),
+        400,
+        "TypeError: wrong body.srtpCryptoSuite",
+    )
+    .await;
+    expect(
+        a,
+        &tx,
+        json!({"type": "plain", "enableSrtp": true, "srtpCryptoSuite": "NOPE"}),
+        400,
+        "srtpCryptoSuite unsupported: NOPE",
+    )
+    .await;
+    let clear = ok_json(a, &tx, Some(json!({"type": "plain", "comedia": false}))).await;
+    assert!(clear.get("srtpParameters").is_none(), "{clear}");
+    assert!(
+        clear["rtcpPort"].is_u64(),
+        "rtcpMux defaults to false: {clear}"
+    );
+
+    // The sender: non-comedia, rtcp-mux, SRTP with the default suite.
+    let send_t = ok_json(
+        a,
+        &tx,
+        Some(json!({"type": "plain", "comedia": false, "rtcpMux": true, "enableSrtp": true})),
+    )
+    .await;
+    assert_eq!(
+        send_t["srtpParameters"]["cryptoSuite"], "AES_CM_128_HMAC_SHA1_80",
+        "{send_t}"
+    );
+    assert!(send_t.get("rtcpPort").is_none(), "{send_t}");
+    // The receiver: another suite, to see the option reach the engine.
+    let recv_t = ok_json(
+        a,
+        &rx,
+        Some(
+            json!({"type": "plain", "comedia": false, "rtcpMux": true, "enableSrtp": true,
+                    "srtpCryptoSuite": "AEAD_AES_256_GCM"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        recv_t["srtpParameters"]["cryptoSuite"], "AEAD_AES_256_GCM",
+        "{recv_t}"
+    );
+    let send_id = send_t["id"].as_str().unwrap();
+    let recv_id = recv_t["id"].as_str().unwrap();
+    let clear_id = clear["id"].as_str().unwrap();
+    let webrtc = ok_json(a, &tx, Some(json!({"type": "webrtc"}))).await;
+    let webrtc_id = webrtc["id"].as_str().unwrap();
+
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let my_profile = SrtpProfile::Aes128CmHmacSha1_80;
+    let my_key = test_key(my_profile, 1);
+    let my_sp = json!({"cryptoSuite": my_profile.name(), "keyBase64": base64_encode(&my_key)});
+    let connect = |t: &str| format!("{tx}/{t}/plain/connect");
+    let sport = sender.local_addr().unwrap().port();
+
+    // plain/connect errors: each names the problem.
+    let cases = [
+        (
+            json!({"port": sport, "srtpParameters": my_sp}),
+            "TypeError: missing body.ip",
+        ),
+        (
+            json!({"ip": 7, "port": sport, "srtpParameters": my_sp}),
+            "TypeError: wrong body.ip",
+        ),
+        (
+            json!({"ip": "127.0.0.1", "srtpParameters": my_sp}),
+            "TypeError: missing body.port",
+        ),
+        (
+            json!({"ip": "127.0.0.1", "port": 70000, "srtpParameters": my_sp}),
+            "TypeError: wrong body.port",
+        ),
+        (
+            json!({"ip": "127.0.0.1", "port": sport}),
+            "TypeError: missing body.srtpParameters",
+        ),
+        (
+            json!({"ip": "127.0.0.1", "port": sport, "srtpParameters": {"cryptoSuite": "AES_CM_128_HMAC_SHA1_80"}}),
+            "TypeError: missing body.srtpParameters.keyBase64",
+        ),
+        (
+            json!({"ip": "127.0.0.1", "port": sport, "srtpParameters": {"cryptoSuite": "AES_CM_128_HMAC_SHA1_80", "keyBase64": "AAAA"}}),
+            "keyBase64 has 3 bytes",
+        ),
+        (
+            json!({"ip": "not-an-ip", "port": sport, "srtpParameters": my_sp}),
+            "ip missing or invalid",
+        ),
+    ];
+    for (body, needle) in cases {
+        expect(a, &connect(send_id), body, 400, needle).await;
+    }
+    expect(
+        a,
+        &connect(clear_id),
+        json!({"ip": "127.0.0.1", "port": sport, "rtcpPort": sport + 1, "srtpParameters": my_sp}),
+        400,
+        "SRTP is not enabled on this transport",
+    )
+    .await;
+    expect(
+        a,
+        &connect(clear_id),
+        json!({"ip": "127.0.0.1", "port": sport}),
+        400,
+        "TypeError: missing body.rtcpPort",
+    )
+    .await;
+    expect(
+        a,
+        &connect(webrtc_id),
+        json!({"ip": "127.0.0.1", "port": sport}),
+        409,
+        "is not a PlainTransport",
+    )
+    .await;
+    expect(
+        a,
+        &connect("7d3e0000-0000-4000-8000-000000000000"),
+        json!({"ip": "127.0.0.1", "port": sport}),
+        404,
+        "does not exist",
+    )
+    .await;
+    expect(
+        a,
+        &format!("{r}/broadcasters/nobody/transports/{send_id}/plain/connect"),
+        json!({"ip": "127.0.0.1", "port": sport}),
+        404,
+        "broadcaster with id \"nobody\" does not exist",
+    )
+    .await;
+
+    // Connected: the sender with our key, the receiver to our receiving socket.
+    let done = ok_json(
+        a,
+        &connect(send_id),
+        Some(json!({"ip": "127.0.0.1", "port": sport, "srtpParameters": my_sp})),
+    )
+    .await;
+    assert_eq!(done, Value::Null, "empty body");
+    expect(
+        a,
+        &connect(send_id),
+        json!({"ip": "127.0.0.1", "port": sport, "srtpParameters": my_sp}),
+        409,
+        "is already connected",
+    )
+    .await;
+    let rx_key = test_key(my_profile, 2);
+    ok_json(
+        a,
+        &format!("{rx}/{recv_id}/plain/connect"),
+        Some(
+            json!({"ip": "127.0.0.1", "port": receiver.local_addr().unwrap().port(),
+                    "srtpParameters": {"cryptoSuite": my_profile.name(),
+                                       "keyBase64": base64_encode(&rx_key)}}),
+        ),
+    )
+    .await;
+
+    let producer = ok_json(
+        a,
+        &format!("{tx}/{send_id}/producers"),
+        Some(json!({"kind": "audio", "rtpParameters": {
+            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
+            "encodings": [{"ssrc": 1111}]}})),
+    )
+    .await;
+    let pid = producer["id"].as_str().unwrap();
+    let consumer = ok_json(a, &format!("{rx}/{recv_id}/consume?producerId={pid}"), None).await;
+    let out_ssrc = consumer["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let out_pt = consumer["rtpParameters"]["codecs"][0]["payloadType"]
+        .as_u64()
+        .unwrap() as u8;
+
+    // Media: send SRTP until the consumer's packets arrive (created not paused), decrypt them with
+    // the receiver transport's key and compare payloads.
+    let server_in: SocketAddr = format!("127.0.0.1:{}", send_t["port"]).parse().unwrap();
+    let mut enc = SrtpContext::new(
+        my_profile,
+        &my_key[..my_profile.master_key_len()],
+        &my_key[my_profile.master_key_len()..],
+    )
+    .unwrap();
+    let mut dec = context_of(&recv_t["srtpParameters"]);
+    let got = tokio::task::spawn_blocking(move || {
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut sent = std::collections::HashMap::new();
+        let mut received = Vec::new();
+        let mut seq = 0u16;
+        let mut buf = [0u8; 1500];
+        while received.len() < 10 && Instant::now() < deadline {
+            seq += 1;
+            let (mut p, payload) = rtp_packet(seq);
+            let len = p.len();
+            p.resize(len + 16, 0);
+            let n = enc.protect_rtp(&mut p, len).unwrap();
+            sender.send_to(&p[..n], server_in).unwrap();
+            sent.insert(seq, payload);
+            while let Ok((n, from)) = receiver.recv_from(&mut buf) {
+                assert_eq!(from.ip().to_string(), "127.0.0.1");
+                // RTCP (sender reports) shares the port with rtcp-mux: not media.
+                if n > 1 && (192..=223).contains(&buf[1]) {
+                    continue;
+                }
+                let len = dec
+                    .unprotect_rtp(&mut buf, n)
+                    .expect("decrypts with returned key");
+                let h = RtpHeader::parse(&buf[..len]).unwrap();
+                received.push((h.ssrc, h.payload_type, h.payload(&buf[..len]).to_vec()));
+            }
+        }
+        (sent, received)
+    })
+    .await
+    .unwrap();
+    let (sent, received) = got;
+    assert!(
+        received.len() >= 10,
+        "forwarded packets arrived: {}",
+        received.len()
+    );
+    for (ssrc, pt, payload) in &received {
+        assert_eq!((*ssrc, *pt), (out_ssrc, out_pt), "consumer's SSRC and PT");
+        let text = String::from_utf8_lossy(payload);
+        let seq: u16 = text
+            .strip_prefix("ringsfu plain srtp packet ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected payload {text:?}"));
+        assert_eq!(Some(payload), sent.get(&seq), "payload of packet {seq}");
+    }
+
+    // Deleting the broadcasters closes everything and the room.
+    for b in ["tx", "rx"] {
+        let (status, _) = call(a, "DELETE", &format!("{r}/broadcasters/{b}"), None).await;
+        assert_eq!(status, 200);
+    }
+    assert!(eventually(|| s.room_count() == 0).await, "room closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comedia_srtp_transport_takes_only_the_key() {
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let a = s.local_addr();
+    let r = "/rooms/comediasrtp";
+    ok_json(
+        a,
+        &format!("{r}/broadcasters"),
+        Some(json!({"id": "tx", "displayName": "Sender", "device": {"name": "bench"}})),
+    )
+    .await;
+    let tr = format!("{r}/broadcasters/tx/transports");
+    let t = ok_json(
+        a,
+        &tr,
+        Some(json!({"type": "plain", "comedia": true, "rtcpMux": false, "enableSrtp": true})),
+    )
+    .await;
+    let id = t["id"].as_str().unwrap();
+    let profile = SrtpProfile::AeadAes128Gcm;
+    let sp =
+        json!({"cryptoSuite": profile.name(), "keyBase64": base64_encode(&test_key(profile, 3))});
+    // comedia: no address needed, only the key; the old WebRTC connect route still refuses it.
+    expect(
+        a,
+        &format!("{tr}/{id}/connect"),
+        json!({"dtlsParameters": {}}),
+        409,
+        "is not a WebRtcTransport",
+    )
+    .await;
+    expect(
+        a,
+        &format!("{tr}/{id}/plain/connect"),
+        json!({}),
+        400,
+        "TypeError: missing body.srtpParameters",
+    )
+    .await;
+    ok_json(
+        a,
+        &format!("{tr}/{id}/plain/connect"),
+        Some(json!({"srtpParameters": sp})),
+    )
+    .await;
+}
