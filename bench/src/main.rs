@@ -2,7 +2,9 @@
 //!
 //! Scenarios: `fanout` (in-process ringsfu, SRTP PlainTransports), `floor` (a bare forwarding loop:
 //! what the kernel and crypto allow), `external` (a plan file against any forwarder), `idle`
-//! (memory per idle WebRtcTransport). See bench/README.md.
+//! (memory per idle WebRtcTransport), `webrtc` (publishers and subscribers over ICE + DTLS + SRTP
+//! WebRtcTransports with the project's webrtc-rs test peer; join time and forwarding). See
+//! bench/README.md.
 
 mod floor;
 mod histogram;
@@ -14,6 +16,7 @@ mod remote;
 mod report;
 mod server;
 mod traffic;
+mod webrtc;
 
 use std::time::Duration;
 
@@ -25,7 +28,7 @@ use crate::report::RunRecord;
 use crate::server::InProcessServer;
 use crate::traffic::{Endpoints, ServerProbe, TrafficConfig};
 
-const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle> [options]
+const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle|webrtc> [options]
   --producers N        streams sent (default 1)
   --consumers N        consumers per producer (default 10)
   --size BYTES         RTP payload bytes: 160 audio-sized (default), 1200 video-sized (VP8)
@@ -46,6 +49,9 @@ const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle> [options]
   --floor-sockets L    floor: per-consumer (default, like PlainTransports) | shared
   --plan FILE          external: the traffic plan (JSON, see README)
   --count K            idle: transports to create (default 1000, at most 10000)
+  --publishers P       webrtc: publishers over WebRtcTransports (default 1; = --producers)
+  --subscribers S      webrtc: subscribers, each consuming every publisher (default 10; = --consumers);
+                       webrtc's --rate is per publisher (default 50), --workers must be 1
   --json FILE          write all results as JSON
   --svg FILE           sweep plot (default: the JSON path with .svg, or sweep.svg)
   --max-packets N      hard cap on packets sent per run (default 50000000)
@@ -96,7 +102,7 @@ enum ServerChoice {
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut it = args.iter();
     let scenario = it.next().ok_or("missing scenario")?.clone();
-    if !["fanout", "floor", "external", "idle"].contains(&scenario.as_str()) {
+    if !["fanout", "floor", "external", "idle", "webrtc"].contains(&scenario.as_str()) {
         return Err(format!("unknown scenario {scenario}"));
     }
     let mut o = Opts {
@@ -165,6 +171,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             }
             "--plan" => o.plan = Some(val()?),
             "--count" => o.count = num(a, val()?)?,
+            "--publishers" => o.producers = num(a, val()?)?,
+            "--subscribers" => o.consumers = num(a, val()?)?,
             "--json" => o.json = Some(val()?),
             "--svg" => o.svg = Some(val()?),
             "--max-packets" => o.max_packets = num(a, val()?)?,
@@ -523,6 +531,9 @@ fn main() {
 }
 
 fn run(o: &Opts) -> Result<(), BoxError> {
+    if o.scenario == "webrtc" {
+        return run_webrtc(o);
+    }
     if o.scenario == "idle" {
         let r = idle::run(o.count, o.backend, cores())?;
         println!(
@@ -619,6 +630,52 @@ fn run(o: &Opts) -> Result<(), BoxError> {
         );
         std::fs::write(&svg_path, report::sweep_svg(&runs, &title))?;
         println!("plot: {svg_path}");
+    }
+    Ok(())
+}
+
+/// The `webrtc` scenario: one run, its table row, join times, and the JSON (`runs` + `join`).
+fn run_webrtc(o: &Opts) -> Result<(), BoxError> {
+    if o.workers != 1 || o.sweep || o.worker_sweep || o.ab || o.compare_floor {
+        return Err("webrtc: one router on one worker: --workers 1, no --sweep/--worker-sweep/--ab/--compare-floor".into());
+    }
+    let rate = o.rate.unwrap_or(50.0);
+    eprintln!(
+        "webrtc {}x{} size {} rate {rate:.0} pps per publisher",
+        o.producers, o.consumers, o.size
+    );
+    let cfg = webrtc::WebRtcConfig {
+        publishers: o.producers,
+        subscribers: o.consumers,
+        payload: o.size,
+        rate_per_publisher: rate,
+        warmup: Duration::from_secs_f64(o.warmup),
+        duration: Duration::from_secs_f64(o.duration),
+        drain: Duration::from_millis(300),
+        backend: o.backend,
+        cores: cores(),
+        max_packets: o.max_packets,
+        progress: !o.quiet,
+    };
+    let out = webrtc::run(&cfg)?;
+    print_one(&out.record);
+    println!("{}", report::table(std::slice::from_ref(&out.record)));
+    let j = &out.join;
+    println!(
+        "join ({} subscribers x {} consumers, request -> first packet of every consumer): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; all joined after {:.0} ms",
+        j.subscribers, j.consumers_per_subscriber, j.join_ms_p50, j.join_ms_p99, j.join_ms_max, j.all_joined_ms
+    );
+    println!(
+        "  medians since request: transport created {:.1} ms, ICE connected {:.1} ms, DTLS connected {:.1} ms, consumers created {:.1} ms, first packets {:.1} ms",
+        j.created_ms_p50, j.ice_ms_p50, j.dtls_ms_p50, j.consumed_ms_p50, j.join_ms_p50
+    );
+    if let Some(p) = &o.json {
+        std::fs::write(
+            p,
+            serde_json::to_string_pretty(
+                &serde_json::json!({"runs": [out.record], "join": out.join}),
+            )?,
+        )?;
     }
     Ok(())
 }

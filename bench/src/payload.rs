@@ -68,6 +68,14 @@ pub fn write_packet(
     len
 }
 
+/// Turns a VP8 packet written by [`write_packet`] into a keyframe start (S=1, PID=0, P=0): what a
+/// sender does when the forwarder asks for one (PLI/FIR). No-op if `buf` is too short.
+pub fn mark_keyframe(buf: &mut [u8]) {
+    if let Some(d) = buf.get_mut(RTP_HEADER..RTP_HEADER + 2) {
+        d.copy_from_slice(&[0x10, 0x00]);
+    }
+}
+
 /// What a receiver learned from one decrypted packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoded {
@@ -168,7 +176,10 @@ mod tests {
         let mut buf = vec![0u8; 2048];
         write_packet(&mut buf, 96, 1, 0, 0, 0, 1200, true, 3000);
         assert_eq!(&buf[12..14], &[0x10, 0x00]);
-        write_packet(&mut buf, 96, 1, 0, 1, 0, 1200, true, 3000);
+        let n = write_packet(&mut buf, 96, 1, 0, 1, 0, 1200, true, 3000);
         assert_eq!(buf[13] & 1, 1);
+        mark_keyframe(&mut buf[..n]);
+        assert_eq!(&buf[12..14], &[0x10, 0x00]);
+        assert_eq!(decode(&buf[..n], true).unwrap().counter, 1);
     }
 }

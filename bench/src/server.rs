@@ -296,6 +296,34 @@ impl InProcessServer {
         Ok((id, local, server_key))
     }
 
+    /// Worker `i` (for scenarios that drive the engine from their own async clients).
+    pub fn worker(&self, i: usize) -> Option<Arc<Worker>> {
+        self.workers.get(i).cloned()
+    }
+
+    /// Creates a router with the scenarios' codecs (opus, VP8) on worker `i`.
+    pub fn create_router(&self, i: usize) -> Result<Uuid, ServerError> {
+        let codecs = media_codecs()?;
+        let w = self
+            .workers
+            .get(i)
+            .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
+        Ok(self
+            .rt
+            .block_on(w.with_engine(move |e| e.create_router(&codecs, Value::Null)))??)
+    }
+
+    /// Closes a router on worker `i` (and with it every transport, producer and consumer in it).
+    pub fn close_router(&self, i: usize, router: Uuid) -> Result<(), ServerError> {
+        let w = self
+            .workers
+            .get(i)
+            .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
+        Ok(self
+            .rt
+            .block_on(w.with_engine(move |e| e.close_router(&router)))??)
+    }
+
     /// Creates `count` idle WebRtcTransports on worker 0 (in chunks, so the worker stays responsive).
     pub fn create_idle_webrtc(&self, count: usize) -> Result<(), ServerError> {
         let codecs = media_codecs()?;

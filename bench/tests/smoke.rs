@@ -386,3 +386,94 @@ fn bad_arguments_are_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Checks of a `webrtc` run's join report: every subscriber joined, with positive, ordered times.
+fn check_join(join: &Value, subscribers: u64, publishers: u64) {
+    assert_eq!(join["subscribers"], subscribers, "{join}");
+    let per = join["per_subscriber"].as_array().unwrap();
+    assert_eq!(per.len() as u64, subscribers);
+    for s in per {
+        let t = |k: &str| s[k].as_f64().unwrap();
+        assert!(t("created_ms") > 0.0, "{s}");
+        assert!(t("created_ms") <= t("ice_ms"), "{s}");
+        assert!(t("ice_ms") <= t("dtls_ms"), "{s}");
+        assert!(t("dtls_ms") <= t("consumed_ms"), "{s}");
+        assert!(t("consumed_ms") <= t("join_ms"), "{s}");
+        let firsts = s["first_packet_ms"].as_array().unwrap();
+        assert_eq!(firsts.len() as u64, publishers, "{s}");
+        assert!(firsts.iter().all(|f| f.as_f64().unwrap() > 0.0), "{s}");
+    }
+    assert!(join["join_ms_p50"].as_f64().unwrap() > 0.0, "{join}");
+    assert!(
+        join["join_ms_max"].as_f64().unwrap() >= join["join_ms_p50"].as_f64().unwrap(),
+        "{join}"
+    );
+}
+
+#[test]
+fn webrtc_audio_subscribers_join_and_receive() {
+    let p = tmp("webrtc-audio.json");
+    let v = bench(
+        &[
+            "webrtc",
+            "--publishers",
+            "1",
+            "--subscribers",
+            "3",
+            "--rate",
+            "50",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.3",
+        ],
+        &p,
+    );
+    let r = &v["runs"][0];
+    assert_eq!(r["scenario"], "webrtc");
+    check_clean(r, 3);
+    assert!(
+        r["result"]["server_cpu_us_per_fwd"].as_f64().unwrap() > 0.0,
+        "server CPU measured: {r}"
+    );
+    check_join(&v["join"], 3, 1);
+    let _ = std::fs::remove_file(p);
+}
+
+/// Video: subscribers join mid-stream, so their consumers wait for a keyframe, which the
+/// publisher sends when ringsfu asks (PLI/FIR).
+#[test]
+fn webrtc_video_two_publishers_keyframe_on_request() {
+    let p = tmp("webrtc-video.json");
+    let v = bench(
+        &[
+            "webrtc",
+            "--publishers",
+            "2",
+            "--subscribers",
+            "2",
+            "--size",
+            "1200",
+            "--rate",
+            "50",
+            "--duration",
+            "1.5",
+            "--warmup",
+            "0.3",
+        ],
+        &p,
+    );
+    check_clean(&v["runs"][0], 4);
+    check_join(&v["join"], 2, 2);
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
+fn webrtc_refuses_more_workers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ringsfu-bench"))
+        .args(["webrtc", "--workers", "2", "--duration", "1", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers 1"));
+}
