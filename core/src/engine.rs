@@ -2351,6 +2351,9 @@ impl Engine {
             p.streams[layer].rtx_packets += 1;
         }
         let keyframe = p.is_keyframe(&buf[..len], &hdr);
+        if keyframe {
+            p.keyframe_received(layer);
+        }
         let stream = &mut p.streams[layer];
         stream.packets += 1;
         stream.bytes += len as u64;

@@ -15,7 +15,8 @@ use crate::rtp_stream::{NackConfig, NackGenerator, RecvStats, RetransmitStore};
 /// Slots in a video stream's retransmission store (about 1 s of 1 Mbit/s video).
 pub const VIDEO_RTX_SLOTS: usize = 512;
 
-/// Minimum spacing of keyframe requests sent upstream for one stream.
+/// Minimum spacing of keyframe requests sent upstream for one stream while the last one is
+/// unanswered (a keyframe arriving answers it, and the next request may go out at once).
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Receive state of one encoding (simulcast layer, or the only stream).
@@ -231,6 +232,14 @@ impl Producer {
         true
     }
 
+    /// A keyframe arrived on stream `i`: any outstanding request is answered, so a consumer that
+    /// joins just after it may ask for the next one at once instead of waiting out the interval.
+    pub fn keyframe_received(&mut self, i: usize) {
+        if let Some(s) = self.streams.get_mut(i) {
+            s.last_keyframe_request = None;
+        }
+    }
+
     /// Whether the packet is a keyframe start for its codec.
     pub fn is_keyframe(&self, buf: &[u8], hdr: &RtpHeader) -> bool {
         self.kind == MediaKind::Video
@@ -242,4 +251,50 @@ impl Producer {
 /// Whether a MIME type names the RTX pseudo-codec.
 pub fn is_rtx(mime: &str) -> bool {
     mime.len() >= 4 && mime[mime.len() - 4..].eq_ignore_ascii_case("/rtx")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vp8_producer() -> Producer {
+        let params: RtpParameters = serde_json::from_value(json!({
+            "mid": "0",
+            "codecs": [{"mimeType": "video/VP8", "payloadType": 96, "clockRate": 90000}],
+            "encodings": [{"ssrc": 1111}],
+            "headerExtensions": []
+        }))
+        .expect("parameters");
+        Producer::new(
+            Uuid::new_v4(),
+            MediaKind::Video,
+            0,
+            0,
+            params.clone(),
+            params,
+            &[1111],
+            false,
+            Value::Null,
+        )
+    }
+
+    #[test]
+    fn keyframe_requests_are_spaced_until_one_is_answered() {
+        let mut p = vp8_producer();
+        let t0 = Instant::now();
+        assert!(p.take_keyframe_request(0, t0));
+        // Unanswered: a second consumer joining 100 ms later does not re-ask.
+        assert!(!p.take_keyframe_request(0, t0 + Duration::from_millis(100)));
+        // Still unanswered after the interval: retried.
+        assert!(p.take_keyframe_request(0, t0 + KEYFRAME_REQUEST_INTERVAL));
+        // Answered: the next consumer asks at once.
+        p.keyframe_received(0);
+        assert!(
+            p.take_keyframe_request(0, t0 + KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(1))
+        );
+        // Unknown stream index: nothing, no panic.
+        assert!(!p.take_keyframe_request(7, t0));
+        p.keyframe_received(7);
+    }
 }
