@@ -13,32 +13,12 @@ use ringsfu_core::engine::{base64_decode, base64_encode};
 use ringsfu_core::rtp::RtpHeader;
 use ringsfu_core::srtp::{SrtpContext, SrtpProfile};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// One HTTP/1.1 request per connection; returns status and body text.
+/// One HTTP/1.1 request per connection (tests/common's client); returns status and body text.
 async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .expect("HTTP answer in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_owned())
+    let text = body.map(|b| b.to_string()).unwrap_or_default();
+    let a = call_raw(addr, method, path, &text).await;
+    (a.status, a.body)
 }
 
 async fn ok_json(addr: SocketAddr, path: &str, body: Option<Value>) -> Value {

@@ -252,24 +252,12 @@ pub fn run(
             cpu1 = (probe.cpu)();
             swait1 = (probe.wait)();
         }
-        if cfg.progress && last.0.elapsed() >= Duration::from_secs(1) {
-            let s = live.sent.load(Ordering::Relaxed);
-            let r = live.received.load(Ordering::Relaxed);
-            let dt = last.0.elapsed().as_secs_f64();
-            eprintln!(
-                "  t={:>5.1}s  sent {:>9.0} pps  received {:>10.0} pps{}",
-                now.as_secs_f64(),
-                (s - last.1) as f64 / dt,
-                (r - last.2) as f64 / dt,
-                if now < t0 {
-                    "  (warm-up)"
-                } else if now >= t1 {
-                    "  (drain)"
-                } else {
-                    ""
-                }
+        if cfg.progress {
+            let (s, r) = (
+                live.sent.load(Ordering::Relaxed),
+                live.received.load(Ordering::Relaxed),
             );
-            last = (Instant::now(), s, r);
+            progress_line(now, t0, t1, s, r, &mut last);
         }
         let next = [t0, t1, end]
             .into_iter()
@@ -606,4 +594,34 @@ fn receivers(
     result?;
     let sh = Rc::try_unwrap(shared).map_err(|_| TrafficError::Thread("receiver"))?;
     Ok(sh.into_inner().report)
+}
+
+/// Prints the once-a-second progress line: send and receive rates since the previous line and
+/// whether the run is warming up or draining. `last` is (when, sent, received) of that line.
+pub(crate) fn progress_line(
+    now: Duration,
+    t0: Duration,
+    t1: Duration,
+    sent: u64,
+    received: u64,
+    last: &mut (Instant, u64, u64),
+) {
+    if last.0.elapsed() < Duration::from_secs(1) {
+        return;
+    }
+    let dt = last.0.elapsed().as_secs_f64();
+    eprintln!(
+        "  t={:>5.1}s  sent {:>9.0} pps  received {:>10.0} pps{}",
+        now.as_secs_f64(),
+        sent.saturating_sub(last.1) as f64 / dt,
+        received.saturating_sub(last.2) as f64 / dt,
+        if now < t0 {
+            "  (warm-up)"
+        } else if now >= t1 {
+            "  (drain)"
+        } else {
+            ""
+        }
+    );
+    *last = (Instant::now(), sent, received);
 }

@@ -387,24 +387,12 @@ fn run_with(
         if at1.is_none() && now >= t1 {
             at1 = Some(sample());
         }
-        if cfg.progress && last.0.elapsed() >= Duration::from_secs(1) {
-            let s = shared.sent.load(Ordering::Relaxed);
-            let r = shared.received.load(Ordering::Relaxed);
-            let dt = last.0.elapsed().as_secs_f64();
-            eprintln!(
-                "  t={:>5.1}s  sent {:>9.0} pps  received {:>10.0} pps{}",
-                now.as_secs_f64(),
-                (s - last.1) as f64 / dt,
-                (r - last.2) as f64 / dt,
-                if now < t0 {
-                    "  (warm-up)"
-                } else if now >= t1 {
-                    "  (drain)"
-                } else {
-                    ""
-                }
+        if cfg.progress {
+            let (s, r) = (
+                shared.sent.load(Ordering::Relaxed),
+                shared.received.load(Ordering::Relaxed),
             );
-            last = (Instant::now(), s, r);
+            crate::traffic::progress_line(now, t0, t1, s, r, &mut last);
         }
         let next = [t0, t1, end]
             .into_iter()
