@@ -163,6 +163,22 @@ pub fn test_certificate() -> (Certificate, String) {
     (cert, fp)
 }
 
+/// Copies the next datagram queued on `rx` into `buf` (truncating); an error once the sender is gone.
+async fn recv_from_channel(
+    rx: &Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    buf: &mut [u8],
+) -> webrtc::util::Result<usize> {
+    let d = rx
+        .lock()
+        .await
+        .recv()
+        .await
+        .ok_or(webrtc::util::Error::ErrClosedListener)?;
+    let n = d.len().min(buf.len());
+    buf[..n].copy_from_slice(&d[..n]);
+    Ok(n)
+}
+
 /// A Conn fed by a channel: what the demultiplexer routes to DTLS.
 struct ChanConn {
     inner: Arc<dyn Conn + Send + Sync>,
@@ -175,16 +191,7 @@ impl Conn for ChanConn {
         Ok(())
     }
     async fn recv(&self, buf: &mut [u8]) -> webrtc::util::Result<usize> {
-        let d = self
-            .rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or(webrtc::util::Error::ErrClosedListener)?;
-        let n = d.len().min(buf.len());
-        buf[..n].copy_from_slice(&d[..n]);
-        Ok(n)
+        recv_from_channel(&self.rx, buf).await
     }
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
         let n = self.recv(buf).await?;
@@ -541,16 +548,7 @@ impl Conn for TcpFramedConn {
         Ok(())
     }
     async fn recv(&self, buf: &mut [u8]) -> webrtc::util::Result<usize> {
-        let d = self
-            .rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or(webrtc::util::Error::ErrClosedListener)?;
-        let n = d.len().min(buf.len());
-        buf[..n].copy_from_slice(&d[..n]);
-        Ok(n)
+        recv_from_channel(&self.rx, buf).await
     }
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc::util::Result<(usize, SocketAddr)> {
         Ok((self.recv(buf).await?, self.remote))
