@@ -2029,6 +2029,10 @@ impl Engine {
             "pliCount": c.counters.keyframe_requests,
             "fractionLost": c.last_rr.map(|r| r.0).unwrap_or(0), "score": 10,
         })];
+        if let Some((_, Some(rtt))) = c.last_rr {
+            // mediasoup reports milliseconds, with fractions.
+            out[0]["roundTripTime"] = json!(rtt.as_secs_f64() * 1000.0);
+        }
         if let Ok(mut ps) = self.producer_stats(&c.producer_id) {
             if let Some(arr) = ps.as_array_mut() {
                 out.append(arr);
@@ -2504,7 +2508,13 @@ impl Engine {
                             .iter()
                             .find(|c| self.consumers[**c].ssrc == block.ssrc)
                         {
-                            self.consumers[c].last_rr = Some((block.fraction_lost, None));
+                            let (sec, frac) = ntp_now();
+                            let rtt = rtcp::rtt_from_report(
+                                (sec << 16) | (frac >> 16),
+                                block.lsr,
+                                block.dlsr,
+                            );
+                            self.consumers[c].last_rr = Some((block.fraction_lost, rtt));
                         }
                     }
                 }

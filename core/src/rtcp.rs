@@ -116,6 +116,24 @@ impl ReportBlock {
     }
 }
 
+/// Round-trip time from a report block about a stream we send (RFC 3550 §6.4.1): the time now
+/// minus LSR minus DLSR, all as the middle 32 bits of NTP time (1/65536 s). None when the peer has
+/// not received a sender report yet (LSR 0) or the result is not a plausible RTT (clock skew, a
+/// stale block): over 60 s, or now earlier than LSR + DLSR by more than a rounding unit.
+pub fn rtt_from_report(now_ntp_middle: u32, lsr: u32, dlsr: u32) -> Option<std::time::Duration> {
+    if lsr == 0 {
+        return None;
+    }
+    // Wrapping: the middle 32 bits roll over every ~18 hours.
+    let rtt = now_ntp_middle.wrapping_sub(lsr).wrapping_sub(dlsr);
+    if rtt > 60 << 16 {
+        return None;
+    }
+    Some(std::time::Duration::from_micros(
+        (u64::from(rtt) * 1_000_000) >> 16,
+    ))
+}
+
 /// Iterator over the report blocks of an SR or RR.
 #[derive(Debug, Clone)]
 pub struct ReportBlocks<'a>(ChunksExact<'a, u8>);
@@ -1171,5 +1189,20 @@ mod tests {
             let mut copy = pkt;
             let _ = rewrite_feedback_ssrcs(&mut copy[..len], 1, 2);
         }
+    }
+
+    #[test]
+    fn rtt_from_report_block() {
+        // SR sent at NTP middle 0x0001_0000 (1 s); the peer held it 0.25 s; now 1.5 s → 250 ms.
+        let rtt = rtt_from_report(0x0001_8000, 0x0001_0000, 0x0000_4000).unwrap();
+        assert_eq!(rtt.as_millis(), 250);
+        // No SR received by the peer yet.
+        assert_eq!(rtt_from_report(0x0001_8000, 0, 0), None);
+        // Now before LSR + DLSR (skew) or absurdly large: not an RTT.
+        assert_eq!(rtt_from_report(0x0001_0000, 0x0001_0000, 0x0000_4000), None);
+        assert_eq!(rtt_from_report(0x0100_0000, 0x0001_0000, 0), None);
+        // Across the 32-bit wrap of the middle bits.
+        let rtt = rtt_from_report(0x0000_1000, 0xffff_f000, 0).unwrap();
+        assert_eq!(rtt.as_micros(), (0x2000u128 * 1_000_000) >> 16);
     }
 }

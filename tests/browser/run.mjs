@@ -572,6 +572,20 @@ async function dataChannelChecks(A, B, C) {
       throw new Error(`unexpected stats ${JSON.stringify(stats)}`);
     }
   });
+  // Chrome answers our sender reports with receiver reports (LSR/DLSR): the consumer's stats then
+  // carry the round-trip time computed from them.
+  await check('getConsumerStats-B-video-of-A-has-rtt', async () => {
+    const c = (await B.snapshot()).consumers.find((k) => k.peerId === A.peerId && k.kind === 'video');
+    if (!c) throw new Error('no video consumer of A at B');
+    const stats = await waitFor(() => B.call('request', 'getConsumerStats', { consumerId: c.id }),
+      (st) => Array.isArray(st) && st[0] && st[0].type === 'outbound-rtp' && typeof st[0].roundTripTime === 'number', {
+        timeoutMs: 30000,
+        intervalMs: 500,
+        explain: (st) => `no roundTripTime yet: ${JSON.stringify(st && st[0])}`,
+      });
+    const rtt = stats[0].roundTripTime;
+    if (!(rtt >= 0 && rtt < 1000)) throw new Error(`implausible loopback RTT ${rtt} ms`);
+  });
   await check('getDataConsumerStats-B-chat-of-A', async () => {
     const d = dataConsumerOf(await B.snapshot(), 'chat', A.peerId);
     const stats = await B.call('request', 'getDataConsumerStats', { dataConsumerId: d.id });
