@@ -10,6 +10,7 @@
 //
 // Usage (MEDIASOUP_WORKER_BIN names the worker built from source, see bench/README.md):
 //   node mediasoup-plan.mjs --producers 1 --consumers 10 --size 160 --plan-out plan.json [--core 0]
+// --stats prints mediasoup's own counters of the first producer and consumer when it stops.
 // It prints the worker's pid, writes the plan (with server_pid = that pid, so the bench charges
 // the whole worker process's CPU) and runs until stdin closes or it gets SIGINT/SIGTERM.
 
@@ -23,7 +24,7 @@ const HOST = '127.0.0.1';
 const SUITE = 'AES_CM_128_HMAC_SHA1_80';
 
 function parseArgs(argv) {
-	const o = { producers: 1, consumers: 10, size: 160, planOut: null, core: null, logLevel: 'warn' };
+	const o = { producers: 1, consumers: 10, size: 160, planOut: null, core: null, logLevel: 'warn', stats: false };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
 		const val = () => {
@@ -42,6 +43,7 @@ function parseArgs(argv) {
 			case '--plan-out': o.planOut = val(); break;
 			case '--core': o.core = int(val()); break;
 			case '--log-level': o.logLevel = val(); break;
+			case '--stats': o.stats = true; break;
 			default: throw new Error(`unknown option ${a}`);
 		}
 	}
@@ -99,6 +101,8 @@ function producerParams(video, ssrc) {
 	return { codecs: [codec], headerExtensions: [], encodings: [{ ssrc }], rtcp: { cname: 'bench' } };
 }
 
+// Returns the transport and the key the remote encrypts what it sends with (mediasoup decrypts
+// with it); the transport's own `srtpParameters` is the key mediasoup encrypts its sending with.
 async function plainTransport(router, remotePort) {
 	const t = await router.createPlainTransport({
 		listenIp: HOST,
@@ -107,9 +111,9 @@ async function plainTransport(router, remotePort) {
 		enableSrtp: true,
 		srtpCryptoSuite: SUITE,
 	});
-	// The key given here is the one the remote would encrypt its RTCP with; the bench sends none.
-	await t.connect({ ip: HOST, port: remotePort, srtpParameters: randomSrtp() });
-	return t;
+	const remoteKey = randomSrtp();
+	await t.connect({ ip: HOST, port: remotePort, srtpParameters: remoteKey });
+	return { t, remoteKey };
 }
 
 async function main() {
@@ -130,30 +134,35 @@ async function main() {
 	const router = await worker.createRouter({ mediaCodecs: MEDIA_CODECS });
 	const video = o.size >= 1000;
 	const plan = { producers: [], consumers: [], server_pid: worker.pid };
+	const watched = []; // the first producer and its first consumer, for --stats
 	for (let i = 0; i < o.producers; i++) {
 		const bindPort = await freePort();
-		const pt = await plainTransport(router, bindPort);
+		const { t: pt, remoteKey } = await plainTransport(router, bindPort);
 		const ssrc = 1111 + i;
 		const producer = await pt.produce({ kind: video ? 'video' : 'audio', rtpParameters: producerParams(video, ssrc) });
+		if (i === 0) watched.push(['producer', producer]);
 		plan.producers.push({
 			send_to: `${HOST}:${pt.tuple.localPort}`,
 			bind: `${HOST}:${bindPort}`,
 			ssrc,
 			payload_type: video ? 96 : 111,
 			vp8: video,
-			srtp: toPlanSrtp(pt.srtpParameters),
+			// The generator plays the remote: it encrypts with the key given in connect().
+			srtp: toPlanSrtp(remoteKey),
 		});
 		for (let k = 0; k < o.consumers; k++) {
 			const listenPort = await freePort();
-			const ct = await plainTransport(router, listenPort);
+			const { t: ct } = await plainTransport(router, listenPort);
 			const consumer = await ct.consume({ producerId: producer.id, rtpCapabilities: CONSUMER_CAPS, paused: false });
 			// Video consumers then wait for a keyframe; the bench's VP8 stream starts with one.
 			await consumer.resume();
+			if (i === 0 && k === 0) watched.push(['consumer', consumer]);
 			plan.consumers.push({
 				listen: `${HOST}:${listenPort}`,
 				producer: i,
 				ssrc: consumer.rtpParameters.encodings[0].ssrc,
 				payload_type: consumer.rtpParameters.codecs[0].payloadType,
+				// Receivers decrypt with the key mediasoup sends with.
 				srtp: toPlanSrtp(ct.srtpParameters),
 			});
 		}
@@ -163,7 +172,20 @@ async function main() {
 	renameSync(`${o.planOut}.tmp`, o.planOut);
 	console.log(`plan written to ${o.planOut}: ${plan.producers.length} producers, ${plan.consumers.length} consumers`);
 
-	const stop = () => {
+	let stopping = false;
+	const stop = async () => {
+		if (stopping) return;
+		stopping = true;
+		if (o.stats) {
+			// What mediasoup itself counted: tells a forwarder-side drop from a receiver-side one.
+			for (const [what, x] of watched) {
+				const st = await x.getStats();
+				for (const e of st) {
+					console.log(`${what} ${e.type}: packets ${e.packetCount} bytes ${e.byteCount} lost ${e.packetsLost ?? '-'} ` +
+						`score ${e.score} plis ${e.pliCount} firs ${e.firCount} nacks ${e.nackCount}`);
+				}
+			}
+		}
 		worker.close();
 		process.exit(0);
 	};
