@@ -10,6 +10,8 @@
 //
 // Usage (MEDIASOUP_WORKER_BIN names the worker built from source, see bench/README.md):
 //   node mediasoup-plan.mjs --producers 1 --consumers 10 --size 160 --plan-out plan.json [--core 0]
+//   [--rtc-ports 10000-19999] [--log-level warn] [--stats]
+// --core pins the worker (taskset) to that core.
 // --stats prints mediasoup's own counters of the first producer and consumer when it stops.
 // It prints the worker's pid, writes the plan (with server_pid = that pid, so the bench charges
 // the whole worker process's CPU) and runs until stdin closes or it gets SIGINT/SIGTERM.
@@ -24,7 +26,7 @@ const HOST = '127.0.0.1';
 const SUITE = 'AES_CM_128_HMAC_SHA1_80';
 
 function parseArgs(argv) {
-	const o = { producers: 1, consumers: 10, size: 160, planOut: null, core: null, logLevel: 'warn', stats: false };
+	const o = { producers: 1, consumers: 10, size: 160, planOut: null, core: null, logLevel: 'warn', stats: false, rtcPorts: [10000, 19999] };
 	for (let i = 0; i < argv.length; i++) {
 		const a = argv[i];
 		const val = () => {
@@ -44,6 +46,7 @@ function parseArgs(argv) {
 			case '--core': o.core = int(val()); break;
 			case '--log-level': o.logLevel = val(); break;
 			case '--stats': o.stats = true; break;
+			case '--rtc-ports': o.rtcPorts = val().split('-').map(int); break;
 			default: throw new Error(`unknown option ${a}`);
 		}
 	}
@@ -54,17 +57,24 @@ function parseArgs(argv) {
 	return o;
 }
 
-// A free UDP port on 127.0.0.1 for a bench socket (the bench binds it a moment later; the kernel
-// does not hand out a just-released ephemeral port again at once, so the race is theoretical).
+// Free UDP ports on 127.0.0.1 for the bench's sockets: each stays bound (so no two are the same
+// and mediasoup cannot take one) until releasePorts(), just before the plan is written; the bench
+// binds them a moment later. mediasoup's own ports come from a range below the kernel's ephemeral
+// range (--rtc-ports), so the two never collide.
+const held = [];
 function freePort() {
 	return new Promise((resolve, reject) => {
 		const s = createSocket('udp4');
 		s.once('error', reject);
 		s.bind(0, HOST, () => {
-			const { port } = s.address();
-			s.close(() => resolve(port));
+			held.push(s);
+			resolve(s.address().port);
 		});
 	});
+}
+
+function releasePorts() {
+	return Promise.all(held.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
 }
 
 // SDES-style SRTP parameters: base64 of a 16-byte master key followed by a 14-byte salt.
@@ -121,7 +131,7 @@ async function main() {
 	if (!process.env.MEDIASOUP_WORKER_BIN) {
 		console.error('note: MEDIASOUP_WORKER_BIN is not set; mediasoup looks for its own build');
 	}
-	const worker = await mediasoup.createWorker({ logLevel: o.logLevel, rtcMinPort: 20000, rtcMaxPort: 59999 });
+	const worker = await mediasoup.createWorker({ logLevel: o.logLevel, rtcMinPort: o.rtcPorts[0], rtcMaxPort: o.rtcPorts[1] });
 	if (o.core !== null) {
 		// Pin the worker like ringsfu's in-process worker 0 (core 0); the bench's clients go elsewhere.
 		execFileSync('taskset', ['-pc', String(o.core), String(worker.pid)], { stdio: 'ignore' });
@@ -167,6 +177,7 @@ async function main() {
 			});
 		}
 	}
+	await releasePorts();
 	// Write then rename, so a watcher never reads half a plan.
 	writeFileSync(`${o.planOut}.tmp`, JSON.stringify(plan, null, 1));
 	renameSync(`${o.planOut}.tmp`, o.planOut);
