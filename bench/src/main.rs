@@ -442,8 +442,8 @@ fn run_external(o: &Opts, rate: f64) -> Result<RunRecord, BoxError> {
     let eps = Endpoints::bind_plan(&plan)?;
     let pid = plan.server_pid;
     let probe = ServerProbe {
-        cpu: Box::new(move || pid.and_then(procstat::process_cpu)),
-        wait: Box::new(|| None),
+        cpu: Box::new(move || pid.and_then(procstat::process_cpu_precise)),
+        wait: Box::new(move || pid.and_then(procstat::process_wait)),
     };
     let result = traffic::run(&plan, eps, &traffic_cfg(o, rate, None), &probe)?;
     let per = plan.consumers.len() / plan.producers.len().max(1);
@@ -576,11 +576,15 @@ fn run(o: &Opts) -> Result<(), BoxError> {
             let mut rate = base_rate;
             let mut last_good = None;
             for step in 0..if o.sweep { o.sweep_steps } else { 1 } {
+                // external: the plan, not --producers/--consumers, says how many streams run.
+                let shape = match (&o.plan, o.scenario.as_str()) {
+                    (Some(p), "external") => format!("plan {p}"),
+                    _ => format!("{}x{}", o.producers, o.consumers),
+                };
                 eprintln!(
-                    "{} {}x{} size {} rate {:.0} pps{}",
+                    "{} {} size {} rate {:.0} pps{}",
                     o.scenario,
-                    o.producers,
-                    o.consumers,
+                    shape,
                     o.size,
                     rate,
                     if o.sweep {

@@ -1,7 +1,7 @@
 //! The test packets: RTP whose payload carries a stream id, a counter and the send time, then a
 //! fill derived from the counter, so receivers can check order, content and latency.
 //!
-//! Payload layout: [VP8 descriptor + frame tag, 4 bytes, video only] magic(4) producer(4)
+//! Payload layout: [VP8 descriptor + frame tag, 5 bytes, video only] magic(4) producer(4)
 //! counter(8) send_ns(8) fill(..).
 
 /// Marks our payloads ("RSFB").
@@ -11,7 +11,7 @@ pub const RTP_HEADER: usize = 12;
 /// Length of magic + producer + counter + send time.
 const META: usize = 24;
 /// Length of the VP8 prefix on video payloads.
-const VP8_PREFIX: usize = 4;
+const VP8_PREFIX: usize = 5;
 /// One keyframe every this many packets (and the first), like a GOP.
 const KEYFRAME_EVERY: u64 = 1000;
 
@@ -50,11 +50,15 @@ pub fn write_packet(
     if vp8 {
         let key = counter.is_multiple_of(KEYFRAME_EVERY);
         // S=1 PID=0 only on keyframes: the rest look like continuation packets.
-        buf[at..at + 4].copy_from_slice(&[
-            if key { 0x10 } else { 0x00 },
+        // X=1 with a 15-bit PictureID, as browsers send: mediasoup 3.12 ignores descriptors
+        // without X (never sees a keyframe) and widens 7-bit PictureIDs to 15 bits.
+        let pid = (counter & 0x7fff) as u16;
+        buf[at..at + 5].copy_from_slice(&[
+            if key { 0x90 } else { 0x80 },
+            0x80,
+            0x80 | (pid >> 8) as u8,
+            pid as u8,
             if key { 0 } else { 1 },
-            0x02,
-            0,
         ]);
         at += VP8_PREFIX;
     }
@@ -71,8 +75,9 @@ pub fn write_packet(
 /// Turns a VP8 packet written by [`write_packet`] into a keyframe start (S=1, PID=0, P=0): what a
 /// sender does when the forwarder asks for one (PLI/FIR). No-op if `buf` is too short.
 pub fn mark_keyframe(buf: &mut [u8]) {
-    if let Some(d) = buf.get_mut(RTP_HEADER..RTP_HEADER + 2) {
-        d.copy_from_slice(&[0x10, 0x00]);
+    if let Some(d) = buf.get_mut(RTP_HEADER..RTP_HEADER + 5) {
+        d[0] = 0x90;
+        d[4] = 0x00;
     }
 }
 
@@ -175,11 +180,12 @@ mod tests {
     fn keyframes_are_marked_for_vp8() {
         let mut buf = vec![0u8; 2048];
         write_packet(&mut buf, 96, 1, 0, 0, 0, 1200, true, 3000);
-        assert_eq!(&buf[12..14], &[0x10, 0x00]);
+        // S=1 PID=0 with X, then a 15-bit PictureID, then a key frame tag (P=0).
+        assert_eq!(&buf[12..17], &[0x90, 0x80, 0x80, 0x00, 0x00]);
         let n = write_packet(&mut buf, 96, 1, 0, 1, 0, 1200, true, 3000);
-        assert_eq!(buf[13] & 1, 1);
+        assert_eq!(&buf[12..17], &[0x80, 0x80, 0x80, 0x01, 0x01]);
         mark_keyframe(&mut buf[..n]);
-        assert_eq!(&buf[12..14], &[0x10, 0x00]);
+        assert_eq!(&buf[12..17], &[0x90, 0x80, 0x80, 0x01, 0x00]);
         assert_eq!(decode(&buf[..n], true).unwrap().counter, 1);
     }
 }
