@@ -29,6 +29,67 @@ const RECV_BATCH: usize = 64;
 const PLAIN_RECV_BATCH: usize = 16;
 /// Largest RFC 4571 frame we accept on ICE-TCP.
 const MAX_TCP_FRAME: usize = 2048;
+/// Most bytes queued for one ICE-TCP connection; beyond, packets are dropped (a stalled reader
+/// must not grow the worker's memory without bound).
+const TCP_OUTBOX_LIMIT: usize = 4 << 20;
+
+/// Frames waiting for one ICE-TCP connection (RFC 4571: 2-byte length, then the packet). The
+/// worker's flush appends to `pending`; the connection's writer task swaps it out and writes it
+/// whole, so a burst is one `write` and no packet allocates (the buffers keep their capacity).
+/// Shared on the worker thread only (`Rc`), so no lock.
+#[derive(Default)]
+struct TcpOutbox {
+    pending: RefCell<Vec<u8>>,
+    wake: tokio::sync::Notify,
+    closed: Cell<bool>,
+    drops: Cell<u64>,
+}
+
+impl TcpOutbox {
+    /// Queues one framed packet and wakes the writer; dropped (and counted) when over the limit.
+    fn push(&self, packet: &[u8]) {
+        let mut p = self.pending.borrow_mut();
+        if self.closed.get() || p.len() + 2 + packet.len() > TCP_OUTBOX_LIMIT {
+            self.drops.set(self.drops.get() + 1);
+            return;
+        }
+        p.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+        p.extend_from_slice(packet);
+        self.wake.notify_one();
+    }
+
+    /// Ends the writer task once it has written what is queued.
+    fn close(&self) {
+        self.closed.set(true);
+        self.wake.notify_one();
+    }
+}
+
+/// Writes what `outbox` queues to `wr` until the connection fails or the outbox is closed.
+async fn tcp_writer(outbox: Rc<TcpOutbox>, mut wr: tokio::net::tcp::OwnedWriteHalf) {
+    let mut out = Vec::new();
+    loop {
+        outbox.wake.notified().await;
+        loop {
+            std::mem::swap(&mut *outbox.pending.borrow_mut(), &mut out);
+            if out.is_empty() {
+                break;
+            }
+            if wr.write_all(&out).await.is_err() {
+                outbox.closed.set(true);
+                return;
+            }
+            out.clear();
+            // Give back the memory of an exceptional burst.
+            if out.capacity() > TCP_OUTBOX_LIMIT / 4 {
+                out = Vec::new();
+            }
+        }
+        if outbox.closed.get() {
+            return;
+        }
+    }
+}
 
 /// Errors starting a worker or reaching it.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +253,7 @@ struct IoState {
     udp: Slab<UdpEntry>,
     /// The worker-wide io_uring send ring (io_uring backend only).
     uring_sender: Option<crate::io::uring::UringSender>,
-    tcp_writers: HashMap<u32, mpsc::UnboundedSender<Vec<u8>>>,
+    tcp_writers: HashMap<u32, Rc<TcpOutbox>>,
     order: Vec<u32>,
     socket_ids: Vec<SocketId>,
 }
@@ -294,7 +355,7 @@ impl WorkerContext {
                 }
                 Route::Tcp { conn } => {
                     if let Some(w) = io.tcp_writers.get(&conn) {
-                        let _ = w.send(e.buf[..e.len].to_vec());
+                        w.push(&e.buf[..e.len]);
                     }
                 }
             }
@@ -441,18 +502,15 @@ impl WorkerContext {
                 let local = stream.local_addr().unwrap_or(remote);
                 let conn = ctx.next_tcp_conn.get();
                 ctx.next_tcp_conn.set(conn.wrapping_add(1));
-                let (mut rd, mut wr) = stream.into_split();
-                let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
-                ctx.io.borrow_mut().tcp_writers.insert(conn, wtx);
-                tokio::task::spawn_local(async move {
-                    while let Some(frame) = wrx.recv().await {
-                        let len = (frame.len() as u16).to_be_bytes();
-                        if wr.write_all(&len).await.is_err() || wr.write_all(&frame).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                });
+                let (rd, wr) = stream.into_split();
+                // Buffered: a burst of frames is one read, not two per frame.
+                let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
+                let outbox = Rc::new(TcpOutbox::default());
+                ctx.io
+                    .borrow_mut()
+                    .tcp_writers
+                    .insert(conn, Rc::clone(&outbox));
+                tokio::task::spawn_local(tcp_writer(outbox, wr));
                 let ctx2 = Rc::clone(&ctx);
                 tokio::task::spawn_local(async move {
                     let mut buf: Box<[u8]> =
@@ -488,7 +546,16 @@ impl WorkerContext {
                         }
                         ctx2.after_step();
                     }
-                    ctx2.io.borrow_mut().tcp_writers.remove(&conn);
+                    let outbox = ctx2.io.borrow_mut().tcp_writers.remove(&conn);
+                    if let Some(outbox) = outbox {
+                        if outbox.drops.get() > 0 {
+                            log::warn!(
+                                "ICE-TCP {remote}: {} packets dropped, the peer read too slowly",
+                                outbox.drops.get()
+                            );
+                        }
+                        outbox.close();
+                    }
                     ctx2.with_engine(|e| e.tcp_connection_closed(conn));
                 });
             }
@@ -637,3 +704,68 @@ fn worker_main(
 
 /// A boxed future that stays on the worker thread.
 pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_outbox_frames_packets_and_bounds_its_memory() {
+        let ob = TcpOutbox::default();
+        ob.push(&[1, 2, 3]);
+        ob.push(&[9]);
+        assert_eq!(&*ob.pending.borrow(), &[0, 3, 1, 2, 3, 0, 1, 9]);
+        // A reader that stopped reading: the queue stops at the limit and counts the rest.
+        let big = vec![0u8; 1400];
+        for _ in 0..(TCP_OUTBOX_LIMIT / 1402 + 10) {
+            ob.push(&big);
+        }
+        assert!(ob.pending.borrow().len() <= TCP_OUTBOX_LIMIT);
+        assert!(ob.drops.get() >= 9);
+        // Closed: nothing more is queued.
+        let before = ob.pending.borrow().len();
+        ob.close();
+        ob.push(&[1]);
+        assert_eq!(ob.pending.borrow().len(), before);
+    }
+
+    #[test]
+    fn tcp_writer_writes_queued_frames_in_order_then_ends_on_close() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = tokio::net::TcpStream::connect(addr);
+            let (accepted, client) = tokio::join!(listener.accept(), client);
+            let (_rd, wr) = accepted.unwrap().0.into_split();
+            let mut client = client.unwrap();
+            let ob = Rc::new(TcpOutbox::default());
+            let writer = tokio::task::spawn_local(tcp_writer(Rc::clone(&ob), wr));
+            let mut want = Vec::new();
+            for i in 0..100u8 {
+                let pkt = vec![i; 1 + i as usize];
+                ob.push(&pkt);
+                want.extend_from_slice(&(pkt.len() as u16).to_be_bytes());
+                want.extend_from_slice(&pkt);
+                if i % 10 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            ob.close();
+            tokio::time::timeout(Duration::from_secs(20), writer)
+                .await
+                .expect("writer ends after close")
+                .unwrap();
+            let mut got = vec![0u8; want.len()];
+            tokio::time::timeout(Duration::from_secs(20), client.read_exact(&mut got))
+                .await
+                .expect("frames arrive")
+                .unwrap();
+            assert_eq!(got, want);
+        });
+    }
+}
