@@ -46,6 +46,10 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::new()
         .filter_level(config.log_filter())
+        // The dtls crate warns about every TLS extension a browser offers that it does not
+        // implement (several per connection); that is expected, not an operator's problem.
+        // RUST_LOG (parsed next) can still turn it back on.
+        .filter_module("dtls::handshake", log::LevelFilter::Error)
         .parse_env("RUST_LOG")
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
