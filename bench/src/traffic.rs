@@ -358,13 +358,15 @@ pub fn run(
     })
 }
 
-fn pin(core: Option<usize>) {
+/// Pins the calling thread to `core` when given (best effort: a failure only costs accuracy).
+pub(crate) fn pin(core: Option<usize>) {
     if let Some(c) = core {
         let _ = ringsfu_core::io::pin_current_thread(c);
     }
 }
 
-fn current_rt() -> std::io::Result<tokio::runtime::Runtime> {
+/// A current-thread tokio runtime for one client thread.
+pub(crate) fn current_rt() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -559,18 +559,6 @@ fn join_stats(records: Vec<JoinRecord>, per: usize, all_joined_ms: f64) -> JoinS
     }
 }
 
-fn pin(core: Option<usize>) {
-    if let Some(c) = core {
-        let _ = ringsfu_core::io::pin_current_thread(c);
-    }
-}
-
-fn local_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
 /// The server's UDP candidate from transport data (no panics on an odd shape).
 fn remote_of(data: &Value) -> Result<RemoteTransport, WebRtcError> {
     let bad = || WebRtcError::Peer(format!("unexpected transport data {data}"));
@@ -691,11 +679,11 @@ fn publisher_thread(
     ready: std_mpsc::Sender<Result<Vec<PubInfo>, WebRtcError>>,
     core: Option<usize>,
 ) -> Result<GenReport, WebRtcError> {
-    pin(core);
+    crate::traffic::pin(core);
     shared
         .gen_tid
         .store(procstat::current_tid().unwrap_or(0), Ordering::Relaxed);
-    let rt = local_runtime()?;
+    let rt = crate::traffic::current_rt()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let mut peers = Vec::new();
@@ -904,11 +892,11 @@ fn subscriber_thread(
     join_timeout: Duration,
     core: Option<usize>,
 ) -> Result<RecvReport, WebRtcError> {
-    pin(core);
+    crate::traffic::pin(core);
     shared
         .recv_tid
         .store(procstat::current_tid().unwrap_or(0), Ordering::Relaxed);
-    let rt = local_runtime()?;
+    let rt = crate::traffic::current_rt()?;
     let local = tokio::task::LocalSet::new();
     let stats = Rc::new(RefCell::new(RecvReport::default()));
     let book = Rc::new(RefCell::new(JoinBook {
