@@ -25,7 +25,9 @@
 mod config;
 mod error;
 mod http;
+pub mod limits;
 pub mod message;
+mod origin;
 mod peer;
 mod protoo;
 mod server;
@@ -39,6 +41,7 @@ pub use crate::config::{
 };
 pub use crate::error::{PluginError, ProtooError};
 pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
+pub use crate::origin::{OriginList, OriginVerdict};
 pub use crate::peer::PeerHandle;
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
 pub use crate::server::{serve, ServerHandle};

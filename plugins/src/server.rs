@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Runtime for request timers, so `PeerHandle::request` works from any thread.
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Per-client-IP connection counts and request buckets.
+    pub(crate) ips: Arc<crate::limits::IpTable>,
 }
 
 /// A running server. Dropping it (or calling [`ServerHandle::shutdown`]) stops accepting
@@ -105,6 +107,7 @@ pub async fn serve(
         http,
         shutdown: shutdown_rx,
         runtime,
+        ips: Arc::default(),
     });
     let accept_task = tokio::spawn(accept_loop(listener, acceptor, ctx));
     log::info!(
