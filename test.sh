@@ -24,6 +24,9 @@ cargo build --profile ci --bin ringsfu
 port=$(( 20000 + RANDOM % 20000 ))
 rtc_port=$(( 40000 + RANDOM % 10000 ))
 log=$(mktemp /tmp/ringsfu-e2e.XXXXXX.log)
+# The browser pages are served by run.mjs from http://127.0.0.1:<another port>: a cross origin,
+# which the server refuses by default (security.wsOrigins). Allow exactly that origin.
+RINGSFU_WS_ORIGINS="http://127.0.0.1:*" \
 RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info ./target/ci/ringsfu >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod executor;
 pub mod lua_host;
+pub mod ops;
 pub mod registry;
 pub mod scripts;
 pub mod server;

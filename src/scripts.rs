@@ -21,6 +21,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "lua/http/broadcasters.lua",
         include_str!("../lua/http/broadcasters.lua"),
     ),
+    (
+        "lua/rooms/token_room.lua",
+        include_str!("../lua/rooms/token_room.lua"),
+    ),
 ];
 
 /// Why a script could not be loaded.

@@ -12,6 +12,7 @@ pub mod dtls;
 pub mod engine;
 pub mod ice;
 pub mod io;
+pub mod metrics;
 pub mod ortc;
 pub mod producer;
 pub mod router;
