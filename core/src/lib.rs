@@ -20,6 +20,7 @@ pub mod rtp;
 pub mod rtp_parameters;
 pub mod rtp_stream;
 pub mod sctp;
+pub mod sdp;
 pub mod srtp;
 pub mod stun;
 pub mod transport;
