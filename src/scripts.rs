@@ -25,6 +25,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "lua/rooms/token_room.lua",
         include_str!("../lua/rooms/token_room.lua"),
     ),
+    (
+        "lua/calls/socketio_room.lua",
+        include_str!("../lua/calls/socketio_room.lua"),
+    ),
+    (
+        "lua/calls/call_relay.lua",
+        include_str!("../lua/calls/call_relay.lua"),
+    ),
 ];
 
 /// Why a script could not be loaded.

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ringsfu_plugins::{ServerConfig, ServerHandle, TlsFiles};
+use std::time::Duration;
+
+use ringsfu_plugins::{ServerConfig, ServerHandle, SessionRoutes, TlsFiles};
 use serde_json::json;
 
 use crate::config::Config;
@@ -108,10 +110,15 @@ pub async fn start_with(
     routes: Vec<Route>,
     workers: Vec<Arc<dyn WorkerExec>>,
 ) -> Result<Server, StartError> {
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let socket_io_script = nonempty(&config.calls.socket_io_script);
+    let ws_script = nonempty(&config.calls.ws_script);
     let extra = config
         .http_api
         .script
         .iter()
+        .chain(socket_io_script.iter())
+        .chain(ws_script.iter())
         .map(|p| ScriptSource::Path(p.clone()))
         .collect();
     let scripts = Arc::new(ScriptStore::with_extra(
@@ -140,6 +147,7 @@ pub async fn start_with(
                 Some(key) => json!({"key": key, "alg": config.security.token_alg}),
                 None => json!({"alg": config.security.token_alg}),
             },
+            "calls": config.calls,
         }),
     });
     let shared = Arc::new(Shared {
@@ -149,6 +157,7 @@ pub async fn start_with(
         scripts,
         admin_reload: config.admin_reload,
         ops: crate::ops::OpsState::new(&config),
+        call_pages: config.calls.pages,
     });
     let mut sc = ServerConfig::new(SocketAddr::new(config.http.listen_ip, config.http.port));
     if let (Some(cert), Some(key)) = (&config.http.tls.cert, &config.http.tls.key) {
@@ -168,10 +177,28 @@ pub async fn start_with(
             .unwrap_or_default();
     sc.ws_origins = ringsfu_plugins::OriginList::new(config.security.ws_origins.iter().cloned())
         .unwrap_or_default();
-    let signaling = ringsfu_plugins::serve(
+    let sessions = (socket_io_script.is_some() || ws_script.is_some()).then(|| SessionRoutes {
+        handler: Arc::new(crate::calls::Sessions {
+            workers: shared.workers.clone(),
+            host: shared.host.clone(),
+            socket_io_script: socket_io_script.clone(),
+            ws_script: ws_script.clone(),
+        }),
+        socket_io_path: socket_io_script
+            .as_ref()
+            .map(|_| config.calls.socket_io_path.clone()),
+        ws_paths: ws_script
+            .iter()
+            .map(|_| config.calls.ws_path.clone())
+            .collect(),
+        ping_interval: Duration::from_millis(config.calls.ping_interval_ms),
+        ping_timeout: Duration::from_millis(config.calls.ping_timeout_ms),
+    });
+    let signaling = ringsfu_plugins::serve_with_sessions(
         sc,
         Arc::new(Protoo(shared.clone())),
         Arc::new(Http(shared.clone())),
+        sessions,
     )
     .await?;
     Ok(Server { signaling, shared })

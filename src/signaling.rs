@@ -29,6 +29,8 @@ pub struct Shared {
     pub admin_reload: bool,
     /// Operations state: admin token, drain mode, counters (see [`crate::ops`]).
     pub ops: crate::ops::OpsState,
+    /// Whether the call pages (`GET /calls/...`) are served.
+    pub call_pages: bool,
 }
 
 /// The protoo handler.
@@ -96,6 +98,7 @@ impl HttpHandler for Http {
                 ("GET", ["metrics"]) => crate::ops::metrics::scrape(&shared).await,
                 ("POST", ["admin", "drain"]) => crate::ops::drain_over_http(&shared),
                 ("GET", ["admin", "status"]) => crate::ops::status(&shared),
+                ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));

@@ -15,7 +15,9 @@ use std::path::Path;
 const MUTATIONS: usize = 50_000;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("core/fuzz/corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("core/fuzz/corpus")
+        .join(target);
     let mut out: Vec<Vec<u8>> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
@@ -108,6 +110,10 @@ fn every_fuzz_target_survives_its_corpus_and_a_short_mutation_run() {
     for (name, f) in targets::TARGETS {
         let t0 = std::time::Instant::now();
         run_target(name, *f);
-        eprintln!("{name}: {} corpus inputs + {MUTATIONS} mutations in {:?}", corpus(name).len(), t0.elapsed());
+        eprintln!(
+            "{name}: {} corpus inputs + {MUTATIONS} mutations in {:?}",
+            corpus(name).len(),
+            t0.elapsed()
+        );
     }
 }

@@ -88,7 +88,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -119,7 +123,10 @@ pub fn run(dest: SocketAddr, pps: f64, stop: Arc<AtomicBool>, core: Option<usize
         return out;
     }
     // The engine's own batched sender (sendmmsg, 64 per call) needs a runtime to register with.
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return out;
     };
     let _guard = rt.enter();

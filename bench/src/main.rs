@@ -685,7 +685,12 @@ fn run_webrtc(o: &Opts) -> Result<(), BoxError> {
             "flood: offered {:.0} pps, sent {:.0} pps ({} packets: {} garbage, {} RTP-looking, {} STUN; {} refused by the local socket) over {:.1} s; the worker received {} datagrams meanwhile",
             f.offered_pps, f.sent_pps, f.sent.sent, f.sent.by_kind[0], f.sent.by_kind[1], f.sent.by_kind[2], f.sent.send_errors, f.sent.seconds, f.worker_datagrams_received
         );
-        let drops: Vec<String> = f.drops.iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let drops: Vec<String> = f
+            .drops
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!("  worker drops by reason: {}", drops.join(", "));
     }
     if let Some(p) = &o.json {

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod engineio;
 mod error;
 mod http;
 pub mod limits;
@@ -31,6 +32,7 @@ mod origin;
 mod peer;
 mod protoo;
 mod server;
+mod session;
 mod static_files;
 mod tls;
 mod ws;
@@ -44,7 +46,11 @@ pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
 pub use crate::origin::{OriginList, OriginVerdict};
 pub use crate::peer::PeerHandle;
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
-pub use crate::server::{serve, ServerHandle};
+pub use crate::server::{serve, serve_with_sessions, ServerHandle};
+pub use crate::session::{
+    dropped_frames, SessionHandle, SessionHandler, SessionInbound, SessionKind, SessionOpen,
+    SessionOutbound, SessionRoutes,
+};
 
 /// The parsers the HTTP side runs on untrusted input before any handler, for the fuzz targets
 /// (`core/fuzz`). Not an API.

@@ -21,8 +21,11 @@ use ringsfu_core::stun::{attr, StunMessage};
 use ringsfu_core::tuple::{Protocol, TransportTuple};
 use serde_json::{json, Value};
 
+/// A target's entry point.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the replay test.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("stun_parse", stun_parse),
     ("demux", demux),
     ("sctp_parse", sctp_parse),
@@ -77,16 +80,34 @@ fn cert() -> &'static DtlsCertificate {
 fn engine() -> Engine {
     let udp: SocketAddr = "127.0.0.1:44444".parse().unwrap();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut e = Engine::new(0, ListenInfo { udp: Some((0, udp)), tcp: None, announced_address: None }, cert().clone(), tx);
+    let mut e = Engine::new(
+        0,
+        ListenInfo {
+            udp: Some((0, udp)),
+            tcp: None,
+            announced_address: None,
+        },
+        cert().clone(),
+        tx,
+    );
     let codecs: Vec<RtpCodecCapability> = serde_json::from_value(json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
     let router = e.create_router(&codecs, Value::Null).unwrap();
-    e.create_webrtc_transport(&router, WebRtcTransportOptions::default()).unwrap();
+    e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+        .unwrap();
     let plain = e
-        .create_plain_transport(&router, (1, "127.0.0.1:40000".parse().unwrap()), None, true, false, None, Value::Null)
+        .create_plain_transport(
+            &router,
+            (1, "127.0.0.1:40000".parse().unwrap()),
+            None,
+            true,
+            false,
+            None,
+            Value::Null,
+        )
         .unwrap();
     let plain: uuid::Uuid = plain["id"].as_str().unwrap().parse().unwrap();
     let params = serde_json::from_value(json!({
@@ -95,16 +116,45 @@ fn engine() -> Engine {
         "encodings": [{"ssrc": 2222}]
     }))
     .unwrap();
-    let p = e.produce(&plain, ProduceOptions { kind: MediaKind::Video, rtp_parameters: params, paused: false, app_data: Value::Null }).unwrap();
+    let p = e
+        .produce(
+            &plain,
+            ProduceOptions {
+                kind: MediaKind::Video,
+                rtp_parameters: params,
+                paused: false,
+                app_data: Value::Null,
+            },
+        )
+        .unwrap();
     let producer = p["id"].as_str().unwrap().parse().unwrap();
     let caps = e.router_rtp_capabilities(&router).unwrap().clone();
     for i in 0..10u16 {
         let d = e
-            .create_plain_transport(&router, (2 + i, "127.0.0.1:40002".parse().unwrap()), None, false, false, None, Value::Null)
+            .create_plain_transport(
+                &router,
+                (2 + i, "127.0.0.1:40002".parse().unwrap()),
+                None,
+                false,
+                false,
+                None,
+                Value::Null,
+            )
             .unwrap();
         let t: uuid::Uuid = d["id"].as_str().unwrap().parse().unwrap();
-        e.connect_plain_transport(&t, &json!({"ip": "127.0.0.1", "port": 50000 + i})).unwrap();
-        e.consume(&t, ConsumeOptions { producer_id: producer, rtp_capabilities: caps.clone(), paused: false, enable_rtx: false, app_data: Value::Null }).unwrap();
+        e.connect_plain_transport(&t, &json!({"ip": "127.0.0.1", "port": 50000 + i}))
+            .unwrap();
+        e.consume(
+            &t,
+            ConsumeOptions {
+                producer_id: producer,
+                rtp_capabilities: caps.clone(),
+                paused: false,
+                enable_rtx: false,
+                app_data: Value::Null,
+            },
+        )
+        .unwrap();
     }
     e
 }
@@ -114,7 +164,9 @@ fn engine() -> Engine {
 /// transport's socket (RTP/RTCP into a live producer with ten consumers).
 pub fn demux(data: &[u8]) {
     thread_local! { static ENGINE: std::cell::RefCell<Engine> = std::cell::RefCell::new(engine()); }
-    let Some((&selector, datagram)) = data.split_first() else { return };
+    let Some((&selector, datagram)) = data.split_first() else {
+        return;
+    };
     let socket = if selector & 1 == 0 { 0 } else { 1 };
     let remote: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 5000 + (selector as u16 >> 1)));
     let mut buf: Box<[u8]> = vec![0u8; ringsfu_core::io::PACKET_BUF_SIZE].into_boxed_slice();
@@ -125,7 +177,11 @@ pub fn demux(data: &[u8]) {
         let src = PacketSource {
             socket,
             tcp_conn: None,
-            tuple: TransportTuple { local: "127.0.0.1:44444".parse().unwrap(), remote, protocol: Protocol::Udp },
+            tuple: TransportTuple {
+                local: "127.0.0.1:44444".parse().unwrap(),
+                remote,
+                protocol: Protocol::Udp,
+            },
         };
         e.handle_packet(src, &mut buf, n, Instant::now());
         e.handle_timeout(Instant::now());
@@ -298,9 +354,9 @@ pub fn rtcp_parse(data: &[u8]) {
                 }
             }
             RtcpPacket::Fir { entries, .. } => n += entries.count() as u64,
-            RtcpPacket::Remb { bitrate_bps, ssrcs, .. } => {
-                n = n.wrapping_add(bitrate_bps) + ssrcs.count() as u64
-            }
+            RtcpPacket::Remb {
+                bitrate_bps, ssrcs, ..
+            } => n = n.wrapping_add(bitrate_bps) + ssrcs.count() as u64,
             RtcpPacket::Pli { .. } | RtcpPacket::TransportCc { .. } | RtcpPacket::Other { .. } => {}
         }
     }
@@ -367,5 +423,10 @@ pub fn http_request(data: &[u8]) {
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0);
     let (origin, host) = text.split_at(mid);
-    let _ = fuzzing::origin_allowed(origin, host, split & 1 == 1, &["http://127.0.0.1:*", "https://app.example"]);
+    let _ = fuzzing::origin_allowed(
+        origin,
+        host,
+        split & 1 == 1,
+        &["http://127.0.0.1:*", "https://app.example"],
+    );
 }
