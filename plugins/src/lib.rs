@@ -39,7 +39,7 @@ pub use crate::config::{
 };
 pub use crate::error::{PluginError, ProtooError};
 pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
-pub use crate::peer::PeerHandle;
+pub use crate::peer::{live_peer_handles, PeerHandle};
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
 pub use crate::server::{serve, ServerHandle};
 
