@@ -27,6 +27,8 @@ pub struct Shared {
     pub scripts: Arc<ScriptStore>,
     /// Whether POST /admin/reload is served (from loopback only).
     pub admin_reload: bool,
+    /// Whether the call pages (`GET /calls/...`) are served.
+    pub call_pages: bool,
 }
 
 /// The protoo handler.
@@ -89,6 +91,7 @@ impl HttpHandler for Http {
                     let collect = req.query.iter().any(|(k, v)| k == "gc" && v != "0");
                     debug_dump(&shared, collect).await
                 }
+                ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));
