@@ -9,9 +9,9 @@ use super::config::LimitsConfig;
 
 /// `config` with the keys present in `module.limits` replaced (non-negative integers; others
 /// are ignored and logged).
-pub fn effective(config: &LimitsConfig, module: &Table) -> LimitsConfig {
+pub fn effective(config: &LimitsConfig, module: Option<&Table>) -> LimitsConfig {
     let mut out = *config;
-    let Ok(Some(over)) = module.get::<Option<Table>>("limits") else {
+    let Some(Ok(Some(over))) = module.map(|m| m.get::<Option<Table>>("limits")) else {
         return out;
     };
     let slots: [(&str, &mut u32); 4] = [
@@ -31,7 +31,7 @@ pub fn effective(config: &LimitsConfig, module: &Table) -> LimitsConfig {
 }
 
 /// `room.limits` as Lua sees it: `{rooms, peersPerRoom, transportsPerPeer, ...}` (0: none).
-pub fn lua_table(lua: &Lua, module: &Table) -> mlua::Result<mlua::Value> {
+pub fn lua_table(lua: &Lua, module: Option<&Table>) -> mlua::Result<mlua::Value> {
     let config = crate::lua_host::Host::current()
         .map(|h| h.settings.limits_config)
         .unwrap_or_default();
