@@ -263,9 +263,10 @@ async fn srtp_plain_transports_carry_media_between_broadcasters() {
     )
     .await;
     let rx_key = test_key(my_profile, 2);
+    // The generic connect route takes plain transports too (mediasoup's transport.connect()).
     ok_json(
         a,
-        &format!("{rx}/{recv_id}/plain/connect"),
+        &format!("{rx}/{recv_id}/connect"),
         Some(
             json!({"ip": "127.0.0.1", "port": receiver.local_addr().unwrap().port(),
                     "srtpParameters": {"cryptoSuite": my_profile.name(),
@@ -381,13 +382,14 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     let profile = SrtpProfile::AeadAes128Gcm;
     let sp =
         json!({"cryptoSuite": profile.name(), "keyBase64": base64_encode(&test_key(profile, 3))});
-    // comedia: no address needed, only the key; the old WebRTC connect route still refuses it.
+    // comedia: no address needed, only the key; `/connect` takes plain parameters for a plain
+    // transport (as mediasoup's transport.connect()), `/plain/connect` is its alias.
     expect(
         a,
         &format!("{tr}/{id}/connect"),
         json!({"dtlsParameters": {}}),
-        409,
-        "is not a WebRtcTransport",
+        400,
+        "TypeError: missing body.srtpParameters",
     )
     .await;
     expect(
@@ -400,8 +402,16 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     .await;
     ok_json(
         a,
-        &format!("{tr}/{id}/plain/connect"),
+        &format!("{tr}/{id}/connect"),
         Some(json!({"srtpParameters": sp})),
+    )
+    .await;
+    expect(
+        a,
+        &format!("{tr}/{id}/plain/connect"),
+        json!({"srtpParameters": sp}),
+        409,
+        "is already connected",
     )
     .await;
 }
