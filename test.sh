@@ -21,8 +21,9 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 ( cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; } )
 cargo build --profile ci --bin ringsfu
-port=$(( 20000 + RANDOM % 20000 ))
-rtc_port=$(( 40000 + RANDOM % 10000 ))
+# Below the kernel's ephemeral range (32768-60999), so no outgoing socket can hold them.
+port=$(( 21000 + RANDOM % 5000 ))
+rtc_port=$(( 26000 + RANDOM % 6000 ))
 log=$(mktemp /tmp/ringsfu-e2e.XXXXXX.log)
 RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info ./target/ci/ringsfu >"$log" 2>&1 &
 server=$!

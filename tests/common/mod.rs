@@ -201,6 +201,13 @@ impl Client {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+
+    /// Closes the socket and waits until the server has closed its side too (it has then seen
+    /// the close).
+    pub async fn close_and_wait(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
 }
 
 /// `ok` response data, or panics with the error.
