@@ -110,7 +110,7 @@ fn fanout_video_through_ringsfu_two_producers() {
 }
 
 #[test]
-fn io_uring_request_falls_back_and_says_so() {
+fn io_uring_request_runs_io_uring_or_says_it_fell_back() {
     let p = tmp("fanout-uring.json");
     let (v, stderr) = bench_stderr(
         &[
