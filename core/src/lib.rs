@@ -21,6 +21,7 @@ pub mod io;
 pub mod ortc;
 pub mod proto;
 pub mod transport;
+pub mod turn;
 pub mod worker;
 
 // Flat paths of the previous layout.
