@@ -20,6 +20,7 @@ pub mod graph;
 pub mod io;
 pub mod ortc;
 pub mod proto;
+pub mod sdp;
 pub mod transport;
 pub mod turn;
 pub mod worker;
