@@ -10,6 +10,7 @@ pub mod engine_api;
 mod globals;
 pub mod room;
 pub mod runner;
+mod sdp_api;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
