@@ -17,18 +17,18 @@ use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsOutput, DtlsRole, DtlsSession,
 use crate::ice::{IceEvent, IceServer, IceState};
 use crate::io::{Route, SocketId, TxQueue, PACKET_BUF_SIZE};
 use crate::ortc;
-use crate::producer::{is_rtx, Producer};
+use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::{self, RtpHeader};
-use crate::rtp_parameters::SctpStreamParameters;
+use crate::rtp_parameters::{is_rtx_mime_type, uri, SctpStreamParameters};
 use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, SctpState};
 use crate::srtp::{self, SrtpContext, SrtpProfile};
 use crate::stun::StunMessage;
 use crate::transport::{
-    route_for, tuple_json, DtlsState, PlainState, Transport, TransportCounters, TransportKind,
-    WebRtcState,
+    dtls_tag, route_for, split_dtls_tag, tuple_json, DemuxKeys, DtlsState, PlainState, Transport,
+    TransportCounters, TransportKind, WebRtcState,
 };
 use crate::tuple::TransportTuple;
 
@@ -36,6 +36,10 @@ use crate::tuple::TransportTuple;
 pub(super) const TICK: Duration = Duration::from_millis(20);
 /// Interval of RTCP reports, consent checks and layer selection.
 pub(super) const REPORT_INTERVAL: Duration = Duration::from_millis(1000);
+/// At most this many NACKed sequence numbers are answered per RTCP packet.
+pub(super) const RTCP_NACK_LIMIT: usize = 512;
+/// At most this many PLI/FIR media SSRCs are handled per RTCP packet.
+pub(super) const RTCP_KEYFRAME_LIMIT: usize = 64;
 /// A simulcast layer counts as active if a packet arrived this recently.
 pub(super) const LAYER_ACTIVE_WINDOW: Duration = Duration::from_millis(1500);
 
@@ -62,6 +66,20 @@ pub enum EngineError {
     /// The feature is not built yet.
     #[error("not implemented: {0}")]
     Unsupported(String),
+}
+
+impl EngineError {
+    /// The fixed status code of this kind of error, for the Lua/HTTP edge (so no script has to
+    /// match error text): not found 404, bad state 409, invalid argument or failed negotiation
+    /// 400, not implemented 501.
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NotFound { .. } => 404,
+            EngineError::State(_) => 409,
+            EngineError::Invalid(_) | EngineError::Ortc(_) => 400,
+            EngineError::Unsupported(_) => 501,
+        }
+    }
 }
 
 pub(super) fn not_found(kind: &'static str, id: &Uuid) -> EngineError {
@@ -213,6 +231,9 @@ pub struct DropCounters {
     pub unknown_ssrc: u64,
     /// Packets on a plain transport from an address other than its remote.
     pub plain_wrong_source: u64,
+    /// DTLS events from a session of a transport that is closed (its slab key may have a new
+    /// owner): dropped.
+    pub stale_dtls_events: u64,
 }
 
 /// Where a datagram came from.
@@ -323,11 +344,15 @@ pub struct Engine {
     udp_paths: HashMap<(SocketId, SocketAddr), usize>,
     tcp_paths: HashMap<u32, usize>,
     plain_sockets: HashMap<SocketId, usize>,
-    next_mid: HashMap<usize, u32>,
     events: VecDeque<EngineEvent>,
     next_tick: Option<Instant>,
     next_report: Option<Instant>,
     nack_scratch: Vec<u16>,
+    /// RTCP feedback collected while parsing a compound packet (reused: no allocation per packet).
+    rtcp_nacks: Vec<(u32, u16)>,
+    rtcp_keyframes: Vec<u32>,
+    /// Generation of the next transport (see `Transport::generation`).
+    next_generation: u32,
     stun_scratch: Box<[u8]>,
     released_sockets: Vec<SocketId>,
 }
@@ -364,11 +389,13 @@ impl Engine {
             udp_paths: HashMap::new(),
             tcp_paths: HashMap::new(),
             plain_sockets: HashMap::new(),
-            next_mid: HashMap::new(),
             events: VecDeque::new(),
             next_tick: None,
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
+            rtcp_nacks: Vec::with_capacity(RTCP_NACK_LIMIT),
+            rtcp_keyframes: Vec::with_capacity(RTCP_KEYFRAME_LIMIT),
+            next_generation: 0,
             stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
             released_sockets: Vec::new(),
         }
@@ -501,5 +528,8 @@ mod stats;
 mod transports;
 mod util;
 
-pub use util::{base64_decode, base64_encode, ice_state_str};
+pub use util::{base64_decode, base64_encode};
 use util::{now_ms, ntp_now};
+
+#[cfg(test)]
+mod tests;
