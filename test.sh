@@ -31,7 +31,7 @@ turn_cfg=$(mktemp -d /tmp/ringsfu-turncfg.XXXXXX)
 mkdir -p "$turn_cfg/lua"
 # The embedded config plus one long-term TURN user, for turnutils_uclient.
 sed 's/^  calls = {/  turn = { users = { alice = "alicepw" } },\n  calls = {/' lua/config.lua > "$turn_cfg/lua/config.lua"
-RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info \
+RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
   RINGSFU_TURN_PORT=$turn_port RINGSFU_TURN_RELAY_PORTS=$turn_lo-$(( turn_lo + 99 )) \
   RINGSFU_TURN_ALLOW_LOOPBACK_PEERS=true RINGSFU_TURN_SECRET=$turn_secret \
   ./target/ci/ringsfu --config "$turn_cfg/lua/config.lua" >"$log" 2>&1 &
@@ -73,5 +73,10 @@ if command -v turnutils_uclient >/dev/null; then
 else
   echo "FAIL: turnutils_uclient missing (apt-get install coturn; .ci/run installs it)" >&2
   status=1
+fi
+echo "-- WHIP/WHEP statuses and the demo page at / in two browser contexts (screenshots: tests/browser/dist/whip/)"
+if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" RINGSFU_WHIP_TOKEN=whip-test-token node whip.mjs ); then
+  status=1
+  echo "WHIP scenario failed; server log: $log" >&2
 fi
 exit $status
