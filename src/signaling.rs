@@ -29,6 +29,8 @@ pub struct Shared {
     pub admin_reload: bool,
     /// Whether the call pages (`GET /calls/...`) are served.
     pub call_pages: bool,
+    /// The TURN server's counters (`GET /turn/stats`, loopback only).
+    pub turn_stats: Option<Arc<std::sync::Mutex<(ringsfu_core::turn::TurnStats, usize)>>>,
 }
 
 /// The protoo handler.
@@ -84,7 +86,19 @@ impl HttpHandler for Http {
                     room_api(&shared, req).await
                 }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
+                ("GET" | "HEAD", []) => crate::whip::page(),
+                (_, ["whip" | "whep", _, ..]) => crate::whip::call(&shared, req).await,
+                ("GET", ["admin", "debug"]) => {
+                    if !req.remote_addr.ip().is_loopback() {
+                        return HttpResponse::json(403, json!({"error": "forbidden"}));
+                    }
+                    let collect = req.query.iter().any(|(k, v)| k == "gc" && v != "0");
+                    debug_dump(&shared, collect).await
+                }
                 ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
+                ("GET", ["turn", "stats"]) if req.remote_addr.ip().is_loopback() => {
+                    crate::calls::turn_stats(shared.turn_stats.as_ref())
+                }
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));
@@ -125,6 +139,34 @@ async fn room_capabilities(shared: &Shared, room_id: &str) -> HttpResponse {
     }
 }
 
+/// `GET /admin/debug[?gc=1]`: live object counts of every worker (Lua memory, rooms, peers,
+/// objects scripts hold, engine objects and tables) and of the process (room registry, protoo
+/// peer handles). With `gc=1` each worker's Lua state is fully collected first.
+async fn debug_dump(shared: &Shared, collect: bool) -> HttpResponse {
+    let mut workers = Vec::with_capacity(shared.workers.len());
+    for (index, worker) in shared.workers.iter().enumerate() {
+        let (tx, rx) = oneshot::channel();
+        let posted = worker.post(Box::new(move || {
+            let _ = tx.send(crate::lua_host::worker_debug(index, collect));
+        }));
+        let dump = match posted {
+            true => rx
+                .await
+                .unwrap_or_else(|_| json!({"worker": index, "error": "no answer"})),
+            false => json!({"worker": index, "error": "worker is gone"}),
+        };
+        workers.push(dump);
+    }
+    HttpResponse::json(
+        200,
+        json!({
+            "registryRooms": shared.registry.len(),
+            "protooPeerHandles": ringsfu_plugins::live_peer_handles(),
+            "workers": workers,
+        }),
+    )
+}
+
 /// The body of an unknown room's 404 (the mediasoup-demo text).
 fn room_not_found(room_id: &str) -> HttpResponse {
     HttpResponse::text(404, format!("Error: room with id \"{room_id}\" not found"))
@@ -150,6 +192,9 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         segments: segments.collect(),
         query: req.query,
         body: req.body,
+        script: None,
+        text: None,
+        headers: req.headers,
     };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();

@@ -29,6 +29,8 @@ pub fn test_config(workers: usize) -> Config {
     c.web_rtc.port = 0;
     c.workers = workers;
     c.lua.instruction_limit = 2_000_000;
+    // Parallel tests must not fight over the TURN port.
+    c.turn.enabled = false;
     c
 }
 
