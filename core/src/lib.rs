@@ -22,6 +22,7 @@ pub mod ortc;
 pub mod proto;
 pub mod sdp;
 pub mod transport;
+pub mod turn;
 pub mod worker;
 
 // Flat paths of the previous layout.

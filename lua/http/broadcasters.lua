@@ -485,6 +485,14 @@ local routes = {
     end,
   },
   {
+    -- ringsfu extension: the transport's stats (packet counters, srtpDrops), as getTransportStats.
+    "GET", { "broadcasters", ":b", "transports", ":t", "stats" },
+    function(room, p)
+      local t = get_transport(get_broadcaster(room, p.b), p.t)
+      return { status = 200, body = engine(t.getStats, t) }
+    end,
+  },
+  {
     "POST", { "broadcasters", ":b", "transports", ":t", "producers" },
     function(room, p, body)
       return create_producer(room, get_broadcaster(room, p.b), p.t, body)
