@@ -515,6 +515,7 @@ impl Engine {
             app_data,
             created: Instant::now(),
             rtcp_ssrc: rand::random::<u32>() | 1,
+            bwe: crate::bwe::TransportBwe::new(),
         });
         self.transport_ids.insert(id, key);
         self.routers[router_key].transports.push(key);
@@ -1104,6 +1105,7 @@ impl Engine {
                 "urn:ietf:params:rtp-hdrext:sdes:mid" => t.ext_mid = h.id,
                 "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" => t.ext_rid = h.id,
                 "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" => t.ext_rrid = h.id,
+                crate::bwe::twcc::TWCC_URI => t.bwe.enable_receive_feedback(h.id, Instant::now()),
                 _ => {}
             }
         }
@@ -1344,6 +1346,21 @@ impl Engine {
         let ckey = self.consumer_key(consumer)?;
         self.consumers[ckey].preferred_layer = Some(spatial_layer);
         self.select_layers(Instant::now());
+        Ok(())
+    }
+
+    /// Sets a transport's incoming bitrate limit in bits per second (0 removes it), as mediasoup's
+    /// `transport.setMaxIncomingBitrate()`: the remote is told with a REMB every 1.5 s, which
+    /// browsers apply as a cap on their send-side estimate.
+    pub fn set_max_incoming_bitrate(
+        &mut self,
+        transport: &Uuid,
+        bps: u64,
+    ) -> Result<(), EngineError> {
+        let tkey = self.transport_key(transport)?;
+        self.transports[tkey]
+            .bwe
+            .set_max_incoming_bitrate(bps, Instant::now());
         Ok(())
     }
 
@@ -2318,6 +2335,7 @@ impl Engine {
         };
         t.counters.rtp_packets_received += 1;
         t.counters.rtp_bytes_received += len as u64;
+        t.bwe.on_rtp(&buf[..len], &hdr, now);
         let entry = match t.ssrc_table.get(&hdr.ssrc) {
             Some(e) => *e,
             None => match self.learn_ssrc(tkey, &buf[..len], &hdr) {
@@ -2636,6 +2654,7 @@ impl Engine {
         }
         self.next_tick = Some(now + TICK);
         self.send_nacks(now);
+        self.send_bwe_feedback(now);
         self.sctp_timers(now);
         if self.next_report.is_none_or(|t| now >= t) {
             self.next_report = Some(now + REPORT_INTERVAL);
@@ -2747,6 +2766,24 @@ impl Engine {
                 if let Ok(n) = n {
                     self.send_rtcp_bytes(tkey, &pkt[..n]);
                 }
+            }
+        }
+    }
+
+    /// Congestion-control RTCP due on each transport (transport-cc feedback, limitation REMB).
+    fn send_bwe_feedback(&mut self, now: Instant) {
+        let mut pkt = [0u8; 1200];
+        for tkey in 0..self.transports.capacity() {
+            // Bounded: a backlog beyond 8 packets waits for the next tick.
+            for _ in 0..8 {
+                let Some(t) = self.transports.get_mut(tkey) else {
+                    break;
+                };
+                let sender = t.rtcp_ssrc;
+                let Some(n) = t.bwe.poll_rtcp(now, sender, &mut pkt) else {
+                    break;
+                };
+                self.send_rtcp_bytes(tkey, &pkt[..n]);
             }
         }
     }

@@ -4,6 +4,7 @@
 //! time; [`engine::Engine`] ties them into the per-worker media graph; [`worker`] runs one engine per
 //! pinned thread and [`io`] only moves bytes.
 
+pub mod bwe;
 pub mod codecs;
 pub mod consumer;
 pub mod data;

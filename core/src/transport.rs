@@ -161,6 +161,8 @@ pub struct Transport {
     pub created: Instant,
     /// The SSRC we use as sender in RTCP feedback.
     pub rtcp_ssrc: u32,
+    /// Congestion control: transport-cc feedback for what we receive, incoming bitrate limit.
+    pub bwe: crate::bwe::TransportBwe,
 }
 
 impl Transport {
