@@ -47,4 +47,9 @@ if ! ( cd tests/browser && node run.mjs --broadcaster ); then
   status=1
   echo "browser broadcaster scenario failed; server log: $log" >&2
 fi
+echo "-- browser scenario: quality (720p 3-layer simulcast publisher keeps its estimate and layers; viewer decodes 1280x720)"
+if ! ( cd tests/browser && node quality.mjs ); then
+  status=1
+  echo "browser quality scenario failed; server log: $log" >&2
+fi
 exit $status
