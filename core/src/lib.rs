@@ -21,6 +21,7 @@ pub mod graph;
 pub mod io;
 pub mod ortc;
 pub mod proto;
+pub mod sdp;
 pub mod transport;
 pub mod worker;
 

@@ -30,8 +30,11 @@ impl Engine {
         };
         t.counters.rtcp_packets_received += 1;
         // Feedback is handled after parsing so the packet buffer is not borrowed while sending.
-        let mut nacks: Vec<(u32, u16)> = Vec::new();
-        let mut keyframe_ssrcs: Vec<u32> = Vec::new();
+        // The lists are the engine's, reused (taken here, put back below): no allocation.
+        let mut nacks = std::mem::take(&mut self.rtcp_nacks);
+        let mut keyframe_ssrcs = std::mem::take(&mut self.rtcp_keyframes);
+        nacks.clear();
+        keyframe_ssrcs.clear();
         for pkt in rtcp::RtcpIter::new(&buf[..len]) {
             let Ok(pkt) = pkt else {
                 self.drops.bad_rtp += 1;
@@ -66,28 +69,34 @@ impl Engine {
                     media_ssrc, items, ..
                 } => {
                     for seq in items.lost_seqs() {
-                        if nacks.len() < 512 {
+                        if nacks.len() < RTCP_NACK_LIMIT {
                             nacks.push((media_ssrc, seq));
                         }
                     }
                 }
-                RtcpPacket::Pli { media_ssrc, .. } => keyframe_ssrcs.push(media_ssrc),
+                RtcpPacket::Pli { media_ssrc, .. }
+                    if keyframe_ssrcs.len() < RTCP_KEYFRAME_LIMIT =>
+                {
+                    keyframe_ssrcs.push(media_ssrc);
+                }
                 RtcpPacket::Fir { entries, .. } => {
                     for e in entries {
-                        keyframe_ssrcs.push(e.ssrc);
+                        if keyframe_ssrcs.len() < RTCP_KEYFRAME_LIMIT {
+                            keyframe_ssrcs.push(e.ssrc);
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        for ssrc in keyframe_ssrcs {
+        for &ssrc in &keyframe_ssrcs {
             if let Some(c) = self.consumer_by_ssrc(tkey, ssrc) {
                 self.consumers[c].counters.keyframe_requests += 1;
                 self.consumer_wants_keyframe(c, now);
             }
         }
         let mut last_ssrc = None;
-        for (ssrc, seq) in nacks {
+        for &(ssrc, seq) in &nacks {
             let Some(ckey) = self.consumer_by_ssrc(tkey, ssrc) else {
                 continue;
             };
@@ -97,6 +106,8 @@ impl Engine {
             }
             self.retransmit(ckey, seq);
         }
+        self.rtcp_nacks = nacks;
+        self.rtcp_keyframes = keyframe_ssrcs;
     }
 
     pub(super) fn consumer_by_ssrc(&self, tkey: usize, ssrc: u32) -> Option<usize> {
