@@ -38,6 +38,7 @@ impl Engine {
             bwe: crate::bwe::TransportBwe::new(),
             generation,
             demux: DemuxKeys::default(),
+            mids: ortc::ConsumerMidAllocator::new(),
         });
         self.transport_ids.insert(id, key);
         self.routers[router_key].transports.push(key);
@@ -569,7 +570,6 @@ impl Engine {
                 self.released_sockets.push(*s);
             }
         }
-        self.next_mid.remove(&key);
         if let Some(r) = self.routers.get_mut(t.router) {
             r.transports.retain(|k| *k != key);
         }
