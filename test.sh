@@ -24,7 +24,7 @@ cargo build --profile ci --bin ringsfu
 port=$(( 20000 + RANDOM % 20000 ))
 rtc_port=$(( 40000 + RANDOM % 10000 ))
 log=$(mktemp /tmp/ringsfu-e2e.XXXXXX.log)
-RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info ./target/ci/ringsfu >"$log" 2>&1 &
+RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token ./target/ci/ringsfu >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do
@@ -59,4 +59,9 @@ for flow in socketio ws; do
     echo "call scenario $flow failed; server log: $log" >&2
   fi
 done
+echo "-- WHIP/WHEP statuses and the demo page at / in two browser contexts (screenshots: tests/browser/dist/whip/)"
+if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" RINGSFU_WHIP_TOKEN=whip-test-token node whip.mjs ); then
+  status=1
+  echo "WHIP scenario failed; server log: $log" >&2
+fi
 exit $status

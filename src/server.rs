@@ -98,6 +98,7 @@ pub async fn start_with(
         .iter()
         .chain(socket_io_script.iter())
         .chain(ws_script.iter())
+        .chain(std::iter::once(&crate::whip::SCRIPT.to_owned()))
         .map(|p| ScriptSource::Path(p.clone()))
         .collect();
     let scripts = Arc::new(ScriptStore::with_extra(
@@ -116,6 +117,16 @@ pub async fn start_with(
         script_config: json!({
             "webRtcTransport": config.web_rtc_transport,
             "router": {"mediaCodecs": config.router.media_codecs},
+            // WHIP/WHEP (lua/lib/whip_util.lua): bearer token and ICE servers from the environment.
+            "whip": {
+                "token": std::env::var("RINGSFU_WHIP_TOKEN").ok(),
+                "iceServers": std::env::var("RINGSFU_WHIP_ICE_SERVERS")
+                    .ok()
+                    .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                "turnUsername": std::env::var("RINGSFU_WHIP_TURN_USERNAME").ok(),
+                "turnCredential": std::env::var("RINGSFU_WHIP_TURN_CREDENTIAL").ok(),
+            },
             "webRtc": {
                 "enableUdp": config.web_rtc.enable_udp,
                 "enableTcp": config.web_rtc.enable_tcp,

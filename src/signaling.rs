@@ -84,6 +84,8 @@ impl HttpHandler for Http {
                     room_api(&shared, req).await
                 }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
+                ("GET" | "HEAD", []) => crate::whip::page(),
+                (_, ["whip" | "whep", _, ..]) => crate::whip::call(&shared, req).await,
                 ("GET", ["admin", "debug"]) => {
                     if !req.remote_addr.ip().is_loopback() {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));
@@ -185,6 +187,9 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         segments: segments.collect(),
         query: req.query,
         body: req.body,
+        script: None,
+        text: None,
+        headers: req.headers,
     };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();

@@ -101,6 +101,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
         })?,
     )?;
 
+    super::sdp_api::install(lua, &r)?;
     r.set(
         "json_encode",
         lua.create_function(|lua, v: Value| {

@@ -11,6 +11,7 @@ mod globals;
 pub mod lua_ref;
 pub mod room;
 pub mod runner;
+mod sdp_api;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

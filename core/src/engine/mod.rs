@@ -523,6 +523,7 @@ mod data_channels;
 mod demux;
 mod feedback;
 mod media;
+mod offerer;
 mod stats;
 mod transports;
 mod util;
