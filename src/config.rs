@@ -126,7 +126,7 @@ pub struct WebRtcTransportConfig {
     /// Largest data-channel message accepted and forwarded (bytes).
     #[serde(default)]
     pub max_sctp_message_size: Option<u64>,
-    /// Accepted and ignored (no incoming bitrate limit yet).
+    /// Incoming bitrate cap room scripts pass to `transport:setMaxIncomingBitrate` (REMB to the browser).
     #[serde(default)]
     pub max_incoming_bitrate: Option<u64>,
     /// ICE consent timeout in seconds (0 disables).

@@ -15,6 +15,7 @@
 //! The old flat module paths (`ringsfu_core::stun`, `ringsfu_core::producer`, ...) are kept as
 //! re-exports so code outside the core does not depend on the folder layout.
 
+pub mod bwe;
 pub mod engine;
 pub mod graph;
 pub mod io;

@@ -308,6 +308,10 @@ function R.createWebRtcTransport(room, peer, data)
     appData = { producing = data.producing == true, consuming = data.consuming == true },
   })
   d.transports[transport.id] = transport
+  -- As the demo: cap what the browser sends us (a REMB it applies to its estimate).
+  if cfg.webRtcTransport.maxIncomingBitrate then
+    transport:setMaxIncomingBitrate(cfg.webRtcTransport.maxIncomingBitrate)
+  end
   transport:on("close", function()
     d.transports[transport.id] = nil
   end)

@@ -455,6 +455,13 @@ impl UserData for LuaObj {
                 lua.to_value(&out)
             }
         });
+        // transport:setMaxIncomingBitrate(bps): REMB cap announced to the remote (0 removes it).
+        methods.add_method("setMaxIncomingBitrate", |_, this, bps: i64| {
+            this.expect(ObjKind::Transport, "setMaxIncomingBitrate")?;
+            let bps = u64::try_from(bps).map_err(|_| invalid(format!("wrong bitrate {bps}")))?;
+            let id = this.0.id;
+            engine(|e| e.set_max_incoming_bitrate(&id, bps))
+        });
         methods.add_method("restartIce", |lua, this, ()| {
             this.expect(ObjKind::Transport, "restartIce")?;
             let id = this.0.id;

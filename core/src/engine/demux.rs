@@ -257,6 +257,7 @@ impl Engine {
         };
         t.counters.rtp_packets_received += 1;
         t.counters.rtp_bytes_received += len as u64;
+        t.bwe.on_rtp(&buf[..len], &hdr, now);
         let entry = match t.ssrc_table.get(&hdr.ssrc) {
             Some(e) => *e,
             None => match self.learn_ssrc(tkey, &buf[..len], &hdr) {

@@ -191,6 +191,7 @@ impl Engine {
         }
         self.next_tick = Some(now + TICK);
         self.send_nacks(now);
+        self.send_bwe_feedback(now);
         self.sctp_timers(now);
         if self.next_report.is_none_or(|t| now >= t) {
             self.next_report = Some(now + REPORT_INTERVAL);
@@ -302,6 +303,24 @@ impl Engine {
                 if let Ok(n) = n {
                     self.send_rtcp_bytes(tkey, &pkt[..n]);
                 }
+            }
+        }
+    }
+
+    /// Congestion-control RTCP due on each transport (transport-cc feedback, limitation REMB).
+    fn send_bwe_feedback(&mut self, now: Instant) {
+        let mut pkt = [0u8; 1200];
+        for tkey in 0..self.transports.capacity() {
+            // Bounded: a backlog beyond 8 packets waits for the next tick.
+            for _ in 0..8 {
+                let Some(t) = self.transports.get_mut(tkey) else {
+                    break;
+                };
+                let sender = t.rtcp_ssrc;
+                let Some(n) = t.bwe.poll_rtcp(now, sender, &mut pkt) else {
+                    break;
+                };
+                self.send_rtcp_bytes(tkey, &pkt[..n]);
             }
         }
     }

@@ -70,6 +70,7 @@ impl Engine {
                 uri::MID => t.ext_mid = h.id,
                 uri::RTP_STREAM_ID => t.ext_rid = h.id,
                 uri::REPAIRED_RTP_STREAM_ID => t.ext_rrid = h.id,
+                crate::bwe::twcc::TWCC_URI => t.bwe.enable_receive_feedback(h.id, Instant::now()),
                 _ => {}
             }
         }
@@ -312,6 +313,21 @@ impl Engine {
         let ckey = self.consumer_key(consumer)?;
         self.consumers[ckey].preferred_layer = Some(spatial_layer);
         self.select_layers(Instant::now());
+        Ok(())
+    }
+
+    /// Sets a transport's incoming bitrate limit in bits per second (0 removes it), as mediasoup's
+    /// `transport.setMaxIncomingBitrate()`: the remote is told with a REMB every 1.5 s, which
+    /// browsers apply as a cap on their send-side estimate.
+    pub fn set_max_incoming_bitrate(
+        &mut self,
+        transport: &Uuid,
+        bps: u64,
+    ) -> Result<(), EngineError> {
+        let tkey = self.transport_key(transport)?;
+        self.transports[tkey]
+            .bwe
+            .set_max_incoming_bitrate(bps, Instant::now());
         Ok(())
     }
 
