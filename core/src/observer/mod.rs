@@ -13,6 +13,7 @@
 
 pub mod active_speaker;
 pub mod audio_level;
+pub mod registry;
 
 use thiserror::Error;
 
