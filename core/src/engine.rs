@@ -32,6 +32,8 @@ use crate::transport::{
 };
 use crate::tuple::TransportTuple;
 
+mod quality;
+
 /// Interval of the engine's fine timer (NACK generation).
 const TICK: Duration = Duration::from_millis(20);
 /// Interval of RTCP reports, consent checks and layer selection.
@@ -183,6 +185,22 @@ pub enum EngineEvent {
         /// Data producer id.
         data_producer: Uuid,
     },
+    /// A producer's scores changed (or one of its streams started): one entry per stream seen.
+    ProducerScore {
+        /// Producer id.
+        producer: Uuid,
+        /// Scores per encoding.
+        scores: Vec<crate::score::ProducerScore>,
+    },
+    /// A consumer's score, or its producer's, changed.
+    ConsumerScore {
+        /// Consumer id.
+        consumer: Uuid,
+        /// The scores.
+        score: crate::score::ConsumerScore,
+    },
+    /// An RTP observer reported (volumes, silence, dominant speaker) or closed with its router.
+    Observer(crate::observer::registry::ObserverEvent),
     /// A simulcast consumer's forwarded layer changed.
     ConsumerLayersChange {
         /// Consumer id.
@@ -325,6 +343,7 @@ pub struct Engine {
     plain_sockets: HashMap<SocketId, usize>,
     next_mid: HashMap<usize, u32>,
     events: VecDeque<EngineEvent>,
+    observers: crate::observer::registry::RtpObservers,
     next_tick: Option<Instant>,
     next_report: Option<Instant>,
     nack_scratch: Vec<u16>,
@@ -366,6 +385,7 @@ impl Engine {
             plain_sockets: HashMap::new(),
             next_mid: HashMap::new(),
             events: VecDeque::new(),
+            observers: crate::observer::registry::RtpObservers::new(),
             next_tick: None,
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
@@ -456,6 +476,7 @@ impl Engine {
             let _ = self.close_data_producer(&id);
         }
 
+        self.observers_router_closed(key);
         self.routers.remove(key);
         self.router_ids.remove(router);
         Ok(())
@@ -1227,6 +1248,7 @@ impl Engine {
             counters: ConsumerCounters::default(),
             last_rr: None,
             app_data: opts.app_data,
+            score: crate::score::SendScore::new(),
         };
         let ckey = self.consumers.insert(consumer);
         self.consumer_ids.insert(id, ckey);
@@ -1254,6 +1276,7 @@ impl Engine {
             });
             let _ = self.close_consumer(&cid);
         }
+        self.observers_producer_closed(pkey);
         let p = self.producers.remove(pkey);
         self.producer_ids.remove(producer);
         if let Some(t) = self.transports.get_mut(p.transport) {
@@ -1297,6 +1320,7 @@ impl Engine {
             return Ok(());
         }
         self.producers[pkey].paused = paused;
+        self.observers_producer_paused(pkey, paused);
         let consumers = self.producers[pkey].consumers.clone();
         let now = Instant::now();
         for c in consumers {
@@ -2006,7 +2030,7 @@ impl Engine {
                         "packetsRetransmitted": s.rtx_packets,
                         "packetsLost": s.stats.packets_lost(),
                         "jitter": s.stats.jitter(),
-                        "score": 10,
+                        "score": s.score.score(),
                     })
                 })
                 .collect(),
@@ -2027,7 +2051,7 @@ impl Engine {
             "mimeType": mime, "packetCount": c.counters.packets, "byteCount": c.counters.bytes,
             "packetsRetransmitted": c.counters.retransmitted, "nackCount": c.counters.nacks,
             "pliCount": c.counters.keyframe_requests,
-            "fractionLost": c.last_rr.map(|r| r.0).unwrap_or(0), "score": 10,
+            "fractionLost": c.last_rr.map(|r| r.0).unwrap_or(0), "score": c.score.score(),
         })];
         if let Some((_, Some(rtt))) = c.last_rr {
             // mediasoup reports milliseconds, with fractions.
@@ -2371,11 +2395,26 @@ impl Engine {
         } else {
             stream.stats.on_packet(hdr.sequence, hdr.timestamp, arrival);
         }
-        let overflow = stream.store.is_some()
-            && stream.nack.on_packet(hdr.sequence, keyframe)
-                == crate::rtp_stream::SeqStatus::Overflow;
+        let score_changed = stream.score.on_packet() || stream.packets == 1;
+        let seq_status = stream
+            .store
+            .is_some()
+            .then(|| stream.nack.on_packet(hdr.sequence, keyframe));
+        if is_rtx && seq_status == Some(crate::rtp_stream::SeqStatus::Recovered) {
+            stream.repaired += 1;
+        }
+        let overflow = seq_status == Some(crate::rtp_stream::SeqStatus::Overflow);
+        p.score_dirty |= score_changed;
         if p.paused {
             return;
+        }
+        // RTP observers: the audio level into their counters (no allocation, no Lua).
+        if !p.observers.is_empty() && p.audio_level_ext != 0 {
+            if let Some((level, _)) = rtp::find_extension(&buf[..len], &hdr, p.audio_level_ext)
+                .and_then(crate::observer::parse_audio_level)
+            {
+                self.observers.on_level(&p.observers, pkey, level, now);
+            }
         }
         let mut need_keyframe = overflow;
         for &ckey in &p.consumers {
@@ -2488,6 +2527,7 @@ impl Engine {
         // Feedback is handled after parsing so the packet buffer is not borrowed while sending.
         let mut nacks: Vec<(u32, u16)> = Vec::new();
         let mut keyframe_ssrcs: Vec<u32> = Vec::new();
+        let mut score_changed: Vec<usize> = Vec::new();
         for pkt in rtcp::RtcpIter::new(&buf[..len]) {
             let Ok(pkt) = pkt else {
                 self.drops.bad_rtp += 1;
@@ -2514,7 +2554,13 @@ impl Engine {
                                 block.lsr,
                                 block.dlsr,
                             );
-                            self.consumers[c].last_rr = Some((block.fraction_lost, rtt));
+                            let cc = &mut self.consumers[c];
+                            cc.last_rr = Some((block.fraction_lost, rtt));
+                            let (sent, rtx) = (cc.counters.packets, cc.counters.retransmitted);
+                            let lost = i64::from(block.cumulative_lost);
+                            if cc.score.on_receiver_report(sent, lost, rtx, rtx).is_some() {
+                                score_changed.push(c);
+                            }
                         }
                     }
                 }
@@ -2535,6 +2581,9 @@ impl Engine {
                 }
                 _ => {}
             }
+        }
+        for c in score_changed {
+            self.emit_consumer_score(c);
         }
         for ssrc in keyframe_ssrcs {
             if let Some(c) = self.consumer_by_ssrc(tkey, ssrc) {
@@ -2637,10 +2686,12 @@ impl Engine {
         self.next_tick = Some(now + TICK);
         self.send_nacks(now);
         self.sctp_timers(now);
+        self.run_observers(now);
         if self.next_report.is_none_or(|t| now >= t) {
             self.next_report = Some(now + REPORT_INTERVAL);
             self.check_ice(now);
             self.send_reports(now);
+            self.update_scores(now);
             self.select_layers(now);
         }
     }

@@ -313,6 +313,33 @@ impl SendScore {
     }
 }
 
+/// One encoding's score in a producer's `score` event (mediasoup's shape).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerScore {
+    /// Index of the encoding in the producer's `rtpParameters.encodings`.
+    pub encoding_idx: usize,
+    /// SSRC of the stream.
+    pub ssrc: u32,
+    /// RID of the stream (simulcast), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    /// Score 0..=10.
+    pub score: u8,
+}
+
+/// A consumer's `score` event (mediasoup's shape).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumerScore {
+    /// Score of the stream the consumer sends, 0..=10.
+    pub score: u8,
+    /// Score of the producer stream currently forwarded (0 when none).
+    pub producer_score: u8,
+    /// Scores of all the producer's encodings (0 for one not received yet).
+    pub producer_scores: Vec<u8>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

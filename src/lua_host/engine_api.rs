@@ -25,6 +25,8 @@ use super::Host;
 
 #[path = "data_api.rs"]
 pub mod data_api;
+#[path = "observer_api.rs"]
+pub mod observer_api;
 
 thread_local! {
     static CTX: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
@@ -106,13 +108,14 @@ impl ObjKind {
                 "tuple",
                 "close",
             ],
-            ObjKind::Producer => &["transportclose"],
+            ObjKind::Producer => &["transportclose", "score"],
             ObjKind::Consumer => &[
                 "producerclose",
                 "transportclose",
                 "producerpause",
                 "producerresume",
                 "layerschange",
+                "score",
             ],
         }
     }
@@ -144,6 +147,7 @@ impl Callbacks {
     /// Forgets every object of a room (it closed).
     pub fn drop_room(&self, room: &str) {
         data_api::drop_room(room);
+        observer_api::drop_room(room);
         self.objs.borrow_mut().retain(|_, o| {
             if o.room == room {
                 o.closed.set(true);
@@ -554,13 +558,14 @@ impl UserData for LuaObj {
 
         // ---- data channels: router:createDirectTransport, transport:produceData/consumeData
         data_api::add_methods(methods);
+        // ---- RTP observers: router:createAudioLevelObserver / createActiveSpeakerObserver
+        observer_api::add_methods(methods);
 
         // ---- events
         methods.add_method("on", |_, this, (event, f): (String, Function)| {
             let allowed = this.0.kind.events();
             if !allowed.contains(&event.as_str()) {
                 let hint = match event.as_str() {
-                    "score" => " (scores are not built yet)",
                     "trace" => " (traces are not built yet)",
                     _ => "",
                 };
@@ -674,7 +679,7 @@ fn new_obj(
 /// Engine observer (on the worker thread): updates object state, then runs the callbacks.
 fn on_event(ev: &EngineEvent) {
     let Some(host) = Host::current() else { return };
-    if data_api::on_event(&host, ev) {
+    if data_api::on_event(&host, ev) || observer_api::on_event(&host, ev) {
         return;
     }
     let (id, name, gone): (Uuid, &str, bool) = match ev {
@@ -691,6 +696,8 @@ fn on_event(ev: &EngineEvent) {
         EngineEvent::ConsumerProducerPause { consumer } => (*consumer, "producerpause", false),
         EngineEvent::ConsumerProducerResume { consumer } => (*consumer, "producerresume", false),
         EngineEvent::ConsumerLayersChange { consumer, .. } => (*consumer, "layerschange", false),
+        EngineEvent::ProducerScore { producer, .. } => (*producer, "score", false),
+        EngineEvent::ConsumerScore { consumer, .. } => (*consumer, "score", false),
         #[allow(unreachable_patterns)]
         _ => return,
     };
@@ -759,6 +766,10 @@ fn event_args(lua: &Lua, ev: &EngineEvent) -> mlua::Result<mlua::MultiValue> {
                 .into_lua_multi(lua),
             None => Value::Nil.into_lua_multi(lua),
         },
+        // mediasoup's shapes: [{encodingIdx, ssrc, rid?, score}] and
+        // {score, producerScore, producerScores}.
+        EngineEvent::ProducerScore { scores, .. } => lua.to_value(scores)?.into_lua_multi(lua),
+        EngineEvent::ConsumerScore { score, .. } => lua.to_value(score)?.into_lua_multi(lua),
         _ => ().into_lua_multi(lua),
     }
 }
