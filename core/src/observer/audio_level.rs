@@ -247,7 +247,7 @@ impl<K: Copy + Eq> AudioLevelObserver<K> {
         }
         self.silence = false;
         // Loudest first; stable, so ties keep the order producers were added in.
-        loud.sort_by(|a, b| b.1.cmp(&a.1));
+        loud.sort_by_key(|e| std::cmp::Reverse(e.1));
         loud.truncate(self.opts.max_entries as usize);
         Some(AudioLevelEvent::Volumes(loud))
     }
