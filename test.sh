@@ -47,4 +47,11 @@ if ! ( cd tests/browser && node run.mjs --broadcaster ); then
   status=1
   echo "browser broadcaster scenario failed; server log: $log" >&2
 fi
+echo "-- 1:1 call pages (README, \"1:1 calls\"): socket.io (seed 003) and /call WebSocket (seed 004)"
+for flow in socketio ws; do
+  if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" node calls.mjs $flow ); then
+    status=1
+    echo "call scenario $flow failed; server log: $log" >&2
+  fi
+done
 exit $status

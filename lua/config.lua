@@ -111,6 +111,21 @@ return {
     createRooms = true,
   },
 
+  -- The 1:1 call system (README, "1:1 calls"): socket.io and plain WebSocket signaling served
+  -- by Lua scripts on worker 0, and its pages under /calls/. An empty script name turns the
+  -- endpoint off.
+  calls = {
+    socketIoScript = "lua/calls/socketio_room.lua",
+    socketIoPath = "/socket.io/",
+    wsScript = "lua/calls/call_relay.lua",
+    wsPath = "/call",
+    -- Peers per room; a joiner beyond it gets `full` (the shipped scripts read it).
+    roomCapacity = 2,
+    pages = true,
+    pingIntervalMs = 25000,
+    pingTimeoutMs = 20000,
+  },
+
   -- Allow POST /admin/reload from 127.0.0.1 (SIGHUP does the same).
   adminReload = true,
 }

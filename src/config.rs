@@ -189,6 +189,74 @@ impl Default for HttpApiConfig {
     }
 }
 
+/// The 1:1 call system's signaling (socket.io and the `/call` WebSocket, served by Lua scripts)
+/// and its pages.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallsConfig {
+    /// Script serving socket.io sockets; an empty string → no socket.io endpoint.
+    #[serde(default = "default_socket_io_script")]
+    pub socket_io_script: Option<String>,
+    /// Path of the socket.io endpoint (the client's default).
+    #[serde(default = "default_socket_io_path")]
+    pub socket_io_path: String,
+    /// Script serving the plain WebSocket call relay; an empty string → no such endpoint.
+    #[serde(default = "default_call_script")]
+    pub ws_script: Option<String>,
+    /// Path of the plain WebSocket call relay.
+    #[serde(default = "default_call_path")]
+    pub ws_path: String,
+    /// Peers per room in the shipped scripts (a joiner beyond it gets `full`).
+    #[serde(default = "default_room_capacity")]
+    pub room_capacity: u32,
+    /// Serve the call pages (`/calls/socketio.html`, `/calls/ws.html`, the socket.io client).
+    #[serde(default = "yes")]
+    pub pages: bool,
+    /// Engine.IO ping interval in milliseconds.
+    #[serde(default = "default_ping_interval_ms")]
+    pub ping_interval_ms: u64,
+    /// Engine.IO ping timeout in milliseconds.
+    #[serde(default = "default_ping_timeout_ms")]
+    pub ping_timeout_ms: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            socket_io_script: default_socket_io_script(),
+            socket_io_path: default_socket_io_path(),
+            ws_script: default_call_script(),
+            ws_path: default_call_path(),
+            room_capacity: default_room_capacity(),
+            pages: true,
+            ping_interval_ms: default_ping_interval_ms(),
+            ping_timeout_ms: default_ping_timeout_ms(),
+        }
+    }
+}
+
+fn default_socket_io_script() -> Option<String> {
+    Some("lua/calls/socketio_room.lua".into())
+}
+fn default_socket_io_path() -> String {
+    "/socket.io/".into()
+}
+fn default_call_script() -> Option<String> {
+    Some("lua/calls/call_relay.lua".into())
+}
+fn default_call_path() -> String {
+    "/call".into()
+}
+fn default_room_capacity() -> u32 {
+    2
+}
+fn default_ping_interval_ms() -> u64 {
+    25_000
+}
+fn default_ping_timeout_ms() -> u64 {
+    20_000
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -224,6 +292,9 @@ pub struct Config {
     /// The `/rooms/:roomId/...` HTTP API.
     #[serde(default)]
     pub http_api: HttpApiConfig,
+    /// The call system's signaling (socket.io, `/call`).
+    #[serde(default)]
+    pub calls: CallsConfig,
     /// Directory relative script paths are also looked up in (the config file's parent's
     /// parent, so `lua/rooms/x.lua` works next to `lua/config.lua`). Not a config key.
     #[serde(skip)]
@@ -423,6 +494,27 @@ impl Config {
                     self.web_rtc_transport.ice_consent_timeout
                 ),
             ));
+        }
+        if self.calls.room_capacity == 0 {
+            return Err(ConfigError::Key {
+                name: name.to_owned(),
+                key: "calls.roomCapacity".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if !self.calls.socket_io_path.starts_with('/') || !self.calls.ws_path.starts_with('/') {
+            return Err(ConfigError::Key {
+                name: name.to_owned(),
+                key: "calls.socketIoPath/wsPath".into(),
+                message: "paths must start with /".into(),
+            });
+        }
+        if self.calls.ping_interval_ms < 100 || self.calls.ping_timeout_ms < 100 {
+            return Err(ConfigError::Key {
+                name: name.to_owned(),
+                key: "calls.pingIntervalMs/pingTimeoutMs".into(),
+                message: "must be at least 100".into(),
+            });
         }
         if self.lua.instruction_limit < 1000 {
             return Err(bad(

@@ -2,6 +2,7 @@
 //! ([`lua_host`]), the room registry ([`registry`]), worker threads ([`executor`]), the protoo
 //! and HTTP glue ([`signaling`]) and the startable server ([`server`]).
 
+pub mod calls;
 pub mod config;
 pub mod executor;
 pub mod lua_host;

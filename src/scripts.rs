@@ -21,6 +21,14 @@ const EMBEDDED: &[(&str, &str)] = &[
         "lua/http/broadcasters.lua",
         include_str!("../lua/http/broadcasters.lua"),
     ),
+    (
+        "lua/calls/socketio_room.lua",
+        include_str!("../lua/calls/socketio_room.lua"),
+    ),
+    (
+        "lua/calls/call_relay.lua",
+        include_str!("../lua/calls/call_relay.lua"),
+    ),
 ];
 
 /// Why a script could not be loaded.

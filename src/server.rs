@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use ringsfu_plugins::{ServerConfig, ServerHandle, TlsFiles};
+use std::time::Duration;
+
+use ringsfu_plugins::{ServerConfig, ServerHandle, SessionRoutes, TlsFiles};
 use serde_json::json;
 
 use crate::config::Config;
@@ -87,10 +89,15 @@ pub async fn start_with(
     routes: Vec<Route>,
     workers: Vec<Arc<dyn WorkerExec>>,
 ) -> Result<Server, StartError> {
+    let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    let socket_io_script = nonempty(&config.calls.socket_io_script);
+    let ws_script = nonempty(&config.calls.ws_script);
     let extra = config
         .http_api
         .script
         .iter()
+        .chain(socket_io_script.iter())
+        .chain(ws_script.iter())
         .map(|p| ScriptSource::Path(p.clone()))
         .collect();
     let scripts = Arc::new(ScriptStore::with_extra(
@@ -113,6 +120,7 @@ pub async fn start_with(
                 "enableUdp": config.web_rtc.enable_udp,
                 "enableTcp": config.web_rtc.enable_tcp,
             },
+            "calls": config.calls,
         }),
     });
     let shared = Arc::new(Shared {
@@ -121,6 +129,7 @@ pub async fn start_with(
         host,
         scripts,
         admin_reload: config.admin_reload,
+        call_pages: config.calls.pages,
     });
     let mut sc = ServerConfig::new(SocketAddr::new(config.http.listen_ip, config.http.port));
     if let (Some(cert), Some(key)) = (&config.http.tls.cert, &config.http.tls.key) {
@@ -130,10 +139,28 @@ pub async fn start_with(
         });
     }
     sc.static_dir = config.http.static_dir.clone();
-    let signaling = ringsfu_plugins::serve(
+    let sessions = (socket_io_script.is_some() || ws_script.is_some()).then(|| SessionRoutes {
+        handler: Arc::new(crate::calls::Sessions {
+            workers: shared.workers.clone(),
+            host: shared.host.clone(),
+            socket_io_script: socket_io_script.clone(),
+            ws_script: ws_script.clone(),
+        }),
+        socket_io_path: socket_io_script
+            .as_ref()
+            .map(|_| config.calls.socket_io_path.clone()),
+        ws_paths: ws_script
+            .iter()
+            .map(|_| config.calls.ws_path.clone())
+            .collect(),
+        ping_interval: Duration::from_millis(config.calls.ping_interval_ms),
+        ping_timeout: Duration::from_millis(config.calls.ping_timeout_ms),
+    });
+    let signaling = ringsfu_plugins::serve_with_sessions(
         sc,
         Arc::new(Protoo(shared.clone())),
         Arc::new(Http(shared.clone())),
+        sessions,
     )
     .await?;
     Ok(Server { signaling, shared })

@@ -27,6 +27,8 @@ pub struct Shared {
     pub scripts: Arc<ScriptStore>,
     /// Whether POST /admin/reload is served (from loopback only).
     pub admin_reload: bool,
+    /// Whether the call pages (`GET /calls/...`) are served.
+    pub call_pages: bool,
 }
 
 /// The protoo handler.
@@ -82,6 +84,7 @@ impl HttpHandler for Http {
                     room_api(&shared, req).await
                 }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
+                ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));

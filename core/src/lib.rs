@@ -1,29 +1,32 @@
 //! ringsfu-core: the forwarding engine.
 //!
-//! Sans-IO protocol modules (stun, ice, srtp, rtp, rtcp, ortc) are state machines fed bytes and
-//! time; [`engine::Engine`] ties them into the per-worker media graph; [`worker`] runs one engine per
-//! pinned thread and [`io`] only moves bytes.
+//! The folders show the layers, bottom to top:
+//!
+//! - [`proto`]: sans-IO protocol modules (STUN, ICE-lite, DTLS, SRTP, RTP, RTCP, SCTP, DCEP,
+//!   codec payload inspection, transport tuples): state machines fed bytes and time.
+//! - [`ortc`]: RTP/SCTP parameter types and mediasoup's ORTC negotiation as pure functions.
+//! - [`transport`]: the per-peer state of a WebRtcTransport or PlainTransport.
+//! - [`graph`]: the media graph: routers, producers, consumers (`Consumer::forward`), per-stream
+//!   receive state, data producers/consumers.
+//! - [`engine`]: one per worker; demultiplexes packets to transports and ties the layers together
+//!   (packet path, RTCP feedback, data channels, close cascades, stats).
+//! - [`worker`] runs one engine per pinned thread; [`io`] only moves bytes.
+//!
+//! The old flat module paths (`ringsfu_core::stun`, `ringsfu_core::producer`, ...) are kept as
+//! re-exports so code outside the core does not depend on the folder layout.
 
-pub mod codecs;
-pub mod consumer;
-pub mod data;
-pub mod data_channel;
-pub mod dtls;
 pub mod engine;
-pub mod ice;
+pub mod graph;
 pub mod io;
 pub mod observer;
 pub mod ortc;
-pub mod producer;
-pub mod router;
-pub mod rtcp;
-pub mod rtp;
-pub mod rtp_parameters;
-pub mod rtp_stream;
+pub mod proto;
 pub mod score;
-pub mod sctp;
-pub mod srtp;
-pub mod stun;
+pub mod sdp;
 pub mod transport;
-pub mod tuple;
 pub mod worker;
+
+// Flat paths of the previous layout.
+pub use graph::{consumer, data, producer, router, rtp_stream};
+pub use ortc::parameters as rtp_parameters;
+pub use proto::{codecs, data_channel, dtls, ice, rtcp, rtp, sctp, srtp, stun, tuple};

@@ -328,16 +328,27 @@ pub struct ProducerScore {
     pub score: u8,
 }
 
-/// A consumer's `score` event (mediasoup's shape).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+/// A consumer's `score` event (mediasoup's shape: `{score, producerScore, producerScores}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerScore {
     /// Score of the stream the consumer sends, 0..=10.
     pub score: u8,
     /// Score of the producer stream currently forwarded (0 when none).
     pub producer_score: u8,
-    /// Scores of all the producer's encodings (0 for one not received yet).
-    pub producer_scores: Vec<u8>,
+    /// Scores of all the producer's encodings (0 for one not received yet); shared by the
+    /// events of all the producer's consumers (one allocation per producer score change).
+    pub producer_scores: std::sync::Arc<[u8]>,
+}
+
+impl serde::Serialize for ConsumerScore {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ConsumerScore", 3)?;
+        st.serialize_field("score", &self.score)?;
+        st.serialize_field("producerScore", &self.producer_score)?;
+        st.serialize_field("producerScores", &self.producer_scores[..])?;
+        st.end()
+    }
 }
 
 #[cfg(test)]

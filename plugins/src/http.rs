@@ -46,6 +46,13 @@ pub enum HttpBody {
     Text(String),
     /// No body.
     Empty,
+    /// Bytes with their content type (pages and scripts served from the binary).
+    Raw {
+        /// `Content-Type` header value.
+        content_type: &'static str,
+        /// The bytes.
+        data: Bytes,
+    },
 }
 
 /// The handler's answer.
@@ -71,6 +78,17 @@ impl HttpResponse {
         HttpResponse {
             status,
             body: HttpBody::Text(body.into()),
+        }
+    }
+
+    /// A response with a static body and content type.
+    pub fn raw(status: u16, content_type: &'static str, data: &'static [u8]) -> Self {
+        HttpResponse {
+            status,
+            body: HttpBody::Raw {
+                content_type,
+                data: Bytes::from_static(data),
+            },
         }
     }
 
@@ -194,6 +212,7 @@ fn to_hyper(answer: HttpResponse) -> Response<Full<Bytes>> {
         HttpBody::Json(v) => (Some("application/json"), Bytes::from(v.to_string())),
         HttpBody::Text(t) => (Some("text/plain; charset=utf-8"), Bytes::from(t)),
         HttpBody::Empty => (None, Bytes::new()),
+        HttpBody::Raw { content_type, data } => (Some(content_type), data),
     };
     let mut resp = Response::new(Full::new(data));
     *resp.status_mut() = status;

@@ -23,12 +23,14 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod engineio;
 mod error;
 mod http;
 pub mod message;
 mod peer;
 mod protoo;
 mod server;
+mod session;
 mod static_files;
 mod tls;
 mod ws;
@@ -41,7 +43,11 @@ pub use crate::error::{PluginError, ProtooError};
 pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
 pub use crate::peer::PeerHandle;
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
-pub use crate::server::{serve, ServerHandle};
+pub use crate::server::{serve, serve_with_sessions, ServerHandle};
+pub use crate::session::{
+    dropped_frames, SessionHandle, SessionHandler, SessionInbound, SessionKind, SessionOpen,
+    SessionOutbound, SessionRoutes,
+};
 
 /// A boxed, sendable future: what handlers return, so they can be trait objects.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

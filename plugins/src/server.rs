@@ -36,6 +36,10 @@ pub(crate) struct Ctx {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Runtime for request timers, so `PeerHandle::request` works from any thread.
     pub(crate) runtime: tokio::runtime::Handle,
+    /// socket.io and plain WebSocket event sessions (the call scripts), if served.
+    pub(crate) sessions: Option<crate::session::SessionRoutes>,
+    /// Live Engine.IO sessions.
+    pub(crate) eio: crate::engineio::Registry,
 }
 
 /// A running server. Dropping it (or calling [`ServerHandle::shutdown`]) stops accepting
@@ -82,6 +86,17 @@ pub async fn serve(
     protoo: Arc<dyn ProtooHandler>,
     http: Arc<dyn HttpHandler>,
 ) -> Result<ServerHandle, PluginError> {
+    serve_with_sessions(config, protoo, http, None).await
+}
+
+/// Like [`serve`], also serving socket.io and plain WebSocket event sessions on the paths of
+/// `sessions` (see [`crate::SessionHandler`]).
+pub async fn serve_with_sessions(
+    config: ServerConfig,
+    protoo: Arc<dyn ProtooHandler>,
+    http: Arc<dyn HttpHandler>,
+    sessions: Option<crate::session::SessionRoutes>,
+) -> Result<ServerHandle, PluginError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| PluginError::NoRuntime)?;
     let acceptor = match &config.tls {
         Some(files) => Some(TlsAcceptor::from(crate::tls::server_config(files)?)),
@@ -105,6 +120,8 @@ pub async fn serve(
         http,
         shutdown: shutdown_rx,
         runtime,
+        sessions,
+        eio: crate::engineio::Registry::default(),
     });
     let accept_task = tokio::spawn(accept_loop(listener, acceptor, ctx));
     log::info!(
@@ -162,7 +179,9 @@ where
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ctx = ctx.clone();
         async move {
-            let resp = if crate::ws::is_upgrade(req.headers()) {
+            let resp = if crate::session::claims(&req, &ctx) {
+                crate::session::handle(req, remote_addr, ctx).await
+            } else if crate::ws::is_upgrade(req.headers()) {
                 crate::ws::handle_upgrade(req, remote_addr, ctx).await
             } else {
                 crate::http::handle_http(req, remote_addr, ctx).await
@@ -189,7 +208,7 @@ where
 }
 
 /// Resolves once the server is shutting down (flag set or sender dropped).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard wait_for returns is not Send: drop it here, not in the caller's future.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }

@@ -5,6 +5,7 @@
 //! and the state's memory cap; host calls that wait (a peer's answer, a sleep) yield it, and the
 //! worker's packet loop never waits for Lua.
 
+pub mod calls;
 pub mod engine_api;
 mod globals;
 pub mod room;

@@ -2,6 +2,7 @@
 //! observer API calls, the hooks producers' lifecycle calls, score updates on the report
 //! timer and the events they produce. Kept apart from the packet path, which only counts.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -225,24 +226,30 @@ impl Engine {
             producer: p.id,
             scores,
         });
+        // One shared list for all consumers: timer work, but it should not cost an allocation
+        // per consumer.
+        let shared = self.producer_scores(pkey);
         for i in 0..self.producers[pkey].consumers.len() {
             let ckey = self.producers[pkey].consumers[i];
-            self.emit_consumer_score(ckey);
+            self.push_consumer_score(ckey, &shared);
         }
     }
 
-    /// Queues a consumer's `ConsumerScore` event.
-    pub(super) fn emit_consumer_score(&mut self, ckey: usize) {
-        let Some(c) = self.consumers.get(ckey) else {
-            return;
-        };
-        let p = &self.producers[c.producer];
-        let producer_scores: Vec<u8> = p
+    /// Each encoding's score (0 for one not received yet).
+    fn producer_scores(&self, pkey: usize) -> Arc<[u8]> {
+        self.producers[pkey]
             .streams
             .iter()
             .map(|s| if s.packets > 0 { s.score.score() } else { 0 })
-            .collect();
-        let forwarded = c.current_layer.or((p.streams.len() == 1).then_some(0));
+            .collect()
+    }
+
+    fn push_consumer_score(&mut self, ckey: usize, producer_scores: &Arc<[u8]>) {
+        let Some(c) = self.consumers.get(ckey) else {
+            return;
+        };
+        let single = self.producers[c.producer].streams.len() == 1;
+        let forwarded = c.current_layer.or(single.then_some(0));
         let producer_score = forwarded
             .and_then(|l| producer_scores.get(l).copied())
             .unwrap_or(0);
@@ -251,9 +258,18 @@ impl Engine {
             score: ConsumerScore {
                 score: c.score.score(),
                 producer_score,
-                producer_scores,
+                producer_scores: producer_scores.clone(),
             },
         };
         self.events.push_back(ev);
+    }
+
+    /// Queues a consumer's `ConsumerScore` event (its own score changed).
+    pub(super) fn emit_consumer_score(&mut self, ckey: usize) {
+        let Some(pkey) = self.consumers.get(ckey).map(|c| c.producer) else {
+            return;
+        };
+        let shared = self.producer_scores(pkey);
+        self.push_consumer_score(ckey, &shared);
     }
 }

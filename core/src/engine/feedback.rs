@@ -1,0 +1,350 @@
+//! RTCP: received feedback (NACK → retransmission, PLI/FIR → key-frame request, receiver
+//! reports), and the timers: ICE consent, NACK generation, SR/RR reports, simulcast layer selection.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn handle_rtcp(
+        &mut self,
+        tkey: usize,
+        buf: &mut Box<[u8]>,
+        len: usize,
+        now: Instant,
+    ) {
+        let t = &mut self.transports[tkey];
+        let is_webrtc = t.webrtc().is_some();
+        let len = match t.srtp_in.as_mut() {
+            Some(ctx) => match ctx.unprotect_rtcp(buf, len) {
+                Ok(n) => n,
+                Err(_) => {
+                    t.counters.srtp_drops += 1;
+                    self.drops.srtp += 1;
+                    return;
+                }
+            },
+            None if is_webrtc => {
+                self.drops.srtp += 1;
+                return;
+            }
+            None => len,
+        };
+        t.counters.rtcp_packets_received += 1;
+        // Feedback is handled after parsing so the packet buffer is not borrowed while sending.
+        let mut nacks: Vec<(u32, u16)> = Vec::new();
+        let mut keyframe_ssrcs: Vec<u32> = Vec::new();
+        let mut score_changed: Vec<usize> = Vec::new();
+        for pkt in rtcp::RtcpIter::new(&buf[..len]) {
+            let Ok(pkt) = pkt else {
+                self.drops.bad_rtp += 1;
+                break;
+            };
+            match pkt {
+                RtcpPacket::SenderReport { info, .. } => {
+                    if let Some(&(pkey, layer, false)) = t.ssrc_table.get(&info.ssrc) {
+                        let s = &mut self.producers[pkey].streams[layer];
+                        s.last_sr = Some((info.ntp_middle(), now));
+                        s.stats.on_sender_report(info.ntp_sec, info.ntp_frac, now);
+                    }
+                }
+                RtcpPacket::ReceiverReport { reports, .. } => {
+                    for block in reports {
+                        if let Some(&c) = t
+                            .consumers
+                            .iter()
+                            .find(|c| self.consumers[**c].ssrc == block.ssrc)
+                        {
+                            let (sec, frac) = ntp_now();
+                            let rtt = rtcp::rtt_from_report(
+                                (sec << 16) | (frac >> 16),
+                                block.lsr,
+                                block.dlsr,
+                            );
+                            let cc = &mut self.consumers[c];
+                            cc.last_rr = Some((block.fraction_lost, rtt));
+                            let (sent, rtx) = (cc.counters.packets, cc.counters.retransmitted);
+                            let lost = i64::from(block.cumulative_lost);
+                            if cc.score.on_receiver_report(sent, lost, rtx, rtx).is_some() {
+                                score_changed.push(c);
+                            }
+                        }
+                    }
+                }
+                RtcpPacket::Nack {
+                    media_ssrc, items, ..
+                } => {
+                    for seq in items.lost_seqs() {
+                        if nacks.len() < 512 {
+                            nacks.push((media_ssrc, seq));
+                        }
+                    }
+                }
+                RtcpPacket::Pli { media_ssrc, .. } => keyframe_ssrcs.push(media_ssrc),
+                RtcpPacket::Fir { entries, .. } => {
+                    for e in entries {
+                        keyframe_ssrcs.push(e.ssrc);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for c in score_changed {
+            self.emit_consumer_score(c);
+        }
+        for ssrc in keyframe_ssrcs {
+            if let Some(c) = self.consumer_by_ssrc(tkey, ssrc) {
+                self.consumers[c].counters.keyframe_requests += 1;
+                self.consumer_wants_keyframe(c, now);
+            }
+        }
+        let mut last_ssrc = None;
+        for (ssrc, seq) in nacks {
+            let Some(ckey) = self.consumer_by_ssrc(tkey, ssrc) else {
+                continue;
+            };
+            if last_ssrc != Some(ssrc) {
+                self.consumers[ckey].counters.nacks += 1;
+                last_ssrc = Some(ssrc);
+            }
+            self.retransmit(ckey, seq);
+        }
+    }
+
+    pub(super) fn consumer_by_ssrc(&self, tkey: usize, ssrc: u32) -> Option<usize> {
+        self.transports[tkey]
+            .consumers
+            .iter()
+            .copied()
+            .find(|c| self.consumers[*c].ssrc == ssrc)
+    }
+
+    pub(super) fn retransmit(&mut self, ckey: usize, consumer_seq: u16) {
+        let c = &mut self.consumers[ckey];
+        let Some(layer) = c.current_layer else { return };
+        let p = &self.producers[c.producer];
+        let pseq = c.producer_seq(consumer_seq);
+        let Some(stored) = p.streams[layer].store.as_ref().and_then(|s| s.get(pseq)) else {
+            c.counters.nack_misses += 1;
+            return;
+        };
+        let Ok(hdr) = RtpHeader::parse(stored) else {
+            return;
+        };
+        let ct = &mut self.transports[c.transport];
+        if !ct.can_send() {
+            return;
+        }
+        let dst = self.tx.next_buffer();
+        let Some(n) = c.write_retransmission(stored, &hdr, consumer_seq, dst) else {
+            return;
+        };
+        let n = match ct.srtp_out.as_mut() {
+            Some(ctx) => match ctx.protect_rtp(dst, n) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            None => n,
+        };
+        if let Some(route) = ct.route {
+            self.tx.commit(n, route);
+        }
+    }
+
+    /// Builds an RTCP packet with `build` into a send buffer, protects it and queues it to the
+    /// transport's RTCP destination.
+    pub(super) fn send_rtcp(
+        &mut self,
+        tkey: usize,
+        build: impl FnOnce(&Transport, &mut [u8]) -> Result<usize, rtcp::RtcpError>,
+    ) {
+        let Some(t) = self.transports.get_mut(tkey) else {
+            return;
+        };
+        let Some(route) = t.rtcp_route else { return };
+        let is_webrtc = t.webrtc().is_some();
+        if is_webrtc && t.srtp_out.is_none() {
+            return;
+        }
+        let dst = self.tx.next_buffer();
+        let n = match build(t, &mut dst[..PACKET_BUF_SIZE - 64]) {
+            Ok(n) if n > 0 => n,
+            _ => return,
+        };
+        let n = match t.srtp_out.as_mut() {
+            Some(ctx) => match ctx.protect_rtcp(dst, n) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            None => n,
+        };
+        t.counters.rtcp_packets_sent += 1;
+        self.tx.commit(n, route);
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Runs timers: NACKs upstream (every tick), receiver/sender reports, ICE consent and simulcast
+    /// layer selection (every second).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_tick.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_tick = Some(now + TICK);
+        self.send_nacks(now);
+        self.sctp_timers(now);
+        self.run_observers(now);
+        if self.next_report.is_none_or(|t| now >= t) {
+            self.next_report = Some(now + REPORT_INTERVAL);
+            self.check_ice(now);
+            self.send_reports(now);
+            self.update_scores(now);
+            self.select_layers(now);
+        }
+    }
+
+    pub(super) fn check_ice(&mut self, now: Instant) {
+        for (_, t) in self.transports.iter_mut() {
+            let id = t.id;
+            if let TransportKind::WebRtc(w) = &mut t.kind {
+                w.ice.handle_timeout(now);
+                while let Some(ev) = w.ice.poll_event() {
+                    if let IceEvent::StateChanged(state) = ev {
+                        self.events.push_back(EngineEvent::IceStateChange {
+                            transport: id,
+                            state,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_nacks(&mut self, now: Instant) {
+        // Index walk instead of collecting keys: this runs every tick and must not allocate.
+        for pkey in 0..self.producers.capacity() {
+            if !self.producers.contains(pkey) {
+                continue;
+            }
+            let nstreams = self.producers[pkey].streams.len();
+            for i in 0..nstreams {
+                let mut lost = std::mem::take(&mut self.nack_scratch);
+                lost.clear();
+                let p = &mut self.producers[pkey];
+                let s = &mut p.streams[i];
+                if s.store.is_none() {
+                    self.nack_scratch = lost;
+                    continue;
+                }
+                s.nack.poll_nacks(now, &mut lost);
+                let media = s.ssrc;
+                let tkey = p.transport;
+                if let (false, Some(media)) = (lost.is_empty(), media) {
+                    let seqs = &lost;
+                    self.send_rtcp(tkey, |t, buf| {
+                        let a = rtcp::write_rr(buf, t.rtcp_ssrc, &[])?;
+                        Ok(a + rtcp::write_nack(&mut buf[a..], t.rtcp_ssrc, media, seqs)?)
+                    });
+                }
+                self.nack_scratch = lost;
+            }
+        }
+    }
+
+    pub(super) fn send_reports(&mut self, now: Instant) {
+        // Index walks and a stack buffer: once a second per transport, but still no allocation.
+        let (ntp_sec, ntp_frac) = ntp_now();
+        let mut pkt = [0u8; 1200];
+        for tkey in 0..self.transports.capacity() {
+            let Some(t) = self.transports.get(tkey) else {
+                continue;
+            };
+            let sender = t.rtcp_ssrc;
+            // Receiver reports for what this peer sends us (at most 31 blocks per RR).
+            let mut blocks = [rtcp::ReportBlock::default(); 31];
+            let mut nblocks = 0;
+            for i in 0..t.producers.len() {
+                let pkey = self.transports[tkey].producers[i];
+                for s in self.producers[pkey].streams.iter_mut() {
+                    if s.ssrc.is_some() && nblocks < blocks.len() {
+                        blocks[nblocks] = s.stats.fill_report_block(now);
+                        nblocks += 1;
+                    }
+                }
+            }
+            if nblocks > 0 {
+                if let Ok(n) = rtcp::write_rr(&mut pkt, sender, &blocks[..nblocks]) {
+                    self.send_rtcp_bytes(tkey, &pkt[..n]);
+                }
+            }
+            // Sender reports + CNAME for what we send this peer.
+            for i in 0..self.transports[tkey].consumers.len() {
+                let c = &self.consumers[self.transports[tkey].consumers[i]];
+                if !c.started {
+                    continue;
+                }
+                let elapsed = c
+                    .last_sent
+                    .map(|t| now.duration_since(t))
+                    .unwrap_or_default();
+                let rtp_ts = c.last_ts.wrapping_add(
+                    ((elapsed.as_micros() as u64 * c.clock_rate as u64) / 1_000_000) as u32,
+                );
+                let sr = rtcp::SenderInfo {
+                    ssrc: c.ssrc,
+                    ntp_sec,
+                    ntp_frac,
+                    rtp_ts,
+                    packet_count: c.counters.packets as u32,
+                    octet_count: c.counters.bytes as u32,
+                };
+                let cname = c.rtp_parameters.rtcp.cname.as_deref().unwrap_or("ringsfu");
+                let n = rtcp::write_sr(&mut pkt, &sr, &[]).and_then(|a| {
+                    Ok(a + rtcp::write_sdes_cname(&mut pkt[a..], sr.ssrc, cname.as_bytes())?)
+                });
+                if let Ok(n) = n {
+                    self.send_rtcp_bytes(tkey, &pkt[..n]);
+                }
+            }
+        }
+    }
+
+    /// Queues an already built plaintext RTCP packet to a transport.
+    pub(super) fn send_rtcp_bytes(&mut self, tkey: usize, data: &[u8]) {
+        self.send_rtcp(tkey, |_, buf| {
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            Ok(n)
+        });
+    }
+
+    /// Picks each simulcast consumer's target layer: the highest active one not above its preference.
+    pub(super) fn select_layers(&mut self, now: Instant) {
+        for ckey in 0..self.consumers.capacity() {
+            if !self.consumers.contains(ckey) {
+                continue;
+            }
+            let c = &self.consumers[ckey];
+            let p = &self.producers[c.producer];
+            if p.streams.len() < 2 {
+                continue;
+            }
+            let max = c
+                .preferred_layer
+                .unwrap_or(usize::MAX)
+                .min(p.streams.len() - 1);
+            let target = (0..=max)
+                .rev()
+                .find(|i| p.streams[*i].is_active(now, LAYER_ACTIVE_WINDOW))
+                .unwrap_or(0);
+            if target != c.target_layer {
+                let pkey = c.producer;
+                let id = c.id;
+                self.consumers[ckey].target_layer = target;
+                self.request_keyframe(pkey, target, now);
+                self.events.push_back(EngineEvent::ConsumerLayersChange {
+                    consumer: id,
+                    spatial_layer: Some(target),
+                });
+            }
+        }
+    }
+}

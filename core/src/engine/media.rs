@@ -1,0 +1,380 @@
+//! Producers and consumers: produce/consume, close, pause/resume, preferred layers and priority,
+//! and key-frame requests (spaced while unanswered).
+
+use super::*;
+
+impl Engine {
+    /// Creates a producer on a transport; returns `{id, kind, type, rtpParameters}`-style JSON.
+    pub fn produce(
+        &mut self,
+        transport: &Uuid,
+        opts: ProduceOptions,
+    ) -> Result<Value, EngineError> {
+        let tkey = self.transport_key(transport)?;
+        let rkey = self.transports[tkey].router;
+        let caps = &self.routers[rkey].rtp_capabilities;
+        let mut rtp_parameters = opts.rtp_parameters.clone();
+        ortc::normalize_rtp_parameters(&mut rtp_parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        ortc::validate_producer_rtp_parameters(opts.kind, &rtp_parameters)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if opts.rtp_parameters.encodings.is_empty() {
+            return Err(EngineError::Invalid(
+                "rtpParameters.encodings is empty".into(),
+            ));
+        }
+        for e in &opts.rtp_parameters.encodings {
+            if let Some(ssrc) = e.ssrc {
+                if self.transports[tkey].ssrc_table.contains_key(&ssrc) {
+                    return Err(EngineError::Invalid(format!("ssrc already exists: {ssrc}")));
+                }
+            }
+        }
+        let mapping = ortc::get_producer_rtp_parameters_mapping(&mut rtp_parameters, caps)
+            .map_err(|e| EngineError::Ortc(e.to_string()))?;
+        let consumable =
+            ortc::get_consumable_rtp_parameters(opts.kind, &rtp_parameters, caps, &mapping)
+                .map_err(|e| EngineError::Ortc(e.to_string()))?;
+        let mapped_ssrcs: Vec<u32> = mapping.encodings.iter().map(|e| e.mapped_ssrc).collect();
+        let id = Uuid::new_v4();
+        let producer = Producer::new(
+            id,
+            opts.kind,
+            tkey,
+            rkey,
+            rtp_parameters.clone(),
+            consumable,
+            &mapped_ssrcs,
+            opts.paused,
+            opts.app_data,
+        );
+        let ptype = producer.producer_type;
+        let pkey = self.producers.insert(producer);
+        self.producer_ids.insert(id, pkey);
+        self.routers[rkey].producers.push(pkey);
+        let t = &mut self.transports[tkey];
+        t.producers.push(pkey);
+        for (i, e) in rtp_parameters.encodings.iter().enumerate() {
+            if let Some(ssrc) = e.ssrc {
+                t.ssrc_table.insert(ssrc, (pkey, i, false));
+            }
+            if let Some(rtx) = &e.rtx {
+                t.ssrc_table.insert(rtx.ssrc, (pkey, i, true));
+            }
+        }
+        if let Some(mid) = &rtp_parameters.mid {
+            t.mid_table.insert(mid.clone(), pkey);
+        }
+        for h in &rtp_parameters.header_extensions {
+            match h.uri.as_str() {
+                "urn:ietf:params:rtp-hdrext:sdes:mid" => t.ext_mid = h.id,
+                "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" => t.ext_rid = h.id,
+                "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" => t.ext_rrid = h.id,
+                _ => {}
+            }
+        }
+        Ok(json!({ "id": id.to_string(), "kind": opts.kind, "type": ptype }))
+    }
+
+    /// Creates a consumer of `opts.producer_id` on a transport; returns mediasoup's consumer data
+    /// `{id, producerId, kind, rtpParameters, type, producerPaused, paused}`.
+    pub fn consume(
+        &mut self,
+        transport: &Uuid,
+        opts: ConsumeOptions,
+    ) -> Result<Value, EngineError> {
+        let tkey = self.transport_key(transport)?;
+        let pkey = self.producer_key(&opts.producer_id)?;
+        if self.producers[pkey].router != self.transports[tkey].router {
+            return Err(EngineError::Invalid(
+                "producer belongs to another router".into(),
+            ));
+        }
+        let p = &self.producers[pkey];
+        let ok = ortc::can_consume(&p.consumable, &opts.rtp_capabilities)
+            .map_err(|e| EngineError::Ortc(e.to_string()))?;
+        if !ok {
+            return Err(EngineError::Ortc(
+                "cannot consume: no codec in common with rtpCapabilities".into(),
+            ));
+        }
+        let mut params = ortc::get_consumer_rtp_parameters(
+            &p.consumable,
+            &opts.rtp_capabilities,
+            false,
+            opts.enable_rtx,
+        )
+        .map_err(|e| EngineError::Ortc(e.to_string()))?;
+        let mid_counter = self.next_mid.entry(tkey).or_insert(0);
+        let mid = mid_counter.to_string();
+        *mid_counter += 1;
+        params.mid = Some(mid.clone());
+
+        let enc = params
+            .encodings
+            .first()
+            .ok_or_else(|| EngineError::Ortc("consumer has no encoding".into()))?;
+        let ssrc = enc
+            .ssrc
+            .ok_or_else(|| EngineError::Ortc("consumer encoding has no ssrc".into()))?;
+        let rtx_pt = params
+            .codecs
+            .iter()
+            .find(|c| is_rtx(&c.mime_type))
+            .map(|c| c.payload_type);
+        let rtx = match (enc.rtx.as_ref(), rtx_pt) {
+            (Some(r), Some(pt)) => Some((r.ssrc, pt)),
+            _ => None,
+        };
+        let mut pt_map = [255u8; 128];
+        for (ppt, rpt) in p.pt_map.iter().enumerate() {
+            if *rpt != 255 && params.codecs.iter().any(|c| c.payload_type == *rpt) {
+                pt_map[ppt] = *rpt;
+            }
+        }
+        let mut ext_map = [0u8; 256];
+        let mut mid_ext = None;
+        for h in &params.header_extensions {
+            if h.uri == "urn:ietf:params:rtp-hdrext:sdes:mid" {
+                mid_ext = Some(h.id);
+            }
+        }
+        for pe in &p.rtp_parameters.header_extensions {
+            let rid = p.ext_map[pe.id as usize];
+            if rid == 0 || pe.uri == "urn:ietf:params:rtp-hdrext:sdes:mid" {
+                continue;
+            }
+            if pe.uri.contains("rtp-stream-id") {
+                continue; // rid/rrid describe the producer's layers, not the consumer's stream
+            }
+            if params.header_extensions.iter().any(|h| h.id == rid) {
+                ext_map[pe.id as usize] = rid;
+            }
+        }
+        let kind = p.kind;
+        let clock_rate = params.codecs.first().map(|c| c.clock_rate).unwrap_or(90000);
+        let consumer_type = match p.producer_type {
+            "simulcast" => "simulcast",
+            "svc" => "svc",
+            _ => "simple",
+        };
+        let target_layer = p.streams.len().saturating_sub(1);
+        let producer_paused = p.paused;
+        let producer_id = p.id;
+        let id = Uuid::new_v4();
+        let consumer = Consumer {
+            id,
+            kind,
+            producer: pkey,
+            producer_id,
+            transport: tkey,
+            rtp_parameters: params.clone(),
+            consumer_type,
+            paused: opts.paused,
+            producer_paused,
+            ssrc,
+            rtx,
+            pt_map,
+            ext_map,
+            mid: mid_ext.map(|id| (id, mid.clone().into_bytes())),
+            current_layer: None,
+            target_layer,
+            preferred_layer: None,
+            sync_required: true,
+            seq_offset: 0,
+            ts_offset: 0,
+            last_seq: 0,
+            last_ts: 0,
+            last_sent: None,
+            started: false,
+            rtx_seq: rand::random(),
+            clock_rate,
+            priority: 1,
+            counters: ConsumerCounters::default(),
+            last_rr: None,
+            app_data: opts.app_data,
+            score: crate::score::SendScore::new(),
+        };
+        let ckey = self.consumers.insert(consumer);
+        self.consumer_ids.insert(id, ckey);
+        self.producers[pkey].consumers.push(ckey);
+        self.transports[tkey].consumers.push(ckey);
+        if !opts.paused {
+            self.consumer_wants_keyframe(ckey, Instant::now());
+        }
+        Ok(json!({
+            "id": id.to_string(), "producerId": producer_id.to_string(), "kind": kind,
+            "rtpParameters": params, "type": consumer_type,
+            "producerPaused": producer_paused, "paused": opts.paused,
+        }))
+    }
+
+    /// Closes a producer and, with an event each, its consumers.
+    pub fn close_producer(&mut self, producer: &Uuid) -> Result<(), EngineError> {
+        let pkey = self.producer_key(producer)?;
+        let consumers = self.producers[pkey].consumers.clone();
+        for c in consumers {
+            let cid = self.consumers[c].id;
+            self.events.push_back(EngineEvent::ConsumerProducerClosed {
+                consumer: cid,
+                producer: *producer,
+            });
+            let _ = self.close_consumer(&cid);
+        }
+        self.observers_producer_closed(pkey);
+        let p = self.producers.remove(pkey);
+        self.producer_ids.remove(producer);
+        if let Some(t) = self.transports.get_mut(p.transport) {
+            t.producers.retain(|k| *k != pkey);
+            t.ssrc_table.retain(|_, v| v.0 != pkey);
+            t.mid_table.retain(|_, v| *v != pkey);
+        }
+        if let Some(r) = self.routers.get_mut(p.router) {
+            r.producers.retain(|k| *k != pkey);
+        }
+        Ok(())
+    }
+
+    /// Closes a consumer.
+    pub fn close_consumer(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+        let ckey = self.consumer_key(consumer)?;
+        let c = self.consumers.remove(ckey);
+        self.consumer_ids.remove(consumer);
+        if let Some(p) = self.producers.get_mut(c.producer) {
+            p.consumers.retain(|k| *k != ckey);
+        }
+        if let Some(t) = self.transports.get_mut(c.transport) {
+            t.consumers.retain(|k| *k != ckey);
+        }
+        Ok(())
+    }
+
+    /// Pauses a producer; its consumers get a `ConsumerProducerPause` event.
+    pub fn pause_producer(&mut self, producer: &Uuid) -> Result<(), EngineError> {
+        self.set_producer_paused(producer, true)
+    }
+
+    /// Resumes a producer; its consumers resync and request a keyframe.
+    pub fn resume_producer(&mut self, producer: &Uuid) -> Result<(), EngineError> {
+        self.set_producer_paused(producer, false)
+    }
+
+    pub(super) fn set_producer_paused(
+        &mut self,
+        producer: &Uuid,
+        paused: bool,
+    ) -> Result<(), EngineError> {
+        let pkey = self.producer_key(producer)?;
+        if self.producers[pkey].paused == paused {
+            return Ok(());
+        }
+        self.producers[pkey].paused = paused;
+        self.observers_producer_paused(pkey, paused);
+        let consumers = self.producers[pkey].consumers.clone();
+        let now = Instant::now();
+        for c in consumers {
+            let cons = &mut self.consumers[c];
+            cons.producer_paused = paused;
+            let id = cons.id;
+            if paused {
+                self.events
+                    .push_back(EngineEvent::ConsumerProducerPause { consumer: id });
+            } else {
+                cons.request_sync();
+                self.events
+                    .push_back(EngineEvent::ConsumerProducerResume { consumer: id });
+                self.consumer_wants_keyframe(c, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses a consumer.
+    pub fn pause_consumer(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+        let ckey = self.consumer_key(consumer)?;
+        self.consumers[ckey].paused = true;
+        Ok(())
+    }
+
+    /// Resumes a consumer: the next packet continues its sequence numbers, video from a keyframe.
+    pub fn resume_consumer(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+        let ckey = self.consumer_key(consumer)?;
+        let c = &mut self.consumers[ckey];
+        if c.paused {
+            c.paused = false;
+            c.request_sync();
+            self.consumer_wants_keyframe(ckey, Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Sets a simulcast consumer's preferred spatial layer.
+    pub fn set_consumer_preferred_layers(
+        &mut self,
+        consumer: &Uuid,
+        spatial_layer: usize,
+    ) -> Result<(), EngineError> {
+        let ckey = self.consumer_key(consumer)?;
+        self.consumers[ckey].preferred_layer = Some(spatial_layer);
+        self.select_layers(Instant::now());
+        Ok(())
+    }
+
+    /// Sets a consumer's priority (1..=255).
+    pub fn set_consumer_priority(
+        &mut self,
+        consumer: &Uuid,
+        priority: u8,
+    ) -> Result<(), EngineError> {
+        let ckey = self.consumer_key(consumer)?;
+        if priority == 0 {
+            return Err(EngineError::Invalid("priority must be 1..=255".into()));
+        }
+        self.consumers[ckey].priority = priority;
+        Ok(())
+    }
+
+    /// Asks the producer of a consumer for a keyframe.
+    pub fn request_consumer_key_frame(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+        let ckey = self.consumer_key(consumer)?;
+        self.consumer_wants_keyframe(ckey, Instant::now());
+        Ok(())
+    }
+
+    /// Asks a producer for a keyframe on every stream.
+    pub fn request_producer_key_frame(&mut self, producer: &Uuid) -> Result<(), EngineError> {
+        let pkey = self.producer_key(producer)?;
+        let n = self.producers[pkey].streams.len();
+        for i in 0..n {
+            self.request_keyframe(pkey, i, Instant::now());
+        }
+        Ok(())
+    }
+
+    pub(super) fn consumer_wants_keyframe(&mut self, ckey: usize, now: Instant) {
+        let Some(c) = self.consumers.get(ckey) else {
+            return;
+        };
+        if c.kind != MediaKind::Video {
+            return;
+        }
+        let (p, layer) = (c.producer, c.current_layer.unwrap_or(c.target_layer));
+        self.request_keyframe(p, layer, now);
+    }
+
+    pub(super) fn request_keyframe(&mut self, pkey: usize, stream: usize, now: Instant) {
+        let Some(p) = self.producers.get_mut(pkey) else {
+            return;
+        };
+        if p.kind != MediaKind::Video || !p.take_keyframe_request(stream, now) {
+            return;
+        }
+        let Some(media_ssrc) = p.streams[stream].ssrc else {
+            return;
+        };
+        let tkey = p.transport;
+        self.send_rtcp(tkey, |t, buf| rtcp::write_pli(buf, t.rtcp_ssrc, media_ssrc));
+    }
+
+    // ---------------------------------------------------------------- data channels
+}

@@ -1,0 +1,524 @@
+//! The engine: everything one worker owns (routers, transports, producers, consumers) and the packet
+//! path through them. It is sans-IO: the worker's I/O loop feeds it datagrams and time, and drains the
+//! packets it queued in [`Engine::tx`] and the events it queued with [`Engine::poll_event`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use slab::Slab;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::consumer::{Consumer, ConsumerCounters, ForwardOutcome};
+use crate::data::{DataConsumer, DataCounters, DataMessage, DataProducer, StreamIdAllocator};
+use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
+use crate::ice::{IceEvent, IceServer, IceState};
+use crate::io::{Route, SocketId, TxQueue, PACKET_BUF_SIZE};
+use crate::ortc;
+use crate::producer::{is_rtx, Producer};
+use crate::router::Router;
+use crate::rtcp::{self, RtcpPacket};
+use crate::rtp::{self, RtpHeader};
+use crate::rtp_parameters::SctpStreamParameters;
+use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, SctpState};
+use crate::srtp::{self, SrtpContext, SrtpProfile};
+use crate::stun::StunMessage;
+use crate::transport::{
+    route_for, tuple_json, DtlsState, PlainState, Transport, TransportCounters, TransportKind,
+    WebRtcState,
+};
+use crate::tuple::TransportTuple;
+
+/// Interval of the engine's fine timer (NACK generation).
+pub(super) const TICK: Duration = Duration::from_millis(20);
+/// Interval of RTCP reports, consent checks and layer selection.
+pub(super) const REPORT_INTERVAL: Duration = Duration::from_millis(1000);
+/// A simulcast layer counts as active if a packet arrived this recently.
+pub(super) const LAYER_ACTIVE_WINDOW: Duration = Duration::from_millis(1500);
+
+/// Errors of engine API calls (bad arguments or unknown objects); the message names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No object with that id on this worker.
+    #[error("{kind} not found: {id}")]
+    NotFound {
+        /// What was looked up.
+        kind: &'static str,
+        /// The id.
+        id: String,
+    },
+    /// Arguments rejected.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    /// ORTC negotiation failed.
+    #[error("rtp negotiation: {0}")]
+    Ortc(String),
+    /// The request cannot be served in the object's current state.
+    #[error("invalid state: {0}")]
+    State(String),
+    /// The feature is not built yet.
+    #[error("not implemented: {0}")]
+    Unsupported(String),
+}
+
+pub(super) fn not_found(kind: &'static str, id: &Uuid) -> EngineError {
+    EngineError::NotFound {
+        kind,
+        id: id.to_string(),
+    }
+}
+
+/// Something that happened, for observers (Lua, tests, the API layer).
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    /// A transport's ICE state changed.
+    IceStateChange {
+        /// Transport id.
+        transport: Uuid,
+        /// New state.
+        state: IceState,
+    },
+    /// A transport's selected tuple changed.
+    IceSelectedTupleChange {
+        /// Transport id.
+        transport: Uuid,
+        /// New tuple.
+        tuple: TransportTuple,
+    },
+    /// A transport's DTLS state changed.
+    DtlsStateChange {
+        /// Transport id.
+        transport: Uuid,
+        /// New state.
+        state: DtlsState,
+        /// Why, for failures.
+        reason: Option<String>,
+    },
+    /// A plain transport learned its remote (comedia).
+    PlainTupleChange {
+        /// Transport id.
+        transport: Uuid,
+        /// Remote address.
+        remote: SocketAddr,
+    },
+    /// A transport was closed (API or cascade).
+    TransportClosed {
+        /// Transport id.
+        transport: Uuid,
+    },
+    /// A producer was closed because its transport closed.
+    ProducerTransportClosed {
+        /// Producer id.
+        producer: Uuid,
+    },
+    /// A consumer was closed because its producer closed.
+    ConsumerProducerClosed {
+        /// Consumer id.
+        consumer: Uuid,
+        /// The producer.
+        producer: Uuid,
+    },
+    /// A consumer was closed because its transport closed.
+    ConsumerTransportClosed {
+        /// Consumer id.
+        consumer: Uuid,
+    },
+    /// The producer of a consumer was paused.
+    ConsumerProducerPause {
+        /// Consumer id.
+        consumer: Uuid,
+    },
+    /// The producer of a consumer was resumed.
+    ConsumerProducerResume {
+        /// Consumer id.
+        consumer: Uuid,
+    },
+    /// A transport's SCTP association changed state.
+    SctpStateChange {
+        /// Transport id.
+        transport: Uuid,
+        /// New state.
+        state: SctpState,
+    },
+    /// A peer opened a data channel with DCEP; the engine made a data producer for it.
+    DataProducerOpenedByPeer {
+        /// Transport id.
+        transport: Uuid,
+        /// The new data producer.
+        data_producer: Uuid,
+        /// Channel label.
+        label: String,
+        /// Channel protocol.
+        protocol: String,
+    },
+    /// A message for a direct data consumer (server-side scripts receive data this way).
+    DataConsumerMessage {
+        /// Data consumer id.
+        data_consumer: Uuid,
+        /// The message.
+        message: DataMessage,
+    },
+    /// A data consumer was closed because its data producer closed.
+    DataConsumerDataProducerClosed {
+        /// Data consumer id.
+        data_consumer: Uuid,
+        /// The data producer.
+        data_producer: Uuid,
+    },
+    /// A data consumer was closed because its transport closed.
+    DataConsumerTransportClosed {
+        /// Data consumer id.
+        data_consumer: Uuid,
+    },
+    /// A data producer was closed because its transport closed.
+    DataProducerTransportClosed {
+        /// Data producer id.
+        data_producer: Uuid,
+    },
+    /// A data producer was closed because the peer reset its SCTP stream (closed the channel).
+    DataProducerClosedByPeer {
+        /// Data producer id.
+        data_producer: Uuid,
+    },
+    /// A producer's scores changed (or one of its streams started): one entry per stream seen.
+    ProducerScore {
+        /// Producer id.
+        producer: Uuid,
+        /// Scores per encoding.
+        scores: Vec<crate::score::ProducerScore>,
+    },
+    /// A consumer's score, or its producer's, changed.
+    ConsumerScore {
+        /// Consumer id.
+        consumer: Uuid,
+        /// The scores.
+        score: crate::score::ConsumerScore,
+    },
+    /// An RTP observer reported (volumes, silence, dominant speaker) or closed with its router.
+    Observer(crate::observer::registry::ObserverEvent),
+    /// A simulcast consumer's forwarded layer changed.
+    ConsumerLayersChange {
+        /// Consumer id.
+        consumer: Uuid,
+        /// Spatial layer now forwarded, None when none.
+        spatial_layer: Option<usize>,
+    },
+}
+
+/// Drop counters of the worker's shared ports, per reason.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct DropCounters {
+    /// Datagrams whose first byte matches no protocol (RFC 7983).
+    pub unknown_protocol: u64,
+    /// STUN that failed to parse.
+    pub bad_stun: u64,
+    /// STUN whose USERNAME names no transport.
+    pub unknown_ufrag: u64,
+    /// STUN rejected by a transport's ICE (integrity, role, attributes).
+    pub ice_rejected: u64,
+    /// DTLS/RTP/RTCP from a tuple no transport owns.
+    pub unknown_tuple: u64,
+    /// RTP/RTCP that failed to parse after decryption.
+    pub bad_rtp: u64,
+    /// SRTP/SRTCP failing authentication or replay checks.
+    pub srtp: u64,
+    /// RTP for an SSRC no producer has.
+    pub unknown_ssrc: u64,
+    /// Packets on a plain transport from an address other than its remote.
+    pub plain_wrong_source: u64,
+}
+
+/// Where a datagram came from.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketSource {
+    /// The worker socket it arrived on (UDP) or the listening socket's id (TCP).
+    pub socket: SocketId,
+    /// The TCP connection id for RFC 4571 framed packets.
+    pub tcp_conn: Option<u32>,
+    /// The 5-tuple.
+    pub tuple: TransportTuple,
+}
+
+/// Options of a WebRtcTransport.
+#[derive(Debug, Clone)]
+pub struct WebRtcTransportOptions {
+    /// Offer a UDP candidate.
+    pub enable_udp: bool,
+    /// Offer a TCP candidate.
+    pub enable_tcp: bool,
+    /// Give the UDP candidate the higher priority.
+    pub prefer_udp: bool,
+    /// ICE consent timeout.
+    pub ice_consent_timeout: Duration,
+    /// SCTP numStreams requested by the client (None = no SCTP).
+    pub sctp: Option<(u16, u16)>,
+    /// Opaque user data.
+    pub app_data: Value,
+}
+
+impl Default for WebRtcTransportOptions {
+    fn default() -> Self {
+        Self {
+            enable_udp: true,
+            enable_tcp: true,
+            prefer_udp: true,
+            ice_consent_timeout: Duration::from_secs(30),
+            sctp: None,
+            app_data: Value::Null,
+        }
+    }
+}
+
+/// The worker's shared listening endpoints, used to build ICE candidates.
+#[derive(Debug, Clone)]
+pub struct ListenInfo {
+    /// UDP socket id and local address.
+    pub udp: Option<(SocketId, SocketAddr)>,
+    /// TCP listening address.
+    pub tcp: Option<SocketAddr>,
+    /// Address announced in candidates instead of the listen IP.
+    pub announced_address: Option<String>,
+}
+
+/// Options of `produce`.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    /// audio or video.
+    pub kind: MediaKind,
+    /// The peer's send parameters.
+    pub rtp_parameters: RtpParameters,
+    /// Start paused.
+    pub paused: bool,
+    /// Opaque user data.
+    pub app_data: Value,
+}
+
+/// Options of `consume`.
+#[derive(Debug, Clone)]
+pub struct ConsumeOptions {
+    /// The producer to consume.
+    pub producer_id: Uuid,
+    /// The receiving device's capabilities.
+    pub rtp_capabilities: RtpCapabilities,
+    /// Start paused (the demo resumes after the client acknowledges).
+    pub paused: bool,
+    /// Offer RTX to the receiver when both sides support it.
+    pub enable_rtx: bool,
+    /// Opaque user data.
+    pub app_data: Value,
+}
+
+/// The engine of one worker.
+pub struct Engine {
+    /// Worker index (also encoded in ICE usernames).
+    pub worker_index: usize,
+    /// Packets queued for the I/O layer; the worker flushes it after every step.
+    pub tx: TxQueue,
+    /// Shared-port drop counters.
+    pub drops: DropCounters,
+    listen: ListenInfo,
+    cert: DtlsCertificate,
+    dtls_events: mpsc::UnboundedSender<DtlsEvent>,
+    routers: Slab<Router>,
+    transports: Slab<Transport>,
+    data_producers: Slab<DataProducer>,
+    data_consumers: Slab<DataConsumer>,
+    data_producer_ids: HashMap<Uuid, usize>,
+    data_consumer_ids: HashMap<Uuid, usize>,
+    max_message_size: usize,
+    producers: Slab<Producer>,
+    consumers: Slab<Consumer>,
+    router_ids: HashMap<Uuid, usize>,
+    transport_ids: HashMap<Uuid, usize>,
+    producer_ids: HashMap<Uuid, usize>,
+    consumer_ids: HashMap<Uuid, usize>,
+    ufrags: HashMap<String, usize>,
+    udp_paths: HashMap<(SocketId, SocketAddr), usize>,
+    tcp_paths: HashMap<u32, usize>,
+    plain_sockets: HashMap<SocketId, usize>,
+    next_mid: HashMap<usize, u32>,
+    events: VecDeque<EngineEvent>,
+    observers: crate::observer::registry::RtpObservers,
+    next_tick: Option<Instant>,
+    next_report: Option<Instant>,
+    nack_scratch: Vec<u16>,
+    stun_scratch: Box<[u8]>,
+    released_sockets: Vec<SocketId>,
+}
+
+impl Engine {
+    /// A new engine for worker `worker_index`. DTLS sessions report on `dtls_events`.
+    pub fn new(
+        worker_index: usize,
+        listen: ListenInfo,
+        cert: DtlsCertificate,
+        dtls_events: mpsc::UnboundedSender<DtlsEvent>,
+    ) -> Self {
+        Self {
+            worker_index,
+            tx: TxQueue::new(),
+            drops: DropCounters::default(),
+            listen,
+            cert,
+            dtls_events,
+            routers: Slab::new(),
+            transports: Slab::new(),
+            data_producers: Slab::new(),
+            data_consumers: Slab::new(),
+            data_producer_ids: HashMap::new(),
+            data_consumer_ids: HashMap::new(),
+            max_message_size: crate::sctp::DEFAULT_MAX_MESSAGE_SIZE,
+            producers: Slab::new(),
+            consumers: Slab::new(),
+            router_ids: HashMap::new(),
+            transport_ids: HashMap::new(),
+            producer_ids: HashMap::new(),
+            consumer_ids: HashMap::new(),
+            ufrags: HashMap::new(),
+            udp_paths: HashMap::new(),
+            tcp_paths: HashMap::new(),
+            plain_sockets: HashMap::new(),
+            next_mid: HashMap::new(),
+            events: VecDeque::new(),
+            observers: crate::observer::registry::RtpObservers::new(),
+            next_tick: None,
+            next_report: None,
+            nack_scratch: Vec::with_capacity(64),
+            stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
+            released_sockets: Vec::new(),
+        }
+    }
+
+    /// The next event for observers.
+    pub fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.transports.is_empty() {
+            None
+        } else {
+            Some(self.next_tick.unwrap_or_else(Instant::now))
+        }
+    }
+
+    /// Sets the shared listening endpoints (the worker does, once its sockets are bound).
+    pub fn set_listen_info(&mut self, listen: ListenInfo) {
+        self.listen = listen;
+    }
+
+    /// The shared listening endpoints.
+    pub fn listen_info(&self) -> &ListenInfo {
+        &self.listen
+    }
+
+    // ---------------------------------------------------------------- routers
+
+    /// Creates a router with capabilities generated from `media_codecs`.
+    pub fn create_router(
+        &mut self,
+        media_codecs: &[RtpCodecCapability],
+        app_data: Value,
+    ) -> Result<Uuid, EngineError> {
+        let caps = ortc::generate_router_rtp_capabilities(media_codecs)
+            .map_err(|e| EngineError::Ortc(e.to_string()))?;
+        let id = Uuid::new_v4();
+        let key = self.routers.insert(Router {
+            id,
+            rtp_capabilities: caps,
+            transports: Vec::new(),
+            producers: Vec::new(),
+            app_data,
+        });
+        self.router_ids.insert(id, key);
+        Ok(id)
+    }
+
+    /// The router's RTP capabilities.
+    pub fn router_rtp_capabilities(&self, router: &Uuid) -> Result<&RtpCapabilities, EngineError> {
+        let key = self.router_key(router)?;
+        Ok(&self.routers[key].rtp_capabilities)
+    }
+
+    /// Whether `rtp_capabilities` can consume the producer.
+    pub fn can_consume(
+        &self,
+        producer: &Uuid,
+        rtp_capabilities: &RtpCapabilities,
+    ) -> Result<bool, EngineError> {
+        let p = &self.producers[self.producer_key(producer)?];
+        ortc::can_consume(&p.consumable, rtp_capabilities)
+            .map_err(|e| EngineError::Ortc(e.to_string()))
+    }
+
+    /// Closes a router and everything in it.
+    pub fn close_router(&mut self, router: &Uuid) -> Result<(), EngineError> {
+        let key = self.router_key(router)?;
+        let transports = self.routers[key].transports.clone();
+        for t in transports {
+            let id = self.transports[t].id;
+            let _ = self.close_transport(&id);
+        }
+        // Direct data producers belong to no transport: close them with their router.
+        let direct: Vec<Uuid> = self
+            .data_producers
+            .iter()
+            .filter(|(_, p)| p.router == key)
+            .map(|(_, p)| p.id)
+            .collect();
+        for id in direct {
+            let _ = self.close_data_producer(&id);
+        }
+
+        self.observers_router_closed(key);
+        self.routers.remove(key);
+        self.router_ids.remove(router);
+        Ok(())
+    }
+
+    /// Ids of the routers on this worker.
+    pub fn router_count(&self) -> usize {
+        self.routers.len()
+    }
+
+    pub(super) fn router_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+        self.router_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| not_found("router", id))
+    }
+    pub(super) fn transport_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+        self.transport_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| not_found("transport", id))
+    }
+    pub(super) fn producer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+        self.producer_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| not_found("producer", id))
+    }
+    pub(super) fn consumer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+        self.consumer_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| not_found("consumer", id))
+    }
+}
+
+mod data_channels;
+mod demux;
+mod feedback;
+mod media;
+mod quality;
+mod stats;
+mod transports;
+mod util;
+
+pub use util::{base64_decode, base64_encode, ice_state_str};
+use util::{now_ms, ntp_now};

@@ -1,0 +1,558 @@
+//! Transport lifecycle in the engine: creating and connecting WebRtcTransports (ICE-lite +
+//! DTLS) and PlainTransports, DTLS events, ICE restart, and the transport close cascade.
+
+use super::*;
+
+impl Engine {
+    pub(super) fn new_transport(
+        &mut self,
+        router_key: usize,
+        kind: TransportKind,
+        app_data: Value,
+    ) -> usize {
+        let id = Uuid::new_v4();
+        let key = self.transports.insert(Transport {
+            id,
+            router: router_key,
+            kind,
+            srtp_in: None,
+            srtp_out: None,
+            route: None,
+            rtcp_route: None,
+            producers: Vec::new(),
+            consumers: Vec::new(),
+            data_producers: Vec::new(),
+            data_consumers: Vec::new(),
+            sctp_in_streams: HashMap::new(),
+            ssrc_table: HashMap::new(),
+            mid_table: HashMap::new(),
+            ext_mid: 0,
+            ext_rid: 0,
+            ext_rrid: 0,
+            counters: TransportCounters::default(),
+            app_data,
+            created: Instant::now(),
+            rtcp_ssrc: rand::random::<u32>() | 1,
+        });
+        self.transport_ids.insert(id, key);
+        self.routers[router_key].transports.push(key);
+        if self.next_tick.is_none() {
+            self.next_tick = Some(Instant::now());
+        }
+        key
+    }
+
+    // ---------------------------------------------------------------- WebRtcTransport
+
+    /// Creates a WebRtcTransport on the worker's shared ports; returns its JSON data (mediasoup's
+    /// shape: id, iceParameters, iceCandidates, dtlsParameters, sctpParameters).
+    pub fn create_webrtc_transport(
+        &mut self,
+        router: &Uuid,
+        opts: WebRtcTransportOptions,
+    ) -> Result<Value, EngineError> {
+        let router_key = self.router_key(router)?;
+        if !opts.enable_udp && !opts.enable_tcp {
+            return Err(EngineError::Invalid(
+                "enableUdp and enableTcp are both false".into(),
+            ));
+        }
+        // The ufrag carries the worker index so any worker can tell who owns a first STUN request.
+        let ufrag = format!(
+            "w{}{}",
+            self.worker_index,
+            &crate::ice::random_ufrag()[..30]
+        );
+        let pwd = crate::ice::random_password();
+        let state = WebRtcState {
+            ice: IceServer::new(ufrag.clone(), pwd, opts.ice_consent_timeout),
+            dtls_role: None,
+            remote_fingerprint: None,
+            dtls: None,
+            dtls_state: DtlsState::New,
+            early_dtls: Vec::new(),
+            enable_sctp: opts.sctp.is_some(),
+            sctp_streams: opts.sctp,
+            sctp: None,
+            sctp_out_streams: opts.sctp.map(|(_, mis)| StreamIdAllocator::new(mis)),
+        };
+        let key = self.new_transport(
+            router_key,
+            TransportKind::WebRtc(Box::new(state)),
+            opts.app_data.clone(),
+        );
+        self.ufrags.insert(ufrag, key);
+        self.webrtc_transport_data(key, &opts)
+    }
+
+    pub(super) fn candidates(&self, opts: &WebRtcTransportOptions) -> Vec<Value> {
+        let mut out = Vec::new();
+        let announce = |addr: SocketAddr| {
+            self.listen
+                .announced_address
+                .clone()
+                .unwrap_or_else(|| addr.ip().to_string())
+        };
+        let udp_first = opts.prefer_udp || !opts.enable_tcp;
+        let mut push = |proto: &str, addr: SocketAddr, index: u32| {
+            let local_pref = 10000 - 100 * index;
+            let priority: u32 = (1 << 24) * 64 + (1 << 8) * local_pref + (256 - 1);
+            let ip = announce(addr);
+            let mut c = json!({
+                "foundation": format!("{proto}candidate"), "priority": priority,
+                "ip": ip, "address": ip, "protocol": proto, "port": addr.port(), "type": "host",
+            });
+            if proto == "tcp" {
+                c["tcpType"] = json!("passive");
+            }
+            out.push(c);
+        };
+        let udp = self.listen.udp.filter(|_| opts.enable_udp).map(|u| u.1);
+        let tcp = self.listen.tcp.filter(|_| opts.enable_tcp);
+        match (udp_first, udp, tcp) {
+            (true, Some(u), Some(t)) => {
+                push("udp", u, 0);
+                push("tcp", t, 1);
+            }
+            (false, Some(u), Some(t)) => {
+                push("tcp", t, 0);
+                push("udp", u, 1);
+            }
+            (_, Some(u), None) => push("udp", u, 0),
+            (_, None, Some(t)) => push("tcp", t, 0),
+            (_, None, None) => {}
+        }
+        out
+    }
+
+    pub(super) fn webrtc_transport_data(
+        &self,
+        key: usize,
+        opts: &WebRtcTransportOptions,
+    ) -> Result<Value, EngineError> {
+        let t = &self.transports[key];
+        let w = t
+            .webrtc()
+            .ok_or_else(|| EngineError::State("not webrtc".into()))?;
+        let mut data = json!({
+            "id": t.id.to_string(),
+            "iceParameters": {
+                "usernameFragment": w.ice.local_ufrag(),
+                "password": w.ice.local_password(),
+                "iceLite": true,
+            },
+            "iceCandidates": self.candidates(opts),
+            "dtlsParameters": { "role": "auto", "fingerprints": self.cert.fingerprints() },
+            "iceRole": "controlled",
+            "iceState": "new",
+            "dtlsState": "new",
+        });
+        if let Some((os, mis)) = w.sctp_streams {
+            data["sctpParameters"] = json!({
+                "port": 5000, "OS": os, "MIS": mis, "maxMessageSize": 262144,
+                "sendBufferSize": 262144, "sctpBufferedAmount": 0, "isDataChannel": true,
+            });
+        }
+        Ok(data)
+    }
+
+    /// Applies the remote `dtlsParameters` (`{role, fingerprints}`): decides our DTLS role and starts
+    /// the handshake once ICE has a path.
+    pub fn connect_webrtc_transport(
+        &mut self,
+        transport: &Uuid,
+        dtls_parameters: &Value,
+    ) -> Result<(), EngineError> {
+        let key = self.transport_key(transport)?;
+        let fps = dtls_parameters
+            .get("fingerprints")
+            .and_then(Value::as_array)
+            .ok_or_else(|| EngineError::Invalid("dtlsParameters.fingerprints missing".into()))?;
+        let first = fps
+            .first()
+            .ok_or_else(|| EngineError::Invalid("dtlsParameters.fingerprints is empty".into()))?;
+        let fp: Fingerprint = serde_json::from_value(first.clone())
+            .map_err(|e| EngineError::Invalid(format!("dtlsParameters.fingerprints[0]: {e}")))?;
+        if crate::dtls::fingerprint_of(b"", &fp.algorithm.to_ascii_lowercase()).is_none() {
+            return Err(EngineError::Invalid(format!(
+                "dtlsParameters.fingerprints[0].algorithm unsupported: {}",
+                fp.algorithm
+            )));
+        }
+        let role = match dtls_parameters.get("role").and_then(Value::as_str) {
+            Some("client") | None => DtlsRole::Server,
+            Some("server") | Some("auto") => DtlsRole::Client,
+            Some(other) => {
+                return Err(EngineError::Invalid(format!(
+                    "dtlsParameters.role invalid: {other}"
+                )))
+            }
+        };
+        let t = &mut self.transports[key];
+        let w = t
+            .webrtc_mut()
+            .ok_or_else(|| EngineError::Invalid("not a WebRtcTransport".into()))?;
+        if w.remote_fingerprint.is_some() {
+            return Err(EngineError::State("connect() already called".into()));
+        }
+        w.remote_fingerprint = Some(fp);
+        w.dtls_role = Some(role);
+        self.maybe_start_dtls(key);
+        Ok(())
+    }
+
+    pub(super) fn maybe_start_dtls(&mut self, key: usize) {
+        let t = &mut self.transports[key];
+        let has_path = t.route.is_some();
+        let Some(w) = t.webrtc_mut() else { return };
+        if w.dtls.is_some() {
+            return;
+        }
+        let (Some(role), Some(fp)) = (w.dtls_role, w.remote_fingerprint.clone()) else {
+            return;
+        };
+        // As server we may wait for the ClientHello at once; as client we need a path to send on.
+        if role == DtlsRole::Client && !has_path {
+            return;
+        }
+        let session =
+            DtlsSession::start(role, &self.cert, fp, key as u64, self.dtls_events.clone());
+        for d in w.early_dtls.drain(..) {
+            session.handle_input(&d);
+        }
+        w.dtls = Some(session);
+        w.dtls_state = DtlsState::Connecting;
+        let id = t.id;
+        self.events.push_back(EngineEvent::DtlsStateChange {
+            transport: id,
+            state: DtlsState::Connecting,
+            reason: None,
+        });
+    }
+
+    /// New ICE credentials (ICE restart); the old ones stay valid until the new ones are used.
+    pub fn restart_ice(&mut self, transport: &Uuid) -> Result<Value, EngineError> {
+        let key = self.transport_key(transport)?;
+        let ufrag = format!(
+            "w{}{}",
+            self.worker_index,
+            &crate::ice::random_ufrag()[..30]
+        );
+        let pwd = crate::ice::random_password();
+        let w = self.transports[key]
+            .webrtc_mut()
+            .ok_or_else(|| EngineError::Invalid("not a WebRtcTransport".into()))?;
+        w.ice.restart(ufrag.clone(), pwd.clone());
+        self.ufrags.insert(ufrag.clone(), key);
+        Ok(json!({ "usernameFragment": ufrag, "password": pwd, "iceLite": true }))
+    }
+
+    /// Handles what a DTLS session reported.
+    pub fn handle_dtls_event(&mut self, (key, out): DtlsEvent) {
+        let key = key as usize;
+        let Some(t) = self.transports.get_mut(key) else {
+            return;
+        };
+        let id = t.id;
+        match out {
+            DtlsOutput::Transmit(data) => {
+                if let Some(route) = t.route {
+                    self.tx.push(&data, route);
+                }
+            }
+            DtlsOutput::Connected {
+                profile,
+                material,
+                we_are_client,
+            } => match srtp::contexts_from_dtls(profile, &material, we_are_client) {
+                Ok((outbound, inbound)) => {
+                    t.srtp_out = Some(outbound);
+                    t.srtp_in = Some(inbound);
+                    if let Some(w) = t.webrtc_mut() {
+                        w.dtls_state = DtlsState::Connected;
+                    }
+                    self.events.push_back(EngineEvent::DtlsStateChange {
+                        transport: id,
+                        state: DtlsState::Connected,
+                        reason: None,
+                    });
+                    self.start_sctp(key, we_are_client);
+                    // Receivers are ready now: ask for keyframes for their video.
+                    let consumers = self.transports[key].consumers.clone();
+                    for c in consumers {
+                        self.consumer_wants_keyframe(c, Instant::now());
+                    }
+                }
+                Err(e) => self.dtls_failed(key, format!("SRTP keys: {e}")),
+            },
+            DtlsOutput::Failed(reason) => self.dtls_failed(key, reason),
+            DtlsOutput::Closed => {
+                if let Some(w) = t.webrtc_mut() {
+                    w.dtls_state = DtlsState::Closed;
+                    w.dtls = None;
+                }
+                t.srtp_out = None;
+                self.events.push_back(EngineEvent::DtlsStateChange {
+                    transport: id,
+                    state: DtlsState::Closed,
+                    reason: None,
+                });
+            }
+            DtlsOutput::ApplicationData(data) => {
+                let now = Instant::now();
+                if let Some(sctp) = t.webrtc_mut().and_then(|w| w.sctp.as_mut()) {
+                    sctp.handle_input(now, &data);
+                    self.process_sctp(key, now);
+                }
+            }
+        }
+    }
+
+    pub(super) fn dtls_failed(&mut self, key: usize, reason: String) {
+        let t = &mut self.transports[key];
+        log::warn!("transport {}: DTLS failed: {reason}", t.id);
+        if let Some(w) = t.webrtc_mut() {
+            w.dtls_state = DtlsState::Failed;
+            w.dtls = None;
+        }
+        t.srtp_out = None;
+        t.srtp_in = None;
+        let id = t.id;
+        self.events.push_back(EngineEvent::DtlsStateChange {
+            transport: id,
+            state: DtlsState::Failed,
+            reason: Some(reason),
+        });
+    }
+
+    // ---------------------------------------------------------------- PlainTransport
+
+    /// Creates a PlainTransport on an already bound socket (the worker binds it from the port range).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_plain_transport(
+        &mut self,
+        router: &Uuid,
+        socket: (SocketId, SocketAddr),
+        rtcp_socket: Option<(SocketId, SocketAddr)>,
+        comedia: bool,
+        enable_srtp: bool,
+        srtp_crypto_suite: Option<&str>,
+        app_data: Value,
+    ) -> Result<Value, EngineError> {
+        let router_key = self.router_key(router)?;
+        let mut local_srtp = None;
+        let mut srtp_out = None;
+        if enable_srtp {
+            let suite = srtp_crypto_suite.unwrap_or("AES_CM_128_HMAC_SHA1_80");
+            let profile = SrtpProfile::from_name(suite).ok_or_else(|| {
+                EngineError::Invalid(format!("srtpCryptoSuite unsupported: {suite}"))
+            })?;
+            let mut key = vec![0u8; profile.master_key_len() + profile.master_salt_len()];
+            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+            let ctx = SrtpContext::new(
+                profile,
+                &key[..profile.master_key_len()],
+                &key[profile.master_key_len()..],
+            )
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            srtp_out = Some(ctx);
+            local_srtp = Some((profile.name().to_string(), base64_encode(&key)));
+        }
+        let state = PlainState {
+            socket: socket.0,
+            local: socket.1,
+            rtcp_socket,
+            comedia,
+            remote: None,
+            remote_rtcp: None,
+            enable_srtp,
+            local_srtp,
+        };
+        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)), app_data);
+        self.transports[key].srtp_out = srtp_out;
+        self.plain_sockets.insert(socket.0, key);
+        if let Some((rs, _)) = rtcp_socket {
+            self.plain_sockets.insert(rs, key);
+        }
+        Ok(self.plain_transport_data(key))
+    }
+
+    pub(super) fn plain_transport_data(&self, key: usize) -> Value {
+        let t = &self.transports[key];
+        let TransportKind::Plain(p) = &t.kind else {
+            return Value::Null;
+        };
+        let local_ip = self
+            .listen
+            .announced_address
+            .clone()
+            .unwrap_or_else(|| p.local.ip().to_string());
+        let tuple = |local: SocketAddr, remote: Option<SocketAddr>| {
+            let mut v = json!({"localAddress": local_ip, "localIp": local_ip,
+                "localPort": local.port(), "protocol": "udp"});
+            if let Some(r) = remote {
+                v["remoteIp"] = json!(r.ip().to_string());
+                v["remotePort"] = json!(r.port());
+            }
+            v
+        };
+        let mut data = json!({ "id": t.id.to_string(), "tuple": tuple(p.local, p.remote) });
+        if let Some((_, a)) = p.rtcp_socket {
+            data["rtcpTuple"] = tuple(a, p.remote_rtcp);
+        }
+        if let Some((suite, key)) = &p.local_srtp {
+            data["srtpParameters"] = json!({"cryptoSuite": suite, "keyBase64": key});
+        }
+        data
+    }
+
+    /// `connect({ip, port, rtcpPort, srtpParameters})` of a PlainTransport.
+    pub fn connect_plain_transport(
+        &mut self,
+        transport: &Uuid,
+        params: &Value,
+    ) -> Result<Value, EngineError> {
+        let key = self.transport_key(transport)?;
+        let t = &mut self.transports[key];
+        let TransportKind::Plain(p) = &mut t.kind else {
+            return Err(EngineError::Invalid("not a PlainTransport".into()));
+        };
+        if let Some(sp) = params.get("srtpParameters").filter(|v| !v.is_null()) {
+            if !p.enable_srtp {
+                return Err(EngineError::Invalid(
+                    "srtpParameters given but SRTP is not enabled".into(),
+                ));
+            }
+            let suite = sp
+                .get("cryptoSuite")
+                .and_then(Value::as_str)
+                .ok_or_else(|| EngineError::Invalid("srtpParameters.cryptoSuite missing".into()))?;
+            let key_b64 = sp
+                .get("keyBase64")
+                .and_then(Value::as_str)
+                .ok_or_else(|| EngineError::Invalid("srtpParameters.keyBase64 missing".into()))?;
+            let profile = SrtpProfile::from_name(suite).ok_or_else(|| {
+                EngineError::Invalid(format!("srtpParameters.cryptoSuite unsupported: {suite}"))
+            })?;
+            let raw = base64_decode(key_b64)
+                .ok_or_else(|| EngineError::Invalid("srtpParameters.keyBase64 invalid".into()))?;
+            if raw.len() != profile.master_key_len() + profile.master_salt_len() {
+                return Err(EngineError::Invalid(format!(
+                    "srtpParameters.keyBase64 has {} bytes, {suite} needs {}",
+                    raw.len(),
+                    profile.master_key_len() + profile.master_salt_len()
+                )));
+            }
+            let ctx = SrtpContext::new(
+                profile,
+                &raw[..profile.master_key_len()],
+                &raw[profile.master_key_len()..],
+            )
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            t.srtp_in = Some(ctx);
+        } else if p.enable_srtp {
+            return Err(EngineError::Invalid(
+                "srtpParameters required: SRTP is enabled".into(),
+            ));
+        }
+        if !p.comedia {
+            let ip: IpAddr = params
+                .get("ip")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| EngineError::Invalid("ip missing or invalid".into()))?;
+            let port = params
+                .get("port")
+                .and_then(Value::as_u64)
+                .filter(|p| (1..=65535).contains(p))
+                .ok_or_else(|| EngineError::Invalid("port missing or invalid".into()))?
+                as u16;
+            let remote = SocketAddr::new(ip, port);
+            p.remote = Some(remote);
+            t.route = Some(Route::Udp {
+                socket: p.socket,
+                dest: remote,
+            });
+            match p.rtcp_socket {
+                Some((rs, _)) => {
+                    let rport = params
+                        .get("rtcpPort")
+                        .and_then(Value::as_u64)
+                        .filter(|p| (1..=65535).contains(p))
+                        .ok_or_else(|| {
+                            EngineError::Invalid("rtcpPort required without rtcpMux".into())
+                        })? as u16;
+                    let r = SocketAddr::new(ip, rport);
+                    p.remote_rtcp = Some(r);
+                    t.rtcp_route = Some(Route::Udp {
+                        socket: rs,
+                        dest: r,
+                    });
+                }
+                None => t.rtcp_route = t.route,
+            }
+        }
+        Ok(self.plain_transport_data(key))
+    }
+
+    // ---------------------------------------------------------------- closing
+
+    /// Closes a transport with its producers (their consumers close too) and consumers.
+    pub fn close_transport(&mut self, transport: &Uuid) -> Result<(), EngineError> {
+        let key = self.transport_key(transport)?;
+        let producers = self.transports[key].producers.clone();
+        for p in producers {
+            let pid = self.producers[p].id;
+            self.events
+                .push_back(EngineEvent::ProducerTransportClosed { producer: pid });
+            let _ = self.close_producer(&pid);
+        }
+        let consumers = self.transports[key].consumers.clone();
+        for c in consumers {
+            let cid = self.consumers[c].id;
+            self.events
+                .push_back(EngineEvent::ConsumerTransportClosed { consumer: cid });
+            let _ = self.close_consumer(&cid);
+        }
+        let data_producers = self.transports[key].data_producers.clone();
+        for d in data_producers {
+            let id = self.data_producers[d].id;
+            self.events
+                .push_back(EngineEvent::DataProducerTransportClosed { data_producer: id });
+            let _ = self.close_data_producer(&id);
+        }
+        let data_consumers = self.transports[key].data_consumers.clone();
+        for d in data_consumers {
+            let id = self.data_consumers[d].id;
+            self.events
+                .push_back(EngineEvent::DataConsumerTransportClosed { data_consumer: id });
+            let _ = self.close_data_consumer(&id);
+        }
+        let t = self.transports.remove(key);
+        self.transport_ids.remove(transport);
+        self.ufrags.retain(|_, v| *v != key);
+        self.udp_paths.retain(|_, v| *v != key);
+        self.tcp_paths.retain(|_, v| *v != key);
+        let released = &mut self.released_sockets;
+        self.plain_sockets.retain(|s, v| {
+            if *v == key {
+                released.push(*s);
+            }
+            *v != key
+        });
+        self.next_mid.remove(&key);
+        if let Some(r) = self.routers.get_mut(t.router) {
+            r.transports.retain(|k| *k != key);
+        }
+        self.events
+            .push_back(EngineEvent::TransportClosed { transport: t.id });
+        Ok(())
+    }
+
+    /// Sockets of closed plain transports, for the worker to close.
+    pub fn take_released_sockets(&mut self) -> Vec<SocketId> {
+        std::mem::take(&mut self.released_sockets)
+    }
+
+    // ---------------------------------------------------------------- produce / consume
+}
