@@ -202,3 +202,117 @@ async fn active_speaker_follows_the_live_microphone() {
     alice.media.close().await;
     bob.media.close().await;
 }
+
+/// A consumer's score follows what its peer reports: a receiver report with heavy loss makes the
+/// demo send `consumerScore` with the consumer's score down and the producer's still 10.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_score_follows_receiver_reports() {
+    use webrtc::rtcp::receiver_report::ReceiverReport;
+    use webrtc::rtcp::reception_report::ReceptionReport;
+    use webrtc::util::Marshal;
+
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let addr = s.local_addr();
+    let room = "scores";
+    let alice = sending_peer(addr, room, "alice", 0x3333).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    talk(alice.media.clone(), 0x3333, 30, stop.clone());
+
+    // Carol consumes: receive transport, join, accept newConsumer, connect with webrtc-rs.
+    let mut c = Client::connect(addr, room, "carol").await.unwrap();
+    c.wait_for("mediasoup-version").await;
+    let recv = ok(&c
+        .request(
+            "createWebRtcTransport",
+            json!({"forceTcp": false, "producing": false, "consuming": true}),
+        )
+        .await)
+    .clone();
+    ok(&c
+        .request(
+            "join",
+            json!({"displayName": "carol", "device": {"flag": "chrome", "name": "Chrome"},
+                   "rtpCapabilities": rtc::chrome_rtp_capabilities()}),
+        )
+        .await);
+    let nc = c.wait_for("newConsumer").await;
+    c.answer_ok(&nc["id"], json!({})).await;
+    let consumer_id = nc["data"]["id"].as_str().unwrap().to_owned();
+    let consumer_ssrc = nc["data"]["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let tid = recv["id"].as_str().unwrap().to_owned();
+    let client = Arc::new(Mutex::new(c));
+    let c2 = client.clone();
+    let media = rtc::connect_peer(
+        &rtc::RemoteTransport::from_data(&recv),
+        None,
+        move |dtls| async move {
+            let r = c2
+                .lock()
+                .await
+                .request(
+                    "connectWebRtcTransport",
+                    json!({"transportId": tid, "dtlsParameters": dtls}),
+                )
+                .await;
+            ok(&r);
+        },
+        None,
+    )
+    .await
+    .expect("webrtc-rs peer connects");
+    // Let some packets through so the report has something to be about.
+    let mut got = 0;
+    while got < 40 {
+        let p = media
+            .recv_rtp(Duration::from_secs(10))
+            .await
+            .expect("consumer receives alice's audio");
+        if rtc::parse_rtp(&p).header.ssrc == consumer_ssrc {
+            got += 1;
+        }
+    }
+    // The peer reports more lost than was sent: the interval scores 0.
+    let rr = ReceiverReport {
+        ssrc: 0xcafe,
+        reports: vec![ReceptionReport {
+            ssrc: consumer_ssrc,
+            fraction_lost: 255,
+            total_lost: 100_000,
+            last_sequence_number: 0,
+            jitter: 0,
+            last_sender_report: 0,
+            delay: 0,
+        }],
+        ..Default::default()
+    };
+    media.send_rtcp(&rr.marshal().unwrap()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let score = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no consumerScore below 10"
+        );
+        let n = client.lock().await.wait_for("consumerScore").await;
+        assert_eq!(n["data"]["consumerId"], consumer_id.as_str(), "{n}");
+        if n["data"]["score"]["score"].as_u64().unwrap() < 10 {
+            break n["data"]["score"].clone();
+        }
+    };
+    assert!(score["score"].as_u64().unwrap() <= 3, "{score}");
+    assert_eq!(score["producerScore"], 10, "{score}");
+    assert_eq!(score["producerScores"], json!([10]), "{score}");
+    // getConsumerStats carries the same score.
+    let stats = ok(&client
+        .lock()
+        .await
+        .request("getConsumerStats", json!({"consumerId": consumer_id}))
+        .await)
+    .clone();
+    assert_eq!(stats[0]["type"], "outbound-rtp", "{stats}");
+    assert_eq!(stats[0]["score"], score["score"], "{stats}");
+    stop.store(true, Ordering::Relaxed);
+    media.close().await;
+    alice.media.close().await;
+}

@@ -313,31 +313,83 @@ impl SendScore {
     }
 }
 
-/// One encoding's score in a producer's `score` event (mediasoup's shape).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// Most encodings a score event carries (more are left out; simulcast uses up to 4).
+pub const MAX_SCORED_ENCODINGS: usize = 8;
+
+/// One encoding's score in a producer's `score` event (mediasoup's shape, without `rid`: the
+/// Lua host adds it from the producer's `rtpParameters`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProducerScore {
     /// Index of the encoding in the producer's `rtpParameters.encodings`.
     pub encoding_idx: usize,
     /// SSRC of the stream.
     pub ssrc: u32,
-    /// RID of the stream (simulcast), when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rid: Option<String>,
     /// Score 0..=10.
     pub score: u8,
 }
 
+/// A producer's scores: one entry per encoding that has received media. Fixed size, so score
+/// events cost no allocation (serialized as an array).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerScores {
+    entries: [ProducerScore; MAX_SCORED_ENCODINGS],
+    len: u8,
+}
+
+impl ProducerScores {
+    /// Adds an entry (ignored beyond [`MAX_SCORED_ENCODINGS`]).
+    pub fn push(&mut self, e: ProducerScore) {
+        if (self.len as usize) < MAX_SCORED_ENCODINGS {
+            self.entries[self.len as usize] = e;
+            self.len += 1;
+        }
+    }
+
+    /// The entries.
+    pub fn as_slice(&self) -> &[ProducerScore] {
+        &self.entries[..self.len as usize]
+    }
+}
+
+impl serde::Serialize for ProducerScores {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(s)
+    }
+}
+
 /// A consumer's `score` event (mediasoup's shape: `{score, producerScore, producerScores}`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Fixed size: no allocation per event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConsumerScore {
     /// Score of the stream the consumer sends, 0..=10.
     pub score: u8,
     /// Score of the producer stream currently forwarded (0 when none).
     pub producer_score: u8,
-    /// Scores of all the producer's encodings (0 for one not received yet); shared by the
-    /// events of all the producer's consumers (one allocation per producer score change).
-    pub producer_scores: std::sync::Arc<[u8]>,
+    producer_scores: [u8; MAX_SCORED_ENCODINGS],
+    encodings: u8,
+}
+
+impl ConsumerScore {
+    /// A consumer score; `producer_scores` are all the producer's encodings' scores (0 for one
+    /// not received yet; the first [`MAX_SCORED_ENCODINGS`] are kept).
+    pub fn new(score: u8, producer_score: u8, producer_scores: impl Iterator<Item = u8>) -> Self {
+        let mut c = ConsumerScore {
+            score,
+            producer_score,
+            ..Default::default()
+        };
+        for s in producer_scores.take(MAX_SCORED_ENCODINGS) {
+            c.producer_scores[c.encodings as usize] = s;
+            c.encodings += 1;
+        }
+        c
+    }
+
+    /// Scores of all the producer's encodings.
+    pub fn producer_scores(&self) -> &[u8] {
+        &self.producer_scores[..self.encodings as usize]
+    }
 }
 
 impl serde::Serialize for ConsumerScore {
@@ -346,7 +398,7 @@ impl serde::Serialize for ConsumerScore {
         let mut st = s.serialize_struct("ConsumerScore", 3)?;
         st.serialize_field("score", &self.score)?;
         st.serialize_field("producerScore", &self.producer_score)?;
-        st.serialize_field("producerScores", &self.producer_scores[..])?;
+        st.serialize_field("producerScores", self.producer_scores())?;
         st.end()
     }
 }
@@ -447,6 +499,29 @@ mod tests {
         let mut d = RecvScore::new(true);
         assert!(!d.check_inactivity(t0 + Duration::from_millis(4000), last_packet));
         assert!(d.check_inactivity(t0 + Duration::from_millis(5000), last_packet));
+    }
+
+    #[test]
+    fn score_events_serialize_as_mediasoup() {
+        let mut p = ProducerScores::default();
+        for i in 0..10 {
+            p.push(ProducerScore {
+                encoding_idx: i,
+                ssrc: 100 + i as u32,
+                score: 10,
+            });
+        }
+        assert_eq!(p.as_slice().len(), MAX_SCORED_ENCODINGS);
+        let v = serde_json::to_value(p).unwrap();
+        assert_eq!(
+            v[1],
+            serde_json::json!({"encodingIdx": 1, "ssrc": 101, "score": 10})
+        );
+        let c = ConsumerScore::new(7, 9, [9u8, 0, 4].into_iter());
+        assert_eq!(
+            serde_json::to_value(c).unwrap(),
+            serde_json::json!({"score": 7, "producerScore": 9, "producerScores": [9, 0, 4]})
+        );
     }
 
     #[test]

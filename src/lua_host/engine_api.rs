@@ -722,7 +722,7 @@ fn on_event(ev: &EngineEvent) {
     if handlers.is_empty() {
         return;
     }
-    let args = match event_args(&host.lua, ev) {
+    let args = match event_args(&host.lua, ev, &obj.info) {
         Ok(a) => a,
         Err(e) => {
             log::warn!("lua event {name}: cannot build arguments: {e}");
@@ -746,7 +746,7 @@ fn on_event(ev: &EngineEvent) {
 }
 
 /// The callback arguments of an event.
-fn event_args(lua: &Lua, ev: &EngineEvent) -> mlua::Result<mlua::MultiValue> {
+fn event_args(lua: &Lua, ev: &EngineEvent, info: &Json) -> mlua::Result<mlua::MultiValue> {
     use mlua::IntoLuaMulti;
     match ev {
         EngineEvent::IceStateChange { state, .. } => state.as_str().into_lua_multi(lua),
@@ -768,7 +768,28 @@ fn event_args(lua: &Lua, ev: &EngineEvent) -> mlua::Result<mlua::MultiValue> {
         },
         // mediasoup's shapes: [{encodingIdx, ssrc, rid?, score}] and
         // {score, producerScore, producerScores}.
-        EngineEvent::ProducerScore { scores, .. } => lua.to_value(scores)?.into_lua_multi(lua),
+        EngineEvent::ProducerScore { scores, .. } => {
+            // The engine's entries carry no rid (no allocation there): add it from the
+            // producer's rtpParameters.
+            let encodings = info.pointer("/rtpParameters/encodings");
+            let list: Vec<Json> = scores
+                .as_slice()
+                .iter()
+                .map(|e| {
+                    let mut v =
+                        json!({"encodingIdx": e.encoding_idx, "ssrc": e.ssrc, "score": e.score});
+                    if let Some(rid) = encodings
+                        .and_then(|x| x.get(e.encoding_idx))
+                        .and_then(|x| x.get("rid"))
+                        .filter(|r| r.is_string())
+                    {
+                        v["rid"] = rid.clone();
+                    }
+                    v
+                })
+                .collect();
+            lua.to_value(&list)?.into_lua_multi(lua)
+        }
         EngineEvent::ConsumerScore { score, .. } => lua.to_value(score)?.into_lua_multi(lua),
         _ => ().into_lua_multi(lua),
     }

@@ -188,7 +188,7 @@ pub enum EngineEvent {
         /// Producer id.
         producer: Uuid,
         /// Scores per encoding.
-        scores: Vec<crate::score::ProducerScore>,
+        scores: crate::score::ProducerScores,
     },
     /// A consumer's score, or its producer's, changed.
     ConsumerScore {

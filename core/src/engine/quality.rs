@@ -2,7 +2,6 @@
 //! observer API calls, the hooks producers' lifecycle calls, score updates on the report
 //! timer and the events they produce. Kept apart from the packet path, which only counts.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -11,7 +10,7 @@ use super::{not_found, Engine, EngineError, EngineEvent};
 use crate::observer::audio_level::AudioLevelOptions;
 use crate::observer::registry::ObserverEvent;
 use crate::rtp_parameters::MediaKind;
-use crate::score::{ConsumerScore, ProducerScore, RecvCounters};
+use crate::score::{ConsumerScore, ProducerScore, ProducerScores, RecvCounters};
 
 impl Engine {
     // ------------------------------------------------------------------ RTP observers
@@ -210,66 +209,51 @@ impl Engine {
 
     fn emit_producer_score(&mut self, pkey: usize) {
         let p = &self.producers[pkey];
-        let scores: Vec<ProducerScore> = p
-            .streams
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.packets > 0)
-            .map(|(i, s)| ProducerScore {
-                encoding_idx: i,
-                ssrc: s.ssrc.unwrap_or(0),
-                rid: s.rid.clone(),
-                score: s.score.score(),
-            })
-            .collect();
+        let mut scores = ProducerScores::default();
+        for (i, s) in p.streams.iter().enumerate() {
+            if s.packets > 0 {
+                scores.push(ProducerScore {
+                    encoding_idx: i,
+                    ssrc: s.ssrc.unwrap_or(0),
+                    score: s.score.score(),
+                });
+            }
+        }
         self.events.push_back(EngineEvent::ProducerScore {
             producer: p.id,
             scores,
         });
-        // One shared list for all consumers: timer work, but it should not cost an allocation
-        // per consumer.
-        let shared = self.producer_scores(pkey);
         for i in 0..self.producers[pkey].consumers.len() {
             let ckey = self.producers[pkey].consumers[i];
-            self.push_consumer_score(ckey, &shared);
+            self.emit_consumer_score(ckey);
         }
     }
 
-    /// Each encoding's score (0 for one not received yet).
-    fn producer_scores(&self, pkey: usize) -> Arc<[u8]> {
-        self.producers[pkey]
-            .streams
-            .iter()
-            .map(|s| if s.packets > 0 { s.score.score() } else { 0 })
-            .collect()
-    }
-
-    fn push_consumer_score(&mut self, ckey: usize, producer_scores: &Arc<[u8]>) {
+    /// Queues a consumer's `ConsumerScore` event (fixed size: no allocation).
+    pub(super) fn emit_consumer_score(&mut self, ckey: usize) {
         let Some(c) = self.consumers.get(ckey) else {
             return;
         };
-        let single = self.producers[c.producer].streams.len() == 1;
-        let forwarded = c.current_layer.or(single.then_some(0));
+        let p = &self.producers[c.producer];
+        let stream_score = |s: &crate::producer::ProducerStream| {
+            if s.packets > 0 {
+                s.score.score()
+            } else {
+                0
+            }
+        };
+        let forwarded = c.current_layer.or((p.streams.len() == 1).then_some(0));
         let producer_score = forwarded
-            .and_then(|l| producer_scores.get(l).copied())
-            .unwrap_or(0);
-        let ev = EngineEvent::ConsumerScore {
+            .and_then(|l| p.streams.get(l))
+            .map_or(0, stream_score);
+        let score = ConsumerScore::new(
+            c.score.score(),
+            producer_score,
+            p.streams.iter().map(stream_score),
+        );
+        self.events.push_back(EngineEvent::ConsumerScore {
             consumer: c.id,
-            score: ConsumerScore {
-                score: c.score.score(),
-                producer_score,
-                producer_scores: producer_scores.clone(),
-            },
-        };
-        self.events.push_back(ev);
-    }
-
-    /// Queues a consumer's `ConsumerScore` event (its own score changed).
-    pub(super) fn emit_consumer_score(&mut self, ckey: usize) {
-        let Some(pkey) = self.consumers.get(ckey).map(|c| c.producer) else {
-            return;
-        };
-        let shared = self.producer_scores(pkey);
-        self.push_consumer_score(ckey, &shared);
+            score,
+        });
     }
 }
