@@ -60,6 +60,15 @@ fn rtp(seq: u16, keyframe: bool) -> Vec<u8> {
     p
 }
 
+/// An RTCP generic NACK (RFC 4585) from a receiver for `seq` and `seq + 1` of `media_ssrc`.
+fn nack(media_ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x81, 205, 0, 3, 0, 0, 0, 1];
+    p.extend(media_ssrc.to_be_bytes());
+    p.extend(seq.to_be_bytes());
+    p.extend(1u16.to_be_bytes());
+    p
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_allocates_nothing_per_packet() {
     let worker = Worker::spawn(WorkerSettings {
@@ -147,13 +156,16 @@ async fn forwarding_allocates_nothing_per_packet() {
         .await
         .unwrap();
     let mut sinks = Vec::new();
+    // (socket clone, consumer transport's address, consumer SSRC): each sink also sends NACKs.
+    let mut nackers = Vec::new();
+    let mut consumer_ids = Vec::new();
     for _ in 0..CONSUMERS {
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         sink.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let (t, _) = make_plain(Some(sink.local_addr().unwrap())).await;
+        let (t, tdata) = make_plain(Some(sink.local_addr().unwrap())).await;
         let caps = caps.clone();
-        worker
+        let c: Value = worker
             .with_engine(move |e| {
                 e.consume(
                     &t,
@@ -169,6 +181,14 @@ async fn forwarding_allocates_nothing_per_packet() {
             .await
             .unwrap()
             .unwrap();
+        let ssrc = c["rtpParameters"]["encodings"][0]["ssrc"].as_u64().unwrap() as u32;
+        let addr = SocketAddr::from((
+            [127, 0, 0, 1],
+            tdata["tuple"]["localPort"].as_u64().unwrap() as u16,
+        ));
+        let cid: Uuid = c["id"].as_str().unwrap().parse().unwrap();
+        consumer_ids.push(cid);
+        nackers.push((sink.try_clone().unwrap(), addr, ssrc));
         sinks.push(sink);
     }
     let to = SocketAddr::from((
@@ -196,6 +216,14 @@ async fn forwarding_allocates_nothing_per_packet() {
             sender.send_to(&rtp(seq, seq == 0), to).unwrap();
             if seq % 32 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
+            }
+            // Every 100 packets each receiver NACKs two recent ones: RTCP in, answered from the
+            // retransmission store, on the counted path too.
+            if seq % 100 == 50 {
+                for (sock, addr, ssrc) in &nackers {
+                    sock.send_to(&nack(*ssrc, seq.wrapping_sub(20)), addr)
+                        .unwrap();
+                }
             }
         }
     };
@@ -230,6 +258,21 @@ async fn forwarding_allocates_nothing_per_packet() {
         "forwarded only {forwarded}"
     );
     eprintln!("{allocs} allocations on the worker thread for {forwarded} forwarded packets");
+    // The NACKs were handled (answered from the store) on the measured path.
+    let retransmitted = worker
+        .with_engine(move |e| {
+            consumer_ids
+                .iter()
+                .map(|c| {
+                    e.consumer_stats(c).unwrap()[0]["packetsRetransmitted"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .sum::<u64>()
+        })
+        .await
+        .unwrap();
+    assert!(retransmitted > 0, "no NACK was answered");
     // Timers and the runtime may allocate a handful of times; the packet path must not at all.
     assert!(
         allocs <= 20,

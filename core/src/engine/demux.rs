@@ -60,7 +60,11 @@ impl Engine {
 
     /// Forgets a closed TCP connection.
     pub fn tcp_connection_closed(&mut self, conn: u32) {
-        self.tcp_paths.remove(&conn);
+        if let Some(tkey) = self.tcp_paths.remove(&conn) {
+            if let Some(t) = self.transports.get_mut(tkey) {
+                t.demux.tcp_conns.retain(|c| *c != conn);
+            }
+        }
     }
 
     pub(super) fn handle_stun(&mut self, src: PacketSource, data: &[u8], now: Instant) {
@@ -82,7 +86,9 @@ impl Engine {
         let route = route_for(&src.tuple, src.socket, src.tcp_conn);
         let t = &mut self.transports[tkey];
         let id = t.id;
-        let Some(w) = t.webrtc_mut() else { return };
+        let TransportKind::WebRtc(w) = &mut t.kind else {
+            return;
+        };
         let outcome = w
             .ice
             .handle_stun(&msg, src.tuple, now, &mut self.stun_scratch);
@@ -94,12 +100,20 @@ impl Engine {
             return;
         }
         // A valid check makes this path the transport's: register it for the demultiplexer.
+        // The transport records it so its close removes exactly its own entries.
         match src.tcp_conn {
             Some(c) => {
-                self.tcp_paths.insert(c, tkey);
+                if self.tcp_paths.insert(c, tkey) != Some(tkey) && !t.demux.tcp_conns.contains(&c) {
+                    t.demux.tcp_conns.push(c);
+                }
             }
             None => {
-                self.udp_paths.insert((src.socket, src.tuple.remote), tkey);
+                let path = (src.socket, src.tuple.remote);
+                if self.udp_paths.insert(path, tkey) != Some(tkey)
+                    && !t.demux.udp_paths.contains(&path)
+                {
+                    t.demux.udp_paths.push(path);
+                }
             }
         }
         let mut selected = None;
@@ -113,6 +127,7 @@ impl Engine {
                 }
                 IceEvent::PreviousUfragRetired(old) => {
                     self.ufrags.remove(&old);
+                    t.demux.ufrags.retain(|u| *u != old);
                 }
                 IceEvent::SelectedTupleChanged(tuple) => {
                     selected = Some(tuple);

@@ -30,9 +30,15 @@ impl Engine {
         };
         t.counters.rtcp_packets_received += 1;
         // Feedback is handled after parsing so the packet buffer is not borrowed while sending.
-        let mut nacks: Vec<(u32, u16)> = Vec::new();
-        let mut keyframe_ssrcs: Vec<u32> = Vec::new();
-        let mut score_changed: Vec<usize> = Vec::new();
+        // The lists are the engine's, reused (taken here, put back below): no allocation.
+        let mut nacks = std::mem::take(&mut self.rtcp_nacks);
+        let mut keyframe_ssrcs = std::mem::take(&mut self.rtcp_keyframes);
+        nacks.clear();
+        keyframe_ssrcs.clear();
+        // Consumers whose score changed with this report (a few per packet; more wait for the
+        // next report): a stack array, no allocation.
+        let mut score_changed = [0usize; 8];
+        let mut n_score_changed = 0;
         for pkt in rtcp::RtcpIter::new(&buf[..len]) {
             let Ok(pkt) = pkt else {
                 self.drops.bad_rtp += 1;
@@ -63,8 +69,11 @@ impl Engine {
                             cc.last_rr = Some((block.fraction_lost, rtt));
                             let (sent, rtx) = (cc.counters.packets, cc.counters.retransmitted);
                             let lost = i64::from(block.cumulative_lost);
-                            if cc.score.on_receiver_report(sent, lost, rtx, rtx).is_some() {
-                                score_changed.push(c);
+                            if n_score_changed < score_changed.len()
+                                && cc.score.on_receiver_report(sent, lost, rtx, rtx).is_some()
+                            {
+                                score_changed[n_score_changed] = c;
+                                n_score_changed += 1;
                             }
                         }
                     }
@@ -73,31 +82,37 @@ impl Engine {
                     media_ssrc, items, ..
                 } => {
                     for seq in items.lost_seqs() {
-                        if nacks.len() < 512 {
+                        if nacks.len() < RTCP_NACK_LIMIT {
                             nacks.push((media_ssrc, seq));
                         }
                     }
                 }
-                RtcpPacket::Pli { media_ssrc, .. } => keyframe_ssrcs.push(media_ssrc),
+                RtcpPacket::Pli { media_ssrc, .. }
+                    if keyframe_ssrcs.len() < RTCP_KEYFRAME_LIMIT =>
+                {
+                    keyframe_ssrcs.push(media_ssrc);
+                }
                 RtcpPacket::Fir { entries, .. } => {
                     for e in entries {
-                        keyframe_ssrcs.push(e.ssrc);
+                        if keyframe_ssrcs.len() < RTCP_KEYFRAME_LIMIT {
+                            keyframe_ssrcs.push(e.ssrc);
+                        }
                     }
                 }
                 _ => {}
             }
         }
-        for c in score_changed {
+        for &c in &score_changed[..n_score_changed] {
             self.emit_consumer_score(c);
         }
-        for ssrc in keyframe_ssrcs {
+        for &ssrc in &keyframe_ssrcs {
             if let Some(c) = self.consumer_by_ssrc(tkey, ssrc) {
                 self.consumers[c].counters.keyframe_requests += 1;
                 self.consumer_wants_keyframe(c, now);
             }
         }
         let mut last_ssrc = None;
-        for (ssrc, seq) in nacks {
+        for &(ssrc, seq) in &nacks {
             let Some(ckey) = self.consumer_by_ssrc(tkey, ssrc) else {
                 continue;
             };
@@ -107,6 +122,8 @@ impl Engine {
             }
             self.retransmit(ckey, seq);
         }
+        self.rtcp_nacks = nacks;
+        self.rtcp_keyframes = keyframe_ssrcs;
     }
 
     pub(super) fn consumer_by_ssrc(&self, tkey: usize, ssrc: u32) -> Option<usize> {

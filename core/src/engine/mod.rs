@@ -27,8 +27,8 @@ use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, Sct
 use crate::srtp::{self, SrtpContext, SrtpProfile};
 use crate::stun::StunMessage;
 use crate::transport::{
-    route_for, tuple_json, DtlsState, PlainState, Transport, TransportCounters, TransportKind,
-    WebRtcState,
+    dtls_tag, route_for, split_dtls_tag, tuple_json, DemuxKeys, DtlsState, PlainState, Transport,
+    TransportCounters, TransportKind, WebRtcState,
 };
 use crate::tuple::TransportTuple;
 
@@ -36,6 +36,10 @@ use crate::tuple::TransportTuple;
 pub(super) const TICK: Duration = Duration::from_millis(20);
 /// Interval of RTCP reports, consent checks and layer selection.
 pub(super) const REPORT_INTERVAL: Duration = Duration::from_millis(1000);
+/// At most this many NACKed sequence numbers are answered per RTCP packet.
+pub(super) const RTCP_NACK_LIMIT: usize = 512;
+/// At most this many PLI/FIR media SSRCs are handled per RTCP packet.
+pub(super) const RTCP_KEYFRAME_LIMIT: usize = 64;
 /// A simulcast layer counts as active if a packet arrived this recently.
 pub(super) const LAYER_ACTIVE_WINDOW: Duration = Duration::from_millis(1500);
 
@@ -229,6 +233,9 @@ pub struct DropCounters {
     pub unknown_ssrc: u64,
     /// Packets on a plain transport from an address other than its remote.
     pub plain_wrong_source: u64,
+    /// DTLS events from a session of a transport that is closed (its slab key may have a new
+    /// owner): dropped.
+    pub stale_dtls_events: u64,
 }
 
 /// Where a datagram came from.
@@ -345,6 +352,11 @@ pub struct Engine {
     next_tick: Option<Instant>,
     next_report: Option<Instant>,
     nack_scratch: Vec<u16>,
+    /// RTCP feedback collected while parsing a compound packet (reused: no allocation per packet).
+    rtcp_nacks: Vec<(u32, u16)>,
+    rtcp_keyframes: Vec<u32>,
+    /// Generation of the next transport (see `Transport::generation`).
+    next_generation: u32,
     stun_scratch: Box<[u8]>,
     released_sockets: Vec<SocketId>,
 }
@@ -387,6 +399,9 @@ impl Engine {
             next_tick: None,
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
+            rtcp_nacks: Vec::with_capacity(RTCP_NACK_LIMIT),
+            rtcp_keyframes: Vec::with_capacity(RTCP_KEYFRAME_LIMIT),
+            next_generation: 0,
             stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
             released_sockets: Vec::new(),
         }
@@ -522,3 +537,6 @@ mod util;
 
 pub use util::{base64_decode, base64_encode, ice_state_str};
 use util::{now_ms, ntp_now};
+
+#[cfg(test)]
+mod tests;

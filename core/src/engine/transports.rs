@@ -11,6 +11,8 @@ impl Engine {
         app_data: Value,
     ) -> usize {
         let id = Uuid::new_v4();
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
         let key = self.transports.insert(Transport {
             id,
             router: router_key,
@@ -33,6 +35,8 @@ impl Engine {
             app_data,
             created: Instant::now(),
             rtcp_ssrc: rand::random::<u32>() | 1,
+            generation,
+            demux: DemuxKeys::default(),
         });
         self.transport_ids.insert(id, key);
         self.routers[router_key].transports.push(key);
@@ -81,7 +85,8 @@ impl Engine {
             TransportKind::WebRtc(Box::new(state)),
             opts.app_data.clone(),
         );
-        self.ufrags.insert(ufrag, key);
+        self.ufrags.insert(ufrag.clone(), key);
+        self.transports[key].demux.ufrags.push(ufrag);
         self.webrtc_transport_data(key, &opts)
     }
 
@@ -204,6 +209,7 @@ impl Engine {
     pub(super) fn maybe_start_dtls(&mut self, key: usize) {
         let t = &mut self.transports[key];
         let has_path = t.route.is_some();
+        let tag = dtls_tag(t.generation, key);
         let Some(w) = t.webrtc_mut() else { return };
         if w.dtls.is_some() {
             return;
@@ -215,8 +221,7 @@ impl Engine {
         if role == DtlsRole::Client && !has_path {
             return;
         }
-        let session =
-            DtlsSession::start(role, &self.cert, fp, key as u64, self.dtls_events.clone());
+        let session = DtlsSession::start(role, &self.cert, fp, tag, self.dtls_events.clone());
         for d in w.early_dtls.drain(..) {
             session.handle_input(&d);
         }
@@ -244,13 +249,21 @@ impl Engine {
             .ok_or_else(|| EngineError::Invalid("not a WebRtcTransport".into()))?;
         w.ice.restart(ufrag.clone(), pwd.clone());
         self.ufrags.insert(ufrag.clone(), key);
+        self.transports[key].demux.ufrags.push(ufrag.clone());
         Ok(json!({ "usernameFragment": ufrag, "password": pwd, "iceLite": true }))
     }
 
     /// Handles what a DTLS session reported.
-    pub fn handle_dtls_event(&mut self, (key, out): DtlsEvent) {
-        let key = key as usize;
-        let Some(t) = self.transports.get_mut(key) else {
+    /// An event from a session of a closed transport is dropped and counted
+    /// ([`DropCounters::stale_dtls_events`]), even when its slab key has a new owner.
+    pub fn handle_dtls_event(&mut self, (tag, out): DtlsEvent) {
+        let (generation, key) = split_dtls_tag(tag);
+        let Some(t) = self
+            .transports
+            .get_mut(key)
+            .filter(|t| t.generation == generation)
+        else {
+            self.drops.stale_dtls_events += 1;
             return;
         };
         let id = t.id;
@@ -371,8 +384,10 @@ impl Engine {
         let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)), app_data);
         self.transports[key].srtp_out = srtp_out;
         self.plain_sockets.insert(socket.0, key);
+        self.transports[key].demux.plain_sockets.push(socket.0);
         if let Some((rs, _)) = rtcp_socket {
             self.plain_sockets.insert(rs, key);
+            self.transports[key].demux.plain_sockets.push(rs);
         }
         Ok(self.plain_transport_data(key))
     }
@@ -530,16 +545,29 @@ impl Engine {
         }
         let t = self.transports.remove(key);
         self.transport_ids.remove(transport);
-        self.ufrags.retain(|_, v| *v != key);
-        self.udp_paths.retain(|_, v| *v != key);
-        self.tcp_paths.retain(|_, v| *v != key);
-        let released = &mut self.released_sockets;
-        self.plain_sockets.retain(|s, v| {
-            if *v == key {
-                released.push(*s);
+        // Remove exactly the demultiplexer entries this transport registered (an entry another
+        // transport took over since is left alone).
+        for u in &t.demux.ufrags {
+            if self.ufrags.get(u) == Some(&key) {
+                self.ufrags.remove(u);
             }
-            *v != key
-        });
+        }
+        for p in &t.demux.udp_paths {
+            if self.udp_paths.get(p) == Some(&key) {
+                self.udp_paths.remove(p);
+            }
+        }
+        for c in &t.demux.tcp_conns {
+            if self.tcp_paths.get(c) == Some(&key) {
+                self.tcp_paths.remove(c);
+            }
+        }
+        for s in &t.demux.plain_sockets {
+            if self.plain_sockets.get(s) == Some(&key) {
+                self.plain_sockets.remove(s);
+                self.released_sockets.push(*s);
+            }
+        }
         self.next_mid.remove(&key);
         if let Some(r) = self.routers.get_mut(t.router) {
             r.transports.retain(|k| *k != key);

@@ -161,6 +161,36 @@ pub struct Transport {
     pub created: Instant,
     /// The SSRC we use as sender in RTCP feedback.
     pub rtcp_ssrc: u32,
+    /// This transport's generation, unique within its engine. Slab keys are reused after a close;
+    /// the DTLS session's events carry `(generation, key)` (see [`dtls_tag`]) so an event still
+    /// queued from a closed transport is dropped instead of landing on the key's next owner.
+    pub generation: u32,
+    /// The demultiplexer entries this transport registered, so closing it removes exactly those.
+    pub demux: DemuxKeys,
+}
+
+/// The entries a transport owns in the engine's demultiplexing maps.
+#[derive(Debug, Default)]
+pub struct DemuxKeys {
+    /// ICE usernames fragments (the current one and, during an ICE restart, the previous one).
+    pub ufrags: Vec<String>,
+    /// (worker socket, remote address) paths validated by ICE.
+    pub udp_paths: Vec<(SocketId, SocketAddr)>,
+    /// ICE-TCP connections validated by ICE.
+    pub tcp_conns: Vec<u32>,
+    /// A PlainTransport's own sockets (RTP and, without rtcp-mux, RTCP).
+    pub plain_sockets: Vec<SocketId>,
+}
+
+/// The tag a transport's DTLS session puts on its events: generation in the high 32 bits, slab key
+/// in the low 32 bits.
+pub fn dtls_tag(generation: u32, key: usize) -> u64 {
+    ((generation as u64) << 32) | (key as u32 as u64)
+}
+
+/// Splits a DTLS event tag into (generation, slab key).
+pub fn split_dtls_tag(tag: u64) -> (u32, usize) {
+    ((tag >> 32) as u32, (tag & 0xffff_ffff) as usize)
 }
 
 impl Transport {

@@ -1,0 +1,137 @@
+//! Engine tests that need its private state: stale DTLS events, demux bookkeeping on close.
+
+use super::*;
+
+fn engine() -> (Engine, mpsc::UnboundedReceiver<DtlsEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let listen = ListenInfo {
+        udp: Some((0, "127.0.0.1:52000".parse().unwrap())),
+        tcp: Some("127.0.0.1:52000".parse().unwrap()),
+        announced_address: None,
+    };
+    let cert = DtlsCertificate::generate().unwrap();
+    (Engine::new(0, listen, cert, tx), rx)
+}
+
+fn router(e: &mut Engine) -> Uuid {
+    let codecs = ortc::validate_media_codecs(&json!([
+        {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
+    ]))
+    .unwrap();
+    e.create_router(&codecs, Value::Null).unwrap()
+}
+
+fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
+    let data = e
+        .create_webrtc_transport(r, WebRtcTransportOptions::default())
+        .unwrap();
+    let id: Uuid = data["id"].as_str().unwrap().parse().unwrap();
+    let key = e.transport_ids[&id];
+    (id, key)
+}
+
+fn connected(we_are_client: bool) -> DtlsOutput {
+    let profile = SrtpProfile::Aes128CmHmacSha1_80;
+    DtlsOutput::Connected {
+        profile,
+        material: vec![7; srtp::keying_material_len(profile)],
+        we_are_client,
+    }
+}
+
+#[test]
+fn dtls_event_of_a_closed_transport_is_dropped_not_delivered_to_the_keys_next_owner() {
+    let (mut e, _rx) = engine();
+    let r = router(&mut e);
+    let (a, key_a) = webrtc(&mut e, &r);
+    let stale_tag = dtls_tag(e.transports[key_a].generation, key_a);
+    e.close_transport(&a).unwrap();
+    let (b, key_b) = webrtc(&mut e, &r);
+    assert_eq!(
+        key_a, key_b,
+        "the slab reuses the key (the case this guards)"
+    );
+    while e.poll_event().is_some() {}
+
+    // A `Connected` (with keys) still queued from A's session arrives after B took the key.
+    e.handle_dtls_event((stale_tag, connected(false)));
+    let t = &e.transports[key_b];
+    assert!(
+        t.srtp_in.is_none() && t.srtp_out.is_none(),
+        "stale keys installed"
+    );
+    assert_eq!(t.webrtc().unwrap().dtls_state, DtlsState::New);
+    assert_eq!(e.drops.stale_dtls_events, 1);
+    assert!(e.poll_event().is_none(), "no event for B from A's session");
+
+    // B's own session's events are delivered.
+    let tag_b = dtls_tag(e.transports[key_b].generation, key_b);
+    e.handle_dtls_event((tag_b, connected(false)));
+    assert!(e.transports[key_b].srtp_in.is_some());
+    assert_eq!(
+        e.transports[key_b].webrtc().unwrap().dtls_state,
+        DtlsState::Connected
+    );
+    assert_eq!(e.drops.stale_dtls_events, 1);
+    assert!(matches!(
+        e.poll_event(),
+        Some(EngineEvent::DtlsStateChange { transport, state: DtlsState::Connected, .. }) if transport == b
+    ));
+
+    // An event for a key nobody holds is dropped and counted too.
+    e.handle_dtls_event((dtls_tag(99, 1000), DtlsOutput::Closed));
+    assert_eq!(e.drops.stale_dtls_events, 2);
+}
+
+#[test]
+fn closing_a_transport_removes_exactly_its_demux_entries() {
+    let (mut e, _rx) = engine();
+    let r = router(&mut e);
+    let (a, key_a) = webrtc(&mut e, &r);
+    let (_b, key_b) = webrtc(&mut e, &r);
+    e.restart_ice(&a).unwrap();
+    // Paths as `handle_stun` registers them after valid checks.
+    let pa: (SocketId, SocketAddr) = (0, "127.0.0.2:1000".parse().unwrap());
+    let pb: (SocketId, SocketAddr) = (0, "127.0.0.3:1000".parse().unwrap());
+    let shared: (SocketId, SocketAddr) = (0, "127.0.0.4:1000".parse().unwrap());
+    for (p, k) in [(pa, key_a), (shared, key_a), (pb, key_b), (shared, key_b)] {
+        e.udp_paths.insert(p, k);
+        e.transports[k].demux.udp_paths.push(p);
+    }
+    e.tcp_paths.insert(5, key_a);
+    e.transports[key_a].demux.tcp_conns.push(5);
+    let (p, key_p) = {
+        let data = e
+            .create_plain_transport(
+                &r,
+                (3, "127.0.0.1:52001".parse().unwrap()),
+                Some((4, "127.0.0.1:52002".parse().unwrap())),
+                false,
+                false,
+                None,
+                Value::Null,
+            )
+            .unwrap();
+        let id: Uuid = data["id"].as_str().unwrap().parse().unwrap();
+        (id, e.transport_ids[&id])
+    };
+    assert_eq!(e.ufrags.len(), 3);
+
+    e.close_transport(&a).unwrap();
+    // B's ufrag, its own path and the path it took over from A stay; A's are gone.
+    assert_eq!(e.ufrags.len(), 1);
+    assert!(e.ufrags.values().all(|k| *k == key_b));
+    assert_eq!(e.udp_paths.len(), 2);
+    assert_eq!(e.udp_paths[&pb], key_b);
+    assert_eq!(e.udp_paths[&shared], key_b);
+    assert!(e.tcp_paths.is_empty());
+    assert_eq!(e.plain_sockets.len(), 2);
+    assert!(e.take_released_sockets().is_empty());
+
+    e.close_transport(&p).unwrap();
+    assert!(e.plain_sockets.is_empty());
+    let mut released = e.take_released_sockets();
+    released.sort();
+    assert_eq!(released, vec![3, 4]);
+    let _ = key_p;
+}
