@@ -84,6 +84,13 @@ impl HttpHandler for Http {
                     room_api(&shared, req).await
                 }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
+                ("GET", ["admin", "debug"]) => {
+                    if !req.remote_addr.ip().is_loopback() {
+                        return HttpResponse::json(403, json!({"error": "forbidden"}));
+                    }
+                    let collect = req.query.iter().any(|(k, v)| k == "gc" && v != "0");
+                    debug_dump(&shared, collect).await
+                }
                 ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
@@ -123,6 +130,34 @@ async fn room_capabilities(shared: &Shared, room_id: &str) -> HttpResponse {
         Ok(Some(caps)) => HttpResponse::json(200, caps),
         _ => not_found(),
     }
+}
+
+/// `GET /admin/debug[?gc=1]`: live object counts of every worker (Lua memory, rooms, peers,
+/// objects scripts hold, engine objects and tables) and of the process (room registry, protoo
+/// peer handles). With `gc=1` each worker's Lua state is fully collected first.
+async fn debug_dump(shared: &Shared, collect: bool) -> HttpResponse {
+    let mut workers = Vec::with_capacity(shared.workers.len());
+    for (index, worker) in shared.workers.iter().enumerate() {
+        let (tx, rx) = oneshot::channel();
+        let posted = worker.post(Box::new(move || {
+            let _ = tx.send(crate::lua_host::worker_debug(index, collect));
+        }));
+        let dump = match posted {
+            true => rx
+                .await
+                .unwrap_or_else(|_| json!({"worker": index, "error": "no answer"})),
+            false => json!({"worker": index, "error": "worker is gone"}),
+        };
+        workers.push(dump);
+    }
+    HttpResponse::json(
+        200,
+        json!({
+            "registryRooms": shared.registry.len(),
+            "protooPeerHandles": ringsfu_plugins::live_peer_handles(),
+            "workers": workers,
+        }),
+    )
 }
 
 /// The body of an unknown room's 404 (the mediasoup-demo text).

@@ -3,7 +3,8 @@
 //! Scenarios: `fanout` (in-process ringsfu, SRTP PlainTransports), `floor` (a bare forwarding loop:
 //! what the kernel and crypto allow), `external` (a plan file against any forwarder), `idle`
 //! (memory per idle WebRtcTransport), `webrtc` (publishers and subscribers over ICE + DTLS + SRTP
-//! WebRtcTransports with the project's webrtc-rs test peer; join time and forwarding). See
+//! WebRtcTransports with the project's webrtc-rs test peer; join time and forwarding), `soak`
+//! (join/leave churn against the real binary over protoo and HTTP: what stays behind). See
 //! bench/README.md.
 
 mod floor;
@@ -15,6 +16,7 @@ mod procstat;
 mod remote;
 mod report;
 mod server;
+mod soak;
 mod traffic;
 mod webrtc;
 
@@ -28,7 +30,8 @@ use crate::report::RunRecord;
 use crate::server::InProcessServer;
 use crate::traffic::{Endpoints, ServerProbe, TrafficConfig};
 
-const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle|webrtc> [options]
+const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle|webrtc|soak> [options]
+  (soak has options of its own: ringsfu-bench soak --help)
   --producers N        streams sent (default 1)
   --consumers N        consumers per producer (default 10)
   --size BYTES         RTP payload bytes: 160 audio-sized (default), 1200 video-sized (VP8)
@@ -514,6 +517,9 @@ fn print_one(r: &RunRecord) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("soak") {
+        std::process::exit(soak::main(&args[1..]));
+    }
     let o = match parse(&args) {
         Ok(o) => o,
         Err(e) => {

@@ -41,7 +41,7 @@ pub use crate::config::{
 };
 pub use crate::error::{PluginError, ProtooError};
 pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
-pub use crate::peer::PeerHandle;
+pub use crate::peer::{live_peer_handles, PeerHandle};
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
 pub use crate::server::{serve, serve_with_sessions, ServerHandle};
 pub use crate::session::{

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -41,6 +41,16 @@ pub(crate) enum Outbound {
 
 type PendingResult = Result<Value, ProtooError>;
 
+/// Peer handles alive in this process (see [`live_peer_handles`]).
+static LIVE_PEERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Number of protoo peers whose state (handle, pending requests) is still alive in this process:
+/// connected peers plus handles something still holds. Back to its baseline once every peer
+/// has gone and the server let go of them; a leak detector for the debug dump.
+pub fn live_peer_handles() -> usize {
+    LIVE_PEERS.load(Ordering::Relaxed)
+}
+
 struct Pending {
     reply: oneshot::Sender<PendingResult>,
     timer: AbortHandle,
@@ -56,6 +66,12 @@ struct PeerShared {
     pending: Mutex<HashMap<u64, Pending>>,
     request_timeout: Duration,
     runtime: tokio::runtime::Handle,
+}
+
+impl Drop for PeerShared {
+    fn drop(&mut self) {
+        LIVE_PEERS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Handle to one connected protoo peer. Cheap to clone; `Send + Sync`; every method is
@@ -84,6 +100,7 @@ impl PeerHandle {
         request_timeout: Duration,
         runtime: tokio::runtime::Handle,
     ) -> Self {
+        LIVE_PEERS.fetch_add(1, Ordering::Relaxed);
         PeerHandle {
             shared: Arc::new(PeerShared {
                 peer_id,

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use mlua::{
-    Function, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods,
-    Value,
+    AnyUserData, Function, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields,
+    UserDataMethods, Value,
 };
 use ringsfu_core::data::DataMessage;
 use ringsfu_core::engine::EngineEvent;
@@ -25,6 +25,7 @@ use ringsfu_core::sctp::Ppid;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::super::lua_ref::{self, LuaRef};
 use super::super::runner;
 use super::super::Host;
 use super::{engine, from_lua, invalid, parse_id, LuaObj, ObjKind};
@@ -69,10 +70,10 @@ pub struct DataObj {
     room: String,
     /// Engine JSON at creation (label, protocol, sctpStreamParameters, ...).
     info: Json,
-    app_data: Table,
     closed: Cell<bool>,
     paused: Cell<bool>,
-    handlers: RefCell<Vec<(String, Function)>>,
+    /// The object's userdata (with its appData and callbacks) while it is live.
+    lua: LuaRef,
     /// The direct transport this object belongs to (None: sctp, or it is the transport).
     direct_transport: Option<Uuid>,
     /// Direct transports: their router.
@@ -95,12 +96,34 @@ fn insert(obj: Rc<DataObj>) {
     DATA.with(|d| d.borrow_mut().insert(obj.id, obj));
 }
 
+/// Forgets a closed object. The caller runs its closing callbacks, then lets go of its userdata
+/// (`obj.lua.release()`).
 fn remove(id: &Uuid) -> Option<Rc<DataObj>> {
     let o = DATA.with(|d| d.borrow_mut().remove(id));
     if let Some(o) = &o {
         o.closed.set(true);
     }
     o
+}
+
+/// Live data objects by kind (`directTransport`, `dataProducer`, `dataConsumer`).
+pub fn counts() -> [(&'static str, usize); 3] {
+    let mut out = [
+        (DataKind::DirectTransport.name(), 0),
+        (DataKind::DataProducer.name(), 0),
+        (DataKind::DataConsumer.name(), 0),
+    ];
+    DATA.with(|d| {
+        for o in d.borrow().values() {
+            let i = match o.kind {
+                DataKind::DirectTransport => 0,
+                DataKind::DataProducer => 1,
+                DataKind::DataConsumer => 2,
+            };
+            out[i].1 += 1;
+        }
+    });
+    out
 }
 
 /// A userdata wrapping a data object.
@@ -310,17 +333,18 @@ fn new_data(lua: &Lua, n: NewData) -> mlua::Result<Value> {
         kind: n.kind,
         room: n.room,
         info: n.info,
-        app_data,
         closed: Cell::new(false),
         paused: Cell::new(n.paused),
-        handlers: RefCell::new(Vec::new()),
+        lua: LuaRef::default(),
         direct_transport: n.direct_transport,
         router: n.router,
         max_message_size: n.max_message_size,
         children: RefCell::new(Vec::new()),
     });
-    insert(obj.clone());
-    lua.create_userdata(LuaData(obj)).map(Value::UserData)
+    let ud = lua.create_userdata(LuaData(obj.clone()))?;
+    obj.lua.hold(&ud, app_data)?;
+    insert(obj);
+    Ok(Value::UserData(ud))
 }
 
 /// Field names read from the creation JSON.
@@ -336,7 +360,7 @@ const INFO_FIELDS: &[&str] = &[
 impl UserData for LuaData {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, this| Ok(this.0.id.to_string()));
-        fields.add_field_method_get("appData", |_, this| Ok(this.0.app_data.clone()));
+        fields.add_field_function_get("appData", |lua, ud| lua_ref::data_of(lua, &ud));
         fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
         fields.add_field_method_get("paused", |_, this| Ok(this.0.paused.get()));
         fields.add_field_method_get("objectType", |_, this| Ok(this.0.kind.name()));
@@ -422,18 +446,25 @@ impl UserData for LuaData {
         });
         methods.add_method("pause", |_, this, ()| this.set_paused(true));
         methods.add_method("resume", |_, this, ()| this.set_paused(false));
-        methods.add_method("on", |_, this, (event, f): (String, Function)| {
-            let allowed = this.0.kind.events();
-            if !allowed.contains(&event.as_str()) {
-                return Err(invalid(format!(
-                    "a {} has no event {event:?}; events: {}",
-                    this.0.kind.name(),
-                    allowed.join(", ")
-                )));
-            }
-            this.0.handlers.borrow_mut().push((event, f));
-            Ok(())
-        });
+        methods.add_function(
+            "on",
+            |lua, (ud, event, f): (AnyUserData, String, Function)| {
+                let this = ud.borrow::<LuaData>()?;
+                let allowed = this.0.kind.events();
+                if !allowed.contains(&event.as_str()) {
+                    return Err(invalid(format!(
+                        "a {} has no event {event:?}; events: {}",
+                        this.0.kind.name(),
+                        allowed.join(", ")
+                    )));
+                }
+                // Kept in the object's userdata while it is live (see lua_ref).
+                if let Some(canonical) = this.0.lua.get() {
+                    lua_ref::add_handler(lua, &canonical, &event, f)?;
+                }
+                Ok(())
+            },
+        );
     }
 }
 
@@ -483,8 +514,13 @@ fn close_obj(obj: &Rc<DataObj>) {
     }
     remove(&obj.id);
     match obj.kind {
-        DataKind::DataProducer => close_in_engine(obj),
-        DataKind::DataConsumer => close_in_engine(obj),
+        DataKind::DataProducer | DataKind::DataConsumer => {
+            if let Some(t) = obj.direct_transport.and_then(|t| get(&t)) {
+                t.children.borrow_mut().retain(|c| *c != obj.id);
+            }
+            close_in_engine(obj);
+            obj.lua.release();
+        }
         DataKind::DirectTransport => {
             let children = std::mem::take(&mut *obj.children.borrow_mut());
             // Consumers first, so closing a producer does not report them as
@@ -500,6 +536,10 @@ fn close_obj(obj: &Rc<DataObj>) {
                 }
                 run_handlers(&host, obj, "close", || Ok(()));
             }
+            for k in &kids {
+                k.lua.release();
+            }
+            obj.lua.release();
         }
     }
 }
@@ -531,6 +571,7 @@ pub fn drop_room(room: &str) {
     });
     for o in &objs {
         o.closed.set(true);
+        o.lua.release();
     }
     for o in objs.iter().filter(|o| o.kind == DataKind::DataConsumer) {
         if o.direct_transport.is_some() {
@@ -585,7 +626,7 @@ pub fn on_event(host: &Rc<Host>, ev: &EngineEvent) -> bool {
             let Some(obj) = host.callbacks.get(transport) else {
                 return true;
             };
-            let handlers = matching(&obj.handlers.borrow(), "sctpstatechange");
+            let handlers = obj.lua.handlers("sctpstatechange");
             let state = state.as_str();
             let what = format!(
                 "transport {} event sctpstatechange (room {})",
@@ -605,15 +646,8 @@ fn gone(host: &Rc<Host>, id: &Uuid, event: &str) {
             t.children.borrow_mut().retain(|c| c != id);
         }
         run_handlers(host, &obj, event, || Ok(()));
+        obj.lua.release();
     }
-}
-
-fn matching(handlers: &[(String, Function)], name: &str) -> Vec<Function> {
-    handlers
-        .iter()
-        .filter(|(n, _)| n == name)
-        .map(|(_, f)| f.clone())
-        .collect()
 }
 
 fn run_handlers<A: IntoLuaMulti>(
@@ -622,7 +656,7 @@ fn run_handlers<A: IntoLuaMulti>(
     event: &str,
     args: impl FnOnce() -> mlua::Result<A>,
 ) {
-    let handlers = matching(&obj.handlers.borrow(), event);
+    let handlers = obj.lua.handlers(event);
     let what = format!(
         "{} {} event {event} (room {})",
         obj.kind.name(),

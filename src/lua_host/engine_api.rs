@@ -11,7 +11,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods, Value};
+use mlua::{
+    AnyUserData, Function, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods,
+    Value,
+};
 use ringsfu_core::engine::{
     ConsumeOptions, Engine, EngineError, EngineEvent, ProduceOptions, WebRtcTransportOptions,
 };
@@ -20,6 +23,7 @@ use ringsfu_core::worker::WorkerContext;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::lua_ref::{self, LuaRef};
 use super::runner::{self, ScriptFailure};
 use super::Host;
 
@@ -128,16 +132,31 @@ pub struct Obj {
     room: String,
     /// The engine's JSON description at creation (iceParameters, rtpParameters, ...).
     info: Json,
-    app_data: Table,
     closed: Cell<bool>,
     paused: Cell<bool>,
     producer_paused: Cell<bool>,
-    handlers: RefCell<Vec<(String, Function)>>,
+    /// The object's userdata (with its appData and callbacks) while it is live.
+    lua: LuaRef,
     /// For routers and transports: the router id they belong to.
     router: Option<Uuid>,
 }
 
-/// The engine objects scripts hold, by id, with their event callbacks.
+impl Obj {
+    /// The object as a Lua value: its userdata while live; once closed, a detached one
+    /// (closed, empty appData, no callbacks).
+    pub fn to_lua(self: &Rc<Obj>, lua: &Lua) -> mlua::Result<Value> {
+        match self.lua.get() {
+            Some(ud) => Ok(Value::UserData(ud)),
+            None => lua
+                .create_userdata(LuaObj(self.clone()))
+                .map(Value::UserData),
+        }
+    }
+}
+
+/// The live engine objects scripts hold, by id, with their event callbacks. An object leaves
+/// it when it closes (by a script, by an engine event, or with its room), and with it Rust's
+/// hold on its userdata (see [`lua_ref`]).
 #[derive(Default)]
 pub struct Callbacks {
     objs: RefCell<HashMap<Uuid, Rc<Obj>>>,
@@ -148,14 +167,40 @@ impl Callbacks {
     pub fn drop_room(&self, room: &str) {
         data_api::drop_room(room);
         observer_api::drop_room(room);
-        self.objs.borrow_mut().retain(|_, o| {
-            if o.room == room {
-                o.closed.set(true);
-                false
-            } else {
-                true
-            }
-        });
+        let gone: Vec<Rc<Obj>> = {
+            let mut objs = self.objs.borrow_mut();
+            let ids: Vec<Uuid> = objs
+                .values()
+                .filter(|o| o.room == room)
+                .map(|o| o.id)
+                .collect();
+            ids.iter().filter_map(|id| objs.remove(id)).collect()
+        };
+        // Released outside the borrow: dropping a userdata may run Lua.
+        for o in gone {
+            o.closed.set(true);
+            o.lua.release();
+        }
+    }
+
+    /// Live engine objects by kind (`router`, `transport`, `producer`, `consumer`).
+    pub fn counts(&self) -> [(&'static str, usize); 4] {
+        let mut out = [
+            (ObjKind::Router.name(), 0),
+            (ObjKind::Transport.name(), 0),
+            (ObjKind::Producer.name(), 0),
+            (ObjKind::Consumer.name(), 0),
+        ];
+        for o in self.objs.borrow().values() {
+            let i = match o.kind {
+                ObjKind::Router => 0,
+                ObjKind::Transport => 1,
+                ObjKind::Producer => 2,
+                ObjKind::Consumer => 3,
+            };
+            out[i].1 += 1;
+        }
+        out
     }
 
     fn insert(&self, obj: Rc<Obj>) {
@@ -170,6 +215,7 @@ impl Callbacks {
         let o = self.objs.borrow_mut().remove(id);
         if let Some(o) = &o {
             o.closed.set(true);
+            o.lua.release();
         }
         o
     }
@@ -202,6 +248,12 @@ pub fn check_media_codecs(codecs: &[Json]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The engine's live objects and table sizes (None on a thread without an engine).
+pub fn engine_counts() -> Option<Json> {
+    let ctx = ctx()?;
+    Some(ctx.with_engine(|e| json!({ "routers": e.router_count() })))
+}
+
 /// Closes a room's router (cascading to everything in it).
 pub fn close_router(host: &Host, router: Uuid) {
     if let Some(ctx) = ctx() {
@@ -227,22 +279,29 @@ pub fn router_value(lua: &Lua, id: Uuid, room: &str) -> mlua::Result<Value> {
     let host = Host::current()
         .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
     if let Some(o) = host.callbacks.get(&id) {
-        return lua.create_userdata(LuaObj(o)).map(Value::UserData);
+        return o.to_lua(lua);
     }
     let obj = Rc::new(Obj {
         id,
         kind: ObjKind::Router,
         room: room.to_owned(),
         info: json!({ "id": id.to_string() }),
-        app_data: lua.create_table()?,
         closed: Cell::new(false),
         paused: Cell::new(false),
         producer_paused: Cell::new(false),
-        handlers: RefCell::new(Vec::new()),
+        lua: LuaRef::default(),
         router: Some(id),
     });
-    host.callbacks.insert(obj.clone());
-    lua.create_userdata(LuaObj(obj)).map(Value::UserData)
+    // A closed room's router is not registered again (it would outlive the room).
+    let live = engine(|e| e.router_rtp_capabilities(&id).map(|_| ())).is_ok();
+    if !live {
+        obj.closed.set(true);
+        return obj.to_lua(lua);
+    }
+    let ud = lua.create_userdata(LuaObj(obj.clone()))?;
+    obj.lua.hold(&ud, lua.create_table()?)?;
+    host.callbacks.insert(obj);
+    Ok(Value::UserData(ud))
 }
 
 /// Field names read from the creation JSON.
@@ -263,7 +322,7 @@ const INFO_FIELDS: &[&str] = &[
 impl UserData for LuaObj {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, this| Ok(this.0.id.to_string()));
-        fields.add_field_method_get("appData", |_, this| Ok(this.0.app_data.clone()));
+        fields.add_field_function_get("appData", |lua, ud| lua_ref::data_of(lua, &ud));
         fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
         fields.add_field_method_get("paused", |_, this| Ok(this.0.paused.get()));
         fields.add_field_method_get("producerPaused", |_, this| Ok(this.0.producer_paused.get()));
@@ -562,22 +621,30 @@ impl UserData for LuaObj {
         observer_api::add_methods(methods);
 
         // ---- events
-        methods.add_method("on", |_, this, (event, f): (String, Function)| {
-            let allowed = this.0.kind.events();
-            if !allowed.contains(&event.as_str()) {
-                let hint = match event.as_str() {
-                    "trace" => " (traces are not built yet)",
-                    _ => "",
-                };
-                return Err(invalid(format!(
-                    "a {} has no event {event:?}{hint}; events: {}",
-                    this.0.kind.name(),
-                    allowed.join(", ")
-                )));
-            }
-            this.0.handlers.borrow_mut().push((event, f));
-            Ok(())
-        });
+        methods.add_function(
+            "on",
+            |lua, (ud, event, f): (AnyUserData, String, Function)| {
+                let this = ud.borrow::<LuaObj>()?;
+                let allowed = this.0.kind.events();
+                if !allowed.contains(&event.as_str()) {
+                    let hint = match event.as_str() {
+                        "trace" => " (traces are not built yet)",
+                        _ => "",
+                    };
+                    return Err(invalid(format!(
+                        "a {} has no event {event:?}{hint}; events: {}",
+                        this.0.kind.name(),
+                        allowed.join(", ")
+                    )));
+                }
+                // A closed object has no events left; a live one keeps its callbacks in its one
+                // userdata, released when it closes.
+                if let Some(canonical) = this.0.lua.get() {
+                    lua_ref::add_handler(lua, &canonical, &event, f)?;
+                }
+                Ok(())
+            },
+        );
     }
 }
 
@@ -665,15 +732,16 @@ fn new_obj(
         kind,
         room: parent.room.clone(),
         info,
-        app_data,
         closed: Cell::new(false),
         paused: Cell::new(false),
         producer_paused: Cell::new(false),
-        handlers: RefCell::new(Vec::new()),
+        lua: LuaRef::default(),
         router: parent.router,
     });
-    host.callbacks.insert(obj.clone());
-    lua.create_userdata(LuaObj(obj)).map(Value::UserData)
+    let ud = lua.create_userdata(LuaObj(obj.clone()))?;
+    obj.lua.hold(&ud, app_data)?;
+    host.callbacks.insert(obj);
+    Ok(Value::UserData(ud))
 }
 
 /// Engine observer (on the worker thread): updates object state, then runs the callbacks.
@@ -701,24 +769,19 @@ fn on_event(ev: &EngineEvent) {
         #[allow(unreachable_patterns)]
         _ => return,
     };
-    let obj = if gone {
-        host.callbacks.remove(&id)
-    } else {
-        host.callbacks.get(&id)
+    let Some(obj) = host.callbacks.get(&id) else {
+        return;
     };
-    let Some(obj) = obj else { return };
     match ev {
         EngineEvent::ConsumerProducerPause { .. } => obj.producer_paused.set(true),
         EngineEvent::ConsumerProducerResume { .. } => obj.producer_paused.set(false),
         _ => {}
     }
-    let handlers: Vec<Function> = obj
-        .handlers
-        .borrow()
-        .iter()
-        .filter(|(n, _)| n == name)
-        .map(|(_, f)| f.clone())
-        .collect();
+    // Read before a closing event lets go of the object's userdata (and its callbacks).
+    let handlers = obj.lua.handlers(name);
+    if gone {
+        host.callbacks.remove(&id);
+    }
     if handlers.is_empty() {
         return;
     }

@@ -8,6 +8,7 @@
 pub mod calls;
 pub mod engine_api;
 mod globals;
+pub mod lua_ref;
 pub mod room;
 pub mod runner;
 
@@ -17,8 +18,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mlua::Lua;
-use serde_json::Value;
+use mlua::{Function, Lua};
+use serde_json::{json, Value};
 
 use crate::config::LuaLimits;
 use crate::registry::Registry;
@@ -57,10 +58,24 @@ pub struct Host {
     pub(crate) callbacks: engine_api::Callbacks,
     /// Start of the host, for `ringsfu.now()`.
     pub(crate) started: Instant,
+    /// Compiled script chunks by script name, with the source they were compiled from: a
+    /// room runs the compiled chunk instead of parsing its script again (one entry per script).
+    chunks: RefCell<HashMap<String, (Arc<str>, Function)>>,
 }
 
 thread_local! {
     static HOST: RefCell<Option<Rc<Host>>> = const { RefCell::new(None) };
+}
+
+/// The debug dump of this worker thread (run on it): its Lua host's state ([`Host::debug_dump`],
+/// `null` before the first room) and its engine's live objects and tables (`null` without an
+/// engine).
+pub fn worker_debug(index: usize, collect: bool) -> Value {
+    json!({
+        "worker": index,
+        "lua": Host::current().map(|h| h.debug_dump(collect)),
+        "engine": engine_api::engine_counts(),
+    })
 }
 
 /// Why a Lua state could not be made.
@@ -83,6 +98,7 @@ impl Host {
             rooms: RefCell::new(HashMap::new()),
             callbacks: engine_api::Callbacks::default(),
             started: Instant::now(),
+            chunks: RefCell::new(HashMap::new()),
         });
         globals::install(&host)?;
         HOST.with(|h| *h.borrow_mut() = Some(host.clone()));
@@ -98,5 +114,53 @@ impl Host {
     /// Number of rooms on this worker.
     pub fn room_count(&self) -> usize {
         self.rooms.borrow().len()
+    }
+
+    /// The compiled chunk of script `name` for `source`, compiled on first use and again only
+    /// when a reload changed the source.
+    pub(crate) fn chunk(&self, name: &str, source: &Arc<str>) -> mlua::Result<Function> {
+        if let Some((src, f)) = self.chunks.borrow().get(name) {
+            if Arc::ptr_eq(src, source) || **src == **source {
+                return Ok(f.clone());
+            }
+        }
+        let f = self
+            .lua
+            .load(&**source)
+            .set_name(format!("@{name}"))
+            .into_function()?;
+        self.chunks
+            .borrow_mut()
+            .insert(name.to_owned(), (source.clone(), f.clone()));
+        Ok(f)
+    }
+
+    /// What this worker's Lua state holds (`GET /admin/debug`): memory, rooms, peers, the
+    /// engine and data objects scripts can reach, and the userdata Rust keeps alive for them.
+    /// With `collect`, a full garbage collection runs first so memory is what is reachable.
+    pub fn debug_dump(&self, collect: bool) -> Value {
+        if collect {
+            // Twice: the first pass may only run finalizers of what it found dead.
+            let _ = self.lua.gc_collect();
+            let _ = self.lua.gc_collect();
+        }
+        let rooms = self.rooms.borrow();
+        let peers: usize = rooms.values().map(|r| r.peer_count()).sum();
+        let mut objects = serde_json::Map::new();
+        for (kind, n) in self.callbacks.counts() {
+            objects.insert(kind.to_owned(), json!(n));
+        }
+        for (kind, n) in engine_api::data_api::counts() {
+            objects.insert(kind.to_owned(), json!(n));
+        }
+        json!({
+            "luaMemoryBytes": self.lua.used_memory(),
+            "luaMemoryLimitBytes": self.settings.limits.memory_limit_mb * 1024 * 1024,
+            "rooms": rooms.len(),
+            "peers": peers,
+            "luaObjects": objects,
+            "luaHeldUserdata": lua_ref::live(),
+            "compiledChunks": self.chunks.borrow().len(),
+        })
     }
 }

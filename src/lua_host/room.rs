@@ -12,8 +12,8 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use mlua::{
-    Function, HookTriggers, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields,
-    UserDataMethods, Value, VmState,
+    AnyUserData, Function, HookTriggers, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData,
+    UserDataFields, UserDataMethods, Value, VmState,
 };
 use ringsfu_plugins::{ConnectRequest, HttpResponse, PeerHandle, PeerInbound, ProtooError, Reject};
 use serde_json::Value as Json;
@@ -22,6 +22,7 @@ use tokio::task::AbortHandle;
 use uuid::Uuid;
 
 use super::engine_api;
+use super::lua_ref::{self, LuaRef};
 use super::runner::{self, HandlerError, ScriptFailure};
 use super::{Host, HostSettings};
 
@@ -31,23 +32,24 @@ pub struct Room {
     pub id: String,
     /// Name of the script serving it (for logs).
     script: String,
-    /// The script's hook table.
-    module: Table,
-    /// `room.data`: free for the script.
-    data: Table,
+    /// The script's hook table; dropped when the room has closed (it may capture the room).
+    module: RefCell<Option<Table>>,
+    /// The room's userdata, whose user value is `room.data`, while the room is open.
+    lua: LuaRef,
     /// Peers in connection order.
     peers: RefCell<Vec<Rc<Peer>>>,
     closed: Cell<bool>,
     /// The room's router (None when the worker has no media engine).
     router: Option<Uuid>,
     timers: RefCell<Vec<AbortHandle>>,
-    /// What keeps the room open without a peer: HTTP requests in flight and script holds
-    /// (`room:hold()`, e.g. one per broadcaster).
+    /// What keeps the room open without a peer: HTTP requests in flight, protoo connections
+    /// being decided (`on_connect`) and script holds (`room:hold()`, e.g. one per broadcaster).
     holds: Cell<usize>,
     /// Script holds in force; each owns a registry reference, given back when it is released
     /// or the room closes.
     script_holds: RefCell<Vec<Rc<Cell<bool>>>>,
-    /// The HTTP API script's hook table, loaded for this room on its first HTTP request.
+    /// The HTTP API script's hook table, loaded for this room on its first HTTP request;
+    /// dropped when the room has closed.
     http_module: RefCell<Option<Table>>,
 }
 
@@ -56,7 +58,8 @@ pub struct Peer {
     /// The peerId.
     pub id: String,
     handle: PeerHandle,
-    data: Table,
+    /// The peer's userdata, whose user value is `peer.data`, until the peer's close is handled.
+    lua: LuaRef,
     closed: Cell<bool>,
     room: Weak<Room>,
 }
@@ -68,13 +71,20 @@ impl Room {
     }
 
     fn hook(&self, name: &str) -> Option<Function> {
-        self.module.get::<Option<Function>>(name).ok().flatten()
+        let module = self.module.borrow().clone()?;
+        module.get::<Option<Function>>(name).ok().flatten()
     }
 
     /// `module[table][key]` when it is a function.
     fn handler(&self, table: &str, key: &str) -> Option<Function> {
-        let t = self.module.get::<Option<Table>>(table).ok().flatten()?;
+        let module = self.module.borrow().clone()?;
+        let t = module.get::<Option<Table>>(table).ok().flatten()?;
         t.get::<Option<Function>>(key).ok().flatten()
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.borrow().len()
     }
 
     fn find_peer(&self, id: &str) -> Option<Rc<Peer>> {
@@ -123,10 +133,22 @@ impl UserData for LuaHold {
     }
 }
 
+/// The script table of a room or peer: the user value of its one userdata while Rust holds it
+/// (any other userdata of the same room forwards there), else of `ud` itself.
+fn script_data(lua: &Lua, own: &LuaRef, ud: &AnyUserData) -> mlua::Result<Table> {
+    match own.get() {
+        Some(canonical) => lua_ref::data_of(lua, &canonical),
+        None => lua_ref::data_of(lua, ud),
+    }
+}
+
 impl UserData for LuaRoom {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, this| Ok(this.0.id.clone()));
-        fields.add_field_method_get("data", |_, this| Ok(this.0.data.clone()));
+        fields.add_field_function_get("data", |lua, ud| {
+            let room = ud.borrow::<LuaRoom>()?.0.clone();
+            script_data(lua, &room.lua, &ud)
+        });
         fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
         fields.add_field_method_get("router", |lua, this| match this.0.router {
             Some(id) => engine_api::router_value(lua, id, &this.0.id),
@@ -233,7 +255,10 @@ impl UserData for LuaTimer {
 impl UserData for LuaPeer {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, this| Ok(this.0.id.clone()));
-        fields.add_field_method_get("data", |_, this| Ok(this.0.data.clone()));
+        fields.add_field_function_get("data", |lua, ud| {
+            let peer = ud.borrow::<LuaPeer>()?.0.clone();
+            script_data(lua, &peer.lua, &ud)
+        });
         fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
         fields.add_field_method_get("room", |_, this| Ok(this.0.room.upgrade().map(LuaRoom)));
     }
@@ -313,15 +338,11 @@ fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject
         }
         None => None,
     };
-    let data = host
-        .lua
-        .create_table()
-        .map_err(|e| Reject::new(500, e.to_string()))?;
     let room = Rc::new(Room {
         id: room_id.to_owned(),
         script: script.name.clone(),
-        module,
-        data,
+        module: RefCell::new(Some(module)),
+        lua: LuaRef::default(),
         peers: RefCell::new(Vec::new()),
         closed: Cell::new(false),
         router,
@@ -330,6 +351,16 @@ fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject
         script_holds: RefCell::new(Vec::new()),
         http_module: RefCell::new(None),
     });
+    let held = host
+        .lua
+        .create_userdata(LuaRoom(room.clone()))
+        .and_then(|ud| room.lua.hold(&ud, host.lua.create_table()?));
+    if let Err(e) = held {
+        if let Some(router) = router {
+            engine_api::close_router(host, router);
+        }
+        return Err(Reject::new(500, e.to_string()));
+    }
     host.rooms
         .borrow_mut()
         .insert(room_id.to_owned(), room.clone());
@@ -345,12 +376,10 @@ fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject
 }
 
 /// Runs a script chunk (with the instruction budget; it may not wait) and returns its table.
-pub(crate) fn eval_module(host: &Host, name: &str, source: &str) -> mlua::Result<Table> {
-    let f = host
-        .lua
-        .load(source)
-        .set_name(format!("@{name}"))
-        .into_function()?;
+/// The chunk is compiled once per worker and script version (see [`Host::chunk`]); each call
+/// runs it afresh, so every room gets its own hook table and module-level locals.
+pub(crate) fn eval_module(host: &Host, name: &str, source: &Arc<str>) -> mlua::Result<Table> {
+    let f = host.chunk(name, source)?;
     let thread = host.lua.create_thread(f)?;
     let limit = budget(host);
     let used = Rc::new(Cell::new(0u64));
@@ -418,6 +447,10 @@ pub fn connect(
         Ok(r) => r,
         Err(rej) => return refuse(reply, rej),
     };
+    // A connection being decided keeps the room open: without it, the room's last peer leaving
+    // while `on_connect` runs would close the room under the newcomer. serve_peer gives it back
+    // once the peer is in the room or refused.
+    room.holds.set(room.holds.get() + 1);
     tokio::task::spawn_local(serve_peer(host, room, req, inbound, reply));
 }
 
@@ -430,15 +463,11 @@ async fn serve_peer(
 ) {
     let registry = host.settings.registry.clone();
     let room_id = req.room_id.clone();
+    // Gives back the hold `connect` took (once).
+    let unhold = || room.holds.set(room.holds.get().saturating_sub(1));
     let verdict = connection_verdict(&host, &room, &req).await;
-    let verdict = verdict.and_then(|()| {
-        if room.closed.get() {
-            Err(Reject::new(503, "room closed meanwhile, retry"))
-        } else {
-            Ok(())
-        }
-    });
     if let Err(rej) = verdict {
+        unhold();
         let _ = reply.send(Err(rej));
         registry.release(&room_id);
         close_if_unused(&host, &room, "no peer");
@@ -466,24 +495,36 @@ async fn serve_peer(
             )
             .await;
         }
+        old.lua.release();
+    }
+    // Only a script's room:close() can have closed it meanwhile.
+    if room.closed.get() {
+        unhold();
+        let _ = reply.send(Err(Reject::new(503, "room closed meanwhile, retry")));
+        registry.release(&room_id);
+        return;
     }
 
-    let data = match host.lua.create_table() {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = reply.send(Err(Reject::new(500, e.to_string())));
-            registry.release(&room_id);
-            return;
-        }
-    };
     let peer = Rc::new(Peer {
         id: req.peer_id.clone(),
         handle: req.peer.clone(),
-        data,
+        lua: LuaRef::default(),
         closed: Cell::new(false),
         room: Rc::downgrade(&room),
     });
+    let held = host
+        .lua
+        .create_userdata(LuaPeer(peer.clone()))
+        .and_then(|ud| peer.lua.hold(&ud, host.lua.create_table()?));
+    if let Err(e) = held {
+        unhold();
+        let _ = reply.send(Err(Reject::new(500, e.to_string())));
+        registry.release(&room_id);
+        close_if_unused(&host, &room, "no peer");
+        return;
+    }
     room.peers.borrow_mut().push(peer.clone());
+    unhold();
     let mut reason = "connection gone".to_owned();
     if reply.send(Ok(())).is_ok() {
         if let Some(f) = room.hook("on_peer_open") {
@@ -709,6 +750,7 @@ async fn peer_left(host: &Rc<Host>, room: &Rc<Room>, peer: &Rc<Peer>, reason: &s
         )
         .await;
     }
+    peer.lua.release();
     close_if_unused(host, room, "last peer left");
 }
 
@@ -732,7 +774,7 @@ pub(crate) fn close_room(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
     }
     log::info!("worker {}: room {} closed ({why})", host.worker, room.id);
     let peers = std::mem::take(&mut *room.peers.borrow_mut());
-    for p in peers {
+    for p in &peers {
         p.closed.set(true);
         p.handle.close();
     }
@@ -755,6 +797,14 @@ pub(crate) fn close_room(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
             engine_api::close_router(&host2, router);
         }
         host2.callbacks.drop_room(&room2.id);
+        // Nothing of the room stays rooted in Rust: its peers' and its own userdata, its
+        // script instances (whose closures may hold them) go to Lua's collector.
+        for p in &peers {
+            p.lua.release();
+        }
+        room2.lua.release();
+        room2.module.borrow_mut().take();
+        room2.http_module.borrow_mut().take();
     });
 }
 
@@ -845,7 +895,10 @@ fn http_module(host: &Rc<Host>, room: &Room, name: &str) -> Result<Table, String
         );
         format!("HTTP API script {name} failed to load")
     })?;
-    *room.http_module.borrow_mut() = Some(module.clone());
+    // A room that closed meanwhile does not keep it (it would root the script past its end).
+    if !room.closed.get() {
+        *room.http_module.borrow_mut() = Some(module.clone());
+    }
     Ok(module)
 }
 

@@ -67,9 +67,9 @@ impl Engine {
         }
         for h in &rtp_parameters.header_extensions {
             match h.uri.as_str() {
-                "urn:ietf:params:rtp-hdrext:sdes:mid" => t.ext_mid = h.id,
-                "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" => t.ext_rid = h.id,
-                "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id" => t.ext_rrid = h.id,
+                uri::MID => t.ext_mid = h.id,
+                uri::RTP_STREAM_ID => t.ext_rid = h.id,
+                uri::REPAIRED_RTP_STREAM_ID => t.ext_rrid = h.id,
                 _ => {}
             }
         }
@@ -105,9 +105,7 @@ impl Engine {
             opts.enable_rtx,
         )
         .map_err(|e| EngineError::Ortc(e.to_string()))?;
-        let mid_counter = self.next_mid.entry(tkey).or_insert(0);
-        let mid = mid_counter.to_string();
-        *mid_counter += 1;
+        let mid = self.transports[tkey].mids.next_mid();
         params.mid = Some(mid.clone());
 
         let enc = params
@@ -120,7 +118,7 @@ impl Engine {
         let rtx_pt = params
             .codecs
             .iter()
-            .find(|c| is_rtx(&c.mime_type))
+            .find(|c| is_rtx_mime_type(&c.mime_type))
             .map(|c| c.payload_type);
         let rtx = match (enc.rtx.as_ref(), rtx_pt) {
             (Some(r), Some(pt)) => Some((r.ssrc, pt)),
@@ -135,16 +133,16 @@ impl Engine {
         let mut ext_map = [0u8; 256];
         let mut mid_ext = None;
         for h in &params.header_extensions {
-            if h.uri == "urn:ietf:params:rtp-hdrext:sdes:mid" {
+            if h.uri == uri::MID {
                 mid_ext = Some(h.id);
             }
         }
         for pe in &p.rtp_parameters.header_extensions {
             let rid = p.ext_map[pe.id as usize];
-            if rid == 0 || pe.uri == "urn:ietf:params:rtp-hdrext:sdes:mid" {
+            if rid == 0 || pe.uri == uri::MID {
                 continue;
             }
-            if pe.uri.contains("rtp-stream-id") {
+            if pe.uri == uri::RTP_STREAM_ID || pe.uri == uri::REPAIRED_RTP_STREAM_ID {
                 continue; // rid/rrid describe the producer's layers, not the consumer's stream
             }
             if params.header_extensions.iter().any(|h| h.id == rid) {

@@ -17,11 +17,11 @@ use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsOutput, DtlsRole, DtlsSession,
 use crate::ice::{IceEvent, IceServer, IceState};
 use crate::io::{Route, SocketId, TxQueue, PACKET_BUF_SIZE};
 use crate::ortc;
-use crate::producer::{is_rtx, Producer};
+use crate::producer::Producer;
 use crate::router::Router;
 use crate::rtcp::{self, RtcpPacket};
 use crate::rtp::{self, RtpHeader};
-use crate::rtp_parameters::SctpStreamParameters;
+use crate::rtp_parameters::{is_rtx_mime_type, uri, SctpStreamParameters};
 use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
 use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, SctpState};
 use crate::srtp::{self, SrtpContext, SrtpProfile};
@@ -66,6 +66,20 @@ pub enum EngineError {
     /// The feature is not built yet.
     #[error("not implemented: {0}")]
     Unsupported(String),
+}
+
+impl EngineError {
+    /// The fixed status code of this kind of error, for the Lua/HTTP edge (so no script has to
+    /// match error text): not found 404, bad state 409, invalid argument or failed negotiation
+    /// 400, not implemented 501.
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NotFound { .. } => 404,
+            EngineError::State(_) => 409,
+            EngineError::Invalid(_) | EngineError::Ortc(_) => 400,
+            EngineError::Unsupported(_) => 501,
+        }
+    }
 }
 
 pub(super) fn not_found(kind: &'static str, id: &Uuid) -> EngineError {
@@ -346,7 +360,6 @@ pub struct Engine {
     udp_paths: HashMap<(SocketId, SocketAddr), usize>,
     tcp_paths: HashMap<u32, usize>,
     plain_sockets: HashMap<SocketId, usize>,
-    next_mid: HashMap<usize, u32>,
     events: VecDeque<EngineEvent>,
     observers: crate::observer::registry::RtpObservers,
     next_tick: Option<Instant>,
@@ -393,7 +406,6 @@ impl Engine {
             udp_paths: HashMap::new(),
             tcp_paths: HashMap::new(),
             plain_sockets: HashMap::new(),
-            next_mid: HashMap::new(),
             events: VecDeque::new(),
             observers: crate::observer::registry::RtpObservers::new(),
             next_tick: None,
@@ -535,7 +547,7 @@ mod stats;
 mod transports;
 mod util;
 
-pub use util::{base64_decode, base64_encode, ice_state_str};
+pub use util::{base64_decode, base64_encode};
 use util::{now_ms, ntp_now};
 
 #[cfg(test)]

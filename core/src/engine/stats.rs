@@ -56,7 +56,7 @@ impl Engine {
         });
         if let Some(w) = t.webrtc() {
             v["iceRole"] = json!("controlled");
-            v["iceState"] = json!(ice_state_str(w.ice.state()));
+            v["iceState"] = json!(w.ice.state().as_str());
             v["dtlsState"] = json!(w.dtls_state.as_str());
             if let Some(tuple) = w.ice.selected_tuple() {
                 v["iceSelectedTuple"] =
@@ -146,7 +146,7 @@ impl Engine {
         });
         match &t.kind {
             TransportKind::WebRtc(w) => {
-                v["iceState"] = json!(ice_state_str(w.ice.state()));
+                v["iceState"] = json!(w.ice.state().as_str());
                 v["dtlsState"] = json!(w.dtls_state.as_str());
                 if let Some(tuple) = w.ice.selected_tuple() {
                     v["iceSelectedTuple"] =

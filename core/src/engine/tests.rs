@@ -135,3 +135,44 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     assert_eq!(released, vec![3, 4]);
     let _ = key_p;
 }
+
+#[test]
+fn engine_errors_have_fixed_status_codes() {
+    let (mut e, _rx) = engine();
+    let r = router(&mut e);
+    let missing = e.close_transport(&Uuid::new_v4()).unwrap_err();
+    assert_eq!(missing.status(), 404);
+    let (t, _) = webrtc(&mut e, &r);
+    // role server: we are the DTLS client and wait for an ICE path (no session started here).
+    let fp = json!({"role": "server", "fingerprints": [{"algorithm": "sha-256", "value": "AA"}]});
+    e.connect_webrtc_transport(&t, &fp).unwrap();
+    assert_eq!(
+        e.connect_webrtc_transport(&t, &fp).unwrap_err().status(),
+        409
+    );
+    let bad = e
+        .connect_webrtc_transport(&t, &json!({"fingerprints": []}))
+        .unwrap_err();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(EngineError::Ortc("x".into()).status(), 400);
+    assert_eq!(EngineError::Unsupported("x".into()).status(), 501);
+}
+
+#[test]
+fn consumer_mids_count_per_transport_and_sdes_keys_round_trip_base64() {
+    let (mut e, _rx) = engine();
+    let r = router(&mut e);
+    let (_a, ka) = webrtc(&mut e, &r);
+    let (_b, kb) = webrtc(&mut e, &r);
+    assert_eq!(e.transports[ka].mids.next_mid(), "0");
+    assert_eq!(e.transports[ka].mids.next_mid(), "1");
+    assert_eq!(e.transports[kb].mids.next_mid(), "0");
+    for n in 0..40u8 {
+        let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+        let enc = base64_encode(&data);
+        assert_eq!(base64_decode(&enc).unwrap(), data);
+        assert_eq!(base64_decode(enc.trim_end_matches('=')).unwrap(), data);
+    }
+    assert_eq!(base64_decode("Zm9v\nYmFy").unwrap(), b"foobar");
+    assert!(base64_decode("a*b").is_none());
+}

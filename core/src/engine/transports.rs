@@ -37,6 +37,7 @@ impl Engine {
             rtcp_ssrc: rand::random::<u32>() | 1,
             generation,
             demux: DemuxKeys::default(),
+            mids: ortc::ConsumerMidAllocator::new(),
         });
         self.transport_ids.insert(id, key);
         self.routers[router_key].transports.push(key);
@@ -568,7 +569,6 @@ impl Engine {
                 self.released_sockets.push(*s);
             }
         }
-        self.next_mid.remove(&key);
         if let Some(r) = self.routers.get_mut(t.router) {
             r.transports.retain(|k| *k != key);
         }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::codecs::PayloadCodec;
 use crate::rtp::RtpHeader;
-use crate::rtp_parameters::{MediaKind, RtpParameters};
+use crate::rtp_parameters::{is_rtx_mime_type, MediaKind, RtpParameters};
 use crate::rtp_stream::{NackConfig, NackGenerator, RecvStats, RetransmitStore};
 use crate::score::RecvScore;
 
@@ -156,7 +156,7 @@ impl Producer {
         let media_codecs: Vec<_> = rtp_parameters
             .codecs
             .iter()
-            .filter(|c| !is_rtx(&c.mime_type))
+            .filter(|c| !is_rtx_mime_type(&c.mime_type))
             .collect();
         for (i, c) in media_codecs.iter().enumerate() {
             let pt = (c.payload_type & 0x7f) as usize;
@@ -165,7 +165,7 @@ impl Producer {
             if let Some(cc) = consumable
                 .codecs
                 .iter()
-                .filter(|c| !is_rtx(&c.mime_type))
+                .filter(|c| !is_rtx_mime_type(&c.mime_type))
                 .nth(i)
             {
                 pt_map[pt] = cc.payload_type;
@@ -174,7 +174,7 @@ impl Producer {
         for c in rtp_parameters
             .codecs
             .iter()
-            .filter(|c| is_rtx(&c.mime_type))
+            .filter(|c| is_rtx_mime_type(&c.mime_type))
         {
             if let Some(apt) = c.parameters.get("apt").and_then(Value::as_u64) {
                 rtx_to_media[(c.payload_type & 0x7f) as usize] = apt as u8;
@@ -270,11 +270,6 @@ impl Producer {
             && self.codec_of_pt[(hdr.payload_type & 0x7f) as usize]
                 .is_some_and(|c| crate::codecs::is_keyframe(c, hdr.payload(buf)))
     }
-}
-
-/// Whether a MIME type names the RTX pseudo-codec.
-pub fn is_rtx(mime: &str) -> bool {
-    mime.len() >= 4 && mime[mime.len() - 4..].eq_ignore_ascii_case("/rtx")
 }
 
 #[cfg(test)]

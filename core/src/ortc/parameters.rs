@@ -398,8 +398,8 @@ fn parse_layer_count(bytes: &[u8]) -> Option<(u8, &[u8])> {
 
 /// Whether a mimeType denotes RTX (`<kind>/rtx`, case-insensitive, non-empty kind).
 pub fn is_rtx_mime_type(mime_type: &str) -> bool {
-    let lower = mime_type.to_ascii_lowercase();
-    lower.len() > 4 && lower.ends_with("/rtx")
+    let n = mime_type.len();
+    n > 4 && mime_type.is_char_boundary(n - 4) && mime_type[n - 4..].eq_ignore_ascii_case("/rtx")
 }
 
 /// A codec parameter interpreted as a payload type (number, or numeric string).

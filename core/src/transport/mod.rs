@@ -165,6 +165,8 @@ pub struct Transport {
     /// the DTLS session's events carry `(generation, key)` (see [`dtls_tag`]) so an event still
     /// queued from a closed transport is dropped instead of landing on the key's next owner.
     pub generation: u32,
+    /// MIDs of the consumers on this transport (`"0"`, `"1"`, ...).
+    pub mids: crate::ortc::ConsumerMidAllocator,
     /// The demultiplexer entries this transport registered, so closing it removes exactly those.
     pub demux: DemuxKeys,
 }

@@ -1,0 +1,89 @@
+//! The endurance check CI runs: 2,000 join/leave cycles (protoo peers with transports,
+//! producers, consumers and data channels, plus an HTTP broadcaster each cycle) against the real
+//! `ringsfu` binary with `ringsfu-bench soak --check`. It fails when any live object count of the
+//! server's debug dump (rooms, peers, engine objects, objects and userdata the Lua host holds,
+//! protoo peer handles, room registry) is not back at its baseline after the churn, when a
+//! worker's Lua memory grew by more than 512 KB, or when a cycle failed. Object counts, not RSS,
+//! are the assertion (RSS is noisy on a shared machine); bench/README.md has the long run.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The ringsfu server binary beside ringsfu-bench (same profile directory), or `RINGSFU_BIN`.
+fn ringsfu_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("RINGSFU_BIN") {
+        return p.into();
+    }
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_ringsfu-bench"));
+    let bin = bench.with_file_name("ringsfu");
+    assert!(
+        bin.is_file(),
+        "the ringsfu server binary is missing at {}: build it with the same profile \
+         (`cargo build --profile ci --bin ringsfu`, or run `cargo test --workspace`), \
+         or set RINGSFU_BIN",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn two_thousand_join_leave_cycles_leave_nothing_behind() {
+    let json = std::env::temp_dir().join(format!("ringsfu-soak-test-{}.json", std::process::id()));
+    let bin = ringsfu_binary();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringsfu-bench"))
+        .args(["soak", "--spawn-server"])
+        .arg(&bin)
+        .args([
+            "--workers",
+            "2",
+            "--cycles",
+            "2000",
+            "--warmup",
+            "100",
+            "--parallel",
+            "4",
+            "--check",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ringsfu-bench soak");
+    // Bounded: ~10 s on an idle 2-core machine; every step inside has its own 10 s timeout.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("soak did not finish within 150 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(status.success(), "soak --check failed:\n{text}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(r["failures"], 0, "{text}");
+    assert_eq!(r["count_changes"], Value::Array(vec![]), "{text}");
+    // The churn really went through both workers' Lua hosts (they exist at the baseline).
+    let workers = r["baseline"]["dump"]["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert!(w["lua"]["luaMemoryBytes"].as_u64().unwrap() > 0, "{w}");
+        assert_eq!(w["lua"]["rooms"], 0, "{w}");
+    }
+    println!("{text}");
+}
