@@ -281,7 +281,8 @@ pub fn drop_room(room: &str) {
 /// The Lua producer object of a producer id, if scripts hold it.
 fn producer_value(host: &Host, lua: &Lua, id: &Uuid) -> mlua::Result<Option<Value>> {
     match host.callbacks.get(id) {
-        Some(o) => Ok(Some(Value::UserData(lua.create_userdata(LuaObj(o))?))),
+        // The producer's own userdata (its appData and callbacks), not a new one.
+        Some(o) => Ok(Some(o.to_lua(lua)?)),
         None => Ok(None),
     }
 }
