@@ -10,6 +10,7 @@ pub mod registry;
 pub mod scripts;
 pub mod server;
 pub mod signaling;
+pub mod whip;
 pub mod workers;
 
 pub use crate::config::Config;

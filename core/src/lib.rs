@@ -24,6 +24,7 @@ pub mod proto;
 pub mod score;
 pub mod sdp;
 pub mod transport;
+pub mod turn;
 pub mod worker;
 
 // Flat paths of the previous layout.

@@ -317,10 +317,14 @@ local function create_transport(room, b, body)
   }
 end
 
+local connect_plain_transport
+
+-- `connect` of any transport, as mediasoup's `transport.connect()`: `{dtlsParameters}` for a
+-- WebRtcTransport, `{ip, port, rtcpPort?, srtpParameters?}` for a PlainTransport.
 local function connect_transport(b, tid, body)
   local t = get_transport(b, tid)
   if t.iceParameters == nil then
-    conflict('transport with id "' .. tid .. '" is not a WebRtcTransport')
+    return connect_plain_transport(b, tid, body)
   end
   if type(body.dtlsParameters) ~= "table" then
     type_error("missing body.dtlsParameters")
@@ -336,7 +340,7 @@ end
 -- `connect({ip, port, rtcpPort?, srtpParameters?})` of a plain transport (a superset of
 -- mediasoup-demo's API, as its later versions have): the remote address of a non-comedia
 -- transport and, with SRTP, the key the remote encrypts with.
-local function connect_plain_transport(b, tid, body)
+function connect_plain_transport(b, tid, body)
   local t = get_transport(b, tid)
   local plain = b.plain[tid]
   if plain == nil then
@@ -480,6 +484,14 @@ local routes = {
     "POST", { "broadcasters", ":b", "transports", ":t", "plain", "connect" },
     function(room, p, body)
       return connect_plain_transport(get_broadcaster(room, p.b), p.t, body)
+    end,
+  },
+  {
+    -- ringsfu extension: the transport's stats (packet counters, srtpDrops), as getTransportStats.
+    "GET", { "broadcasters", ":b", "transports", ":t", "stats" },
+    function(room, p)
+      local t = get_transport(get_broadcaster(room, p.b), p.t)
+      return { status = 200, body = engine(t.getStats, t) }
     end,
   },
   {

@@ -500,18 +500,24 @@ impl UserData for LuaObj {
                 from_lua(lua, opts.get("rtpCapabilities")?, "rtpCapabilities")?;
             let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
             let enable_rtx = opts.get::<Option<bool>>("enableRtx")?.unwrap_or(false);
+            // `offerer = true`: rtpCapabilities come from an SDP offer (WHEP, ringsfu.sdp) and
+            // the consumer uses that offer's payload types, extension ids and `mid`.
+            let offerer = opts.get::<Option<bool>>("offerer")?.unwrap_or(false);
+            let mid = opts.get::<Option<String>>("mid")?;
             let id = this.0.id;
             let info = engine(|e| {
-                e.consume(
-                    &id,
-                    ConsumeOptions {
-                        producer_id,
-                        rtp_capabilities,
-                        paused,
-                        enable_rtx,
-                        app_data: Json::Null,
-                    },
-                )
+                let o = ConsumeOptions {
+                    producer_id,
+                    rtp_capabilities,
+                    paused,
+                    enable_rtx,
+                    app_data: Json::Null,
+                };
+                if offerer {
+                    e.consume_for_offerer(&id, o, mid)
+                } else {
+                    e.consume(&id, o)
+                }
             })?;
             let producer_paused = info
                 .get("producerPaused")

@@ -542,6 +542,7 @@ mod data_channels;
 mod demux;
 mod feedback;
 mod media;
+mod offerer;
 mod quality;
 mod stats;
 mod transports;
