@@ -405,13 +405,15 @@ local function create_producer(room, b, tid, body)
   local producer = engine(t.produce, t, {
     kind = body.kind,
     rtpParameters = body.rtpParameters,
-    appData = {},
+    -- peerId: the room's audio level observer names the broadcaster in `activeSpeaker`.
+    appData = { peerId = b.id },
   })
   local pid = producer.id
   b.producers[pid] = producer
   producer:on("transportclose", function()
     b.producers[pid] = nil
   end)
+  demo.observe_audio(room, producer)
   for _, p in ipairs(demo.joined_peers(room)) do
     ringsfu.spawn(demo.create_consumer, room, p, b, producer)
   end
