@@ -221,7 +221,8 @@ async fn every_error_has_its_status_and_names_the_problem() {
     );
     let webrtc_id = webrtc["id"].as_str().unwrap().to_owned();
 
-    // connect: unknown transport 404, plain transport 409, missing dtlsParameters 400.
+    // connect: unknown transport 404; a plain transport takes mediasoup's plain connect body
+    // ({ip, port, ...}), so a wrong ip is a 400 naming it; missing dtlsParameters 400.
     let dtls = json!({"dtlsParameters": rtc::dtls_parameters("AA:BB")});
     expect(
         a,
@@ -236,9 +237,9 @@ async fn every_error_has_its_status_and_names_the_problem() {
         a,
         "POST",
         &format!("{tr}/{plain_id}/connect"),
-        Some(dtls.clone()),
-        409,
-        "is not a WebRtcTransport",
+        Some(json!({"ip": 5})),
+        400,
+        "TypeError: wrong body.ip",
     )
     .await;
     expect(
