@@ -378,6 +378,9 @@ const VP8_KEY: [u8; 11] = [
 /// The same with an inter frame header (P bit 1).
 const VP8_DELTA: [u8; 4] = [0x10, 0x31, 0x10, 0x00];
 
+/// Delta frames the fake broadcaster sends after a key frame request before the key frame.
+const KEY_DELAY: u32 = 3;
+
 /// One RTP stream of the fake broadcaster.
 #[derive(Clone, Copy)]
 struct Stream {
@@ -402,8 +405,9 @@ struct SenderState {
 
 /// A broadcaster made of one UDP socket: sends each stream (audio every 20 ms, video every 40 ms,
 /// one packet per frame) to a plain transport and answers PLI/FIR with a key frame of the
-/// requested stream. Video is a key frame only at the start and on request, so a consumer that
-/// gets video after a pause or a layer switch got it because a key frame was asked for.
+/// requested stream, `KEY_DELAY` frames later. Video is a key frame only on request, and
+/// delta frames always come first, so a consumer that starts, resumes or switches layers on
+/// anything but a key frame is seen doing so.
 struct FakeBroadcaster {
     state: Arc<SenderState>,
     thread: Option<JoinHandle<()>>,
@@ -418,7 +422,8 @@ impl FakeBroadcaster {
                 .set_read_timeout(Some(Duration::from_millis(5)))
                 .unwrap();
             let started = Instant::now();
-            let mut want_key: Vec<bool> = streams.iter().map(|s| s.video).collect();
+            // Frames until the requested key frame, per stream (None: none requested).
+            let mut key_in: Vec<Option<u32>> = vec![None; streams.len()];
             let mut tick = 0u32;
             let mut next = Instant::now();
             let mut buf = [0u8; 1500];
@@ -429,9 +434,20 @@ impl FakeBroadcaster {
                         continue;
                     }
                     let n = st.sent[i].fetch_add(1, Ordering::Relaxed) + 1;
+                    let key = match key_in[i] {
+                        Some(0) => {
+                            key_in[i] = None;
+                            true
+                        }
+                        Some(n) => {
+                            key_in[i] = Some(n - 1);
+                            false
+                        }
+                        None => false,
+                    };
                     let mut payload = if !s.video {
                         vec![0xfc]
-                    } else if std::mem::take(&mut want_key[i]) {
+                    } else if key {
                         VP8_KEY.to_vec()
                     } else {
                         VP8_DELTA.to_vec()
@@ -458,7 +474,7 @@ impl FakeBroadcaster {
                     for ssrc in keyframe_requests(&buf[..n]) {
                         st.keyframe_requests.lock().unwrap().push(ssrc);
                         if let Some(i) = streams.iter().position(|s| s.ssrc == ssrc && s.video) {
-                            want_key[i] = true;
+                            key_in[i].get_or_insert(KEY_DELAY);
                         }
                     }
                 }
