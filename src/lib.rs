@@ -11,6 +11,7 @@ pub mod registry;
 pub mod scripts;
 pub mod server;
 pub mod signaling;
+pub mod whip;
 pub mod workers;
 
 pub use crate::config::Config;

@@ -29,6 +29,11 @@ const EMBEDDED: &[(&str, &str)] = &[
         "lua/calls/socketio_room.lua",
         include_str!("../lua/calls/socketio_room.lua"),
     ),
+    ("lua/http/whip.lua", include_str!("../lua/http/whip.lua")),
+    (
+        "lua/lib/whip_util.lua",
+        include_str!("../lua/lib/whip_util.lua"),
+    ),
     (
         "lua/calls/call_relay.lua",
         include_str!("../lua/calls/call_relay.lua"),

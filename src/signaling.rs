@@ -31,6 +31,8 @@ pub struct Shared {
     pub ops: crate::ops::OpsState,
     /// Whether the call pages (`GET /calls/...`) are served.
     pub call_pages: bool,
+    /// The TURN server's counters (`GET /turn/stats`, loopback only).
+    pub turn_stats: Option<Arc<std::sync::Mutex<(ringsfu_core::turn::TurnStats, usize)>>>,
 }
 
 /// The protoo handler.
@@ -87,7 +89,10 @@ impl HttpHandler for Http {
                     room_api(&shared, req).await
                 }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
-                ("GET", ["metrics"]) | ("POST", ["admin", _]) | ("GET", ["admin", _])
+                ("GET", ["metrics"])
+                | ("POST", ["admin", _])
+                | ("GET", ["admin", _])
+                | ("GET", ["turn", "stats"])
                     if !shared.ops.admin_allowed(&req) =>
                 {
                     HttpResponse::json(
@@ -98,14 +103,14 @@ impl HttpHandler for Http {
                 ("GET", ["metrics"]) => crate::ops::metrics::scrape(&shared).await,
                 ("POST", ["admin", "drain"]) => crate::ops::drain_over_http(&shared),
                 ("GET", ["admin", "status"]) => crate::ops::status(&shared),
+                ("GET" | "HEAD", []) => crate::whip::page(),
+                (_, ["whip" | "whep", _, ..]) => crate::whip::call(&shared, req).await,
                 ("GET", ["admin", "debug"]) => {
-                    if !req.remote_addr.ip().is_loopback() {
-                        return HttpResponse::json(403, json!({"error": "forbidden"}));
-                    }
                     let collect = req.query.iter().any(|(k, v)| k == "gc" && v != "0");
                     debug_dump(&shared, collect).await
                 }
                 ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
+                ("GET", ["turn", "stats"]) => crate::calls::turn_stats(shared.turn_stats.as_ref()),
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));
@@ -203,6 +208,9 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         query: req.query,
         body: req.body,
         authorization: req.authorization,
+        script: None,
+        text: None,
+        headers: req.headers,
     };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();

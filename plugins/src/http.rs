@@ -38,6 +38,23 @@ pub struct HttpRequest {
     pub remote_addr: SocketAddr,
     /// The `Authorization` header, when present and ASCII (e.g. `Bearer <token>`).
     pub authorization: Option<String>,
+    /// The body as text when its content type is SDP (`application/sdp`,
+    /// `application/trickle-ice-sdpfrag`: WHIP/WHEP); `body` is then `None`.
+    pub text: Option<String>,
+    /// Request headers (names lower case), in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Whether a body of this content type is carried as text instead of parsed as JSON.
+fn is_sdp_content_type(content_type: &str) -> bool {
+    let ct = content_type.trim().to_ascii_lowercase();
+    ct.starts_with("application/sdp") || ct.starts_with("application/trickle-ice-sdpfrag")
+}
+
+/// Paths whose `OPTIONS` requests go to the handler (WHIP/WHEP advertise ICE servers there);
+/// every other `OPTIONS` is a CORS preflight the plugin answers itself.
+fn options_to_handler(path: &str) -> bool {
+    path.starts_with("/whip/") || path.starts_with("/whep/")
 }
 
 /// Body of an [`HttpResponse`].
@@ -65,6 +82,8 @@ pub struct HttpResponse {
     pub status: u16,
     /// Body.
     pub body: HttpBody,
+    /// Extra response headers (`Location`, `ETag`, `Link`, ...); invalid ones are skipped.
+    pub headers: Vec<(String, String)>,
 }
 
 impl HttpResponse {
@@ -73,6 +92,7 @@ impl HttpResponse {
         HttpResponse {
             status,
             body: HttpBody::Json(body),
+            headers: Vec::new(),
         }
     }
 
@@ -81,6 +101,7 @@ impl HttpResponse {
         HttpResponse {
             status,
             body: HttpBody::Text(body.into()),
+            headers: Vec::new(),
         }
     }
 
@@ -92,6 +113,7 @@ impl HttpResponse {
                 content_type,
                 data: Bytes::from_static(data),
             },
+            headers: Vec::new(),
         }
     }
 
@@ -103,8 +125,9 @@ impl HttpResponse {
 
 /// Answers HTTP requests. Implemented by the server binary.
 pub trait HttpHandler: Send + Sync + 'static {
-    /// Answers one request. `OPTIONS` requests never get here (the plugin answers them), nor
-    /// requests with malformed JSON or oversized bodies.
+    /// Answers one request. `OPTIONS` requests never get here (the plugin answers them as CORS
+    /// preflights) except under `/whip/` and `/whep/`, where the answer's headers are added to
+    /// the preflight's (a 404 adds none); nor requests with malformed JSON or oversized bodies.
     fn handle(&self, req: HttpRequest) -> BoxFuture<'static, HttpResponse>;
 }
 
@@ -168,9 +191,11 @@ async fn route(
     remote_addr: SocketAddr,
     ctx: &Ctx,
 ) -> Response<Full<Bytes>> {
-    if req.method() == Method::OPTIONS {
+    let handler_options = req.method() == Method::OPTIONS && options_to_handler(req.uri().path());
+    if req.method() == Method::OPTIONS && !handler_options {
         return preflight(&req);
     }
+    let preflight_resp = handler_options.then(|| preflight(&req));
     let max = ctx.config.max_body_bytes;
     let declared_len = req
         .headers()
@@ -189,7 +214,18 @@ async fn route(
         Ok(Err(e)) => return error_json(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")),
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    let sdp_body = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_sdp_content_type)
+        // WHIP/WHEP bodies are never JSON: their script answers a wrong content type (415).
+        || options_to_handler(parts.uri.path());
+    let mut text = None;
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else if sdp_body {
+        text = Some(String::from_utf8_lossy(&bytes).into_owned());
         None
     } else {
         match serde_json::from_slice::<Value>(&bytes) {
@@ -214,8 +250,28 @@ async fn route(
         path,
         body,
         remote_addr,
+        text,
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
     };
     let answer = ctx.http.handle(request).await;
+    if let Some(mut pre) = preflight_resp {
+        // The handler's headers (Link: ice servers) on top of the CORS preflight answer.
+        if answer.status != 404 {
+            for (k, v) in &answer.headers {
+                if let (Ok(k), Ok(v)) = (
+                    header::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    pre.headers_mut().append(k, v);
+                }
+            }
+        }
+        return pre;
+    }
 
     if answer.status == 404 && (parts.method == Method::GET || parts.method == Method::HEAD) {
         if let Some(dir) = &ctx.config.static_dir {
@@ -246,6 +302,21 @@ fn to_hyper(answer: HttpResponse) -> Response<Full<Bytes>> {
     };
     let mut resp = Response::new(Full::new(data));
     *resp.status_mut() = status;
+    for (k, v) in &answer.headers {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    if !answer.headers.is_empty() {
+        // Let browser clients on other origins read Location/ETag/Link (WHIP/WHEP).
+        resp.headers_mut().insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("Location, ETag, Link"),
+        );
+    }
     if let Some(ct) = content_type {
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

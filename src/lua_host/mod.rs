@@ -11,6 +11,7 @@ mod globals;
 pub mod lua_ref;
 pub mod room;
 pub mod runner;
+mod sdp_api;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,6 +46,19 @@ pub struct HostSettings {
     /// Server limits (`limits` in the configuration); a room script's `limits` table overrides
     /// them for its rooms (see [`crate::ops::limits`]).
     pub limits_config: crate::ops::config::LimitsConfig,
+    /// What `ringsfu.turn_credentials` mints from (None: no TURN server).
+    pub turn: Option<TurnMint>,
+}
+
+/// TURN REST API credential minting (`ringsfu.turn_credentials`).
+#[derive(Debug, Clone)]
+pub struct TurnMint {
+    /// Shared secret.
+    pub secret: String,
+    /// Credential lifetime, seconds.
+    pub ttl: u64,
+    /// TURN URLs handed out with the credentials.
+    pub urls: Vec<String>,
 }
 
 /// One worker's Lua state and rooms. Lives in a thread local of the worker thread.

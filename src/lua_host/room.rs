@@ -8,6 +8,7 @@
 //! `on_peer_close(room, peer, reason)`, `on_room_close(room)`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
@@ -48,9 +49,9 @@ pub struct Room {
     /// Script holds in force; each owns a registry reference, given back when it is released
     /// or the room closes.
     script_holds: RefCell<Vec<Rc<Cell<bool>>>>,
-    /// The HTTP API script's hook table, loaded for this room on its first HTTP request;
-    /// dropped when the room has closed.
-    http_module: RefCell<Option<Table>>,
+    /// The HTTP scripts' hook tables by script name, loaded for this room on its first request
+    /// to each; dropped when the room has closed.
+    http_module: RefCell<HashMap<String, Table>>,
 }
 
 /// A connected protoo peer.
@@ -352,7 +353,7 @@ fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Room>, Reject
         timers: RefCell::new(Vec::new()),
         holds: Cell::new(0),
         script_holds: RefCell::new(Vec::new()),
-        http_module: RefCell::new(None),
+        http_module: RefCell::new(HashMap::new()),
     });
     let held = host
         .lua
@@ -828,7 +829,7 @@ pub(crate) fn close_room(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
         }
         room2.lua.release();
         room2.module.borrow_mut().take();
-        room2.http_module.borrow_mut().take();
+        room2.http_module.borrow_mut().clear();
     });
 }
 
@@ -854,6 +855,13 @@ pub struct HttpCall {
     pub body: Option<Json>,
     /// The `Authorization` header, if any (for the room script's `on_http` gate).
     pub authorization: Option<String>,
+    /// Another script than the HTTP API script (`lua/http/whip.lua` for `/whip` and `/whep`);
+    /// its `handle` gets a sixth argument `{text, headers, remoteAddress}`.
+    pub script: Option<String>,
+    /// The body as text (SDP bodies).
+    pub text: Option<String>,
+    /// Request headers (lower-case names).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Serves an HTTP API request on this worker (called on the worker thread): finds or creates
@@ -906,7 +914,7 @@ pub fn http_call(
 /// The room's instance of the HTTP API script (evaluated once per room, like room scripts, so
 /// a reload reaches new rooms only).
 fn http_module(host: &Rc<Host>, room: &Room, name: &str) -> Result<Table, String> {
-    if let Some(m) = room.http_module.borrow().as_ref() {
+    if let Some(m) = room.http_module.borrow().get(name) {
         return Ok(m.clone());
     }
     let script = host
@@ -923,13 +931,19 @@ fn http_module(host: &Rc<Host>, room: &Room, name: &str) -> Result<Table, String
     })?;
     // A room that closed meanwhile does not keep it (it would root the script past its end).
     if !room.closed.get() {
-        *room.http_module.borrow_mut() = Some(module.clone());
+        room.http_module
+            .borrow_mut()
+            .insert(name.to_owned(), module.clone());
     }
     Ok(module)
 }
 
 async fn run_http(host: &Rc<Host>, room: &Rc<Room>, call: HttpCall) -> HttpResponse {
-    let Some(name) = host.settings.http_script.clone() else {
+    let Some(name) = call
+        .script
+        .clone()
+        .or_else(|| host.settings.http_script.clone())
+    else {
         return HttpResponse::not_found();
     };
     if let Err(refused) = http_gate(host, room, &call).await {
@@ -966,12 +980,24 @@ async fn run_http(host: &Rc<Host>, room: &Rc<Room>, call: HttpCall) -> HttpRespo
             Some(b) => to_lua(lua, b)?,
             None => Value::Nil,
         };
+        let extra = lua.create_table()?;
+        if let Some(t) = &call.text {
+            extra.set("text", lua.create_string(t)?)?;
+        }
+        let headers = lua.create_table()?;
+        for (k, v) in &call.headers {
+            if headers.raw_get::<Value>(k.as_str())?.is_nil() {
+                headers.raw_set(k.as_str(), v.as_str())?;
+            }
+        }
+        extra.set("headers", headers)?;
         Ok((
             LuaRoom(room.clone()),
             call.method.as_str(),
             segments,
             query,
             body,
+            extra,
         ))
     })();
     let args = match args {
@@ -1050,11 +1076,30 @@ async fn http_gate(host: &Rc<Host>, room: &Rc<Room>, call: &HttpCall) -> Result<
 /// no body, anything else as JSON.
 fn http_answer(lua: &Lua, out: mlua::MultiValue, what: &str) -> HttpResponse {
     let mut out = out.into_iter();
+    let mut headers = Vec::new();
+    let mut content_type = None;
     let (status, body) = match out.next() {
-        Some(Value::Table(t)) => (
-            t.get::<Value>("status").unwrap_or(Value::Nil),
-            t.get::<Value>("body").unwrap_or(Value::Nil),
-        ),
+        Some(Value::Table(t)) => {
+            if let Ok(Some(h)) = t.get::<Option<Table>>("headers") {
+                for (k, v) in h.pairs::<String, Value>().flatten() {
+                    match v {
+                        Value::String(s) => headers.push((k, s.to_string_lossy())),
+                        // A list of values: one header line each (several `Link`s).
+                        Value::Table(list) => {
+                            for s in list.sequence_values::<String>().flatten() {
+                                headers.push((k.clone(), s));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            content_type = t.get::<Option<String>>("contentType").ok().flatten();
+            (
+                t.get::<Value>("status").unwrap_or(Value::Nil),
+                t.get::<Value>("body").unwrap_or(Value::Nil),
+            )
+        }
         Some(v @ (Value::Integer(_) | Value::Number(_))) => (v, out.next().unwrap_or(Value::Nil)),
         other => {
             let got = other.map(|v| v.type_name()).unwrap_or("nothing");
@@ -1072,15 +1117,39 @@ fn http_answer(lua: &Lua, out: mlua::MultiValue, what: &str) -> HttpResponse {
     let Some(status) = status.filter(|s| (200..=599).contains(s)) else {
         return HttpResponse::text(500, format!("Error: {what} returned no valid status"));
     };
-    match body {
+    let mut answer = match body {
         Value::Nil => HttpResponse {
             status,
             body: ringsfu_plugins::HttpBody::Empty,
+            headers: Vec::new(),
         },
-        Value::String(s) => HttpResponse::text(status, s.to_string_lossy()),
+        Value::String(s) => match static_content_type(content_type.as_deref()) {
+            Some(ct) => HttpResponse {
+                status,
+                body: ringsfu_plugins::HttpBody::Raw {
+                    content_type: ct,
+                    data: s.as_bytes().to_vec().into(),
+                },
+                headers: Vec::new(),
+            },
+            None => HttpResponse::text(status, s.to_string_lossy()),
+        },
         v => match to_json(lua, v) {
             Ok(j) => HttpResponse::json(status, j),
             Err(e) => HttpResponse::text(500, format!("Error: {what}: bad body: {e}")),
         },
-    }
+    };
+    answer.headers = headers;
+    answer
+}
+
+/// The content types a script may give a string body (`contentType` in its answer).
+fn static_content_type(ct: Option<&str>) -> Option<&'static str> {
+    Some(match ct? {
+        "application/sdp" => "application/sdp",
+        "application/trickle-ice-sdpfrag" => "application/trickle-ice-sdpfrag",
+        "application/json" => "application/json",
+        "text/html" => "text/html; charset=utf-8",
+        _ => return None,
+    })
 }
