@@ -348,12 +348,24 @@ async fn cross_origin_broadcaster_post_is_refused_by_default_and_allowed_when_co
 
 /// Opens the protoo WebSocket with headers; Ok(client) or Err(status, body).
 async fn ws_with(addr: SocketAddr, query: &str, origin: Option<&str>) -> Result<(), (u16, String)> {
+    ws_at(addr, &format!("/?{query}"), Some("protoo"), origin).await
+}
+
+/// Opens a WebSocket to `path_and_query`; Err: the refusal's status and body.
+async fn ws_at(
+    addr: SocketAddr,
+    path_and_query: &str,
+    subprotocol: Option<&str>,
+    origin: Option<&str>,
+) -> Result<(), (u16, String)> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{addr}/?{query}")
+    let mut req = format!("ws://{addr}{path_and_query}")
         .into_client_request()
         .unwrap();
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", "protoo".parse().unwrap());
+    if let Some(p) = subprotocol {
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
     if let Some(o) = origin {
         req.headers_mut().insert("Origin", o.parse().unwrap());
     }
@@ -387,6 +399,41 @@ async fn websocket_from_a_disallowed_origin_is_refused() {
     ws_with(a, "roomId=o&peerId=p3", None)
         .await
         .expect("no Origin: not a browser");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_sessions_from_a_disallowed_origin_are_refused() {
+    // The 1:1 call endpoints (socket.io and the plain /call WebSocket) follow security.wsOrigins.
+    let mut c = test_config(1);
+    c.security.ws_origins = vec!["https://app.example".into()];
+    let s = ringsfu::start(c).await.expect("server starts");
+    let a = s.local_addr();
+    let polling = "/socket.io/?EIO=4&transport=polling";
+    let (status, _, body) = raw(a, "GET", polling, &[("Origin", "https://evil.example")], "").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("security.wsOrigins"), "{body}");
+    let (status, head, body) =
+        raw(a, "GET", polling, &[("Origin", "https://app.example")], "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    let (status, _, body) = raw(a, "GET", polling, &[], "").await;
+    assert_eq!(status, 200, "no Origin: {body}");
+    let (status, reason) = ws_at(a, "/call", None, Some("https://evil.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(status, 403, "{reason}");
+    assert!(reason.contains("https://evil.example"), "{reason}");
+    ws_at(a, "/call", None, Some("https://app.example"))
+        .await
+        .expect("configured origin opens /call");
+    let ws = "/socket.io/?EIO=4&transport=websocket";
+    let (status, _) = ws_at(a, ws, None, Some("https://evil.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(status, 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
