@@ -76,11 +76,16 @@ return {
 
   -- WebRtcTransport options given to room scripts (ringsfu.config.webRtcTransport).
   webRtcTransport = {
-    -- Accepted for config.js compatibility; bandwidth estimation is not built yet.
+    -- initialAvailableOutgoingBitrate and minimumAvailableOutgoingBitrate: accepted for
+    -- config.js compatibility, not used yet (send-side estimation is not built yet).
     initialAvailableOutgoingBitrate = 1000000,
     minimumAvailableOutgoingBitrate = 600000,
     maxSctpMessageSize = 262144,
-    maxIncomingBitrate = 1500000,
+    -- Sent to each browser as a REMB every 1.5 s (demo.lua calls transport:setMaxIncomingBitrate),
+    -- which Chrome applies as a hard cap on its send estimate. mediasoup-demo uses 1500000; that
+    -- cap keeps a 720p 3-layer simulcast publisher from ever sending its 1280-wide layer
+    -- (measured: estimate pinned at 1.5 Mbps, top layer off), so the default here is 10 Mbps.
+    maxIncomingBitrate = 10000000,
     -- Seconds without ICE consent before the transport is considered disconnected.
     iceConsentTimeout = 20,
   },

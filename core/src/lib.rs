@@ -15,13 +15,17 @@
 //! The old flat module paths (`ringsfu_core::stun`, `ringsfu_core::producer`, ...) are kept as
 //! re-exports so code outside the core does not depend on the folder layout.
 
+pub mod bwe;
 pub mod engine;
 pub mod graph;
 pub mod io;
+pub mod observer;
 pub mod ortc;
 pub mod proto;
+pub mod score;
 pub mod sdp;
 pub mod transport;
+pub mod turn;
 pub mod worker;
 
 // Flat paths of the previous layout.

@@ -70,6 +70,7 @@ impl Engine {
                 uri::MID => t.ext_mid = h.id,
                 uri::RTP_STREAM_ID => t.ext_rid = h.id,
                 uri::REPAIRED_RTP_STREAM_ID => t.ext_rrid = h.id,
+                crate::bwe::twcc::TWCC_URI => t.bwe.enable_receive_feedback(h.id, Instant::now()),
                 _ => {}
             }
         }
@@ -191,6 +192,7 @@ impl Engine {
             counters: ConsumerCounters::default(),
             last_rr: None,
             app_data: opts.app_data,
+            score: crate::score::SendScore::new(),
         };
         let ckey = self.consumers.insert(consumer);
         self.consumer_ids.insert(id, ckey);
@@ -218,6 +220,7 @@ impl Engine {
             });
             let _ = self.close_consumer(&cid);
         }
+        self.observers_producer_closed(pkey);
         let p = self.producers.remove(pkey);
         self.producer_ids.remove(producer);
         if let Some(t) = self.transports.get_mut(p.transport) {
@@ -265,6 +268,7 @@ impl Engine {
             return Ok(());
         }
         self.producers[pkey].paused = paused;
+        self.observers_producer_paused(pkey, paused);
         let consumers = self.producers[pkey].consumers.clone();
         let now = Instant::now();
         for c in consumers {
@@ -312,6 +316,21 @@ impl Engine {
         let ckey = self.consumer_key(consumer)?;
         self.consumers[ckey].preferred_layer = Some(spatial_layer);
         self.select_layers(Instant::now());
+        Ok(())
+    }
+
+    /// Sets a transport's incoming bitrate limit in bits per second (0 removes it), as mediasoup's
+    /// `transport.setMaxIncomingBitrate()`: the remote is told with a REMB every 1.5 s, which
+    /// browsers apply as a cap on their send-side estimate.
+    pub fn set_max_incoming_bitrate(
+        &mut self,
+        transport: &Uuid,
+        bps: u64,
+    ) -> Result<(), EngineError> {
+        let tkey = self.transport_key(transport)?;
+        self.transports[tkey]
+            .bwe
+            .set_max_incoming_bitrate(bps, Instant::now());
         Ok(())
     }
 

@@ -35,6 +35,7 @@ impl Engine {
             app_data,
             created: Instant::now(),
             rtcp_ssrc: rand::random::<u32>() | 1,
+            bwe: crate::bwe::TransportBwe::new(),
             generation,
             demux: DemuxKeys::default(),
             mids: ortc::ConsumerMidAllocator::new(),

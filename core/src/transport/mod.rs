@@ -161,6 +161,8 @@ pub struct Transport {
     pub created: Instant,
     /// The SSRC we use as sender in RTCP feedback.
     pub rtcp_ssrc: u32,
+    /// Congestion control: transport-cc feedback for what we receive, incoming bitrate limit.
+    pub bwe: crate::bwe::TransportBwe,
     /// This transport's generation, unique within its engine. Slab keys are reused after a close;
     /// the DTLS session's events carry `(generation, key)` (see [`dtls_tag`]) so an event still
     /// queued from a closed transport is dropped instead of landing on the key's next owner.

@@ -32,6 +32,8 @@ const cfg = {
   consume: params.get('consume') !== 'false',
   datachannel: params.get('datachannel') === 'true',
   simulcast: params.get('simulcast') === 'true',
+  // "true": ask the fake camera for 1280x720 (the quality test) instead of 640x480.
+  hd: params.get('hd') === 'true',
 };
 
 // Log lines go to the console; the runner copies the console into its log file.
@@ -407,7 +409,9 @@ async function enableMic() {
 async function enableWebcam() {
   if (!device.canProduce('video')) throw new Error('device cannot produce video');
   const stream = await navigator.mediaDevices.getUserMedia({
-    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
+    video: cfg.hd
+      ? { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } }
+      : { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
   });
   const track = stream.getVideoTracks()[0];
   state.localVideo = { label: track.label, settings: track.getSettings() };
@@ -527,6 +531,43 @@ async function getStats() {
   return out;
 }
 
+// Congestion-control view of both transports (the quality test): the selected candidate pair's
+// availableOutgoingBitrate, and per simulcast encoding what the browser sends (outbound-rtp).
+async function getTransportStats() {
+  const out = {};
+  for (const [name, t] of [['send', sendTransport], ['recv', recvTransport]]) {
+    if (!t) continue;
+    const row = { availableOutgoingBitrate: null, outbound: [] };
+    try {
+      const report = await t.getStats();
+      let selected = null;
+      report.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) selected = s.selectedCandidatePairId;
+      });
+      report.forEach((s) => {
+        if (s.type === 'candidate-pair' && (s.id === selected || (!selected && s.nominated)) && s.availableOutgoingBitrate !== undefined) {
+          row.availableOutgoingBitrate = s.availableOutgoingBitrate;
+        }
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          row.outbound.push({
+            rid: s.rid || null,
+            frameWidth: s.frameWidth || 0,
+            frameHeight: s.frameHeight || 0,
+            framesPerSecond: s.framesPerSecond || 0,
+            bytesSent: s.bytesSent || 0,
+            qualityLimitationReason: s.qualityLimitationReason || null,
+            active: s.active,
+          });
+        }
+      });
+    } catch (error) {
+      row.error = String(error);
+    }
+    out[name] = row;
+  }
+  return out;
+}
+
 function snapshot() {
   return JSON.parse(JSON.stringify({ ...state, consumers: getConsumers(), closedConsumers: [...closedConsumers.values()] }));
 }
@@ -584,6 +625,7 @@ window.__rs = {
   snapshot,
   getConsumers,
   getStats,
+  getTransportStats,
   pauseProducer,
   resumeProducer,
   close,
