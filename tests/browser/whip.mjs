@@ -10,33 +10,11 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  '--allow-loopback-in-peer-connection',
-  '--force-webrtc-ip-handling-policy=default',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  // Background/hidden pages must keep decoding at full rate.
-  '--disable-background-timer-throttling',
-  '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
+import { launchBrowser } from './lib/browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BASE = process.env.RINGSFU_HTTP || 'http://127.0.0.1:4443';
 const TOKEN = process.env.RINGSFU_WHIP_TOKEN || '';
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OUT = process.env.WHIP_OUT || path.join(HERE, 'dist', 'whip');
 
 let passed = 0, failed = 0;
@@ -121,7 +99,7 @@ async function pageChecks(browser) {
 const timer = setTimeout(() => { console.log('FAIL whip.mjs: hard timeout'); process.exit(1); }, 120_000);
 try {
   await httpChecks();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await launchBrowser();
   try { await pageChecks(browser); } finally { await browser.close(); }
 } catch (e) {
   check('whip.mjs', false, e.stack || e);

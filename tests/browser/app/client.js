@@ -286,7 +286,12 @@ async function joinRoom() {
   log('device loaded, handler', device.handlerName, 'canProduce audio/video',
     device.canProduce('audio'), device.canProduce('video'));
 
-  const sctpCapabilities = cfg.datachannel ? device.sctpCapabilities : undefined;
+  // mediasoup-client 3.24 no longer has `device.sctpCapabilities` (the demo app's
+  // `this._mediasoupDevice.sctpCapabilities` is now undefined, so the stock demo sends none and
+  // gets no data channels). We send the value older releases returned for every browser, as
+  // mediasoup-based apps do since: the server sizes the SCTP association from it. Without data
+  // channels nothing is sent, exactly as the demo app does with 3.24 (checked by whip.mjs's peer).
+  const sctpCapabilities = cfg.datachannel ? { numStreams: { OS: 1024, MIS: 1024 } } : undefined;
 
   if (cfg.produce) {
     const info = await protoo.request('createWebRtcTransport', {
@@ -355,8 +360,10 @@ async function joinRoom() {
   const { peers } = await protoo.request('join', {
     displayName: cfg.displayName,
     device: deviceInfo(),
-    rtpCapabilities: cfg.consume ? device.rtpCapabilities : undefined,
-    sctpCapabilities: cfg.consume && cfg.datachannel ? device.sctpCapabilities : undefined,
+    // 3.24 splits the old `rtpCapabilities` (deprecated alias) into recv/send capabilities: the
+    // server needs what we can receive.
+    rtpCapabilities: cfg.consume ? device.recvRtpCapabilities : undefined,
+    sctpCapabilities: cfg.consume && cfg.datachannel ? sctpCapabilities : undefined,
   });
   for (const p of peers || []) {
     state.peers[p.id] = { id: p.id, displayName: p.displayName, device: p.device, closed: false };
@@ -416,7 +423,7 @@ async function enableWebcam() {
   const track = stream.getVideoTracks()[0];
   state.localVideo = { label: track.label, settings: track.getSettings() };
   log('webcam track', track.label, JSON.stringify(track.getSettings()));
-  const codec = device.rtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
+  const codec = device.sendRtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
   if (!codec) throw new Error('desired VP8 codec not supported by the router');
   const options = {
     track,
@@ -522,6 +529,7 @@ async function getStats() {
         row.bytesReceived += s.bytesReceived || 0;
         if (s.frameWidth) row.frameWidth = s.frameWidth;
         if (s.frameHeight) row.frameHeight = s.frameHeight;
+        if (typeof s.totalAudioEnergy === 'number') row.totalAudioEnergy = (row.totalAudioEnergy || 0) + s.totalAudioEnergy;
       });
     } catch (error) {
       row.statsError = String(error);
