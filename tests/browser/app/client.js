@@ -174,6 +174,7 @@ async function handleRequest(request, accept, reject) {
         appData: { ...appData, peerId },
       });
       consumers.set(consumer.id, { consumer, peerId, type, producerPaused: !!producerPaused });
+      play(consumers.get(consumer.id));
       consumer.on('transportclose', () => consumers.delete(consumer.id));
       log('consumer created', kind, id, 'from peer', peerId, 'producer', producerId, 'type', type);
       // Accept only once the consumer exists locally (the server resumes it then, §5).
@@ -627,7 +628,23 @@ async function selfTest() {
   return result;
 }
 
+// Plays every audio consumer's track (existing and future) in an <audio> element: Chrome only
+// computes received-audio stats such as totalAudioEnergy for audio that is played out.
+let playAudio = false;
+function play(entry) {
+  if (!playAudio || entry.consumer.kind !== 'audio' || entry.element) return;
+  entry.element = document.createElement('audio');
+  entry.element.autoplay = true;
+  entry.element.srcObject = new MediaStream([entry.consumer.track]);
+  document.body.appendChild(entry.element);
+  entry.element.play().catch((error) => log('audio play failed', String(error)));
+}
+
 window.__rs = {
+  playAudio() {
+    playAudio = true;
+    for (const entry of consumers.values()) play(entry);
+  },
   state,
   start,
   snapshot,
