@@ -33,9 +33,10 @@ turn_cfg=$(mktemp -d /tmp/ringsfu-turncfg.XXXXXX)
 mkdir -p "$turn_cfg/lua"
 # The embedded config plus one long-term TURN user, for turnutils_uclient.
 sed 's/^  calls = {/  turn = { users = { alice = "alicepw" } },\n  calls = {/' lua/config.lua > "$turn_cfg/lua/config.lua"
-# The browser pages are served by run.mjs from http://127.0.0.1:<another port>: a cross origin,
-# which the server refuses by default (security.wsOrigins). Allow exactly that origin.
-RINGSFU_WS_ORIGINS="http://127.0.0.1:*" \
+# The browser test pages are served from http://127.0.0.1:<another port> (tests/browser/lib):
+# a cross origin, which the server refuses by default (security.wsOrigins for the protoo
+# WebSocket, security.corsOrigins for whip.mjs's WHIP/WHEP fetches). Allow exactly that origin.
+RINGSFU_WS_ORIGINS="http://127.0.0.1:*" RINGSFU_CORS_ORIGINS="http://127.0.0.1:*" \
   RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
   RINGSFU_TURN_PORT=$turn_port RINGSFU_TURN_RELAY_PORTS=$turn_lo-$(( turn_lo + 99 )) \
   RINGSFU_TURN_ALLOW_LOOPBACK_PEERS=true RINGSFU_TURN_SECRET=$turn_secret \
