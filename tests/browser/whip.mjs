@@ -44,6 +44,7 @@ const REQUIRED = [
   'interop: WHEP viewer (second Chromium) decodes the mediasoup-client peer\'s video',
   'interop: WHEP viewer (second Chromium) receives the mediasoup-client peer\'s audio',
   'interop: mediasoup-client peer decodes the simulcast WHIP video at its top layer (1280 wide)',
+  'interop: WHEP viewer of the simulcast WHIP publisher decodes its top layer (1280 wide)',
   'interop: DELETE WHIP session → 200, mediasoup-client peer gets peerClosed',
   'demo page: alice decodes bob\'s video within 10 s', 'demo page: bob decodes alice\'s video within 10 s',
   'demo page shows resolution and bitrate',
@@ -246,6 +247,15 @@ async function interopChecks(browser) {
           `framesDecoded ${r2.framesDecoded}, decoded ${r2.frameWidth}x${r2.frameHeight}; publisher sends ${sent}`);
         if (ok) console.log(`  M decodes the simulcast WHIP camera at ${r2.frameWidth}x${r2.frameHeight} after ${Date.now() - t0} ms (publisher sends ${sent})`);
       }
+      // WHEP of the simulcast publisher: the viewer's consumer must climb to the top layer too.
+      const V2 = await page(viewer, 'V2', { autojoin: 'false' });
+      const sub2 = await V2.evaluate(plainSession, { url: `${BASE}/whep/${room}/${id2}`, token: TOKEN, send: false });
+      let st2 = sub2;
+      if (sub2.status === 201) {
+        [ok, st2] = await poll(() => V2.evaluate(plainStats), (x) => x.video && x.video.frames >= 30 && x.video.width >= 1280, 30000);
+      } else ok = false;
+      check('interop: WHEP viewer of the simulcast WHIP publisher decodes its top layer (1280 wide)', ok, JSON.stringify(st2));
+      if (sub2.location) await fetch(BASE + sub2.location, { method: 'DELETE', headers: auth });
       await fetch(BASE + pub2.location, { method: 'DELETE', headers: auth });
     }
 
