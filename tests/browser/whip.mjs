@@ -44,6 +44,7 @@ const REQUIRED = [
   'interop: WHEP viewer (second Chromium) decodes the mediasoup-client peer\'s video',
   'interop: WHEP viewer (second Chromium) receives the mediasoup-client peer\'s audio',
   'interop: mediasoup-client peer decodes the simulcast WHIP video at its top layer (1280 wide)',
+  'interop: the demo page in that room plays the mediasoup-client peer and the WHIP publisher',
   'interop: WHEP viewer of the simulcast WHIP publisher decodes its top layer (1280 wide)',
   'interop: DELETE WHIP session → 200, mediasoup-client peer gets peerClosed',
   'demo page: alice decodes bob\'s video within 10 s', 'demo page: bob decodes alice\'s video within 10 s',
@@ -220,6 +221,18 @@ async function interopChecks(browser) {
       const del = await fetch(BASE + sub.location, { method: 'DELETE', headers: auth });
       check('interop: DELETE WHEP session → 200', del.status === 200, del.status);
     }
+
+    // The demo page at / in the same room shows the mediasoup-client peer (through WHEP) and the WHIP one.
+    const D = await browser.newContext({ extraHTTPHeaders: auth });
+    opened.push(D);
+    const dp = await D.newPage();
+    await dp.goto(`${BASE}/?room=${room}&name=page`);
+    const tiles = () => dp.evaluate(() => [...document.querySelectorAll('.tile')].filter((t) => t.dataset.peer !== 'me')
+      .map((t) => { const v = t.querySelector('video'); return { label: t.querySelector('.label').textContent, w: v.videoWidth, time: v.currentTime }; }));
+    let tl;
+    [ok, tl] = await poll(tiles, (x) => ['mediasoup-client', 'whip-cam'].every((l) => x.some((t) => t.label === l && t.w > 0 && t.time > 0)), 20000);
+    check('interop: the demo page in that room plays the mediasoup-client peer and the WHIP publisher', ok, JSON.stringify(tl));
+    await D.close();
 
     // A simulcast WHIP publisher (3 rids, 1280x720 camera): M gets a simulcast consumer and decodes
     // the top layer (1280 wide). It runs in the second Chromium: the fake camera is shared per browser
