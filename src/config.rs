@@ -405,6 +405,18 @@ pub struct Config {
     /// The `/rooms/:roomId/...` HTTP API.
     #[serde(default)]
     pub http_api: HttpApiConfig,
+    /// Origin checks and the admin token (see [`crate::ops::config::SecurityConfig`]).
+    #[serde(default)]
+    pub security: crate::ops::config::SecurityConfig,
+    /// Limits (see [`crate::ops::config::LimitsConfig`]).
+    #[serde(default)]
+    pub limits: crate::ops::config::LimitsConfig,
+    /// Shutdown bound (see [`crate::ops::config::ShutdownConfig`]).
+    #[serde(default)]
+    pub shutdown: crate::ops::config::ShutdownConfig,
+    /// Log format and per-module levels (see [`crate::ops::config::LogConfig`]).
+    #[serde(default)]
+    pub log: crate::ops::config::LogConfig,
     /// The call system's signaling (socket.io, `/call`).
     #[serde(default)]
     pub calls: CallsConfig,
@@ -523,6 +535,7 @@ impl Config {
         if let Some(v) = get("RINGSFU_LOG_LEVEL") {
             self.log_level = v;
         }
+        crate::ops::config::apply_env(self, &get);
         if let Some(v) = get("RINGSFU_TURN_PORT") {
             self.turn.port = parse("RINGSFU_TURN_PORT", &v)?;
         }
@@ -664,6 +677,9 @@ impl Config {
         }
         if self.lua.memory_limit_mb < 1 {
             return Err(bad("lua.memoryLimitMb", "must be at least 1".into()));
+        }
+        if let Err((key, message)) = crate::ops::config::validate(self) {
+            return Err(bad(key, message));
         }
         Ok(())
     }
