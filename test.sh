@@ -31,8 +31,10 @@ turn_lo=$(( 50000 + (RANDOM % 100) * 100 ))
 turn_secret="test-$RANDOM$RANDOM"
 turn_cfg=$(mktemp -d /tmp/ringsfu-turncfg.XXXXXX)
 mkdir -p "$turn_cfg/lua"
-# The embedded config plus one long-term TURN user, for turnutils_uclient.
-sed 's/^  calls = {/  turn = { users = { alice = "alicepw" } },\n  calls = {/' lua/config.lua > "$turn_cfg/lua/config.lua"
+# The embedded config plus two long-term TURN users and one denied loopback peer (127.0.0.2), for
+# turnutils_uclient and tests/turn/rfc_errors.py.
+sed 's/^  calls = {/  turn = { users = { alice = "alicepw", bob = "bobpw" }, deniedPeers = { "127.0.0.2" } },\n  calls = {/' \
+  lua/config.lua > "$turn_cfg/lua/config.lua"
 # The browser test pages are served from http://127.0.0.1:<another port> (tests/browser/lib):
 # a cross origin, which the server refuses by default (security.wsOrigins for the protoo
 # WebSocket, security.corsOrigins for whip.mjs's WHIP/WHEP fetches). Allow exactly that origin.
@@ -75,6 +77,11 @@ for flow in socketio ws; do
     echo "call scenario $flow failed; server log: $log" >&2
   fi
 done
+echo "-- TURN error answers (401, 441, 437, 403) with an independent stdlib-only Python client"
+if ! TURN_SECRET=$turn_secret python3 tests/turn/rfc_errors.py "$turn_port"; then
+  status=1
+  echo "TURN RFC checks failed; server log: $log" >&2
+fi
 echo "-- TURN with coturn's turnutils_uclient (long-term and REST credentials, UDP and TCP)"
 if command -v turnutils_uclient >/dev/null; then
   if ! RINGSFU_TURN_PORT=$turn_port TURN_SECRET=$turn_secret TURN_HTTP="http://127.0.0.1:$port" tests/turn/uclient.sh; then

@@ -294,7 +294,7 @@ pub struct TurnServerConfig {
     pub credential_ttl: u64,
     /// URLs handed to browsers with minted credentials; default
     /// `turn:<announced>:<port>?transport=udp` (and `tcp`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lua_list")]
     pub urls: Vec<String>,
     /// Relay to loopback peers (off by default; tests set it).
     #[serde(default)]
@@ -302,6 +302,10 @@ pub struct TurnServerConfig {
     /// Relay to private and link-local peers (off by default).
     #[serde(default)]
     pub allow_private_peers: bool,
+    /// Peer addresses or CIDR ranges always refused with 403, even where loopback or private
+    /// peers are allowed (coturn's `denied-peer-ip`), e.g. `{ "10.20.0.0/16" }`.
+    #[serde(default, deserialize_with = "lua_list")]
+    pub denied_peers: Vec<String>,
     /// Allocations per user (0 = unlimited).
     #[serde(default = "default_user_quota")]
     pub user_quota: usize,
@@ -322,6 +326,19 @@ pub struct TurnServerConfig {
 impl Default for TurnServerConfig {
     fn default() -> Self {
         serde_json::from_value(serde_json::json!({})).expect("every key has a default")
+    }
+}
+
+/// A list key: Lua cannot tell an empty list from an empty table, so `{}` arrives as an empty
+/// JSON object and is read as an empty list.
+fn lua_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Value::deserialize(d)? {
+        Value::Object(m) if m.is_empty() => Ok(Vec::new()),
+        v => serde_json::from_value(v).map_err(serde::de::Error::custom),
     }
 }
 
@@ -563,6 +580,11 @@ impl Config {
             key: key.to_owned(),
             message,
         };
+        for range in &self.turn.denied_peers {
+            if let Err(e) = range.parse::<ringsfu_core::turn::PeerRange>() {
+                return Err(bad("turn.deniedPeers", e.to_string()));
+            }
+        }
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return Err(bad(
                 "logLevel",
@@ -752,8 +774,34 @@ mod tests {
     }
 
     #[test]
+    fn empty_lua_tables_are_empty_lists() {
+        let src = DEFAULT_CONFIG_LUA.replace(
+            "logLevel = \"info\",",
+            "logLevel = \"info\", turn = { deniedPeers = {}, urls = {} },",
+        );
+        let c = Config::from_lua_source(&src, "t").unwrap();
+        assert!(c.turn.denied_peers.is_empty() && c.turn.urls.is_empty());
+        let src = DEFAULT_CONFIG_LUA.replace(
+            "logLevel = \"info\",",
+            "logLevel = \"info\", turn = { deniedPeers = { \"10.0.0.0/8\", \"::1\" } },",
+        );
+        let c = Config::from_lua_source(&src, "t").unwrap();
+        assert_eq!(c.turn.denied_peers, ["10.0.0.0/8", "::1"]);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let cases = [
+            (
+                "logLevel = \"info\",",
+                "logLevel = \"info\", turn = { deniedPeers = { \"10.0.0.0/40\" } },",
+                "turn.deniedPeers",
+            ),
+            (
+                "logLevel = \"info\",",
+                "logLevel = \"info\", turn = { deniedPeers = { 5 } },",
+                "turn.deniedPeers",
+            ),
             (
                 "ioBackend = \"epoll\"",
                 "ioBackend = \"kqueue\"",

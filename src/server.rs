@@ -254,6 +254,12 @@ async fn start_turn(
         secret: Some(secret.clone()),
         allow_loopback_peers: t.allow_loopback_peers,
         allow_private_peers: t.allow_private_peers,
+        // Validated when the config was loaded.
+        denied_peers: t
+            .denied_peers
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect(),
         default_lifetime: Duration::from_secs(t.default_lifetime),
         max_lifetime: Duration::from_secs(t.max_lifetime.max(t.default_lifetime)),
         user_quota: t.user_quota,
