@@ -21,10 +21,21 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 ( cd tests/browser && { [ -d node_modules ] || npm ci --no-audit --no-fund; } )
 cargo build --profile ci --bin ringsfu
-port=$(( 20000 + RANDOM % 20000 ))
-rtc_port=$(( 40000 + RANDOM % 10000 ))
+# Below the kernel's ephemeral range (32768-60999), so no outgoing socket can hold them.
+port=$(( 21000 + RANDOM % 5000 ))
+rtc_port=$(( 26000 + RANDOM % 6000 ))
 log=$(mktemp /tmp/ringsfu-e2e.XXXXXX.log)
-RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token ./target/ci/ringsfu >"$log" 2>&1 &
+turn_port=$(( 20000 + RANDOM % 20000 ))
+turn_lo=$(( 50000 + (RANDOM % 100) * 100 ))
+turn_secret="test-$RANDOM$RANDOM"
+turn_cfg=$(mktemp -d /tmp/ringsfu-turncfg.XXXXXX)
+mkdir -p "$turn_cfg/lua"
+# The embedded config plus one long-term TURN user, for turnutils_uclient.
+sed 's/^  calls = {/  turn = { users = { alice = "alicepw" } },\n  calls = {/' lua/config.lua > "$turn_cfg/lua/config.lua"
+RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
+  RINGSFU_TURN_PORT=$turn_port RINGSFU_TURN_RELAY_PORTS=$turn_lo-$(( turn_lo + 99 )) \
+  RINGSFU_TURN_ALLOW_LOOPBACK_PEERS=true RINGSFU_TURN_SECRET=$turn_secret \
+  ./target/ci/ringsfu --config "$turn_cfg/lua/config.lua" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 200); do
@@ -54,11 +65,21 @@ if ! ( cd tests/browser && node quality.mjs ); then
 fi
 echo "-- 1:1 call pages (README, \"1:1 calls\"): socket.io (seed 003) and /call WebSocket (seed 004)"
 for flow in socketio ws; do
-  if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" node calls.mjs $flow ); then
+  if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" node calls.mjs $flow --relay ); then
     status=1
     echo "call scenario $flow failed; server log: $log" >&2
   fi
 done
+echo "-- TURN with coturn's turnutils_uclient (long-term and REST credentials, UDP and TCP)"
+if command -v turnutils_uclient >/dev/null; then
+  if ! RINGSFU_TURN_PORT=$turn_port TURN_SECRET=$turn_secret TURN_HTTP="http://127.0.0.1:$port" tests/turn/uclient.sh; then
+    status=1
+    echo "TURN checks failed; server log: $log" >&2
+  fi
+else
+  echo "FAIL: turnutils_uclient missing (apt-get install coturn; .ci/run installs it)" >&2
+  status=1
+fi
 echo "-- WHIP/WHEP statuses and the demo page at / in two browser contexts (screenshots: tests/browser/dist/whip/)"
 if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" RINGSFU_WHIP_TOKEN=whip-test-token node whip.mjs ); then
   status=1

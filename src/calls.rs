@@ -77,3 +77,27 @@ pub fn page(file: &str) -> HttpResponse {
     };
     HttpResponse::raw(200, ct, body.as_bytes())
 }
+
+/// `GET /turn/stats`: the TURN server's counters as JSON (404 when TURN is off).
+pub fn turn_stats(
+    stats: Option<&Arc<std::sync::Mutex<(ringsfu_core::turn::TurnStats, usize)>>>,
+) -> HttpResponse {
+    let Some((s, allocations)) = stats.and_then(|s| s.lock().ok().map(|g| *g)) else {
+        return HttpResponse::not_found();
+    };
+    HttpResponse::json(
+        200,
+        serde_json::json!({
+            "allocations": allocations,
+            "allocationsCreated": s.allocations_created,
+            "malformed": s.malformed,
+            "authFailures": s.auth_failures,
+            "deniedPeers": s.denied_peers,
+            "noPermission": s.no_permission,
+            "quotaDrops": s.quota_drops,
+            "toPeerPackets": s.to_peer_packets,
+            "toClientPackets": s.to_client_packets,
+            "relayedBytes": s.relayed_bytes,
+        }),
+    )
+}

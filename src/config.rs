@@ -257,6 +257,102 @@ fn default_ping_timeout_ms() -> u64 {
     20_000
 }
 
+/// The built-in STUN/TURN server (RFC 8489 Binding, RFC 8656 TURN).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TurnServerConfig {
+    /// Run the STUN/TURN server.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// IP to listen on (UDP and TCP).
+    #[serde(default = "default_listen_ip")]
+    pub listen_ip: IpAddr,
+    /// Port (UDP and TCP).
+    #[serde(default = "default_turn_port")]
+    pub port: u16,
+    /// Also listen on TCP.
+    #[serde(default = "yes")]
+    pub enable_tcp: bool,
+    /// IP relay sockets bind (XOR-RELAYED-ADDRESS); default: the listen IP.
+    #[serde(default)]
+    pub relay_ip: Option<IpAddr>,
+    /// Relay ports.
+    #[serde(default = "default_turn_relay_range")]
+    pub relay_port_range: PortRange,
+    /// REALM.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Long-term credential users: name = password.
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, String>,
+    /// TURN REST API shared secret; unset → a random secret per start (credentials are then
+    /// only minted by `ringsfu.turn_credentials`).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Lifetime of minted REST credentials, seconds.
+    #[serde(default = "default_credential_ttl")]
+    pub credential_ttl: u64,
+    /// URLs handed to browsers with minted credentials; default
+    /// `turn:<announced>:<port>?transport=udp` (and `tcp`).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Relay to loopback peers (off by default; tests set it).
+    #[serde(default)]
+    pub allow_loopback_peers: bool,
+    /// Relay to private and link-local peers (off by default).
+    #[serde(default)]
+    pub allow_private_peers: bool,
+    /// Allocations per user (0 = unlimited).
+    #[serde(default = "default_user_quota")]
+    pub user_quota: usize,
+    /// Allocations in total (0 = unlimited).
+    #[serde(default = "default_total_quota")]
+    pub total_quota: usize,
+    /// Relayed bytes per second per allocation (0 = unlimited).
+    #[serde(default)]
+    pub max_bps: u64,
+    /// Default / longest allocation lifetime, seconds.
+    #[serde(default = "default_turn_lifetime")]
+    pub default_lifetime: u64,
+    /// Longest allocation lifetime, seconds.
+    #[serde(default = "default_turn_max_lifetime")]
+    pub max_lifetime: u64,
+}
+
+impl Default for TurnServerConfig {
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({})).expect("every key has a default")
+    }
+}
+
+fn default_turn_port() -> u16 {
+    3478
+}
+fn default_turn_relay_range() -> PortRange {
+    PortRange {
+        min: 30000,
+        max: 30999,
+    }
+}
+fn default_realm() -> String {
+    "ringsfu".into()
+}
+fn default_credential_ttl() -> u64 {
+    86_400
+}
+fn default_user_quota() -> usize {
+    10
+}
+fn default_total_quota() -> usize {
+    1000
+}
+fn default_turn_lifetime() -> u64 {
+    600
+}
+fn default_turn_max_lifetime() -> u64 {
+    3600
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -295,6 +391,9 @@ pub struct Config {
     /// The call system's signaling (socket.io, `/call`).
     #[serde(default)]
     pub calls: CallsConfig,
+    /// The STUN/TURN server.
+    #[serde(default)]
+    pub turn: TurnServerConfig,
     /// Directory relative script paths are also looked up in (the config file's parent's
     /// parent, so `lua/rooms/x.lua` works next to `lua/config.lua`). Not a config key.
     #[serde(skip)]
@@ -406,6 +505,25 @@ impl Config {
         }
         if let Some(v) = get("RINGSFU_LOG_LEVEL") {
             self.log_level = v;
+        }
+        if let Some(v) = get("RINGSFU_TURN_PORT") {
+            self.turn.port = parse("RINGSFU_TURN_PORT", &v)?;
+        }
+        if let Some(v) = get("RINGSFU_TURN_ENABLED") {
+            self.turn.enabled = parse("RINGSFU_TURN_ENABLED", &v)?;
+        }
+        if let Some(v) = get("RINGSFU_TURN_ALLOW_LOOPBACK_PEERS") {
+            self.turn.allow_loopback_peers = parse("RINGSFU_TURN_ALLOW_LOOPBACK_PEERS", &v)?;
+        }
+        if let Some(v) = get("RINGSFU_TURN_SECRET") {
+            self.turn.secret = Some(v).filter(|s| !s.is_empty());
+        }
+        if let Some(v) = get("RINGSFU_TURN_RELAY_PORTS") {
+            let (lo, hi) = v.split_once('-').unwrap_or((v.as_str(), v.as_str()));
+            self.turn.relay_port_range = PortRange {
+                min: parse("RINGSFU_TURN_RELAY_PORTS", lo)?,
+                max: parse("RINGSFU_TURN_RELAY_PORTS", hi)?,
+            };
         }
         self.validate("environment")
     }

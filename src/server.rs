@@ -11,10 +11,12 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::executor::WorkerExec;
-use crate::lua_host::HostSettings;
+use crate::lua_host::{HostSettings, TurnMint};
 use crate::registry::Registry;
 use crate::scripts::{Route, ScriptError, ScriptSource, ScriptStore};
 use crate::signaling::{Http, Protoo, Shared};
+use ringsfu_core::turn::udp::{TurnHandle, TurnListen};
+use ringsfu_core::turn::TurnConfig;
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,7 @@ pub enum StartError {
 pub struct Server {
     signaling: ServerHandle,
     shared: Arc<Shared>,
+    turn: Option<TurnHandle>,
 }
 
 impl Server {
@@ -60,6 +63,11 @@ impl Server {
     /// The scripts, for reload from elsewhere (signal handler).
     pub fn scripts(&self) -> Arc<ScriptStore> {
         self.shared.scripts.clone()
+    }
+
+    /// The TURN server's UDP address, when it runs.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().and_then(|t| t.udp)
     }
 
     /// Number of rooms that have connections.
@@ -106,6 +114,11 @@ pub async fn start_with(
         extra,
         config.base_dir.clone(),
     )?);
+    let (turn, turn_mint) = if config.turn.enabled {
+        start_turn(&config, &workers).await
+    } else {
+        (None, None)
+    };
     let registry = Arc::new(Registry::new(workers.len()));
     let host = Arc::new(HostSettings {
         limits: config.lua,
@@ -133,6 +146,7 @@ pub async fn start_with(
             },
             "calls": config.calls,
         }),
+        turn: turn_mint,
     });
     let shared = Arc::new(Shared {
         workers,
@@ -141,6 +155,7 @@ pub async fn start_with(
         scripts,
         admin_reload: config.admin_reload,
         call_pages: config.calls.pages,
+        turn_stats: turn.as_ref().map(|t| t.stats.clone()),
     });
     let mut sc = ServerConfig::new(SocketAddr::new(config.http.listen_ip, config.http.port));
     if let (Some(cert), Some(key)) = (&config.http.tls.cert, &config.http.tls.key) {
@@ -174,5 +189,94 @@ pub async fn start_with(
         sessions,
     )
     .await?;
-    Ok(Server { signaling, shared })
+    Ok(Server {
+        signaling,
+        shared,
+        turn,
+    })
+}
+
+/// Starts the STUN/TURN server on worker 0 (its tasks relay on that worker's thread). A port
+/// that cannot be bound is logged and TURN stays off (the rest of the server still starts).
+async fn start_turn(
+    config: &Config,
+    workers: &[Arc<dyn WorkerExec>],
+) -> (Option<TurnHandle>, Option<TurnMint>) {
+    let t = &config.turn;
+    let Some(worker) = workers.first() else {
+        return (None, None);
+    };
+    let secret = t
+        .secret
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let tc = TurnConfig {
+        realm: t.realm.clone(),
+        users: t.users.clone().into_iter().collect(),
+        secret: Some(secret.clone()),
+        allow_loopback_peers: t.allow_loopback_peers,
+        allow_private_peers: t.allow_private_peers,
+        default_lifetime: Duration::from_secs(t.default_lifetime),
+        max_lifetime: Duration::from_secs(t.max_lifetime.max(t.default_lifetime)),
+        user_quota: t.user_quota,
+        total_quota: t.total_quota,
+        max_bps: t.max_bps,
+        ..TurnConfig::default()
+    };
+    let listen = TurnListen {
+        udp: SocketAddr::new(t.listen_ip, t.port),
+        tcp: t.enable_tcp.then(|| SocketAddr::new(t.listen_ip, t.port)),
+        relay_ip: t.relay_ip.unwrap_or(t.listen_ip),
+        relay_ports: (t.relay_port_range.min, t.relay_port_range.max),
+    };
+    let key = *uuid::Uuid::new_v4().as_bytes();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let posted = worker.post(Box::new(move || {
+        tokio::task::spawn_local(async move {
+            let _ = tx.send(ringsfu_core::turn::udp::serve(tc, listen, key).await);
+        });
+    }));
+    let handle = match (posted, rx.await) {
+        (true, Ok(Ok(h))) => h,
+        (_, Ok(Err(e))) => {
+            log::error!(
+                "TURN server not started: cannot bind {}:{}: {e}",
+                t.listen_ip,
+                t.port
+            );
+            return (None, None);
+        }
+        _ => {
+            log::error!("TURN server not started: worker 0 is gone");
+            return (None, None);
+        }
+    };
+    let host = config
+        .web_rtc
+        .announced_address
+        .clone()
+        .unwrap_or_else(|| t.listen_ip.to_string());
+    let urls = if t.urls.is_empty() {
+        let mut u = vec![format!("turn:{host}:{}?transport=udp", t.port)];
+        if t.enable_tcp {
+            u.push(format!("turn:{host}:{}?transport=tcp", t.port));
+        }
+        u
+    } else {
+        t.urls.clone()
+    };
+    log::info!(
+        "STUN/TURN server on {}:{} (udp{}), relay ports {}-{}",
+        t.listen_ip,
+        t.port,
+        if t.enable_tcp { "+tcp" } else { "" },
+        t.relay_port_range.min,
+        t.relay_port_range.max
+    );
+    let mint = TurnMint {
+        secret,
+        ttl: t.credential_ttl,
+        urls,
+    };
+    (Some(handle), Some(mint))
 }

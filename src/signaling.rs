@@ -29,6 +29,8 @@ pub struct Shared {
     pub admin_reload: bool,
     /// Whether the call pages (`GET /calls/...`) are served.
     pub call_pages: bool,
+    /// The TURN server's counters (`GET /turn/stats`, loopback only).
+    pub turn_stats: Option<Arc<std::sync::Mutex<(ringsfu_core::turn::TurnStats, usize)>>>,
 }
 
 /// The protoo handler.
@@ -94,6 +96,9 @@ impl HttpHandler for Http {
                     debug_dump(&shared, collect).await
                 }
                 ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
+                ("GET", ["turn", "stats"]) if req.remote_addr.ip().is_loopback() => {
+                    crate::calls::turn_stats(shared.turn_stats.as_ref())
+                }
                 ("POST", ["admin", "reload"]) => {
                     if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));

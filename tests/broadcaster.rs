@@ -221,7 +221,8 @@ async fn every_error_has_its_status_and_names_the_problem() {
     );
     let webrtc_id = webrtc["id"].as_str().unwrap().to_owned();
 
-    // connect: unknown transport 404, plain transport 409, missing dtlsParameters 400.
+    // connect: unknown transport 404; a plain transport takes mediasoup's plain connect body
+    // ({ip, port, ...}), so a wrong ip is a 400 naming it; missing dtlsParameters 400.
     let dtls = json!({"dtlsParameters": rtc::dtls_parameters("AA:BB")});
     expect(
         a,
@@ -236,9 +237,9 @@ async fn every_error_has_its_status_and_names_the_problem() {
         a,
         "POST",
         &format!("{tr}/{plain_id}/connect"),
-        Some(dtls.clone()),
-        409,
-        "is not a WebRtcTransport",
+        Some(json!({"ip": 5})),
+        400,
+        "TypeError: wrong body.ip",
     )
     .await;
     expect(
@@ -542,9 +543,13 @@ async fn broadcaster_is_a_peer_and_deleting_it_closes_its_transports() {
     assert!(std::net::UdpSocket::bind(("127.0.0.1", rtcp_port)).is_err());
 
     // Both protoo peers leave: the broadcaster keeps the room (and its transport).
-    alice.close().await;
-    bob.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.close_and_wait().await;
+    bob.close_and_wait().await;
+    // The server saw both closes; a request to the room (same worker, queued behind the peers'
+    // close handling) finds the broadcaster, and the room is still registered. (Carol's
+    // newConsumer from "cam" and the DELETE below would fail too if the room had gone.)
+    let shown = ok_json(a, "GET", "/rooms/bc/broadcasters/cam", None).await;
+    assert_eq!(shown["id"], "cam", "{shown}");
     assert_eq!(s.room_count(), 1);
     let (mut carol, _) = joined_peer(a, "bc", "carol").await;
     let nc = carol.wait_for("newConsumer").await;
@@ -581,8 +586,9 @@ async fn broadcaster_is_a_peer_and_deleting_it_closes_its_transports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_plain_transport_releases_its_ports() {
-    // Three ports outside the default range (other tests use 40000-49999), per process.
-    let base = 30000 + (std::process::id() % 3000) as u16 * 3;
+    // Three ports outside the default range (other tests use 40000-49999) and below the kernel's
+    // ephemeral range (32768-60999 on Linux), so no outgoing socket takes them; per process.
+    let base = 20000 + (std::process::id() % 3000) as u16 * 3;
     let mut cfg = test_config(1);
     cfg.rtc_port_range.min = base;
     cfg.rtc_port_range.max = base + 2;
@@ -849,11 +855,16 @@ async fn ffmpeg_broadcast_reaches_a_webrtc_consumer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gstreamer_broadcast_reaches_a_webrtc_consumer() {
     if !installed("gst-launch-1.0", "--version") {
-        // Optional tool: say so loudly rather than fail where it is not installed.
-        eprintln!(
-            "SKIPPED: gst-launch-1.0 not installed (Debian: gstreamer1.0-tools \
-             gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)"
+        // A missing tool is a failure (a green run must mean the GStreamer flow works), unless the
+        // person running the suite opted out explicitly.
+        let opt_out = std::env::var("RINGSFU_SKIP_GSTREAMER").is_ok_and(|v| v == "1");
+        assert!(
+            opt_out,
+            "gst-launch-1.0 is not installed (Debian: gstreamer1.0-tools gstreamer1.0-plugins-base \
+             gstreamer1.0-plugins-good gstreamer1.0-plugins-bad; .ci/run installs them); set \
+             RINGSFU_SKIP_GSTREAMER=1 to skip this test explicitly"
         );
+        eprintln!("SKIPPED on request (RINGSFU_SKIP_GSTREAMER=1): GStreamer broadcaster test");
         return;
     }
     broadcast_reaches_webrtc_consumer("gst-launch-1.0", "GStreamer", "gst-room").await;

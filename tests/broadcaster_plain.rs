@@ -263,9 +263,10 @@ async fn srtp_plain_transports_carry_media_between_broadcasters() {
     )
     .await;
     let rx_key = test_key(my_profile, 2);
+    // The generic connect route takes plain transports too (mediasoup's transport.connect()).
     ok_json(
         a,
-        &format!("{rx}/{recv_id}/plain/connect"),
+        &format!("{rx}/{recv_id}/connect"),
         Some(
             json!({"ip": "127.0.0.1", "port": receiver.local_addr().unwrap().port(),
                     "srtpParameters": {"cryptoSuite": my_profile.name(),
@@ -381,13 +382,14 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     let profile = SrtpProfile::AeadAes128Gcm;
     let sp =
         json!({"cryptoSuite": profile.name(), "keyBase64": base64_encode(&test_key(profile, 3))});
-    // comedia: no address needed, only the key; the old WebRTC connect route still refuses it.
+    // comedia: no address needed, only the key; `/connect` takes plain parameters for a plain
+    // transport (as mediasoup's transport.connect()), `/plain/connect` is its alias.
     expect(
         a,
         &format!("{tr}/{id}/connect"),
         json!({"dtlsParameters": {}}),
-        409,
-        "is not a WebRtcTransport",
+        400,
+        "TypeError: missing body.srtpParameters",
     )
     .await;
     expect(
@@ -400,8 +402,151 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     .await;
     ok_json(
         a,
-        &format!("{tr}/{id}/plain/connect"),
+        &format!("{tr}/{id}/connect"),
         Some(json!({"srtpParameters": sp})),
     )
     .await;
+    expect(
+        a,
+        &format!("{tr}/{id}/plain/connect"),
+        json!({"srtpParameters": sp}),
+        409,
+        "is already connected",
+    )
+    .await;
+
+    // The key is used: SRTP sent with it is decrypted and forwarded to another broadcaster's
+    // consumer (clear RTP to our socket); SRTP under a wrong key is dropped and counted.
+    let producer = ok_json(
+        a,
+        &format!("{tr}/{id}/producers"),
+        Some(json!({"kind": "audio", "rtpParameters": {
+            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
+            "encodings": [{"ssrc": 1111}]}})),
+    )
+    .await;
+    ok_json(
+        a,
+        &format!("{r}/broadcasters"),
+        Some(
+            json!({"id": "rx", "displayName": "Receiver", "device": {"name": "bench"},
+                    "rtpCapabilities": consumer_caps()}),
+        ),
+    )
+    .await;
+    let rx = format!("{r}/broadcasters/rx/transports");
+    let recv_t = ok_json(
+        a,
+        &rx,
+        Some(json!({"type": "plain", "comedia": false, "rtcpMux": true})),
+    )
+    .await;
+    let recv_id = recv_t["id"].as_str().unwrap();
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ok_json(
+        a,
+        &format!("{rx}/{recv_id}/plain/connect"),
+        Some(json!({"ip": "127.0.0.1", "port": receiver.local_addr().unwrap().port()})),
+    )
+    .await;
+    let pid = producer["id"].as_str().unwrap();
+    let consumer = ok_json(a, &format!("{rx}/{recv_id}/consume?producerId={pid}"), None).await;
+    let out_ssrc = consumer["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let server_in: SocketAddr = format!("127.0.0.1:{}", t["port"]).parse().unwrap();
+    let stats_path = format!("{tr}/{id}/stats");
+    let srtp_drops = |v: &Value| v[0]["srtpDrops"].as_u64().expect("srtpDrops");
+
+    // Wrong key first (comedia must not learn its address from packets it cannot authenticate):
+    // nothing is forwarded, every packet is counted as an SRTP drop.
+    let wrong = test_key(profile, 99);
+    let right = test_key(profile, 3);
+    let context = move |key: &[u8]| {
+        SrtpContext::new(
+            profile,
+            &key[..profile.master_key_len()],
+            &key[profile.master_key_len()..],
+        )
+        .unwrap()
+    };
+    let send = move |sender: &UdpSocket, enc: &mut SrtpContext, first: u16, count: u16| {
+        for seq in first..first + count {
+            let (mut p, _) = rtp_packet(seq);
+            let len = p.len();
+            p.resize(len + 16, 0);
+            let n = enc.protect_rtp(&mut p, len).unwrap();
+            sender.send_to(&p[..n], server_in).unwrap();
+        }
+    };
+    let (stats_before, _) = call(a, "GET", &stats_path, None).await;
+    assert_eq!(stats_before, 200);
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    send(&sender, &mut context(&wrong), 1, 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dropped = loop {
+        let (status, text) = call(a, "GET", &stats_path, None).await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if srtp_drops(&v) >= 20 || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        srtp_drops(&dropped),
+        20,
+        "each wrongly keyed packet counted: {dropped}"
+    );
+    assert_eq!(dropped[0]["rtpPacketsReceived"], 0, "{dropped}");
+
+    // The right key: forwarded, with the payload sent.
+    let got = tokio::task::spawn_blocking(move || {
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 1500];
+        let mut seq = 100;
+        let mut received = Vec::new();
+        let mut enc = context(&right);
+        while received.len() < 5 && Instant::now() < deadline {
+            send(&sender, &mut enc, seq, 5);
+            seq += 5;
+            while let Ok(n) = receiver.recv(&mut buf) {
+                if n > 1 && (192..=223).contains(&buf[1]) {
+                    continue; // RTCP
+                }
+                let h = RtpHeader::parse(&buf[..n]).unwrap();
+                received.push((h.ssrc, h.payload(&buf[..n]).to_vec()));
+            }
+        }
+        received
+    })
+    .await
+    .unwrap();
+    assert!(
+        got.len() >= 5,
+        "forwarded with the right key: {}",
+        got.len()
+    );
+    for (ssrc, payload) in &got {
+        assert_eq!(*ssrc, out_ssrc);
+        let text = String::from_utf8_lossy(payload);
+        assert!(
+            text.starts_with("ringsfu plain srtp packet 00"),
+            "clear payload: {text:?}"
+        );
+    }
+    let (_, text) = call(a, "GET", &stats_path, None).await;
+    let after: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        srtp_drops(&after),
+        20,
+        "no drop with the right key: {after}"
+    );
+    assert!(
+        after[0]["rtpPacketsReceived"].as_u64().unwrap() >= 5,
+        "{after}"
+    );
 }

@@ -197,11 +197,23 @@ async fn produce_data_fans_out_chat_and_closes() {
         c.wait_for("dataConsumerClosed").await["data"],
         json!({"dataConsumerId": first["id"]})
     );
-    // carol never got a consumer of alice's `bot` DataProducer.
-    assert!(
-        !c.backlog.iter().any(|m| m["method"] == "newDataConsumer"),
-        "unexpected: {:?}",
-        c.backlog
+    // carol never got a consumer of alice's `bot` DataProducer: everything the server sent her
+    // up to a round trip made now is in her backlog, and it holds no other newDataConsumer than
+    // the two answered above (alice's chat and the room bot, both checked).
+    ok(&c.request("getRouterRtpCapabilities", json!({})).await);
+    let offered: Vec<&Value> = c
+        .backlog
+        .iter()
+        .filter(|m| m["method"] == "newDataConsumer")
+        .collect();
+    assert!(offered.is_empty(), "unexpected: {offered:?}");
+    assert_eq!(
+        (
+            first["dataProducerId"].as_str(),
+            second["dataProducerId"].as_str()
+        ),
+        (Some(chat_id.as_str()), a_bot["dataProducerId"].as_str()),
+        "carol's only data consumers: alice's chat and the room bot"
     );
 }
 
@@ -234,11 +246,14 @@ async fn no_sctp_capabilities_no_data_channels() {
         .await);
     assert_eq!(code, 500);
     assert!(reason.contains("SCTP is not enabled"), "{reason}");
-    // And no bot DataConsumer was offered (no sctpCapabilities in join).
+    // And no bot DataConsumer was offered (no sctpCapabilities in join), while a peer of the
+    // same room that joined with them is offered one: the bot exists, `a` was skipped.
+    let (mut b, _, _) = data_peer(s.local_addr(), "dc2", "b").await;
+    assert_bot_consumer(&accept_data_consumer(&mut b).await);
     let r = a
         .request("getTransportStats", json!({"transportId": t["id"]}))
         .await;
-    ok(&r);
+    assert_eq!(ok(&r)[0]["type"], "webrtc-transport", "{r}");
     assert!(
         !a.backlog.iter().any(|m| m["method"] == "newDataConsumer"),
         "{:?}",
@@ -266,10 +281,20 @@ function m.requests.run(room, peer, data)
   dp:send("\0\1\2", 53)
   dp:send("a longer text")
   local ok, e = pcall(dp.send, dp, string.rep("z", 1001))
-  ringsfu.sleep(0.05)
+  dp:send("end")
+  -- Waits (yielding) until cond() holds, for at most 20 s.
+  local function wait_until(cond)
+    for _ = 1, 2000 do
+      if cond() then return end
+      ringsfu.sleep(0.01)
+    end
+    error("timed out waiting")
+  end
+  -- Delivery is ordered: once "end" arrived, everything sent before it was delivered or dropped.
+  wait_until(function() return got[#got] == "51:end" and got_small[#got_small] == "51:end" end)
   local stats = dp:getStats()
   dp:close()
-  ringsfu.sleep(0.05)
+  wait_until(function() return closed end)
   return {
     got = got, got_small = got_small, too_big = not ok, err = tostring(e), closed = closed,
     type = dp.type, label = dc.label, protocol = dc.protocol, dataProducerId = dc.dataProducerId,
@@ -294,12 +319,17 @@ async fn direct_transport_messages_through_lua() {
     let r = ok(&c.request("run", json!({})).await).clone();
     assert_eq!(
         r["got"],
-        json!(["51:hello", "53:\u{0}\u{1}\u{2}", "51:a longer text"]),
+        json!([
+            "51:hello",
+            "53:\u{0}\u{1}\u{2}",
+            "51:a longer text",
+            "51:end"
+        ]),
         "{r}"
     );
     assert_eq!(
         r["got_small"],
-        json!(["51:hello", "53:\u{0}\u{1}\u{2}"]),
+        json!(["51:hello", "53:\u{0}\u{1}\u{2}", "51:end"]),
         "over 10 bytes dropped: {r}"
     );
     assert_eq!(r["too_big"], true);
@@ -310,7 +340,7 @@ async fn direct_transport_messages_through_lua() {
             .contains("exceeds maxMessageSize"),
         "{r}"
     );
-    assert_eq!(r["received"], 3);
+    assert_eq!(r["received"], 4);
     assert_eq!(r["closed"], true, "dataproducerclose fired: {r}");
     assert_eq!(r["dcClosed"], true);
     assert_eq!(r["type"], "direct");

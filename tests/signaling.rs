@@ -36,6 +36,13 @@ R.needId = function(room, peer, data)
 end
 R.ask = function(room, peer, data) return { answer = peer:request("ping", data) } end
 R.sleepy = function() ringsfu.sleep(0.05) return { slept = true } end
+-- Waits (sleeping, i.e. yielding) until another request opens the gate; says when it started.
+R.gated = function(room, peer)
+  peer:notify("gatedWaiting", {})
+  while not room.data.open do ringsfu.sleep(0.01) end
+  return { gated = true }
+end
+R.open = function(room) room.data.open = true return {} end
 R.peers = function(room)
   local ids = ringsfu.array()
   for _, p in ipairs(room:peers()) do ids[#ids + 1] = p.id end
@@ -75,9 +82,25 @@ async fn framing_requests_notifications_and_server_requests() {
     // JSON null and empty arrays survive the trip through Lua.
     let resp = a.request("nullAndArrays", json!({})).await;
     assert_eq!(ok(&resp), &json!({"a": null, "b": [], "c": [1, 2]}));
-    // Handler waits (sleep) without blocking others.
+    // Handler waits (sleep) and resumes with its result.
     let resp = a.request("sleepy", json!({})).await;
     assert_eq!(ok(&resp), &json!({"slept": true}));
+    // ...without blocking others: while a's handler sleeps in a loop until a flag is set, another
+    // peer of the same room (same worker, same Lua state) is answered, and its request sets the
+    // flag that ends the first. A sleep that blocked the worker would never see the flag.
+    let mut g = Client::connect(s.local_addr(), "r1", "gatekeeper")
+        .await
+        .unwrap();
+    g.wait_for("mediasoup-version").await;
+    a.send_text(&json!({"request": true, "id": 500, "method": "gated", "data": {}}).to_string())
+        .await;
+    a.wait_for("gatedWaiting").await;
+    let echo = g.request("echo", json!({"while": "a sleeps"})).await;
+    assert_eq!(ok(&echo), &json!({"while": "a sleeps"}));
+    ok(&g.request("open", json!({})).await);
+    let resp = a.response(500).await;
+    assert_eq!(ok(&resp), &json!({"gated": true}));
+    g.close().await;
 
     // Server → client request: the handler yields until the client answers.
     a.send_text(&json!({"request": true, "id": 77, "method": "ask", "data": {"q": 1}}).to_string())
@@ -98,10 +121,26 @@ async fn framing_requests_notifications_and_server_requests() {
     .await;
     let n = b.wait_for("helloFrom").await;
     assert_eq!(n["data"], json!({"peerId": "a", "text": "hi"}));
+    // b broadcasts after a's broadcast was delivered: the first helloFrom a gets is b's (a's own
+    // would have been queued to a before it).
+    b.send_text(
+        &json!({"notification": true, "method": "hello", "data": {"text": "yo"}}).to_string(),
+    )
+    .await;
+    let n = a.wait_for("helloFrom").await;
+    assert_eq!(
+        n["data"],
+        json!({"peerId": "b", "text": "yo"}),
+        "not a's own"
+    );
     // Timers fire.
     ok(&a.request("timer", json!({})).await);
     a.wait_for("timerFired").await;
-    assert!(a.backlog.iter().all(|m| m["method"] != "helloFrom"));
+    assert!(
+        a.backlog.iter().all(|m| m["method"] != "helloFrom"),
+        "{:?}",
+        a.backlog
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,10 +19,13 @@ pub mod bwe;
 pub mod engine;
 pub mod graph;
 pub mod io;
+pub mod observer;
 pub mod ortc;
 pub mod proto;
+pub mod score;
 pub mod sdp;
 pub mod transport;
+pub mod turn;
 pub mod worker;
 
 // Flat paths of the previous layout.

@@ -1,6 +1,8 @@
 //! PlainTransport producers fed from a UDP socket in the test (plain RTP, and SRTP with SDES keys
 //! encrypted by webrtc-srtp) reach a WebRTC consumer; an H264 stream is forwarded from its keyframe.
 
+#[path = "common/backend.rs"]
+mod backend;
 mod common;
 
 use std::net::IpAddr;
@@ -10,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use ringsfu_core::dtls::DtlsCertificate;
 use ringsfu_core::engine::{ConsumeOptions, ProduceOptions, WebRtcTransportOptions};
-use ringsfu_core::io::IoBackend;
 use ringsfu_core::rtp_parameters::{MediaKind, RtpCapabilities};
 use ringsfu_core::worker::{Worker, WorkerSettings};
 use serde_json::{json, Value};
@@ -19,11 +20,7 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn spawn_worker() -> Arc<Worker> {
-    let backend = std::env::var("RINGSFU_IO_BACKEND")
-        .ok()
-        .and_then(|b| IoBackend::parse(&b))
-        .unwrap_or(IoBackend::Epoll);
-    Arc::new(
+    let worker = Arc::new(
         Worker::spawn(WorkerSettings {
             index: 0,
             pin_core: None,
@@ -32,11 +29,14 @@ fn spawn_worker() -> Arc<Worker> {
             udp_port: Some(0),
             tcp_port: None,
             rtc_port_range: (41000, 41999),
-            backend,
+            backend: backend::requested_backend(),
             cert: DtlsCertificate::generate().unwrap(),
         })
         .unwrap(),
-    )
+    );
+    // The backend asked for is the one running (io_uring falls back only where refused).
+    backend::assert_backend_used(worker.backend());
+    worker
 }
 
 struct Setup {

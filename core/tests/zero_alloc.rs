@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use ringsfu_core::dtls::DtlsCertificate;
 use ringsfu_core::engine::{ConsumeOptions, ProduceOptions};
-use ringsfu_core::io::IoBackend;
 use ringsfu_core::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability};
 use ringsfu_core::worker::{Worker, WorkerSettings};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+#[path = "common/backend.rs"]
+mod backend;
 
 struct Counting;
 
@@ -80,13 +82,12 @@ async fn forwarding_allocates_nothing_per_packet() {
         tcp_port: None,
         rtc_port_range: (42000, 42999),
         // test.sh runs this file again with RINGSFU_IO_BACKEND=io_uring.
-        backend: std::env::var("RINGSFU_IO_BACKEND")
-            .ok()
-            .and_then(|b| IoBackend::parse(&b))
-            .unwrap_or(IoBackend::Epoll),
+        backend: backend::requested_backend(),
         cert: DtlsCertificate::generate().unwrap(),
     })
     .unwrap();
+    // The backend asked for is the one measured (io_uring falls back only where refused).
+    backend::assert_backend_used(worker.backend());
     let codecs: Vec<RtpCodecCapability> = serde_json::from_value(json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))

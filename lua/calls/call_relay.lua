@@ -7,7 +7,8 @@
 --   {cmd="offer"|"answer"|"candidate", username=..., msg="<json>"}   relayed to the others
 --   {cmd="leave"}
 -- Server → client:
---   {cmd="joined", username=U, room=R, peers={...}}   to the joiner (peers: usernames already in)
+--   {cmd="joined", username=U, room=R, peers={...}, iceServers={...}}   to the joiner (peers:
+--                                                     usernames already in; iceServers: TURN)
 --   {cmd="otherjoin", username=U, room=R}             to the others
 --   {cmd="full", room=R}                               the room already has `capacity` users
 --   the relayed frame, with `from` = the sender's username
@@ -74,7 +75,10 @@ function handlers.join(s, m)
   rooms[room] = list
   s.data.room = room
   s.data.username = m.username
-  s:send({ cmd = "joined", username = m.username, room = room, peers = peers })
+  -- iceServers: ringsfu's TURN with fresh REST credentials (absent without TURN).
+  local turn = ringsfu.turn_credentials(m.username)
+  s:send({ cmd = "joined", username = m.username, room = room, peers = peers,
+           iceServers = turn and ringsfu.array({ turn }) or nil })
   for _, o in ipairs(others(s)) do
     o:send({ cmd = "otherjoin", username = m.username, room = room })
   end

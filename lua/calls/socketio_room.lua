@@ -54,6 +54,9 @@ end
 
 function app.on_connect(socket)
   socket.data.rooms = {}
+  -- ICE servers for the page: ringsfu's TURN with fresh REST credentials (nil without TURN).
+  local turn = ringsfu.turn_credentials(socket.id)
+  if turn then socket:emit("iceServers", ringsfu.array({ turn })) end
   ringsfu.log("debug", "socket.io connect", socket.id, socket.remoteAddress)
 end
 

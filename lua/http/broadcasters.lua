@@ -317,10 +317,14 @@ local function create_transport(room, b, body)
   }
 end
 
+local connect_plain_transport
+
+-- `connect` of any transport, as mediasoup's `transport.connect()`: `{dtlsParameters}` for a
+-- WebRtcTransport, `{ip, port, rtcpPort?, srtpParameters?}` for a PlainTransport.
 local function connect_transport(b, tid, body)
   local t = get_transport(b, tid)
   if t.iceParameters == nil then
-    conflict('transport with id "' .. tid .. '" is not a WebRtcTransport')
+    return connect_plain_transport(b, tid, body)
   end
   if type(body.dtlsParameters) ~= "table" then
     type_error("missing body.dtlsParameters")
@@ -336,7 +340,7 @@ end
 -- `connect({ip, port, rtcpPort?, srtpParameters?})` of a plain transport (a superset of
 -- mediasoup-demo's API, as its later versions have): the remote address of a non-comedia
 -- transport and, with SRTP, the key the remote encrypts with.
-local function connect_plain_transport(b, tid, body)
+function connect_plain_transport(b, tid, body)
   local t = get_transport(b, tid)
   local plain = b.plain[tid]
   if plain == nil then
@@ -401,13 +405,15 @@ local function create_producer(room, b, tid, body)
   local producer = engine(t.produce, t, {
     kind = body.kind,
     rtpParameters = body.rtpParameters,
-    appData = {},
+    -- peerId: the room's audio level observer names the broadcaster in `activeSpeaker`.
+    appData = { peerId = b.id },
   })
   local pid = producer.id
   b.producers[pid] = producer
   producer:on("transportclose", function()
     b.producers[pid] = nil
   end)
+  demo.observe_audio(room, producer)
   for _, p in ipairs(demo.joined_peers(room)) do
     ringsfu.spawn(demo.create_consumer, room, p, b, producer)
   end
@@ -478,6 +484,14 @@ local routes = {
     "POST", { "broadcasters", ":b", "transports", ":t", "plain", "connect" },
     function(room, p, body)
       return connect_plain_transport(get_broadcaster(room, p.b), p.t, body)
+    end,
+  },
+  {
+    -- ringsfu extension: the transport's stats (packet counters, srtpDrops), as getTransportStats.
+    "GET", { "broadcasters", ":b", "transports", ":t", "stats" },
+    function(room, p)
+      local t = get_transport(get_broadcaster(room, p.b), p.t)
+      return { status = 200, body = engine(t.getStats, t) }
     end,
   },
   {

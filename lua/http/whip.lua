@@ -372,7 +372,7 @@ local function patch(room, endpoint, id, req)
     fail(400, err)
   end
   local match = req.headers["if-match"]
-  if frag.iceUfrag ~= nil and frag.iceUfrag ~= s.remoteUfrag then
+  if frag.iceUfrag ~= nil and frag.iceUfrag ~= ringsfu.null and frag.iceUfrag ~= s.remoteUfrag then
     -- ICE restart (RFC 9725 §4.4): new credentials on our side, answered in an sdpfrag.
     if match ~= nil and match ~= "*" and match ~= '"' .. s.etag .. '"' then
       fail(412, "If-Match does not match the session's ETag")

@@ -2,8 +2,9 @@
 --
 -- Every request and notification of the stock mediasoup-demo browser app is handled here; see
 -- /work/shared/spec/protoo.md for the wire shapes and docs/lua-api.md for the API used.
--- Features the engine does not have yet (active speaker, scores, network throttling) answer
--- an error naming the missing feature instead of pretending.
+-- Features the engine does not have yet (network throttling) answer an error naming the missing
+-- feature instead of pretending. Active speaker (`activeSpeaker`, from an AudioLevelObserver) and
+-- scores (`producerScore`, `consumerScore`) are sent as mediasoup-demo sends them.
 
 local demo = {}
 demo.requests = {}
@@ -112,6 +113,9 @@ local function create_consumer(room, consumer_peer, producer_peer, producer)
     end)
     consumer:on("producerresume", function()
       consumer_peer:notify("consumerResumed", { consumerId = cid })
+    end)
+    consumer:on("score", function(score)
+      consumer_peer:notify("consumerScore", { consumerId = cid, score = score })
     end)
     consumer:on("layerschange", function(layers)
       consumer_peer:notify("consumerLayersChanged", {
@@ -237,10 +241,63 @@ local function bot_consume(room, peer, data_producer)
   end)
 end
 
+-- Active speaker (mediasoup-demo's Room.js) ----------------------------------------------------
+
+-- The room's AudioLevelObserver (the loudest producer every 800 ms above -80 dBov: its peer is
+-- announced as `activeSpeaker` to every joined peer, `peerId = null` on silence) and
+-- ActiveSpeakerObserver (dominant speaker, logged), as mediasoup-demo creates them.
+local function create_observers(room)
+  if room.router == nil then
+    return
+  end
+  local alo = room.router:createAudioLevelObserver({ maxEntries = 1, threshold = -80, interval = 800 })
+  alo:on("volumes", function(volumes)
+    local first = volumes[1]
+    if first == nil then
+      return
+    end
+    for _, p in ipairs(joined_peers(room)) do
+      p:notify("activeSpeaker", {
+        peerId = first.producer.appData.peerId or ringsfu.null,
+        volume = first.volume,
+      })
+    end
+  end)
+  alo:on("silence", function()
+    for _, p in ipairs(joined_peers(room)) do
+      p:notify("activeSpeaker", { peerId = ringsfu.null })
+    end
+  end)
+  local aso = room.router:createActiveSpeakerObserver()
+  aso:on("dominantspeaker", function(dominant)
+    local producer = dominant.producer
+    ringsfu.log("debug", "dominant speaker: producer", producer and producer.id)
+  end)
+  room.data.audioLevelObserver = alo
+  room.data.activeSpeakerObserver = aso
+end
+
+-- Audio producers are watched by both observers (failures are logged, never fatal).
+local function observe_audio(room, producer)
+  if producer.kind ~= "audio" then
+    return
+  end
+  for _, key in ipairs({ "audioLevelObserver", "activeSpeakerObserver" }) do
+    local o = room.data[key]
+    if o ~= nil and not o.closed then
+      local ok, err = pcall(o.addProducer, o, { producerId = producer.id })
+      if not ok then
+        ringsfu.log("warn", key, "addProducer", producer.id, "failed:", err)
+      end
+    end
+  end
+end
+
 -- Lifecycle hooks -----------------------------------------------------------------------------
 
 function demo.on_room_open(room)
   room.data.bot = create_bot(room)
+  create_observers(room)
 end
 
 function demo.on_room_close(room)
@@ -402,6 +459,10 @@ function R.produce(room, peer, data)
   producer:on("transportclose", function()
     d.producers[pid] = nil
   end)
+  producer:on("score", function(score)
+    peer:notify("producerScore", { producerId = pid, score = score })
+  end)
+  observe_audio(room, producer)
   for _, other in ipairs(joined_peers(room, peer)) do
     ringsfu.spawn(create_consumer, room, other, peer, producer)
   end
@@ -537,9 +598,11 @@ end
 -- Helpers for other scripts that share this room's peers (lua/http/broadcasters.lua gets them
 -- with ringsfu.include): `create_consumer(room, consumer_peer, owner, producer)` where `owner`
 -- is anything with an `id` (a peer or a broadcaster), `joined_peers(room, except?)`,
--- `peer_info(peer)`, `state(peer)`.
+-- `peer_info(peer)`, `state(peer)`, `observe_audio(room, producer)` (adds an audio producer
+-- to the room's audio level and active speaker observers).
 demo.lib = {
   create_consumer = create_consumer,
+  observe_audio = observe_audio,
   joined_peers = joined_peers,
   peer_info = peer_info,
   state = state,

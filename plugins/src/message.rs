@@ -316,6 +316,34 @@ mod tests {
         ));
     }
 
+    /// The writers against the wire examples of the protoo spec (shared/spec/protoo.md §2, the
+    /// shapes protoo-client's Message.js builds), compared as JSON values: independent of `parse`.
+    #[test]
+    fn writers_match_the_spec_examples() {
+        let wire = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        let cases = [
+            (
+                request_json(5342671, "getRouterRtpCapabilities", json!({})),
+                r#"{"request":true,"id":5342671,"method":"getRouterRtpCapabilities","data":{}}"#,
+            ),
+            (
+                ok_response_json(5342671, json!({"codecs": [], "headerExtensions": []})),
+                r#"{"response":true,"id":5342671,"ok":true,"data":{"codecs":[],"headerExtensions":[]}}"#,
+            ),
+            (
+                error_response_json(881, 500, "transport with id \"abc\" not found"),
+                r#"{"response":true,"id":881,"errorCode":500,"errorReason":"transport with id \"abc\" not found"}"#,
+            ),
+            (
+                notification_json("peerClosed", json!({"peerId": "x7k2m9qa"})),
+                r#"{"notification":true,"method":"peerClosed","data":{"peerId":"x7k2m9qa"}}"#,
+            ),
+        ];
+        for (ours, spec) in cases {
+            assert_eq!(wire(&ours), wire(spec), "{ours}");
+        }
+    }
+
     #[test]
     fn serialized_messages_parse_back() {
         let cases = [

@@ -29,6 +29,8 @@ use super::Host;
 
 #[path = "data_api.rs"]
 pub mod data_api;
+#[path = "observer_api.rs"]
+pub mod observer_api;
 
 thread_local! {
     static CTX: RefCell<Option<Rc<WorkerContext>>> = const { RefCell::new(None) };
@@ -110,13 +112,14 @@ impl ObjKind {
                 "tuple",
                 "close",
             ],
-            ObjKind::Producer => &["transportclose"],
+            ObjKind::Producer => &["transportclose", "score"],
             ObjKind::Consumer => &[
                 "producerclose",
                 "transportclose",
                 "producerpause",
                 "producerresume",
                 "layerschange",
+                "score",
             ],
         }
     }
@@ -163,6 +166,7 @@ impl Callbacks {
     /// Forgets every object of a room (it closed).
     pub fn drop_room(&self, room: &str) {
         data_api::drop_room(room);
+        observer_api::drop_room(room);
         let gone: Vec<Rc<Obj>> = {
             let mut objs = self.objs.borrow_mut();
             let ids: Vec<Uuid> = objs
@@ -626,6 +630,8 @@ impl UserData for LuaObj {
 
         // ---- data channels: router:createDirectTransport, transport:produceData/consumeData
         data_api::add_methods(methods);
+        // ---- RTP observers: router:createAudioLevelObserver / createActiveSpeakerObserver
+        observer_api::add_methods(methods);
 
         // ---- events
         methods.add_function(
@@ -635,7 +641,6 @@ impl UserData for LuaObj {
                 let allowed = this.0.kind.events();
                 if !allowed.contains(&event.as_str()) {
                     let hint = match event.as_str() {
-                        "score" => " (scores are not built yet)",
                         "trace" => " (traces are not built yet)",
                         _ => "",
                     };
@@ -755,7 +760,7 @@ fn new_obj(
 /// Engine observer (on the worker thread): updates object state, then runs the callbacks.
 fn on_event(ev: &EngineEvent) {
     let Some(host) = Host::current() else { return };
-    if data_api::on_event(&host, ev) {
+    if data_api::on_event(&host, ev) || observer_api::on_event(&host, ev) {
         return;
     }
     let (id, name, gone): (Uuid, &str, bool) = match ev {
@@ -772,6 +777,8 @@ fn on_event(ev: &EngineEvent) {
         EngineEvent::ConsumerProducerPause { consumer } => (*consumer, "producerpause", false),
         EngineEvent::ConsumerProducerResume { consumer } => (*consumer, "producerresume", false),
         EngineEvent::ConsumerLayersChange { consumer, .. } => (*consumer, "layerschange", false),
+        EngineEvent::ProducerScore { producer, .. } => (*producer, "score", false),
+        EngineEvent::ConsumerScore { consumer, .. } => (*consumer, "score", false),
         #[allow(unreachable_patterns)]
         _ => return,
     };
@@ -791,7 +798,7 @@ fn on_event(ev: &EngineEvent) {
     if handlers.is_empty() {
         return;
     }
-    let args = match event_args(&host.lua, ev) {
+    let args = match event_args(&host.lua, ev, &obj.info) {
         Ok(a) => a,
         Err(e) => {
             log::warn!("lua event {name}: cannot build arguments: {e}");
@@ -815,7 +822,7 @@ fn on_event(ev: &EngineEvent) {
 }
 
 /// The callback arguments of an event.
-fn event_args(lua: &Lua, ev: &EngineEvent) -> mlua::Result<mlua::MultiValue> {
+fn event_args(lua: &Lua, ev: &EngineEvent, info: &Json) -> mlua::Result<mlua::MultiValue> {
     use mlua::IntoLuaMulti;
     match ev {
         EngineEvent::IceStateChange { state, .. } => state.as_str().into_lua_multi(lua),
@@ -835,6 +842,31 @@ fn event_args(lua: &Lua, ev: &EngineEvent) -> mlua::Result<mlua::MultiValue> {
                 .into_lua_multi(lua),
             None => Value::Nil.into_lua_multi(lua),
         },
+        // mediasoup's shapes: [{encodingIdx, ssrc, rid?, score}] and
+        // {score, producerScore, producerScores}.
+        EngineEvent::ProducerScore { scores, .. } => {
+            // The engine's entries carry no rid (no allocation there): add it from the
+            // producer's rtpParameters.
+            let encodings = info.pointer("/rtpParameters/encodings");
+            let list: Vec<Json> = scores
+                .as_slice()
+                .iter()
+                .map(|e| {
+                    let mut v =
+                        json!({"encodingIdx": e.encoding_idx, "ssrc": e.ssrc, "score": e.score});
+                    if let Some(rid) = encodings
+                        .and_then(|x| x.get(e.encoding_idx))
+                        .and_then(|x| x.get("rid"))
+                        .filter(|r| r.is_string())
+                    {
+                        v["rid"] = rid.clone();
+                    }
+                    v
+                })
+                .collect();
+            lua.to_value(&list)?.into_lua_multi(lua)
+        }
+        EngineEvent::ConsumerScore { score, .. } => lua.to_value(score)?.into_lua_multi(lua),
         _ => ().into_lua_multi(lua),
     }
 }

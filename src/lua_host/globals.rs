@@ -101,6 +101,35 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
         })?,
     )?;
 
+    // ringsfu.turn_credentials(user?, ttl?): TURN REST API credentials for ringsfu's TURN
+    // server, as an RTCIceServer table {urls, username, credential}; nil without TURN.
+    let mint = host.settings.turn.clone();
+    r.set(
+        "turn_credentials",
+        lua.create_function(move |lua, (user, ttl): (Option<String>, Option<u64>)| {
+            let Some(m) = &mint else {
+                return Ok(Value::Nil);
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let expiry = now + ttl.unwrap_or(m.ttl).clamp(1, 30 * 86_400);
+            let username = match user {
+                Some(u) if !u.is_empty() => format!("{expiry}:{u}"),
+                _ => expiry.to_string(),
+            };
+            let credential = ringsfu_core::turn::rest_password(&m.secret, &username);
+            let t = lua.create_table()?;
+            let urls = lua.create_sequence_from(m.urls.iter().cloned())?;
+            urls.set_metatable(Some(lua.array_metatable()))?;
+            t.set("urls", urls)?;
+            t.set("username", username)?;
+            t.set("credential", credential)?;
+            Ok(Value::Table(t))
+        })?,
+    )?;
+
     super::sdp_api::install(lua, &r)?;
     r.set(
         "json_encode",

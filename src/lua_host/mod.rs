@@ -43,6 +43,19 @@ pub struct HostSettings {
     pub create_rooms_over_http: bool,
     /// Exposed to scripts as `ringsfu.config`.
     pub script_config: Value,
+    /// What `ringsfu.turn_credentials` mints from (None: no TURN server).
+    pub turn: Option<TurnMint>,
+}
+
+/// TURN REST API credential minting (`ringsfu.turn_credentials`).
+#[derive(Debug, Clone)]
+pub struct TurnMint {
+    /// Shared secret.
+    pub secret: String,
+    /// Credential lifetime, seconds.
+    pub ttl: u64,
+    /// TURN URLs handed out with the credentials.
+    pub urls: Vec<String>,
 }
 
 /// One worker's Lua state and rooms. Lives in a thread local of the worker thread.

@@ -214,19 +214,57 @@ mod tests {
 
     #[test]
     fn yields_on_async_host_calls() {
+        use std::cell::RefCell;
+        // The handler awaits a host call that only completes when another task on the same
+        // single-threaded executor has run: it can only finish if `run` yields while it waits.
         let lua = Lua::new();
-        let sleep = lua
-            .create_async_function(|_, ms: u64| async move {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                Ok(ms)
+        let log = Rc::new(RefCell::new(Vec::<String>::new()));
+        let gate = Rc::new(tokio::sync::Notify::new());
+        let (l, g) = (log.clone(), gate.clone());
+        let wait = lua
+            .create_async_function(move |_, tag: String| {
+                let (l, g) = (l.clone(), g.clone());
+                async move {
+                    l.borrow_mut().push(format!("{tag} waits"));
+                    g.notified().await;
+                    l.borrow_mut().push(format!("{tag} resumed"));
+                    Ok(tag.len())
+                }
             })
             .unwrap();
-        lua.globals().set("sleep", sleep).unwrap();
+        lua.globals().set("wait", wait).unwrap();
         let f: Function = lua
-            .load("return function() return sleep(5) + sleep(5) end")
+            .load("return function() return wait('lua') + wait('again') end")
             .eval()
             .unwrap();
-        let out = block_on(run(&lua, "t", 1_000_000, f, ())).unwrap();
-        assert_eq!(out.into_iter().next().unwrap().as_i64(), Some(10));
+        let other = async {
+            for step in ["lua waits", "again waits"] {
+                while !log.borrow().iter().any(|e| e == step) {
+                    tokio::task::yield_now().await;
+                }
+                log.borrow_mut().push(format!("other ran after {step}"));
+                gate.notify_one();
+            }
+        };
+        let out = block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                tokio::join!(run(&lua, "t", 1_000_000, f, ()), other).0
+            })
+            .await
+            .expect("the handler never yielded to the other task")
+        })
+        .unwrap();
+        assert_eq!(out.into_iter().next().unwrap().as_i64(), Some(8));
+        assert_eq!(
+            *log.borrow(),
+            [
+                "lua waits",
+                "other ran after lua waits",
+                "lua resumed",
+                "again waits",
+                "other ran after again waits",
+                "again resumed"
+            ]
+        );
     }
 }

@@ -73,16 +73,21 @@ export const CHROMIUM_ARGS = [
 let passed = 0;
 let failed = 0;
 let finished = false; // after the summary line nothing more is reported
+// Names of the checks that reported (pass or fail): `requireChecks` fails the run when a check
+// every healthy run reaches never reported, so no early return or abort can end in a green run.
+const reported = new Set();
 
 function pass(name) {
   if (finished) return;
   passed += 1;
+  reported.add(name);
   console.log(`PASS ${name}`);
 }
 
 function fail(name, why) {
   if (finished) return;
   failed += 1;
+  reported.add(name);
   console.log(`FAIL ${name}: ${String(why).replace(/\s+/g, ' ').trim()}`);
 }
 
@@ -99,6 +104,38 @@ async function check(name, fn) {
 }
 
 class Fatal extends Error {}
+
+/**
+ * The checks each mode must reach (passing or failing): the last checks of each phase, so a run
+ * that stops early (a Fatal, a `return` after a failed step, a scenario branch skipped because a
+ * consumer was never seen) cannot exit 0 with only its first checks passed.
+ */
+function requiredChecks(mode) {
+  if (mode === 'broadcaster') {
+    return ['build', 'broadcaster-rest-setup', 'ffmpeg-started', 'consumers-of-broadcaster', 'video-decoded-from-ffmpeg',
+      'audio-from-ffmpeg', 'broadcaster-delete', 'peerClosed-broadcaster-at-V'];
+  }
+  if (mode === 'self') return ['build', 'self-fake-camera', 'self-loopback-candidates', 'self-loopback-video-decoded', 'self-loopback-audio-received'];
+  if (mode !== 'e2e') return ['build'];
+  const names = ['build', 'connect', 'join-A', 'produce-A', 'join-B', 'produce-B', 'join-C', 'produce-C'];
+  for (const [v, s] of [['A', 'B'], ['B', 'A'], ['C', 'A'], ['C', 'B'], ['A', 'C'], ['B', 'C']]) {
+    names.push(`consumers-${s}-to-${v}`, `video-flows-${s}-to-${v}`, `audio-flows-${s}-to-${v}`);
+  }
+  for (const v of ['B', 'C']) {
+    names.push(`consumerPaused-A-video-at-${v}`, `video-stops-A-to-${v}`, `audio-unaffected-A-to-${v}`,
+      `consumerResumed-A-video-at-${v}`, `video-resumes-A-to-${v}`);
+  }
+  if (DATACHANNEL) names.push('chat-A-to-B', 'chat-A-to-C', 'bot-answers-everyone', 'dataConsumerClosed-chat-A-at-B');
+  names.push('close-C', 'peerClosed-C-at-A', 'peerClosed-C-at-B', 'consumerClosed-C-at-A', 'consumerClosed-C-at-B',
+    'video-still-flows-B-to-A', 'audio-still-flows-A-to-B');
+  return names;
+}
+
+/** Counts one failure per required check that never reported. */
+function requireChecks(mode) {
+  const missing = requiredChecks(mode).filter((n) => !reported.has(n));
+  if (missing.length) fail('required-checks', `never reached: ${missing.join(', ')}`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Build and serve
@@ -782,8 +819,10 @@ async function main() {
     logLine(`chromium ${browser.version()} args ${CHROMIUM_ARGS.join(' ')}`);
     await (mode === 'self' ? selfTest(origin, peers) : mode === 'broadcaster' ? broadcasterScenario(origin, peers) : scenario(origin, peers));
   } catch (error) {
+    // An abort is a failure even when the step that caused it already failed a check of its own
+    // (a Fatal thrown outside any check, e.g. by waitJoined, reported nothing before).
     if (!(error instanceof Fatal)) fail('runner', error.stack || error.message);
-    else logLine(`runner: ${error.message}`);
+    else fail('aborted', error.message);
   } finally {
     for (const [name, p] of Object.entries(peers)) {
       try {
@@ -793,6 +832,7 @@ async function main() {
     server.close();
     clearTimeout(hard);
   }
+  requireChecks(mode);
   console.log(`browser console log: ${LOG_FILE}`);
   return finish(failed === 0 && passed > 0 ? 0 : 1);
 }

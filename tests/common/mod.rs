@@ -29,6 +29,8 @@ pub fn test_config(workers: usize) -> Config {
     c.web_rtc.port = 0;
     c.workers = workers;
     c.lua.instruction_limit = 2_000_000;
+    // Parallel tests must not fight over the TURN port.
+    c.turn.enabled = false;
     c
 }
 
@@ -200,6 +202,13 @@ impl Client {
     /// Closes the socket.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+
+    /// Closes the socket and waits until the server has closed its side too (it has then seen
+    /// the close).
+    pub async fn close_and_wait(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
     }
 }
 

@@ -311,11 +311,26 @@ impl Engine {
         } else {
             stream.stats.on_packet(hdr.sequence, hdr.timestamp, arrival);
         }
-        let overflow = stream.store.is_some()
-            && stream.nack.on_packet(hdr.sequence, keyframe)
-                == crate::rtp_stream::SeqStatus::Overflow;
+        let score_changed = stream.score.on_packet() || stream.packets == 1;
+        let seq_status = stream
+            .store
+            .is_some()
+            .then(|| stream.nack.on_packet(hdr.sequence, keyframe));
+        if is_rtx && seq_status == Some(crate::rtp_stream::SeqStatus::Recovered) {
+            stream.repaired += 1;
+        }
+        let overflow = seq_status == Some(crate::rtp_stream::SeqStatus::Overflow);
+        p.score_dirty |= score_changed;
         if p.paused {
             return;
+        }
+        // RTP observers: the audio level into their counters (no allocation, no Lua).
+        if !p.observers.is_empty() && p.audio_level_ext != 0 {
+            if let Some((level, _)) = rtp::find_extension(&buf[..len], &hdr, p.audio_level_ext)
+                .and_then(crate::observer::parse_audio_level)
+            {
+                self.observers.on_level(&p.observers, pkey, level, now);
+            }
         }
         let mut need_keyframe = overflow;
         for &ckey in &p.consumers {

@@ -35,6 +35,10 @@ impl Engine {
         let mut keyframe_ssrcs = std::mem::take(&mut self.rtcp_keyframes);
         nacks.clear();
         keyframe_ssrcs.clear();
+        // Consumers whose score changed with this report (a few per packet; more wait for the
+        // next report): a stack array, no allocation.
+        let mut score_changed = [0usize; 8];
+        let mut n_score_changed = 0;
         for pkt in rtcp::RtcpIter::new(&buf[..len]) {
             let Ok(pkt) = pkt else {
                 self.drops.bad_rtp += 1;
@@ -61,7 +65,16 @@ impl Engine {
                                 block.lsr,
                                 block.dlsr,
                             );
-                            self.consumers[c].last_rr = Some((block.fraction_lost, rtt));
+                            let cc = &mut self.consumers[c];
+                            cc.last_rr = Some((block.fraction_lost, rtt));
+                            let (sent, rtx) = (cc.counters.packets, cc.counters.retransmitted);
+                            let lost = i64::from(block.cumulative_lost);
+                            if n_score_changed < score_changed.len()
+                                && cc.score.on_receiver_report(sent, lost, rtx, rtx).is_some()
+                            {
+                                score_changed[n_score_changed] = c;
+                                n_score_changed += 1;
+                            }
                         }
                     }
                 }
@@ -88,6 +101,9 @@ impl Engine {
                 }
                 _ => {}
             }
+        }
+        for &c in &score_changed[..n_score_changed] {
+            self.emit_consumer_score(c);
         }
         for &ssrc in &keyframe_ssrcs {
             if let Some(c) = self.consumer_by_ssrc(tkey, ssrc) {
@@ -193,10 +209,12 @@ impl Engine {
         self.send_nacks(now);
         self.send_bwe_feedback(now);
         self.sctp_timers(now);
+        self.run_observers(now);
         if self.next_report.is_none_or(|t| now >= t) {
             self.next_report = Some(now + REPORT_INTERVAL);
             self.check_ice(now);
             self.send_reports(now);
+            self.update_scores(now);
             self.select_layers(now);
         }
     }

@@ -192,6 +192,7 @@ impl Engine {
             counters: ConsumerCounters::default(),
             last_rr: None,
             app_data: opts.app_data,
+            score: crate::score::SendScore::new(),
         };
         let ckey = self.consumers.insert(consumer);
         self.consumer_ids.insert(id, ckey);
@@ -219,6 +220,7 @@ impl Engine {
             });
             let _ = self.close_consumer(&cid);
         }
+        self.observers_producer_closed(pkey);
         let p = self.producers.remove(pkey);
         self.producer_ids.remove(producer);
         if let Some(t) = self.transports.get_mut(p.transport) {
@@ -266,6 +268,7 @@ impl Engine {
             return Ok(());
         }
         self.producers[pkey].paused = paused;
+        self.observers_producer_paused(pkey, paused);
         let consumers = self.producers[pkey].consumers.clone();
         let now = Instant::now();
         for c in consumers {

@@ -201,6 +201,22 @@ pub enum EngineEvent {
         /// Data producer id.
         data_producer: Uuid,
     },
+    /// A producer's scores changed (or one of its streams started): one entry per stream seen.
+    ProducerScore {
+        /// Producer id.
+        producer: Uuid,
+        /// Scores per encoding.
+        scores: crate::score::ProducerScores,
+    },
+    /// A consumer's score, or its producer's, changed.
+    ConsumerScore {
+        /// Consumer id.
+        consumer: Uuid,
+        /// The scores.
+        score: crate::score::ConsumerScore,
+    },
+    /// An RTP observer reported (volumes, silence, dominant speaker) or closed with its router.
+    Observer(crate::observer::registry::ObserverEvent),
     /// A simulcast consumer's forwarded layer changed.
     ConsumerLayersChange {
         /// Consumer id.
@@ -345,6 +361,7 @@ pub struct Engine {
     tcp_paths: HashMap<u32, usize>,
     plain_sockets: HashMap<SocketId, usize>,
     events: VecDeque<EngineEvent>,
+    observers: crate::observer::registry::RtpObservers,
     next_tick: Option<Instant>,
     next_report: Option<Instant>,
     nack_scratch: Vec<u16>,
@@ -390,6 +407,7 @@ impl Engine {
             tcp_paths: HashMap::new(),
             plain_sockets: HashMap::new(),
             events: VecDeque::new(),
+            observers: crate::observer::registry::RtpObservers::new(),
             next_tick: None,
             next_report: None,
             nack_scratch: Vec::with_capacity(64),
@@ -483,6 +501,7 @@ impl Engine {
             let _ = self.close_data_producer(&id);
         }
 
+        self.observers_router_closed(key);
         self.routers.remove(key);
         self.router_ids.remove(router);
         Ok(())
@@ -524,6 +543,7 @@ mod demux;
 mod feedback;
 mod media;
 mod offerer;
+mod quality;
 mod stats;
 mod transports;
 mod util;

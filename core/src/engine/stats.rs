@@ -86,7 +86,7 @@ impl Engine {
                         "packetsRetransmitted": s.rtx_packets,
                         "packetsLost": s.stats.packets_lost(),
                         "jitter": s.stats.jitter(),
-                        "score": 10,
+                        "score": s.score.score(),
                     })
                 })
                 .collect(),
@@ -107,7 +107,7 @@ impl Engine {
             "mimeType": mime, "packetCount": c.counters.packets, "byteCount": c.counters.bytes,
             "packetsRetransmitted": c.counters.retransmitted, "nackCount": c.counters.nacks,
             "pliCount": c.counters.keyframe_requests,
-            "fractionLost": c.last_rr.map(|r| r.0).unwrap_or(0), "score": 10,
+            "fractionLost": c.last_rr.map(|r| r.0).unwrap_or(0), "score": c.score.score(),
         })];
         if let Some((_, Some(rtt))) = c.last_rr {
             // mediasoup reports milliseconds, with fractions.

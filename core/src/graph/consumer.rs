@@ -89,6 +89,8 @@ pub struct Consumer {
     pub last_rr: Option<(u8, Option<Duration>)>,
     /// Opaque user data.
     pub app_data: Value,
+    /// Quality score of what it sends (mediasoup's), updated on the peer's receiver reports.
+    pub score: crate::score::SendScore,
 }
 
 /// Outcome of offering a packet to a consumer.

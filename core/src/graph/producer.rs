@@ -11,6 +11,7 @@ use crate::codecs::PayloadCodec;
 use crate::rtp::RtpHeader;
 use crate::rtp_parameters::{is_rtx_mime_type, MediaKind, RtpParameters};
 use crate::rtp_stream::{NackConfig, NackGenerator, RecvStats, RetransmitStore};
+use crate::score::RecvScore;
 
 /// Slots in a video stream's retransmission store (about 1 s of 1 Mbit/s video).
 pub const VIDEO_RTX_SLOTS: usize = 512;
@@ -49,6 +50,10 @@ pub struct ProducerStream {
     pub last_keyframe_request: Option<Instant>,
     /// Last sender report: (NTP middle 32 bits, arrival) for DLSR.
     pub last_sr: Option<(u32, Instant)>,
+    /// Quality score (mediasoup's), updated on the report timer.
+    pub score: RecvScore,
+    /// Missing packets recovered by a retransmission (for the score).
+    pub repaired: u64,
 }
 
 impl ProducerStream {
@@ -59,6 +64,7 @@ impl ProducerStream {
         mapped_ssrc: u32,
         clock_rate: u32,
         video: bool,
+        dtx: bool,
     ) -> Self {
         Self {
             ssrc,
@@ -75,6 +81,8 @@ impl ProducerStream {
             last_packet: None,
             last_keyframe_request: None,
             last_sr: None,
+            score: RecvScore::new(dtx),
+            repaired: 0,
         }
     }
 
@@ -117,6 +125,13 @@ pub struct Producer {
     pub consumers: Vec<usize>,
     /// Opaque user data.
     pub app_data: Value,
+    /// Keys of the RTP observers watching this producer (see `crate::observer`).
+    pub observers: Vec<usize>,
+    /// Peer's id of the RFC 6464 audio level header extension (0: not negotiated).
+    pub audio_level_ext: u8,
+    /// A stream score changed on the packet path (reactivation, first packet): emit on the next
+    /// report tick.
+    pub score_dirty: bool,
 }
 
 impl Producer {
@@ -184,9 +199,15 @@ impl Producer {
                     mapped_ssrcs.get(i).copied().unwrap_or(0),
                     clock_rate,
                     video,
+                    e.dtx.unwrap_or(false),
                 )
             })
             .collect();
+        let audio_level_ext = rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == crate::observer::AUDIO_LEVEL_URI)
+            .map_or(0, |e| e.id);
         let producer_type = if rtp_parameters.encodings.len() > 1 {
             "simulcast"
         } else if rtp_parameters
@@ -215,6 +236,9 @@ impl Producer {
             ext_map,
             consumers: Vec::new(),
             app_data,
+            observers: Vec::new(),
+            audio_level_ext,
+            score_dirty: false,
         }
     }
 

@@ -294,6 +294,11 @@ mod tests {
         let mut delta = VP8_DELTA.to_vec();
         delta.resize(300, 7);
         let packets = pay.payload(100, &Bytes::from(delta)).unwrap();
+        assert!(
+            packets.len() > 2,
+            "a delta frame of 300 bytes: {}",
+            packets.len()
+        );
         assert!(packets.iter().all(|p| !is_keyframe(PayloadCodec::Vp8, p)));
     }
 
@@ -371,6 +376,11 @@ mod tests {
         assert!(is_keyframe(PayloadCodec::H264, &packets[0]));
         assert_eq!(packets[1][0] & 0x1f, 28);
         assert!(is_keyframe(PayloadCodec::H264, &packets[1]));
+        assert!(
+            packets.len() > 3,
+            "FU-A fragments follow: {}",
+            packets.len()
+        );
         assert!(packets[2..]
             .iter()
             .all(|p| !is_keyframe(PayloadCodec::H264, p)));
@@ -379,6 +389,11 @@ mod tests {
             .chain(std::iter::repeat_n(0x22, 300))
             .collect();
         let packets = pay.payload(100, &annexb(&[&slice])).unwrap();
+        assert!(
+            packets.len() > 1,
+            "a 301-byte slice in FU-A: {}",
+            packets.len()
+        );
         assert!(packets.iter().all(|p| !is_keyframe(PayloadCodec::H264, p)));
     }
 
@@ -430,6 +445,11 @@ mod tests {
             .all(|p| !is_keyframe(PayloadCodec::Av1, p)));
         let delta = obu(6, &[0x30; 120]);
         let packets = pay.payload(60, &Bytes::from(delta)).unwrap();
+        assert!(
+            packets.len() > 1,
+            "a 122-byte frame OBU at MTU 60: {}",
+            packets.len()
+        );
         assert!(packets.iter().all(|p| !is_keyframe(PayloadCodec::Av1, p)));
     }
 

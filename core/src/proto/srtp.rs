@@ -1042,18 +1042,54 @@ mod tests {
         assert_eq!(unprotect_rtcp(&mut rx, &forged), Err(SrtpError::AuthFailed));
     }
 
-    /// SRTCP with the E flag clear under AES-CM: HMAC over packet || index, body in clear.
+    /// RFC 3711 §4.3.1 key derivation (key derivation rate 0) written out here with the aes/ctr
+    /// crates, independently of `derive`: AES-CM keystream under the master key with
+    /// IV = (master salt XOR label at octet 7) * 2^16.
+    fn independent_session_key(
+        master_key: &[u8],
+        master_salt: &[u8],
+        label: u8,
+        n: usize,
+    ) -> Vec<u8> {
+        use ::aes::cipher::{KeyIvInit, StreamCipher};
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(master_salt);
+        iv[7] ^= label;
+        let mut out = vec![0u8; n];
+        let mut c = ::ctr::Ctr128BE::<::aes::Aes128>::new(master_key.into(), &iv.into());
+        c.apply_keystream(&mut out);
+        out
+    }
+
+    #[test]
+    fn independent_key_derivation_reproduces_rfc3711_b3() {
+        let key = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
+        let salt = hex("0EC675AD498AFEEBB6960B3AABE6");
+        assert_eq!(
+            independent_session_key(&key, &salt, 0, 16),
+            hex("C61E7A93744F39EE10734AFE3FF7A087")
+        );
+        assert_eq!(
+            independent_session_key(&key, &salt, 2, 14),
+            hex("30CBBC08863D8C85D49DB34A9AE1")
+        );
+    }
+
+    /// SRTCP with the E flag clear under AES-CM: HMAC over packet || index, body in clear. The
+    /// tag is computed here (RFC 3711 §4.2: HMAC-SHA1 with the SRTCP authentication key, label 4,
+    /// truncated to 80 bits), not with the context's own MAC.
     #[test]
     fn aes_cm_srtcp_authenticated_only() {
         let p = SrtpProfile::Aes128CmHmacSha1_80;
         let rtcp = rtcp_compound(0x1234_5678, 1);
         let mut rx = ours(p);
         let mut pkt = rtcp.clone();
-        pkt.extend_from_slice(&7u32.to_be_bytes());
-        let Keys::Cm { rtcp: keys, .. } = &rx.keys else {
-            unreachable!()
-        };
-        let tag = keys.mac(&[&pkt]).finalize().into_bytes();
+        pkt.extend_from_slice(&7u32.to_be_bytes()); // E = 0, SRTCP index 7
+        let (mk, ms) = master(p);
+        let auth_key = independent_session_key(&mk, &ms, 0x04, 20);
+        let mut mac = <hmac::Hmac<sha1::Sha1> as Mac>::new_from_slice(&auth_key).unwrap();
+        mac.update(&pkt);
+        let tag = mac.finalize().into_bytes();
         pkt.extend_from_slice(&tag[..10]);
         assert_eq!(unprotect_rtcp(&mut rx, &pkt).unwrap(), rtcp);
         assert_eq!(unprotect_rtcp(&mut rx, &pkt), Err(SrtpError::Replayed));

@@ -1313,6 +1313,78 @@ mod tests {
         assert!(m.verify_fingerprint());
     }
 
+    /// Our writers read by an independent STUN implementation (webrtc-rs's `stun` crate): type,
+    /// transaction id, XOR-MAPPED-ADDRESS, ERROR-CODE, USERNAME, PRIORITY, USE-CANDIDATE,
+    /// MESSAGE-INTEGRITY (with the right and a wrong password) and FINGERPRINT.
+    #[test]
+    fn writers_are_read_by_the_stun_crate() {
+        use webrtc::stun::attributes::{
+            ATTR_ICE_CONTROLLING, ATTR_PRIORITY, ATTR_SOFTWARE, ATTR_USERNAME, ATTR_USE_CANDIDATE,
+        };
+        use webrtc::stun::error_code::ErrorCodeAttribute;
+        use webrtc::stun::fingerprint::FINGERPRINT;
+        use webrtc::stun::integrity::MessageIntegrity;
+        use webrtc::stun::message::{
+            Getter, Message, BINDING_ERROR, BINDING_REQUEST, BINDING_SUCCESS,
+        };
+        use webrtc::stun::textattrs::TextAttribute;
+        use webrtc::stun::xoraddr::XorMappedAddress;
+        let read = |bytes: &[u8]| {
+            let mut m = Message::new();
+            m.unmarshal_binary(bytes).expect("the stun crate parses it");
+            m
+        };
+        let integrity = |pwd: &[u8]| {
+            MessageIntegrity::new_short_term_integrity(String::from_utf8(pwd.to_vec()).unwrap())
+        };
+        let mut out = [0u8; 256];
+        for mapped in [v4_mapped(), v6_mapped()] {
+            let n =
+                write_binding_success(&mut out, &TXID, mapped, PASSWORD, Some("ringsfu")).unwrap();
+            let mut m = read(&out[..n]);
+            assert_eq!(m.typ, BINDING_SUCCESS);
+            assert_eq!(m.transaction_id.0, TXID);
+            let mut xa = XorMappedAddress::default();
+            xa.get_from(&m).unwrap();
+            assert_eq!(SocketAddr::new(xa.ip, xa.port), mapped);
+            let sw = TextAttribute::get_from_as(&m, ATTR_SOFTWARE).unwrap();
+            assert_eq!(sw.text, "ringsfu");
+            integrity(PASSWORD).check(&mut m).expect("integrity");
+            assert!(integrity(b"wrong").check(&mut m).is_err());
+            FINGERPRINT.check(&m).expect("fingerprint");
+        }
+
+        let n = write_error_response(&mut out, METHOD_BINDING, &TXID, 487, Some(PASSWORD)).unwrap();
+        let mut m = read(&out[..n]);
+        assert_eq!(m.typ, BINDING_ERROR);
+        let mut e = ErrorCodeAttribute::default();
+        e.get_from(&m).unwrap();
+        assert_eq!(
+            (e.code.0, e.reason.as_slice()),
+            (487, &b"Role Conflict"[..])
+        );
+        integrity(PASSWORD).check(&mut m).expect("integrity");
+        FINGERPRINT.check(&m).expect("fingerprint");
+
+        let mut req = BindingRequest::new(TXID, "remote:local", b"secretpassword");
+        req.use_candidate = true;
+        let n = req.write(&mut out).unwrap();
+        let mut m = read(&out[..n]);
+        assert_eq!(m.typ, BINDING_REQUEST);
+        let user = TextAttribute::get_from_as(&m, ATTR_USERNAME).unwrap();
+        assert_eq!(user.text, "remote:local");
+        assert_eq!(m.get(ATTR_PRIORITY).unwrap(), 0x6e00_01ffu32.to_be_bytes());
+        assert_eq!(
+            m.get(ATTR_ICE_CONTROLLING).unwrap(),
+            0x0102_0304_0506_0708u64.to_be_bytes()
+        );
+        assert!(m.contains(ATTR_USE_CANDIDATE));
+        integrity(b"secretpassword")
+            .check(&mut m)
+            .expect("integrity");
+        FINGERPRINT.check(&m).expect("fingerprint");
+    }
+
     #[test]
     fn layout_rules() {
         // Attribute after FINGERPRINT is malformed.
