@@ -80,7 +80,7 @@ else
   echo "FAIL: turnutils_uclient missing (apt-get install coturn; .ci/run installs it)" >&2
   status=1
 fi
-echo "-- WHIP/WHEP statuses and the demo page at / in two browser contexts (screenshots: tests/browser/dist/whip/)"
+echo "-- WHIP/WHEP statuses, WHIP publisher + WHEP viewer next to a mediasoup-client peer, the demo page at / in two browser contexts (screenshots: tests/browser/dist/whip/)"
 if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" RINGSFU_WHIP_TOKEN=whip-test-token node whip.mjs ); then
   status=1
   echo "WHIP scenario failed; server log: $log" >&2

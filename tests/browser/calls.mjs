@@ -9,25 +9,12 @@
 // iceTransportPolicy 'relay' (ICE servers from the signaling script: ringsfu's TURN), and the
 // selected candidate pair of both must be relay/relay. A third page must get `full`; the
 // second leaves: `leaved` for it and `bye` for the first.
-import { chromium } from 'playwright-core';
+import { launchBrowser } from './lib/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const BASE = process.env.RINGSFU_HTTP || 'http://127.0.0.1:4443';
 const flow = process.argv[2] || 'socketio';
 const relay = process.argv.includes('--relay');
 const DEADLINE_MS = Number(process.env.RINGSFU_CALLS_DEADLINE_MS || 60000);
-const ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  // TURN on 127.0.0.1 (and the relayed candidates) need loopback allowed.
-  '--allow-loopback-in-peer-connection',
-  '--force-webrtc-ip-handling-policy=default',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
-
 let failures = 0;
 function ok(name, cond, detail = '') {
   console.log(`${cond ? 'ok  ' : 'FAIL'} ${flow}${relay ? '+relay' : ''}: ${name}${detail ? ' — ' + detail : ''}`);
@@ -68,7 +55,7 @@ async function media(page) {
   });
 }
 
-const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30000 });
+const browser = await launchBrowser();
 const hard = setTimeout(() => { console.log('FAIL hard timeout'); process.exit(1); }, DEADLINE_MS * 4);
 try {
   const room = `${flow}-${Date.now()}`;

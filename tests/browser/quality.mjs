@@ -18,33 +18,17 @@
 //   RINGSFU_BROWSER_LOG (default dist/quality-console.log).
 // Output: `PASS name` / `FAIL name: why` lines, then `N passed, M failed`; exit status 1 on failure.
 
-import { mkdir, readFile, appendFile } from 'node:fs/promises';
-import http from 'node:http';
+import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
-import { chromium } from 'playwright-core';
+import { DIST, buildClientBundle, launchBrowser, serveClient } from './lib/browser.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const DIST = path.join(HERE, 'dist');
 const SERVER_WS = process.env.RINGSFU_WS || 'ws://127.0.0.1:4443';
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WINDOW_S = Number(process.env.RINGSFU_QUALITY_SECONDS || 26);
 // Checks hold over the end of the window (t ≥ 20 s): without feedback Chrome starts high and
 // collapses within ~15 s, so an early sample proves nothing.
 const HOLD_FROM_S = 20;
 const LOG_FILE = process.env.RINGSFU_BROWSER_LOG || path.join(DIST, 'quality-console.log');
 const HARD_TIMEOUT_S = 150;
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-  '--force-webrtc-ip-handling-policy=default', '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
 
 let passed = 0;
 let failed = 0;
@@ -58,20 +42,8 @@ function fail(name, why) {
 }
 
 async function buildAndServe() {
-  await mkdir(DIST, { recursive: true });
-  await esbuild.build({
-    entryPoints: [path.join(HERE, 'app', 'client.js')], bundle: true, format: 'iife', platform: 'browser',
-    target: ['chrome100'], outfile: path.join(DIST, 'client.js'), logLevel: 'warning',
-  });
-  const files = { '/': 'index.html', '/index.html': 'index.html', '/dist/client.js': 'dist/client.js' };
-  const server = http.createServer(async (req, res) => {
-    const f = files[new URL(req.url, 'http://x').pathname];
-    if (!f) return res.writeHead(404).end();
-    const type = f.endsWith('.js') ? 'text/javascript' : 'text/html';
-    res.writeHead(200, { 'content-type': `${type}; charset=utf-8` }).end(await readFile(path.join(HERE, f)));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+  await buildClientBundle({ sourcemap: false });
+  return serveClient();
 }
 
 function logLine(line) {
@@ -181,7 +153,7 @@ async function main() {
     process.exit(1);
   }, HARD_TIMEOUT_S * 1000);
   const { server, origin } = await buildAndServe();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30000 });
+  const browser = await launchBrowser();
   try {
     await uplinkScenario(browser, origin);
   } catch (error) {

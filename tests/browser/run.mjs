@@ -23,49 +23,21 @@
 //
 // Output: one `PASS name` / `FAIL name: why` line per check, then `N passed, M failed`.
 
-import { mkdir, readFile, writeFile, appendFile } from 'node:fs/promises';
+import { writeFile, appendFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import * as esbuild from 'esbuild';
-import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, DIST, buildClientBundle, launchBrowser, serveClient } from './lib/browser.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const DIST = path.join(HERE, 'dist');
 const SERVER_WS = process.env.RINGSFU_WS || 'ws://127.0.0.1:4443';
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HARD_TIMEOUT_S = Number(process.env.RINGSFU_E2E_TIMEOUT || 180);
 const LOG_FILE = process.env.RINGSFU_BROWSER_LOG || path.join(DIST, 'browser-console.log');
 const flag = (name) => ['1', 'true', 'yes'].includes(String(process.env[name] || '').toLowerCase());
 // Data channels are on unless RINGSFU_DATACHANNEL is 0/false/no (the demo app's default is on).
 const DATACHANNEL = !['0', 'false', 'no'].includes(String(process.env.RINGSFU_DATACHANNEL || '1').toLowerCase());
 
-// Chromium flags. The SFU is ICE-Lite and only announces 127.0.0.1 host candidates, so the
-// browser must be allowed to gather on the loopback interface (--allow-loopback-in-peer-connection);
-// the real-IP policy and disabled mDNS obfuscation keep its own candidates plain IPs in the logs.
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  '--allow-loopback-in-peer-connection',
-  '--force-webrtc-ip-handling-policy=default',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  // Background/hidden pages must keep decoding at full rate.
-  '--disable-background-timer-throttling',
-  '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
 
 // ---------------------------------------------------------------------------------------------
 // Results
@@ -140,50 +112,8 @@ function requireChecks(mode) {
 // ---------------------------------------------------------------------------------------------
 // Build and serve
 
-async function buildBundle() {
-  await mkdir(DIST, { recursive: true });
-  await esbuild.build({
-    entryPoints: [path.join(HERE, 'app', 'client.js')],
-    bundle: true,
-    format: 'iife',
-    platform: 'browser',
-    target: ['chrome100'],
-    sourcemap: 'inline',
-    outfile: path.join(DIST, 'client.js'),
-    logLevel: 'warning',
-  });
-}
-
-async function startHttpServer() {
-  const files = {
-    '/': { type: 'text/html; charset=utf-8', file: path.join(HERE, 'index.html') },
-    '/index.html': { type: 'text/html; charset=utf-8', file: path.join(HERE, 'index.html') },
-    '/dist/client.js': { type: 'text/javascript; charset=utf-8', file: path.join(DIST, 'client.js') },
-  };
-  const server = http.createServer(async (req, res) => {
-    const pathname = new URL(req.url, 'http://x').pathname;
-    if (pathname === '/favicon.ico') {
-      res.writeHead(204).end();
-      return;
-    }
-    const entry = files[pathname];
-    if (!entry) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    try {
-      const body = await readFile(entry.file);
-      res.writeHead(200, { 'content-type': entry.type, 'cache-control': 'no-store' }).end(body);
-    } catch (error) {
-      res.writeHead(500).end(String(error));
-    }
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  return { server, origin: `http://127.0.0.1:${server.address().port}` };
-}
+const buildBundle = () => buildClientBundle();
+const startHttpServer = serveClient;
 
 // ---------------------------------------------------------------------------------------------
 // Server reachability diagnostics (only to turn a failure into a clear message)
@@ -250,15 +180,6 @@ let logChain = Promise.resolve();
 
 function logLine(line) {
   logChain = logChain.then(() => appendFile(LOG_FILE, `${new Date().toISOString()} ${line}\n`)).catch(() => {});
-}
-
-async function launchBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 30000,
-  });
 }
 
 /** Opens one peer page; returns a small handle with helpers around window.__rs. */

@@ -1,47 +1,63 @@
 #!/usr/bin/env node
 // WHIP/WHEP and the demo page at `/`, against an already running ringsfu server.
 //
-//   node whip.mjs            all checks: HTTP statuses, then the demo page in two browser contexts
+//   node whip.mjs            all checks: HTTP statuses, WHIP/WHEP next to mediasoup-client, then the
+//                            demo page in two browser contexts
+//
+// Interop (issue 14, "Done means" 1), room whip-interop-*: a mediasoup-client 3.24 peer M (app/client.js,
+// protoo + demo.lua, no data channels, so it sends no sctpCapabilities as the stock demo app does with
+// 3.24) joins and publishes; a plain RTCPeerConnection (no library) publishes camera + mic through
+// WHIP; M must get newPeer + newConsumer for it, decode its video (framesDecoded grows, frame width
+// > 0) and receive its audio (packets grow, totalAudioEnergy grows); a second Chromium watches M
+// through WHEP (POST /whep/:room/:M) with a plain recvonly RTCPeerConnection and must decode M's video
+// and receive its audio the same way; DELETE of the WHIP session gives M peerClosed.
 //
 // Environment: RINGSFU_HTTP (default http://127.0.0.1:4443), RINGSFU_WHIP_TOKEN (the token the
 // server was started with, if any), CHROMIUM_PATH, WHIP_OUT (output folder, default dist/whip).
-// Output: `PASS name` / `FAIL name: why` lines, then `N passed, M failed`; exit 1 on a failure.
+// RINGSFU_WS (protoo URL for M; default: RINGSFU_HTTP with ws://).
+// Output: `PASS name` / `FAIL name: why` lines, then `N passed, M failed`; exit 1 on a failure, and
+// a run that never reached one of REQUIRED's checks fails (`required checks`).
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required',
-  '--allow-loopback-in-peer-connection',
-  '--force-webrtc-ip-handling-policy=default',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  // Background/hidden pages must keep decoding at full rate.
-  '--disable-background-timer-throttling',
-  '--disable-renderer-backgrounding',
-  '--disable-backgrounding-occluded-windows',
-];
+import crypto from 'node:crypto';
+import { buildClientBundle, launchBrowser, serveClient } from './lib/browser.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BASE = process.env.RINGSFU_HTTP || 'http://127.0.0.1:4443';
 const TOKEN = process.env.RINGSFU_WHIP_TOKEN || '';
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OUT = process.env.WHIP_OUT || path.join(HERE, 'dist', 'whip');
+const WS = process.env.RINGSFU_WS || BASE.replace(/^http/, 'ws');
 
 let passed = 0, failed = 0;
+const reported = new Set();
 function check(name, ok, why) {
-  if (ok) { passed++; console.log(`PASS ${name}`); } else { failed++; console.log(`FAIL ${name}: ${why}`); }
+  reported.add(name);
+  if (ok) { passed++; console.log(`PASS ${name}`); } else { failed++; console.log(`FAIL ${name}: ${String(why).replace(/\s+/g, ' ')}`); }
+}
+// Checks every healthy run reaches (the last of each phase): an early abort cannot pass.
+const REQUIRED = [
+  'malformed SDP → 400 naming the line', 'no usable codec → 406 with the reason', 'PATCH unknown session → 404',
+  'interop: WHIP POST from a plain RTCPeerConnection → 201', 'interop: mediasoup-client peer gets newPeer for the WHIP publisher',
+  'interop: mediasoup-client peer decodes the WHIP video', 'interop: mediasoup-client peer receives the WHIP audio',
+  'interop: WHEP viewer (second Chromium) decodes the mediasoup-client peer\'s video',
+  'interop: WHEP viewer (second Chromium) receives the mediasoup-client peer\'s audio',
+  'interop: DELETE WHIP session → 200, mediasoup-client peer gets peerClosed',
+  'demo page: alice decodes bob\'s video within 10 s', 'demo page: bob decodes alice\'s video within 10 s',
+  'demo page shows resolution and bitrate',
+];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Polls `probe` until `ok(value)` or `ms` passed; returns [ok, lastValue]. */
+async function poll(probe, ok, ms) {
+  const end = Date.now() + ms;
+  let v;
+  for (;;) {
+    v = await probe().catch((e) => ({ error: String(e) }));
+    if (ok(v)) return [true, v];
+    if (Date.now() > end) return [false, v];
+    await sleep(300);
+  }
 }
 const auth = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
 
@@ -76,6 +92,128 @@ async function httpChecks() {
     check('missing token → 401', res.status === 401 && /Bearer/.test(res.headers.get('www-authenticate') || ''), res.status);
     res = await fetch(`${BASE}/whip/${room}`, { method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer wrong' }, body: noCodec });
     check('wrong token → 401', res.status === 401, res.status);
+  }
+}
+
+// In the page: a plain RTCPeerConnection (no library) doing one WHIP/WHEP POST. `send`: publish
+// the fake camera + microphone (sendonly); else receive one audio and one video (recvonly).
+async function plainSession({ url, token, send }) {
+  const pc = new RTCPeerConnection();
+  if (send) {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  } else {
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+  }
+  await pc.setLocalDescription(await pc.createOffer());
+  const headers = { 'Content-Type': 'application/sdp' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(url, { method: 'POST', headers, body: pc.localDescription.sdp });
+  const text = await res.text();
+  if (res.status !== 201) return { status: res.status, text };
+  await pc.setRemoteDescription({ type: 'answer', sdp: text });
+  window.__pc = pc;
+  // Play what arrives (Chrome computes totalAudioEnergy only for audio that is played out).
+  for (const t of pc.getTransceivers()) {
+    if (send) break;
+    const el = document.createElement(t.receiver.track.kind);
+    el.autoplay = true;
+    el.muted = false;
+    el.srcObject = new MediaStream([t.receiver.track]);
+    document.body.appendChild(el);
+    el.play().catch(() => {});
+  }
+  return { status: res.status, location: res.headers.get('location'), etag: res.headers.get('etag') };
+}
+
+// In the page: inbound-rtp totals of window.__pc per kind.
+async function plainStats() {
+  const out = { connection: window.__pc.connectionState, audio: { packets: 0, energy: 0 }, video: { frames: 0, width: 0, height: 0 } };
+  (await window.__pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'audio') { out.audio.packets += s.packetsReceived || 0; out.audio.energy += s.totalAudioEnergy || 0; }
+    if (s.kind === 'video') { out.video.frames += s.framesDecoded || 0; out.video.width = s.frameWidth || 0; out.video.height = s.frameHeight || 0; }
+  });
+  return out;
+}
+
+async function interopChecks(browser) {
+  await buildClientBundle({ sourcemap: false });
+  const { server, origin } = await serveClient();
+  const room = `whip-interop-${Date.now().toString(36)}`;
+  const mId = `ms${crypto.randomBytes(3).toString('hex')}`;
+  const opened = [];
+  const page = async (b, name, query) => {
+    const ctx = await b.newContext();
+    await ctx.grantPermissions(['camera', 'microphone'], { origin });
+    const p = await ctx.newPage();
+    p.on('console', (m) => { if (m.type() === 'error') console.log(`[${name}] ${m.text()}`); });
+    await p.goto(`${origin}/?${new URLSearchParams(query)}`);
+    await p.waitForFunction(() => !!window.__rs, null, { timeout: 10000 });
+    opened.push(ctx);
+    return p;
+  };
+  let viewer = null;
+  try {
+    // M: mediasoup-client 3.24 through protoo, publishing and consuming.
+    const M = await page(browser, 'M', { server: WS, roomId: room, peerId: mId, displayName: 'mediasoup-client', datachannel: 'false' });
+    const snap = () => M.evaluate(() => window.__rs.snapshot());
+    let [ok, s] = await poll(snap, (x) => x.error || (x.producers && x.producers.audio && x.producers.video), 30000);
+    check('interop: mediasoup-client peer joins and produces', ok && !s.error, `phase=${s.phase} error=${s.error}`);
+    if (!ok || s.error) return;
+    await M.evaluate(() => window.__rs.playAudio());
+
+    // W: WHIP publisher, plain RTCPeerConnection.
+    const W = await page(browser, 'W', { autojoin: 'false' });
+    const pub = await W.evaluate(plainSession, { url: `${BASE}/whip/${room}?name=whip-cam`, token: TOKEN, send: true });
+    check('interop: WHIP POST from a plain RTCPeerConnection → 201', pub.status === 201 && !!pub.location, JSON.stringify(pub));
+    if (pub.status !== 201) return;
+    const whipId = pub.location.split('/').pop();
+
+    [ok, s] = await poll(snap, (x) => (x.notifications || []).some((n) => n.method === 'newPeer' && n.data.id === whipId), 15000);
+    check('interop: mediasoup-client peer gets newPeer for the WHIP publisher', ok, `no newPeer for ${whipId}: ${JSON.stringify((s.notifications || []).filter((n) => n.method === 'newPeer'))}`);
+    [ok, s] = await poll(snap, (x) => ['audio', 'video'].every((k) => (x.consumers || []).some((c) => c.peerId === whipId && c.kind === k)), 15000);
+    check('interop: mediasoup-client peer gets newConsumer for the WHIP audio and video', ok, `consumers: ${JSON.stringify((s.consumers || []).map((c) => `${c.kind}@${c.peerId}`))}`);
+    const mStats = async () => (await M.evaluate(() => window.__rs.getStats())).filter((r) => r.peerId === whipId);
+    const row = (rows, kind) => (rows.find ? rows.find((r) => r.kind === kind) : null) || {};
+    const base = await mStats();
+    const v0 = row(base, 'video').framesDecoded || 0;
+    const a0 = row(base, 'audio');
+    let rows;
+    [ok, rows] = await poll(mStats, (r) => (row(r, 'video').framesDecoded || 0) >= v0 + 30 && row(r, 'video').frameWidth > 0, 30000);
+    const vr = row(rows, 'video');
+    check('interop: mediasoup-client peer decodes the WHIP video', ok, `framesDecoded ${v0} → ${vr.framesDecoded}, ${vr.frameWidth}x${vr.frameHeight}`);
+    if (ok) console.log(`  M decodes the WHIP camera at ${vr.frameWidth}x${vr.frameHeight}`);
+    [ok, rows] = await poll(mStats, (r) => (row(r, 'audio').packetsReceived || 0) >= (a0.packetsReceived || 0) + 50
+      && (row(r, 'audio').totalAudioEnergy || 0) > (a0.totalAudioEnergy || 0), 30000);
+    const ar = row(rows, 'audio');
+    check('interop: mediasoup-client peer receives the WHIP audio', ok, `packetsReceived ${a0.packetsReceived} → ${ar.packetsReceived}, totalAudioEnergy ${a0.totalAudioEnergy} → ${ar.totalAudioEnergy}`);
+
+    // V: a second Chromium watches M's producers through WHEP.
+    viewer = await launchBrowser();
+    const V = await page(viewer, 'V', { autojoin: 'false' });
+    const sub = await V.evaluate(plainSession, { url: `${BASE}/whep/${room}/${mId}`, token: TOKEN, send: false });
+    check('interop: WHEP POST for the mediasoup-client peer → 201', sub.status === 201 && !!sub.location, JSON.stringify(sub));
+    if (sub.status === 201) {
+      const vStats = () => V.evaluate(plainStats);
+      let st;
+      [ok, st] = await poll(vStats, (x) => x.video && x.video.frames >= 30 && x.video.width > 0, 30000);
+      check('interop: WHEP viewer (second Chromium) decodes the mediasoup-client peer\'s video', ok, JSON.stringify(st));
+      if (ok) console.log(`  WHEP viewer decodes M at ${st.video.width}x${st.video.height}`);
+      [ok, st] = await poll(vStats, (x) => x.audio && x.audio.packets >= 50 && x.audio.energy > 0, 30000);
+      check('interop: WHEP viewer (second Chromium) receives the mediasoup-client peer\'s audio', ok, JSON.stringify(st));
+      const del = await fetch(BASE + sub.location, { method: 'DELETE', headers: auth });
+      check('interop: DELETE WHEP session → 200', del.status === 200, del.status);
+    }
+
+    const del = await fetch(BASE + pub.location, { method: 'DELETE', headers: auth });
+    [ok, s] = await poll(snap, (x) => (x.notifications || []).some((n) => n.method === 'peerClosed' && n.data.peerId === whipId), 15000);
+    check('interop: DELETE WHIP session → 200, mediasoup-client peer gets peerClosed', del.status === 200 && ok, `DELETE ${del.status}, peerClosed seen: ${ok}`);
+  } finally {
+    for (const ctx of opened) await ctx.close().catch(() => {});
+    if (viewer) await viewer.close().catch(() => {});
+    server.close();
   }
 }
 
@@ -114,18 +252,23 @@ async function pageChecks(browser) {
     await page.screenshot({ path: path.join(OUT, `demo-${name}.png`) });
   }
   const stats = await pages[0].page.locator('.tile:not([data-peer="me"]) .stats').first().innerText();
-  check('demo page shows resolution and bitrate', /\d+x\d+ \d+ kbit\/s/.test(stats), stats);
+  check('demo page shows resolution and bitrate', /[1-9]\d*x[1-9]\d* \d+ kbit\/s/.test(stats), stats);
   for (const { page } of pages) await page.context().close();
 }
 
-const timer = setTimeout(() => { console.log('FAIL whip.mjs: hard timeout'); process.exit(1); }, 120_000);
+const timer = setTimeout(() => { console.log('FAIL whip.mjs: hard timeout'); process.exit(1); }, 240_000);
 try {
   await httpChecks();
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  try { await pageChecks(browser); } finally { await browser.close(); }
+  const browser = await launchBrowser();
+  try {
+    await interopChecks(browser);
+    await pageChecks(browser);
+  } finally { await browser.close(); }
 } catch (e) {
   check('whip.mjs', false, e.stack || e);
 }
 clearTimeout(timer);
+const missing = REQUIRED.filter((n) => !reported.has(n));
+if (missing.length) check('required checks', false, `never reached: ${missing.join(', ')}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

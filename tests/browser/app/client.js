@@ -174,6 +174,7 @@ async function handleRequest(request, accept, reject) {
         appData: { ...appData, peerId },
       });
       consumers.set(consumer.id, { consumer, peerId, type, producerPaused: !!producerPaused });
+      play(consumers.get(consumer.id));
       consumer.on('transportclose', () => consumers.delete(consumer.id));
       log('consumer created', kind, id, 'from peer', peerId, 'producer', producerId, 'type', type);
       // Accept only once the consumer exists locally (the server resumes it then, §5).
@@ -286,7 +287,12 @@ async function joinRoom() {
   log('device loaded, handler', device.handlerName, 'canProduce audio/video',
     device.canProduce('audio'), device.canProduce('video'));
 
-  const sctpCapabilities = cfg.datachannel ? device.sctpCapabilities : undefined;
+  // mediasoup-client 3.24 no longer has `device.sctpCapabilities` (the demo app's
+  // `this._mediasoupDevice.sctpCapabilities` is now undefined, so the stock demo sends none and
+  // gets no data channels). We send the value older releases returned for every browser, as
+  // mediasoup-based apps do since: the server sizes the SCTP association from it. Without data
+  // channels nothing is sent, exactly as the demo app does with 3.24 (checked by whip.mjs's peer).
+  const sctpCapabilities = cfg.datachannel ? { numStreams: { OS: 1024, MIS: 1024 } } : undefined;
 
   if (cfg.produce) {
     const info = await protoo.request('createWebRtcTransport', {
@@ -355,8 +361,10 @@ async function joinRoom() {
   const { peers } = await protoo.request('join', {
     displayName: cfg.displayName,
     device: deviceInfo(),
-    rtpCapabilities: cfg.consume ? device.rtpCapabilities : undefined,
-    sctpCapabilities: cfg.consume && cfg.datachannel ? device.sctpCapabilities : undefined,
+    // 3.24 splits the old `rtpCapabilities` (deprecated alias) into recv/send capabilities: the
+    // server needs what we can receive.
+    rtpCapabilities: cfg.consume ? device.recvRtpCapabilities : undefined,
+    sctpCapabilities: cfg.consume && cfg.datachannel ? sctpCapabilities : undefined,
   });
   for (const p of peers || []) {
     state.peers[p.id] = { id: p.id, displayName: p.displayName, device: p.device, closed: false };
@@ -416,7 +424,7 @@ async function enableWebcam() {
   const track = stream.getVideoTracks()[0];
   state.localVideo = { label: track.label, settings: track.getSettings() };
   log('webcam track', track.label, JSON.stringify(track.getSettings()));
-  const codec = device.rtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
+  const codec = device.sendRtpCapabilities.codecs.find((c) => c.mimeType.toLowerCase() === 'video/vp8');
   if (!codec) throw new Error('desired VP8 codec not supported by the router');
   const options = {
     track,
@@ -522,6 +530,7 @@ async function getStats() {
         row.bytesReceived += s.bytesReceived || 0;
         if (s.frameWidth) row.frameWidth = s.frameWidth;
         if (s.frameHeight) row.frameHeight = s.frameHeight;
+        if (typeof s.totalAudioEnergy === 'number') row.totalAudioEnergy = (row.totalAudioEnergy || 0) + s.totalAudioEnergy;
       });
     } catch (error) {
       row.statsError = String(error);
@@ -619,7 +628,23 @@ async function selfTest() {
   return result;
 }
 
+// Plays every audio consumer's track (existing and future) in an <audio> element: Chrome only
+// computes received-audio stats such as totalAudioEnergy for audio that is played out.
+let playAudio = false;
+function play(entry) {
+  if (!playAudio || entry.consumer.kind !== 'audio' || entry.element) return;
+  entry.element = document.createElement('audio');
+  entry.element.autoplay = true;
+  entry.element.srcObject = new MediaStream([entry.consumer.track]);
+  document.body.appendChild(entry.element);
+  entry.element.play().catch((error) => log('audio play failed', String(error)));
+}
+
 window.__rs = {
+  playAudio() {
+    playAudio = true;
+    for (const entry of consumers.values()) play(entry);
+  },
   state,
   start,
   snapshot,
