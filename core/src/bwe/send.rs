@@ -476,7 +476,7 @@ mod tests {
                 let queued_us = (self.link_free_us - self.t_us).max(0);
                 k += 1;
                 let dropped = (queued_us as f64) > queue_ms * 1000.0
-                    || (random_loss > 0 && k % random_loss == 0);
+                    || (random_loss > 0 && k.is_multiple_of(random_loss));
                 if !dropped {
                     self.link_free_us = self.link_free_us.max(self.t_us) + tx_us;
                     self.pending.push((seq, self.link_free_us + 20_000));
