@@ -9,13 +9,15 @@
 //!   (12.5 ms initially, adapting with k_up 0.0087 / k_down 0.039 within 6..600). A trend above
 //!   the threshold for 10 ms while still growing is overuse.
 //! * **AIMD**: on overuse the estimate becomes 0.85 × the acknowledged bitrate (what the receiver
-//!   got over the last 500 ms), at most once per 300 ms; while the delay is normal it grows
-//!   multiplicatively: 8 %/s, and 25 %/s once 3 s passed without a decrease (this SFU sends no
+//!   got over the last 500 ms), at most once per 300 ms, and never below that by delay alone (an
+//!   SFU cannot send less than its consumers' lowest layers); while the delay is normal and loss
+//!   under 2 % it grows multiplicatively: 8 %/s, and 30 %/s once 2 s passed without a decrease (this SFU sends no
 //!   padding probes yet, so this is how the estimate finds room again after a limit is lifted; an
 //!   overuse brings it back). Growth stops at 1.5 × the acknowledged bitrate + 100 kbps or, when
 //!   the allocator said what its consumers want, 1.25 × that, whichever is higher.
 //! * **Loss-based**: over windows of at least 20 reported packets, a loss fraction over 10 %
-//!   cuts the estimate by half the fraction, over 2 % holds it.
+//!   cuts the estimate by half the fraction (not below half the acknowledged bitrate), over 2 %
+//!   holds it.
 //! * The result never exceeds `setMaxOutgoingBitrate` nor a REMB the receiver sent.
 //!
 //! Sans-IO: times are passed in; nothing allocates after construction.
@@ -32,7 +34,9 @@ const TREND_GAIN: f64 = 4.0;
 const ACKED_WINDOW_US: i64 = 500_000;
 const ACKED_RING: usize = 512;
 const DECREASE_HOLD: Duration = Duration::from_millis(300);
-const FAST_GROWTH_AFTER: Duration = Duration::from_secs(3);
+const FAST_GROWTH_AFTER: Duration = Duration::from_secs(2);
+const FAST_GROWTH: f64 = 1.30;
+const SLOW_GROWTH: f64 = 1.08;
 
 /// Lowest estimate reported.
 pub const MIN_BITRATE: u64 = 30_000;
@@ -104,6 +108,10 @@ pub struct SendSideBwe {
     pub last_loss: f64,
     /// Packets sent with a transport-wide sequence number.
     pub packets_sent: u64,
+    /// Packets the feedback reported on (received or not).
+    pub reported: u64,
+    /// Packets the feedback reported as not received.
+    pub reported_lost: u64,
 }
 
 impl SendSideBwe {
@@ -156,6 +164,8 @@ impl SendSideBwe {
             rembs: 0,
             last_loss: 0.0,
             packets_sent: 0,
+            reported: 0,
+            reported_lost: 0,
         }
     }
 
@@ -234,16 +244,19 @@ impl SendSideBwe {
         let (acked_pos, acked_len) = (&mut self.acked_pos, &mut self.acked_len);
         fb.for_each(|r| {
             let s = unwrap.unwrap(r.seq);
+            // The arrival clock advances with every received packet, ours or not.
+            if let Some(d) = r.delta_us {
+                arrival += d;
+            }
             let e = sent[(s as usize) & (HISTORY - 1)];
             if e.0 != s {
                 return; // not ours, or too old
             }
             total += 1;
-            let Some(d) = r.delta_us else {
+            if r.delta_us.is_none() {
                 lost += 1;
                 return;
-            };
-            arrival += d;
+            }
             acked[*acked_pos] = (arrival, e.2);
             *acked_pos = (*acked_pos + 1) % ACKED_RING;
             *acked_len = (*acked_len + 1).min(ACKED_RING);
@@ -257,6 +270,8 @@ impl SendSideBwe {
         }
         self.loss_total += total;
         self.loss_lost += lost;
+        self.reported += total as u64;
+        self.reported_lost += lost as u64;
         let mut loss_window_done = false;
         if self.loss_total >= 20 {
             self.last_loss = self.loss_lost as f64 / self.loss_total as f64;
@@ -378,17 +393,22 @@ impl SendSideBwe {
         let lossy = self.last_loss > 0.02;
         match self.usage {
             Usage::Over if may_decrease => {
-                let base = acked.unwrap_or(self.estimate).min(self.estimate);
-                self.estimate = 0.85 * base;
+                // 0.85 × what got through. An SFU cannot send less than its consumers' lowest
+                // layers, so an estimate already below that is not cut further by delay alone
+                // (it would sink to the floor and never recover).
+                let target = 0.85 * acked.unwrap_or(self.estimate);
+                if target < self.estimate {
+                    self.estimate = target;
+                }
                 self.last_decrease = Some(now);
             }
             Usage::Over | Usage::Under => {}
             Usage::Normal if lossy => {}
             Usage::Normal => {
-                let rate: f64 = if since_decrease >= FAST_GROWTH_AFTER {
-                    1.25
+                let rate = if since_decrease >= FAST_GROWTH_AFTER {
+                    FAST_GROWTH
                 } else {
-                    1.08
+                    SLOW_GROWTH
                 };
                 let grown = self.estimate * rate.powf(dt) + 1000.0 * dt;
                 let cap = acked
@@ -399,7 +419,9 @@ impl SendSideBwe {
             }
         }
         if loss_window_done && self.last_loss > 0.1 && may_decrease {
-            self.estimate *= 1.0 - 0.5 * self.last_loss;
+            let floor = acked.map_or(0.0, |a| 0.5 * a);
+            self.estimate =
+                (self.estimate * (1.0 - 0.5 * self.last_loss)).max(floor.min(self.estimate));
             self.last_decrease = Some(now);
         }
         self.estimate = self
@@ -576,7 +598,7 @@ mod tests {
         }
         // 50 % loss reported.
         let symbols: Vec<u8> = (0..100).map(|i| (i % 2) as u8).collect();
-        let deltas = vec![8i16; 50];
+        let deltas = vec![80i16; 50]; // 20 ms apart: 400 kbit/s acknowledged
         let mut buf = [0u8; 600];
         let n = write_transport_cc(
             &mut buf,

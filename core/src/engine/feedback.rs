@@ -444,6 +444,14 @@ impl Engine {
                     s.set_desired_bitrate(a.desired);
                 }
                 if let Some(info) = t.bwe.bwe_event_due(a.desired, a.effective, now) {
+                    if let Some(s) = t.bwe.send_side() {
+                        log::debug!(
+                            "transport {} bwe: available {} desired {} effective {} usage {:?} loss {:.3} acked {:?} feedbacks {} sent {} reported {} lost {}",
+                            t.id, info.available_bitrate, a.desired, a.effective, s.usage(),
+                            s.last_loss, s.acked_bitrate().map(|x| x as u64), s.feedbacks,
+                            s.packets_sent, s.reported, s.reported_lost
+                        );
+                    }
                     let transport = t.id;
                     self.events
                         .push_back(EngineEvent::TransportBwe { transport, info });
