@@ -4,7 +4,8 @@
 # against a real ringsfu server (three peers; and an ffmpeg broadcaster watched by a browser).
 # CI (.ci/run) installs the prerequisites and runs exactly this.
 #
-# Needs: cargo, node + npm, /usr/bin/chromium (Debian package `chromium`), ffmpeg.
+# Needs: cargo, node + npm, /usr/bin/chromium (Debian package `chromium`), ffmpeg, and Python aiortc in
+# tests/aiortc/.venv (.ci/run installs it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,9 +31,15 @@ turn_lo=$(( 50000 + (RANDOM % 100) * 100 ))
 turn_secret="test-$RANDOM$RANDOM"
 turn_cfg=$(mktemp -d /tmp/ringsfu-turncfg.XXXXXX)
 mkdir -p "$turn_cfg/lua"
-# The embedded config plus one long-term TURN user, for turnutils_uclient.
-sed 's/^  calls = {/  turn = { users = { alice = "alicepw" } },\n  calls = {/' lua/config.lua > "$turn_cfg/lua/config.lua"
-RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
+# The embedded config plus two long-term TURN users and one denied loopback peer (127.0.0.2), for
+# turnutils_uclient and tests/turn/rfc_errors.py.
+sed 's/^  calls = {/  turn = { users = { alice = "alicepw", bob = "bobpw" }, deniedPeers = { "127.0.0.2" } },\n  calls = {/' \
+  lua/config.lua > "$turn_cfg/lua/config.lua"
+# The browser test pages are served from http://127.0.0.1:<another port> (tests/browser/lib):
+# a cross origin, which the server refuses by default (security.wsOrigins for the protoo
+# WebSocket, security.corsOrigins for whip.mjs's WHIP/WHEP fetches). Allow exactly that origin.
+RINGSFU_WS_ORIGINS="http://127.0.0.1:*" RINGSFU_CORS_ORIGINS="http://127.0.0.1:*" \
+  RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
   RINGSFU_TURN_PORT=$turn_port RINGSFU_TURN_RELAY_PORTS=$turn_lo-$(( turn_lo + 99 )) \
   RINGSFU_TURN_ALLOW_LOOPBACK_PEERS=true RINGSFU_TURN_SECRET=$turn_secret \
   ./target/ci/ringsfu --config "$turn_cfg/lua/config.lua" >"$log" 2>&1 &
@@ -70,6 +77,11 @@ for flow in socketio ws; do
     echo "call scenario $flow failed; server log: $log" >&2
   fi
 done
+echo "-- TURN error answers (401, 441, 437, 403) with an independent stdlib-only Python client"
+if ! TURN_SECRET=$turn_secret python3 tests/turn/rfc_errors.py "$turn_port"; then
+  status=1
+  echo "TURN RFC checks failed; server log: $log" >&2
+fi
 echo "-- TURN with coturn's turnutils_uclient (long-term and REST credentials, UDP and TCP)"
 if command -v turnutils_uclient >/dev/null; then
   if ! RINGSFU_TURN_PORT=$turn_port TURN_SECRET=$turn_secret TURN_HTTP="http://127.0.0.1:$port" tests/turn/uclient.sh; then
@@ -84,5 +96,15 @@ echo "-- WHIP/WHEP statuses, WHIP publisher + WHEP viewer next to a mediasoup-cl
 if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" RINGSFU_WHIP_TOKEN=whip-test-token node whip.mjs ); then
   status=1
   echo "WHIP scenario failed; server log: $log" >&2
+fi
+echo "-- WHIP/WHEP with an independent stack: Python aiortc publishes a test pattern and plays it back"
+if tests/aiortc/.venv/bin/python -c 'import aiortc' 2>/dev/null; then
+  if ! RINGSFU_HTTP="http://127.0.0.1:$port" RINGSFU_WHIP_TOKEN=whip-test-token tests/aiortc/.venv/bin/python tests/aiortc/whip_whep.py; then
+    status=1
+    echo "aiortc WHIP/WHEP scenario failed; server log: $log" >&2
+  fi
+else
+  echo "FAIL: aiortc missing (tests/aiortc/.venv; .ci/run installs it: python3 -m venv tests/aiortc/.venv && tests/aiortc/.venv/bin/pip install aiortc==1.16.0)" >&2
+  status=1
 fi
 exit $status

@@ -96,6 +96,7 @@ return {
   -- directory, then among the scripts embedded in the binary.
   rooms = {
     { match = "^one2one%-", script = "lua/rooms/one_to_one.lua" },
+    { match = "^secure%-", script = "lua/rooms/token_room.lua" },
     { match = ".*", script = "lua/rooms/demo.lua" },
   },
 
@@ -134,4 +135,30 @@ return {
 
   -- Allow POST /admin/reload from 127.0.0.1 (SIGHUP does the same).
   adminReload = true,
+
+  -- Who may use the signaling port. A web page of another origin may call the HTTP API or open
+  -- the protoo WebSocket only when its origin is listed ("scheme://host[:port]", port may be
+  -- "*"); same-origin pages and clients that send no Origin (curl, ffmpeg scripts) always may.
+  -- /admin/* and /metrics answer loopback clients only, unless adminToken is set (then also
+  -- clients sending "Authorization: Bearer <adminToken>").
+  security = {
+    -- corsOrigins = { "https://app.example.com" },  -- RINGSFU_CORS_ORIGINS (comma-separated)
+    -- wsOrigins = { "https://app.example.com" },    -- RINGSFU_WS_ORIGINS
+    -- adminToken = "at least 16 characters",        -- RINGSFU_ADMIN_TOKEN
+    -- Room tokens (lua/rooms/token_room.lua, rooms "secure-*"): the HS256 secret, or a PEM
+    -- public key with tokenAlg = "ES256"/"RS256".
+    -- tokenKey = "...",                             -- RINGSFU_TOKEN_KEY
+    tokenAlg = "HS256",
+  },
+
+  -- SIGTERM: close every peer (WebSocket close 1001 "server shutting down"), room and
+  -- transport, and exit 0 within this many seconds.
+  shutdown = { timeout = 10 },
+
+  -- Logs: format "text" or "json" (RINGSFU_LOG_FORMAT); per-module levels refine logLevel
+  -- (RUST_LOG refines them again).
+  log = {
+    format = "text",
+    -- modules = { ["ringsfu_core::engine"] = "debug" },
+  },
 }

@@ -295,7 +295,7 @@ pub struct TurnServerConfig {
     pub credential_ttl: u64,
     /// URLs handed to browsers with minted credentials; default
     /// `turn:<announced>:<port>?transport=udp` (and `tcp`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lua_list")]
     pub urls: Vec<String>,
     /// Relay to loopback peers (off by default; tests set it).
     #[serde(default)]
@@ -303,6 +303,10 @@ pub struct TurnServerConfig {
     /// Relay to private and link-local peers (off by default).
     #[serde(default)]
     pub allow_private_peers: bool,
+    /// Peer addresses or CIDR ranges always refused with 403, even where loopback or private
+    /// peers are allowed (coturn's `denied-peer-ip`), e.g. `{ "10.20.0.0/16" }`.
+    #[serde(default, deserialize_with = "lua_list")]
+    pub denied_peers: Vec<String>,
     /// Allocations per user (0 = unlimited).
     #[serde(default = "default_user_quota")]
     pub user_quota: usize,
@@ -323,6 +327,19 @@ pub struct TurnServerConfig {
 impl Default for TurnServerConfig {
     fn default() -> Self {
         serde_json::from_value(serde_json::json!({})).expect("every key has a default")
+    }
+}
+
+/// A list key: Lua cannot tell an empty list from an empty table, so `{}` arrives as an empty
+/// JSON object and is read as an empty list.
+fn lua_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Value::deserialize(d)? {
+        Value::Object(m) if m.is_empty() => Ok(Vec::new()),
+        v => serde_json::from_value(v).map_err(serde::de::Error::custom),
     }
 }
 
@@ -389,6 +406,18 @@ pub struct Config {
     /// The `/rooms/:roomId/...` HTTP API.
     #[serde(default)]
     pub http_api: HttpApiConfig,
+    /// Origin checks and the admin token (see [`crate::ops::config::SecurityConfig`]).
+    #[serde(default)]
+    pub security: crate::ops::config::SecurityConfig,
+    /// Limits (see [`crate::ops::config::LimitsConfig`]).
+    #[serde(default)]
+    pub limits: crate::ops::config::LimitsConfig,
+    /// Shutdown bound (see [`crate::ops::config::ShutdownConfig`]).
+    #[serde(default)]
+    pub shutdown: crate::ops::config::ShutdownConfig,
+    /// Log format and per-module levels (see [`crate::ops::config::LogConfig`]).
+    #[serde(default)]
+    pub log: crate::ops::config::LogConfig,
     /// The call system's signaling (socket.io, `/call`).
     #[serde(default)]
     pub calls: CallsConfig,
@@ -507,6 +536,7 @@ impl Config {
         if let Some(v) = get("RINGSFU_LOG_LEVEL") {
             self.log_level = v;
         }
+        crate::ops::config::apply_env(self, &get);
         if let Some(v) = get("RINGSFU_TURN_PORT") {
             self.turn.port = parse("RINGSFU_TURN_PORT", &v)?;
         }
@@ -551,6 +581,11 @@ impl Config {
             key: key.to_owned(),
             message,
         };
+        for range in &self.turn.denied_peers {
+            if let Err(e) = range.parse::<ringsfu_core::turn::PeerRange>() {
+                return Err(bad("turn.deniedPeers", e.to_string()));
+            }
+        }
         if self.log_level.parse::<log::LevelFilter>().is_err() {
             return Err(bad(
                 "logLevel",
@@ -643,6 +678,9 @@ impl Config {
         }
         if self.lua.memory_limit_mb < 1 {
             return Err(bad("lua.memoryLimitMb", "must be at least 1".into()));
+        }
+        if let Err((key, message)) = crate::ops::config::validate(self) {
+            return Err(bad(key, message));
         }
         Ok(())
     }
@@ -737,8 +775,34 @@ mod tests {
     }
 
     #[test]
+    fn empty_lua_tables_are_empty_lists() {
+        let src = DEFAULT_CONFIG_LUA.replace(
+            "logLevel = \"info\",",
+            "logLevel = \"info\", turn = { deniedPeers = {}, urls = {} },",
+        );
+        let c = Config::from_lua_source(&src, "t").unwrap();
+        assert!(c.turn.denied_peers.is_empty() && c.turn.urls.is_empty());
+        let src = DEFAULT_CONFIG_LUA.replace(
+            "logLevel = \"info\",",
+            "logLevel = \"info\", turn = { deniedPeers = { \"10.0.0.0/8\", \"::1\" } },",
+        );
+        let c = Config::from_lua_source(&src, "t").unwrap();
+        assert_eq!(c.turn.denied_peers, ["10.0.0.0/8", "::1"]);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         let cases = [
+            (
+                "logLevel = \"info\",",
+                "logLevel = \"info\", turn = { deniedPeers = { \"10.0.0.0/40\" } },",
+                "turn.deniedPeers",
+            ),
+            (
+                "logLevel = \"info\",",
+                "logLevel = \"info\", turn = { deniedPeers = { 5 } },",
+                "turn.deniedPeers",
+            ),
             (
                 "ioBackend = \"epoll\"",
                 "ioBackend = \"kqueue\"",

@@ -6,6 +6,7 @@ pub mod calls;
 pub mod config;
 pub mod executor;
 pub mod lua_host;
+pub mod ops;
 pub mod registry;
 pub mod scripts;
 pub mod server;

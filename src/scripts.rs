@@ -22,6 +22,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../lua/http/broadcasters.lua"),
     ),
     (
+        "lua/rooms/token_room.lua",
+        include_str!("../lua/rooms/token_room.lua"),
+    ),
+    (
         "lua/calls/socketio_room.lua",
         include_str!("../lua/calls/socketio_room.lua"),
     ),

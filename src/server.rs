@@ -79,6 +79,27 @@ impl Server {
     pub async fn shutdown(self) {
         self.signaling.shutdown().await;
     }
+
+    /// Turns drain mode on (new rooms refused with 503, running rooms go on); returns whether
+    /// it was off.
+    pub fn drain(&self) -> bool {
+        self.shared.ops.drain.start()
+    }
+
+    /// Graceful stop (SIGTERM): drain, then close every protoo peer (close code 1001, reason
+    /// "server shutting down") and wait, at most `bound`, until every room on every worker
+    /// has closed (their routers, so every transport, with them). Returns whether everything
+    /// closed within the bound.
+    pub async fn shutdown_gracefully(self, bound: std::time::Duration) -> bool {
+        self.shared.ops.drain.start();
+        let deadline = tokio::time::Instant::now() + bound;
+        let shared = self.shared.clone();
+        let closed = tokio::time::timeout_at(deadline, self.signaling.shutdown())
+            .await
+            .is_ok();
+        let rooms_gone = crate::ops::close_all_rooms(&shared, deadline).await;
+        closed && rooms_gone
+    }
 }
 
 /// Starts the server described by `config`, with one media worker per configured worker.
@@ -121,6 +142,7 @@ pub async fn start_with(
     };
     let registry = Arc::new(Registry::new(workers.len()));
     let host = Arc::new(HostSettings {
+        limits_config: config.limits,
         limits: config.lua,
         scripts: scripts.clone(),
         registry: registry.clone(),
@@ -144,6 +166,11 @@ pub async fn start_with(
                 "enableUdp": config.web_rtc.enable_udp,
                 "enableTcp": config.web_rtc.enable_tcp,
             },
+            // No "key" entry without a key (JSON null would reach Lua as ringsfu.null, truthy).
+            "tokens": match &config.security.token_key {
+                Some(key) => json!({"key": key, "alg": config.security.token_alg}),
+                None => json!({"alg": config.security.token_alg}),
+            },
             "calls": config.calls,
         }),
         turn: turn_mint,
@@ -154,6 +181,7 @@ pub async fn start_with(
         host,
         scripts,
         admin_reload: config.admin_reload,
+        ops: crate::ops::OpsState::new(&config),
         call_pages: config.calls.pages,
         turn_stats: turn.as_ref().map(|t| t.stats.clone()),
     });
@@ -165,6 +193,16 @@ pub async fn start_with(
         });
     }
     sc.static_dir = config.http.static_dir.clone();
+    sc.max_body_bytes = config.limits.http_body_bytes as usize;
+    sc.max_connections_per_ip = config.limits.connections_per_ip;
+    sc.requests_per_second = config.limits.requests_per_second;
+    sc.requests_per_second_per_ip = config.limits.requests_per_second_per_ip;
+    // Validated with the configuration: these cannot fail here.
+    sc.cors_origins =
+        ringsfu_plugins::OriginList::new(config.security.cors_origins.iter().cloned())
+            .unwrap_or_default();
+    sc.ws_origins = ringsfu_plugins::OriginList::new(config.security.ws_origins.iter().cloned())
+        .unwrap_or_default();
     let sessions = (socket_io_script.is_some() || ws_script.is_some()).then(|| SessionRoutes {
         handler: Arc::new(crate::calls::Sessions {
             workers: shared.workers.clone(),
@@ -216,6 +254,12 @@ async fn start_turn(
         secret: Some(secret.clone()),
         allow_loopback_peers: t.allow_loopback_peers,
         allow_private_peers: t.allow_private_peers,
+        // Validated when the config was loaded.
+        denied_peers: t
+            .denied_peers
+            .iter()
+            .filter_map(|r| r.parse().ok())
+            .collect(),
         default_lifetime: Duration::from_secs(t.default_lifetime),
         max_lifetime: Duration::from_secs(t.max_lifetime.max(t.default_lifetime)),
         user_quota: t.user_quota,

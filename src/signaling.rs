@@ -27,6 +27,8 @@ pub struct Shared {
     pub scripts: Arc<ScriptStore>,
     /// Whether POST /admin/reload is served (from loopback only).
     pub admin_reload: bool,
+    /// Operations state: admin token, drain mode, counters (see [`crate::ops`]).
+    pub ops: crate::ops::OpsState,
     /// Whether the call pages (`GET /calls/...`) are served.
     pub call_pages: bool,
     /// The TURN server's counters (`GET /turn/stats`, loopback only).
@@ -44,6 +46,7 @@ impl ProtooHandler for Protoo {
         let shared = self.0.clone();
         Box::pin(async move {
             let room_id = req.room_id.clone();
+            shared.ops.admit_room(&shared.registry, &room_id)?;
             let index = shared.registry.acquire(&room_id);
             let Some(worker) = shared.workers.get(index) else {
                 shared.registry.release(&room_id);
@@ -86,21 +89,30 @@ impl HttpHandler for Http {
                     room_api(&shared, req).await
                 }
                 ("GET", ["rooms", room_id]) => room_capabilities(&shared, room_id).await,
+                ("GET", ["metrics"])
+                | ("POST", ["admin", _])
+                | ("GET", ["admin", _])
+                | ("GET", ["turn", "stats"])
+                    if !shared.ops.admin_allowed(&req) =>
+                {
+                    HttpResponse::json(
+                        403,
+                        json!({"error": "forbidden: loopback clients only, or Authorization: Bearer <security.adminToken>"}),
+                    )
+                }
+                ("GET", ["metrics"]) => crate::ops::metrics::scrape(&shared).await,
+                ("POST", ["admin", "drain"]) => crate::ops::drain_over_http(&shared),
+                ("GET", ["admin", "status"]) => crate::ops::status(&shared),
                 ("GET" | "HEAD", []) => crate::whip::page(),
                 (_, ["whip" | "whep", _, ..]) => crate::whip::call(&shared, req).await,
                 ("GET", ["admin", "debug"]) => {
-                    if !req.remote_addr.ip().is_loopback() {
-                        return HttpResponse::json(403, json!({"error": "forbidden"}));
-                    }
                     let collect = req.query.iter().any(|(k, v)| k == "gc" && v != "0");
                     debug_dump(&shared, collect).await
                 }
                 ("GET" | "HEAD", ["calls", file]) if shared.call_pages => crate::calls::page(file),
-                ("GET", ["turn", "stats"]) if req.remote_addr.ip().is_loopback() => {
-                    crate::calls::turn_stats(shared.turn_stats.as_ref())
-                }
+                ("GET", ["turn", "stats"]) => crate::calls::turn_stats(shared.turn_stats.as_ref()),
                 ("POST", ["admin", "reload"]) => {
-                    if !shared.admin_reload || !req.remote_addr.ip().is_loopback() {
+                    if !shared.admin_reload {
                         return HttpResponse::json(403, json!({"error": "forbidden"}));
                     }
                     match shared.scripts.reload() {
@@ -178,6 +190,9 @@ fn room_not_found(room_id: &str) -> HttpResponse {
 async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
     let mut segments = req.segments.into_iter().skip(1);
     let room_id = segments.next().unwrap_or_default();
+    if let Err(rej) = shared.ops.admit_room(&shared.registry, &room_id) {
+        return HttpResponse::text(rej.status, format!("Error: {}", rej.reason));
+    }
     if !shared.host.create_rooms_over_http && shared.registry.worker_of(&room_id).is_none() {
         return room_not_found(&room_id);
     }
@@ -192,6 +207,7 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         segments: segments.collect(),
         query: req.query,
         body: req.body,
+        authorization: req.authorization,
         script: None,
         text: None,
         headers: req.headers,

@@ -31,6 +31,10 @@ pub async fn call(shared: &Shared, req: HttpRequest) -> HttpResponse {
     if room_id.is_empty() || room_id.len() > 128 {
         return HttpResponse::text(400, "bad room id");
     }
+    // Drain mode and the rooms limit apply to WHIP/WHEP like to every other way into a room.
+    if let Err(rej) = shared.ops.admit_room(&shared.registry, &room_id) {
+        return HttpResponse::text(rej.status, rej.reason);
+    }
     let index = shared.registry.acquire(&room_id);
     let Some(worker) = shared.workers.get(index) else {
         shared.registry.release(&room_id);
@@ -42,6 +46,7 @@ pub async fn call(shared: &Shared, req: HttpRequest) -> HttpResponse {
         segments: std::iter::once(endpoint).chain(segments).collect(),
         query: req.query,
         body: req.body,
+        authorization: req.authorization,
         script: Some(SCRIPT.to_owned()),
         text: req.text,
         headers: req.headers,

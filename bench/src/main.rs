@@ -7,6 +7,7 @@
 //! (join/leave churn against the real binary over protoo and HTTP: what stays behind). See
 //! bench/README.md.
 
+mod flood;
 mod floor;
 mod histogram;
 mod idle;
@@ -55,6 +56,8 @@ const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle|webrtc|soa
   --publishers P       webrtc: publishers over WebRtcTransports (default 1; = --producers)
   --subscribers S      webrtc: subscribers, each consuming every publisher (default 10; = --consumers);
                        webrtc's --rate is per publisher (default 50), --workers must be 1
+  --flood PPS          webrtc: spray PPS packets/s of garbage, RTP-looking and STUN traffic for
+                       unknown transports at the shared port during warm-up and window (max 1000000)
   --json FILE          write all results as JSON
   --svg FILE           sweep plot (default: the JSON path with .svg, or sweep.svg)
   --max-packets N      hard cap on packets sent per run (default 50000000)
@@ -68,6 +71,7 @@ struct Opts {
     consumers: usize,
     size: usize,
     rate: Option<f64>,
+    flood: f64,
     duration: f64,
     warmup: f64,
     workers: usize,
@@ -114,6 +118,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         consumers: 10,
         size: 160,
         rate: None,
+        flood: 0.0,
         duration: 5.0,
         warmup: 1.0,
         workers: 1,
@@ -148,6 +153,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--consumers" => o.consumers = num(a, val()?)?,
             "--size" => o.size = num(a, val()?)?,
             "--rate" => o.rate = Some(num(a, val()?)?),
+            "--flood" => o.flood = num(a, val()?)?,
             "--duration" => o.duration = num(a, val()?)?,
             "--warmup" => o.warmup = num(a, val()?)?,
             "--workers" => o.workers = num(a, val()?)?,
@@ -666,6 +672,7 @@ fn run_webrtc(o: &Opts) -> Result<(), BoxError> {
         cores: cores(),
         max_packets: o.max_packets,
         progress: !o.quiet,
+        flood_pps: o.flood,
     };
     let out = webrtc::run(&cfg)?;
     print_one(&out.record);
@@ -679,11 +686,24 @@ fn run_webrtc(o: &Opts) -> Result<(), BoxError> {
         "  medians since request: transport created {:.1} ms, ICE connected {:.1} ms, DTLS connected {:.1} ms, consumers created {:.1} ms, first packets {:.1} ms",
         j.created_ms_p50, j.ice_ms_p50, j.dtls_ms_p50, j.consumed_ms_p50, j.join_ms_p50
     );
+    if let Some(f) = &out.flood {
+        println!(
+            "flood: offered {:.0} pps, sent {:.0} pps ({} packets: {} garbage, {} RTP-looking, {} STUN; {} refused by the local socket) over {:.1} s; the worker received {} datagrams meanwhile",
+            f.offered_pps, f.sent_pps, f.sent.sent, f.sent.by_kind[0], f.sent.by_kind[1], f.sent.by_kind[2], f.sent.send_errors, f.sent.seconds, f.worker_datagrams_received
+        );
+        let drops: Vec<String> = f
+            .drops
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!("  worker drops by reason: {}", drops.join(", "));
+    }
     if let Some(p) = &o.json {
         std::fs::write(
             p,
             serde_json::to_string_pretty(
-                &serde_json::json!({"runs": [out.record], "join": out.join}),
+                &serde_json::json!({"runs": [out.record], "join": out.join, "flood": out.flood}),
             )?,
         )?;
     }

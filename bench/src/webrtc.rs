@@ -104,6 +104,9 @@ pub struct WebRtcConfig {
     pub max_packets: u64,
     /// Print progress lines.
     pub progress: bool,
+    /// `--flood PPS`: traffic for unknown transports sprayed at the shared port during warm-up
+    /// and window (0: none; see `flood.rs`).
+    pub flood_pps: f64,
 }
 
 /// One subscriber's join, milliseconds from its create-transport request.
@@ -157,6 +160,29 @@ pub struct WebRtcOutcome {
     pub record: RunRecord,
     /// Join times.
     pub join: JoinStats,
+    /// The flood, when one ran.
+    pub flood: Option<crate::flood::FloodOutcome>,
+}
+
+/// The worker's counters, read on its thread.
+fn worker_metrics(w: &Worker) -> Option<ringsfu_core::metrics::WorkerMetrics> {
+    let (tx, rx) = std_mpsc::channel();
+    w.post(move |ctx| {
+        let _ = tx.send(ctx.metrics());
+    })
+    .ok()?;
+    rx.recv_timeout(Duration::from_secs(5)).ok()
+}
+
+fn drops_by_reason(d: &ringsfu_core::engine::DropCounters) -> Vec<(String, u64)> {
+    let v = serde_json::to_value(d).unwrap_or_default();
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// State shared by the coordinator and both client threads.
@@ -236,6 +262,12 @@ pub fn run(cfg: &WebRtcConfig) -> Result<WebRtcOutcome, WebRtcError> {
     if cfg.subscribers == 0 || cfg.subscribers > MAX_SUBSCRIBERS {
         return Err(WebRtcError::Bounds(format!(
             "webrtc: --subscribers must be 1..={MAX_SUBSCRIBERS}"
+        )));
+    }
+    if !(0.0..=crate::flood::MAX_FLOOD_PPS).contains(&cfg.flood_pps) {
+        return Err(WebRtcError::Bounds(format!(
+            "webrtc: --flood must be 0..={}",
+            crate::flood::MAX_FLOOD_PPS
         )));
     }
     if !(cfg.rate_per_publisher > 0.0 && cfg.rate_per_publisher <= 100_000.0) {
@@ -372,6 +404,24 @@ fn run_with(
             tids.map(|t| procstat::thread_wait(t).unwrap_or_default()),
         )
     };
+    // The flood starts with the warm-up and runs through the window.
+    let flood = (cfg.flood_pps > 0.0)
+        .then(|| {
+            let dest = worker.listen_info().udp.map(|(_, a)| a)?;
+            let before = worker_metrics(&worker)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let (pps, st) = (cfg.flood_pps, Arc::clone(&stop));
+            let h = std::thread::Builder::new()
+                .name("bench-flood".into())
+                .spawn(move || crate::flood::run(dest, pps, st, client_core))
+                .ok()?;
+            Some((before, stop, h))
+        })
+        .flatten();
+    if cfg.flood_pps > 0.0 && flood.is_none() {
+        shared.stop.store(true, Ordering::Relaxed);
+        return Err(WebRtcError::Peer("the flood could not start".into()));
+    }
     let mut at0 = None;
     let mut at1 = None;
     let end = t1 + cfg.drain;
@@ -401,6 +451,33 @@ fn run_with(
             .unwrap_or(end);
         std::thread::sleep((next - now).min(Duration::from_millis(100)));
     }
+    let flood = match flood {
+        Some((before, stop, h)) => {
+            stop.store(true, Ordering::Relaxed);
+            let sent = h.join().map_err(|_| WebRtcError::Thread("flood"))?;
+            let after = worker_metrics(&worker).ok_or(WebRtcError::Thread("worker"))?;
+            let b = drops_by_reason(&before.engine.drops);
+            let a = drops_by_reason(&after.engine.drops);
+            let drops = a
+                .iter()
+                .map(|(k, v)| {
+                    let was = b.iter().find(|(kb, _)| kb == k).map_or(0, |(_, v)| *v);
+                    (k.clone(), v.saturating_sub(was))
+                })
+                .collect();
+            Some(crate::flood::FloodOutcome {
+                offered_pps: cfg.flood_pps,
+                sent_pps: sent.sent as f64 / sent.seconds.max(1e-9),
+                worker_datagrams_received: after
+                    .io
+                    .datagrams_received
+                    .saturating_sub(before.io.datagrams_received),
+                sent,
+                drops,
+            })
+        }
+        None => None,
+    };
     shared.stop.store(true, Ordering::Relaxed);
     let g = gen.join().map_err(|_| WebRtcError::Thread("publisher"))??;
     let r = recv
@@ -445,6 +522,7 @@ fn run_with(
     Ok(WebRtcOutcome {
         record,
         join: join_stats(records, cfg.publishers, all_joined_ms),
+        flood,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod bwe;
 pub mod engine;
 pub mod graph;
 pub mod io;
+pub mod metrics;
 pub mod observer;
 pub mod ortc;
 pub mod proto;

@@ -272,9 +272,35 @@ pub struct WorkerContext {
     next_port: Cell<u16>,
     next_tcp_conn: Cell<u32>,
     stop: RefCell<Option<oneshot::Sender<()>>>,
+    /// Socket-level counters (plain integers: this thread only), read by [`Self::metrics`].
+    io_totals: Cell<crate::metrics::IoTotals>,
 }
 
 impl WorkerContext {
+    /// The worker's counters and gauges for `/metrics` (engine sums and socket counters).
+    /// Runs on the worker thread at scrape time; the packet path only bumps plain integers.
+    pub fn metrics(&self) -> crate::metrics::WorkerMetrics {
+        let mut io = self.io_totals.get();
+        io.send_drops = self
+            .io
+            .borrow()
+            .udp
+            .iter()
+            .map(|(_, e)| e.socket.send_drops())
+            .sum();
+        crate::metrics::WorkerMetrics {
+            engine: self.engine.borrow().metrics(),
+            io,
+        }
+    }
+
+    fn count_received(&self, datagrams: usize, bytes: usize) {
+        let mut t = self.io_totals.get();
+        t.datagrams_received += datagrams as u64;
+        t.bytes_received += bytes as u64;
+        self.io_totals.set(t);
+    }
+
     /// Runs `f` on the engine, then flushes the packets it queued and dispatches its events.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
         let r = f(&mut self.engine.borrow_mut());
@@ -343,6 +369,12 @@ impl WorkerContext {
         let mut io = self.io.borrow_mut();
         let io = &mut *io;
         let entries = tx.queued();
+        {
+            let mut t = self.io_totals.get();
+            t.datagrams_sent += entries.len() as u64;
+            t.bytes_sent += entries.iter().map(|e| e.len as u64).sum::<u64>();
+            self.io_totals.set(t);
+        }
         io.order.clear();
         io.socket_ids.clear();
         for (i, e) in entries.iter().enumerate() {
@@ -411,6 +443,7 @@ impl WorkerContext {
     /// Feeds a received batch from UDP socket `sid` to the engine.
     fn handle_batch(&self, sid: SocketId, local: SocketAddr, batch: &mut RecvBatch) {
         let now = Instant::now();
+        self.count_received(batch.count, batch.lens[..batch.count].iter().sum());
         let mut e = self.engine.borrow_mut();
         for i in 0..batch.count {
             let src = PacketSource {
@@ -538,6 +571,7 @@ impl WorkerContext {
                             tcp_conn: Some(conn),
                             tuple,
                         };
+                        ctx2.count_received(1, len);
                         ctx2.engine
                             .borrow_mut()
                             .handle_packet(src, &mut buf, len, Instant::now());
@@ -651,6 +685,7 @@ fn worker_main(
             next_port: Cell::new(settings.rtc_port_range.0),
             next_tcp_conn: Cell::new(1),
             stop: RefCell::new(None),
+            io_totals: Cell::new(crate::metrics::IoTotals::default()),
         });
         let mut listen = ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() };
         if let (Some(sock), Some(addr)) = (udp, udp_addr) {

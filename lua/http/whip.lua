@@ -169,7 +169,7 @@ local function publish(room, req, query)
       local okp, producer = pcall(t.produce, t, { kind = sec.kind, rtpParameters = sec.rtpParameters,
                                                   appData = { peerId = id } })
       if okp then
-        entry.rtpParameters = sec.rtpParameters
+        entry.rtpParameters = util.answer_parameters(sec.kind, sec.rtpParameters)
         producers[#producers + 1] = producer
       else
         ringsfu.log("warn", "WHIP", id, "section", sec.mid, "refused:", message_of(producer))

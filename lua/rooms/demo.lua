@@ -66,10 +66,40 @@ local function peer_info(p)
   return { id = p.id, displayName = d.displayName, device = d.device }
 end
 
+-- Per-peer limits (`limits` in lua/config.lua, or a routed room script's own `limits` table,
+-- read through room.limits): how many entries `map` has against limit `name`; nil when under.
+local function over_limit(room, name, map)
+  local max = room.limits[name]
+  if not max or max <= 0 then
+    return nil
+  end
+  local n = 0
+  for _ in pairs(map) do
+    n = n + 1
+  end
+  if n >= max then
+    return "limit " .. name .. " (" .. max .. ") reached"
+  end
+  return nil
+end
+
+-- Answers the current request 429 when `map` is at limit `name`.
+local function check_limit(room, peer, name, map)
+  local why = over_limit(room, name, map)
+  if why then
+    ringsfu.limit_hit(name, "room " .. room.id .. " peer " .. peer.id)
+    ringsfu.error(429, why)
+  end
+end
+
 -- Consumers (protoo.md §5): created paused, `newConsumer` sent, resumed when the client accepts.
 local function create_consumer(room, consumer_peer, producer_peer, producer)
   local d = state(consumer_peer)
   if d.rtpCapabilities == nil or consumer_peer.closed or producer.closed then
+    return
+  end
+  if over_limit(room, "consumersPerPeer", d.consumers) then
+    ringsfu.limit_hit("consumersPerPeer", "room " .. room.id .. " peer " .. consumer_peer.id)
     return
   end
   local ok, can = pcall(room.router.canConsume, room.router, producer.id, d.rtpCapabilities)
@@ -348,6 +378,7 @@ end
 
 function R.createWebRtcTransport(room, peer, data)
   local d = state(peer)
+  check_limit(room, peer, "transportsPerPeer", d.transports)
   local cfg = ringsfu.config
   local enable_udp = cfg.webRtc.enableUdp and not data.forceTcp
   local enable_tcp = cfg.webRtc.enableTcp
@@ -454,6 +485,7 @@ end
 function R.produce(room, peer, data)
   need_joined(peer)
   local d = state(peer)
+  check_limit(room, peer, "producersPerPeer", d.producers)
   local t = lookup(peer, "transport", "transports", data.transportId)
   local app_data = type(data.appData) == "table" and data.appData or {}
   app_data.peerId = peer.id

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::origin::OriginList;
+
 /// Default cap on an HTTP request body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default cap on one incoming WebSocket frame and message (mediasoup-demo: 960 000 bytes).
@@ -49,6 +51,22 @@ pub struct ServerConfig {
     /// Directory served for `GET`/`HEAD` requests that the [`HttpHandler`](crate::HttpHandler)
     /// answers with 404 (for instance the demo web app). `None`: no static files.
     pub static_dir: Option<PathBuf>,
+    /// Cross origins the HTTP API answers (CORS). Same-origin requests and requests without an
+    /// `Origin` header are always served; any other Origin not in the list is refused with 403.
+    /// Empty (the default): same origin only.
+    pub cors_origins: OriginList,
+    /// Cross origins allowed to open the protoo WebSocket (same rule as `cors_origins`);
+    /// others are refused with 403 before the handler runs. Empty (the default): same origin only.
+    pub ws_origins: OriginList,
+    /// Concurrent protoo connections one client IP may hold (0: unlimited); beyond, the
+    /// upgrade is answered 429 naming the limit.
+    pub max_connections_per_ip: u32,
+    /// protoo requests per second one connection may send (token bucket holding two seconds'
+    /// worth; 0: unlimited); beyond, requests are answered with error 429 naming the limit and
+    /// notifications are dropped.
+    pub requests_per_second: u32,
+    /// The same for all connections of one client IP together.
+    pub requests_per_second_per_ip: u32,
 }
 
 impl ServerConfig {
@@ -64,6 +82,11 @@ impl ServerConfig {
             ping_interval: DEFAULT_PING_INTERVAL,
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             static_dir: None,
+            cors_origins: OriginList::default(),
+            ws_origins: OriginList::default(),
+            max_connections_per_ip: 0,
+            requests_per_second: 0,
+            requests_per_second_per_ip: 0,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP (REST) side: every non-upgrade request goes to the [`HttpHandler`] with its JSON
-//! body parsed. The plugin itself answers CORS preflights, malformed JSON (400), oversized
+//! body parsed. The plugin itself refuses other origins' requests unless configured (403,
+//! `crate::origin`), answers CORS preflights, malformed JSON (400), oversized
 //! bodies (413), and static files for `GET`/`HEAD` requests the handler answers with 404.
 
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub struct HttpRequest {
     pub body: Option<Value>,
     /// The TCP peer's address.
     pub remote_addr: SocketAddr,
+    /// The `Authorization` header, when present and ASCII (e.g. `Bearer <token>`).
+    pub authorization: Option<String>,
     /// The body as text when its content type is SDP (`application/sdp`,
     /// `application/trickle-ice-sdpfrag`: WHIP/WHEP); `body` is then `None`.
     pub text: Option<String>,
@@ -153,12 +156,33 @@ pub(crate) async fn handle_http(
     remote_addr: SocketAddr,
     ctx: Arc<Ctx>,
 ) -> Response<Full<Bytes>> {
-    let mut resp = route(req, remote_addr, &ctx).await;
-    // Browsers on other origins (the demo app served elsewhere) may call the API.
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    // Origin check (see `crate::origin`): a web page of another origin may call the API only
+    // when its origin is configured; it then gets `Access-Control-Allow-Origin: <origin>`.
+    let tls = ctx.config.tls.is_some();
+    let verdict = crate::origin::check(req.headers(), tls, &ctx.config.cors_origins);
+    let mut resp = match &verdict {
+        crate::origin::OriginVerdict::Refused(origin) => {
+            log::debug!(
+                "HTTP {} {} from {remote_addr}: origin {origin:?} refused",
+                req.method(),
+                req.uri().path()
+            );
+            error_json(
+                StatusCode::FORBIDDEN,
+                format!("origin {origin:?} is not allowed (config security.corsOrigins)"),
+            )
+        }
+        _ => route(req, remote_addr, &ctx).await,
+    };
+    if let crate::origin::OriginVerdict::Allowed(origin) = verdict {
+        if let Ok(v) = HeaderValue::from_str(&origin) {
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+    }
+    // The answer depends on Origin: caches must not hand one origin's answer to another.
+    resp.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Origin"));
     resp
 }
 
@@ -213,7 +237,13 @@ async fn route(
     };
 
     let path = parts.uri.path().to_owned();
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let request = HttpRequest {
+        authorization,
         method: parts.method.clone(),
         segments: path_segments(&path),
         query: parse_query(parts.uri.query()),
@@ -294,8 +324,8 @@ fn to_hyper(answer: HttpResponse) -> Response<Full<Bytes>> {
     resp
 }
 
-/// CORS preflight: allow any origin, the methods the REST API uses, and whatever headers the
-/// browser asks for.
+/// CORS preflight (its origin already passed the check): the methods the REST API uses and
+/// whatever headers the browser asks for.
 fn preflight(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -318,9 +348,10 @@ fn preflight(req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 fn too_large(max: usize) -> Response<Full<Bytes>> {
+    crate::limits::note("httpBodyBytes", &format!("request body over {max} bytes"));
     error_json(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body larger than {max} bytes"),
+        format!("limit httpBodyBytes: request body larger than {max} bytes"),
     )
 }
 

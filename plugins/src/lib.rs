@@ -26,7 +26,9 @@ mod config;
 mod engineio;
 mod error;
 mod http;
+pub mod limits;
 pub mod message;
+mod origin;
 mod peer;
 mod protoo;
 mod server;
@@ -41,6 +43,7 @@ pub use crate::config::{
 };
 pub use crate::error::{PluginError, ProtooError};
 pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
+pub use crate::origin::{OriginList, OriginVerdict};
 pub use crate::peer::{live_peer_handles, PeerHandle};
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
 pub use crate::server::{serve, serve_with_sessions, ServerHandle};
@@ -48,6 +51,45 @@ pub use crate::session::{
     dropped_frames, SessionHandle, SessionHandler, SessionInbound, SessionKind, SessionOpen,
     SessionOutbound, SessionRoutes,
 };
+
+/// The parsers the HTTP side runs on untrusted input before any handler, for the fuzz targets
+/// (`core/fuzz`). Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Splits and percent-decodes a request path (as the HTTP side does).
+    pub fn path_segments(path: &str) -> Vec<String> {
+        crate::http::path_segments(path)
+    }
+
+    /// Decodes a query string (as the HTTP side does).
+    pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
+        crate::http::parse_query(query)
+    }
+
+    /// Parses a request body as the HTTP side does: blank → None, else JSON or an error.
+    pub fn parse_json_body(body: &[u8]) -> Result<Option<serde_json::Value>, String> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(body)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Runs the Origin check for an `Origin` and a `Host` header value against `allowed`.
+    pub fn origin_allowed(origin: &str, host: &str, tls: bool, allowed: &[&str]) -> bool {
+        let list = crate::OriginList::new(allowed.iter().copied()).unwrap_or_default();
+        let mut h = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(origin) {
+            h.insert(http::header::ORIGIN, v);
+        }
+        if let Ok(v) = http::HeaderValue::from_str(host) {
+            h.insert(http::header::HOST, v);
+        }
+        let _ = crate::OriginList::new([origin]);
+        crate::origin::check(&h, tls, &list).is_allowed()
+    }
+}
 
 /// A boxed, sendable future: what handlers return, so they can be trait objects.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

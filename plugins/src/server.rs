@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Runtime for request timers, so `PeerHandle::request` works from any thread.
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Per-client-IP connection counts and request buckets.
+    pub(crate) ips: Arc<crate::limits::IpTable>,
     /// socket.io and plain WebSocket event sessions (the call scripts), if served.
     pub(crate) sessions: Option<crate::session::SessionRoutes>,
     /// Live Engine.IO sessions.
@@ -120,6 +122,7 @@ pub async fn serve_with_sessions(
         http,
         shutdown: shutdown_rx,
         runtime,
+        ips: Arc::default(),
         sessions,
         eio: crate::engineio::Registry::default(),
     });

@@ -208,15 +208,37 @@ pub(crate) async fn handle(
     let Some(routes) = ctx.sessions.clone() else {
         return text(StatusCode::NOT_FOUND, "not found");
     };
+    // Event sessions act in the visitor's name like protoo sessions: a page of another origin
+    // may open one (WebSocket or socket.io polling) only when its origin is configured
+    // (`security.wsOrigins`, see `crate::origin`).
+    let verdict = crate::origin::check(
+        req.headers(),
+        ctx.config.tls.is_some(),
+        &ctx.config.ws_origins,
+    );
+    if let crate::origin::OriginVerdict::Refused(origin) = &verdict {
+        log::info!(
+            "session {} from {remote_addr}: origin {origin:?} refused",
+            req.uri().path()
+        );
+        return text(
+            StatusCode::FORBIDDEN,
+            &format!("origin {origin:?} is not allowed (config security.wsOrigins)"),
+        );
+    }
     let path = req.uri().path().to_owned();
     if routes.ws_paths.contains(&path) {
         return plain_ws(req, remote_addr, ctx, routes, path).await;
     }
     let mut resp = crate::engineio::handle(req, remote_addr, ctx, routes).await;
-    resp.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    if let crate::origin::OriginVerdict::Allowed(origin) = verdict {
+        if let Ok(v) = HeaderValue::from_str(&origin) {
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+    }
+    resp.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Origin"));
     resp
 }
 

@@ -78,6 +78,32 @@ pub(crate) async fn handle_upgrade(
             "invalid/missing Sec-WebSocket-Protocol",
         );
     }
+    // A web page of another origin may open a session only when its origin is configured:
+    // otherwise any page a visitor opens could join rooms in the visitor's name.
+    if let crate::origin::OriginVerdict::Refused(origin) =
+        crate::origin::check(headers, ctx.config.tls.is_some(), &ctx.config.ws_origins)
+    {
+        log::info!("WebSocket from {remote_addr}: origin {origin:?} refused");
+        return text_response(
+            StatusCode::FORBIDDEN,
+            &format!("origin {origin:?} is not allowed (config security.wsOrigins)"),
+        );
+    }
+    let Some(conn_guard) = ctx.ips.connect(
+        remote_addr.ip(),
+        ctx.config.max_connections_per_ip,
+        ctx.config.requests_per_second_per_ip,
+    ) else {
+        let max = ctx.config.max_connections_per_ip;
+        crate::limits::note(
+            "connectionsPerIp",
+            &format!("{} already has {max} connections", remote_addr.ip()),
+        );
+        return text_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("limit connectionsPerIp ({max}) reached for this address"),
+        );
+    };
     let query = crate::http::parse_query(req.uri().query());
     let param = |name: &str| {
         query
@@ -129,6 +155,17 @@ pub(crate) async fn handle_upgrade(
         pong_timeout: ctx.config.pong_timeout,
         max_frame: ctx.config.max_ws_frame_bytes.max(1),
     };
+    let rates = Rates {
+        per_connection: ctx.config.requests_per_second,
+        per_ip: ctx.config.requests_per_second_per_ip,
+        ips: ctx.ips.clone(),
+        ip: remote_addr.ip(),
+        bucket: crate::limits::Bucket::new(
+            ctx.config.requests_per_second,
+            std::time::Instant::now(),
+        ),
+        _conn: conn_guard,
+    };
     let ws_config = WebSocketConfig::default()
         .max_frame_size(Some(settings.max_frame))
         .max_message_size(Some(settings.max_frame));
@@ -142,7 +179,7 @@ pub(crate) async fn handle_upgrade(
                     Some(ws_config),
                 )
                 .await;
-                run_peer(ws, peer, out_rx, inbound, settings, shutdown).await;
+                run_peer(ws, peer, out_rx, inbound, settings, shutdown, rates).await;
             }
             Err(e) => {
                 peer.mark_closed();
@@ -168,6 +205,32 @@ pub(crate) async fn handle_upgrade(
     resp
 }
 
+/// Request rate limits of one connection; holds its count against its IP until dropped.
+struct Rates {
+    per_connection: u32,
+    per_ip: u32,
+    ips: Arc<crate::limits::IpTable>,
+    ip: std::net::IpAddr,
+    bucket: crate::limits::Bucket,
+    _conn: crate::limits::ConnGuard,
+}
+
+impl Rates {
+    /// Whether one more request or notification may go through; `Err(limit name, value)`.
+    fn admit(&mut self) -> Result<(), (&'static str, u32)> {
+        if !self
+            .bucket
+            .take(self.per_connection, std::time::Instant::now())
+        {
+            return Err(("requestsPerSecond", self.per_connection));
+        }
+        if !self.ips.take_request(self.ip, self.per_ip) {
+            return Err(("requestsPerSecondPerIp", self.per_ip));
+        }
+        Ok(())
+    }
+}
+
 /// Per-connection timing and size settings.
 #[derive(Debug, Clone, Copy)]
 struct PeerSettings {
@@ -184,6 +247,7 @@ async fn run_peer<S>(
     inbound: mpsc::UnboundedSender<PeerInbound>,
     settings: PeerSettings,
     mut shutdown: watch::Receiver<bool>,
+    mut rates: Rates,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -220,7 +284,7 @@ async fn run_peer<S>(
                 pong_deadline = None;
                 match msg {
                     Message::Text(text) => {
-                        if !peer.is_closed() && !dispatch(&peer, &inbound, text.as_str()) {
+                        if !peer.is_closed() && !dispatch(&peer, &inbound, text.as_str(), &mut rates) {
                             log::info!("peer {}: handler dropped its inbound channel", peer.peer_id());
                             peer.close();
                         }
@@ -273,8 +337,34 @@ async fn run_peer<S>(
 }
 
 /// Handles one text frame. Returns false if the handler's inbound channel is gone.
-fn dispatch(peer: &PeerHandle, inbound: &mpsc::UnboundedSender<PeerInbound>, text: &str) -> bool {
-    match message::parse(text) {
+fn dispatch(
+    peer: &PeerHandle,
+    inbound: &mpsc::UnboundedSender<PeerInbound>,
+    text: &str,
+    rates: &mut Rates,
+) -> bool {
+    let parsed = message::parse(text);
+    if matches!(
+        parsed,
+        Ok(ProtooMessage::Request { .. } | ProtooMessage::Notification { .. })
+    ) {
+        if let Err((limit, value)) = rates.admit() {
+            crate::limits::note(
+                limit,
+                &format!(
+                    "peer {} of room {} ({})",
+                    peer.peer_id(),
+                    peer.room_id(),
+                    rates.ip
+                ),
+            );
+            if let Ok(ProtooMessage::Request { id, .. }) = parsed {
+                peer.respond_error(id, 429, &format!("limit {limit} ({value}/s) exceeded"));
+            }
+            return true;
+        }
+    }
+    match parsed {
         Ok(ProtooMessage::Request { id, method, data }) => inbound
             .send(PeerInbound::Request { id, method, data })
             .is_ok(),

@@ -19,7 +19,8 @@ async fn json_round_trip() {
     .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/json"));
-    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    // No Origin header (not a web page): served, with no CORS grant.
+    assert_eq!(reply.header("access-control-allow-origin"), None);
     assert_eq!(
         reply.json(),
         json!({
@@ -107,22 +108,49 @@ async fn oversized_chunked_body_is_413() {
     assert_eq!(f.http.calls.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
-async fn cors_preflight_is_answered() {
-    let f = start(config(|_| {})).await;
+/// Sends `method path` with an `Origin` header (and `host: 127.0.0.1:PORT`, the server itself).
+async fn with_origin(
+    f: &Fixture,
+    method: &str,
+    path: &str,
+    origin: &str,
+    body: &[u8],
+) -> HttpReply {
     let req = hyper::Request::builder()
-        .method("OPTIONS")
-        .uri("/rooms/r/broadcasters")
-        .header("host", "x")
-        .header("origin", "https://example.test")
+        .method(method)
+        .uri(path)
+        .header("host", f.addr().to_string())
+        .header("origin", origin)
+        .header("content-type", "text/plain")
         .header("access-control-request-method", "POST")
         .header("access-control-request-headers", "content-type, x-custom")
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            body,
+        )))
         .unwrap();
     let tcp = tokio::net::TcpStream::connect(f.addr()).await.unwrap();
-    let reply = http_over(tcp, req).await;
+    http_over(tcp, req).await
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_for_a_configured_origin_only() {
+    let f = start(config(|c| {
+        c.cors_origins = ringsfu_plugins::OriginList::new(["https://example.test"]).unwrap();
+    }))
+    .await;
+    let reply = with_origin(
+        &f,
+        "OPTIONS",
+        "/rooms/r/broadcasters",
+        "https://example.test",
+        b"",
+    )
+    .await;
     assert_eq!(reply.status, 204);
-    assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("https://example.test")
+    );
     assert!(reply
         .header("access-control-allow-methods")
         .unwrap()
@@ -131,7 +159,57 @@ async fn cors_preflight_is_answered() {
         reply.header("access-control-allow-headers"),
         Some("content-type, x-custom")
     );
+    let refused = with_origin(
+        &f,
+        "OPTIONS",
+        "/rooms/r/broadcasters",
+        "https://evil.test",
+        b"",
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
     assert_eq!(f.http.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn cross_origin_post_is_refused_by_default_and_served_for_a_configured_origin() {
+    // Default: same origin only. A "simple" cross-origin POST (text/plain, no preflight) must
+    // not reach the handler at all: refusing only the CORS grant would still run it.
+    let f = start(config(|_| {})).await;
+    let body = br#"{"id":"b1"}"#;
+    let reply = with_origin(&f, "POST", "/echo", "http://evil.example", body).await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("http://evil.example"));
+    assert_eq!(reply.header("access-control-allow-origin"), None);
+    assert_eq!(
+        f.http.calls.load(Ordering::SeqCst),
+        0,
+        "handler must not run"
+    );
+    // The server's own origin is fine.
+    let own = format!("http://{}", f.addr());
+    let reply = with_origin(&f, "POST", "/echo", &own, body).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(f.http.calls.load(Ordering::SeqCst), 1);
+
+    let f = start(config(|c| {
+        c.cors_origins = ringsfu_plugins::OriginList::new(["http://app.example:8080"]).unwrap();
+    }))
+    .await;
+    let reply = with_origin(&f, "POST", "/echo", "http://app.example:8080", body).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("access-control-allow-origin"),
+        Some("http://app.example:8080")
+    );
+    assert_eq!(reply.json()["body"]["id"], "b1");
+    let reply = with_origin(&f, "POST", "/echo", "http://app.example:8081", body).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(f.http.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -26,6 +26,44 @@ async fn missing_subprotocol_is_403() {
     assert!(f.accepted.try_recv().is_err(), "handler must not be asked");
 }
 
+/// Opens the protoo WebSocket with an `Origin` header; the upgrade's HTTP status.
+async fn ws_with_origin(addr: std::net::SocketAddr, origin: &str) -> u16 {
+    let url = format!("ws://{addr}/?roomId=r&peerId=p");
+    let mut req = ws_request(&url, Some("protoo"));
+    req.headers_mut().insert(
+        "origin",
+        tokio_tungstenite::tungstenite::http::HeaderValue::from_str(origin).unwrap(),
+    );
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_ws, resp)) => resp.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn websocket_from_a_disallowed_origin_is_403() {
+    let mut f = start(config(|_| {})).await;
+    // Default: same origin only.
+    assert_eq!(ws_with_origin(f.addr(), "https://evil.example").await, 403);
+    assert!(f.accepted.try_recv().is_err(), "handler must not be asked");
+    // The server's own origin, and clients sending no Origin (not browsers), are accepted.
+    assert_eq!(
+        ws_with_origin(f.addr(), &format!("http://{}", f.addr())).await,
+        101
+    );
+    f.next_peer().await;
+
+    let mut f = start(config(|c| {
+        c.ws_origins = ringsfu_plugins::OriginList::new(["http://127.0.0.1:*"]).unwrap();
+    }))
+    .await;
+    assert_eq!(ws_with_origin(f.addr(), "http://127.0.0.1:9").await, 101);
+    f.next_peer().await;
+    assert_eq!(ws_with_origin(f.addr(), "http://localhost:9").await, 403);
+    assert!(f.accepted.try_recv().is_err());
+}
+
 #[tokio::test]
 async fn missing_or_empty_ids_are_400() {
     let mut f = start(config(|_| {})).await;

@@ -55,6 +55,11 @@ fn ctx() -> Option<Rc<WorkerContext>> {
     CTX.with(|c| c.borrow().clone())
 }
 
+/// This worker's context, when the thread is a media worker (for the `/metrics` scrape).
+pub fn worker_context() -> Option<Rc<WorkerContext>> {
+    ctx()
+}
+
 /// Runs `f` on this worker's engine, or fails when the thread has none.
 fn engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, EngineError>) -> mlua::Result<R> {
     let ctx =

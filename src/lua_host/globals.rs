@@ -185,6 +185,8 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
         })?,
     )?;
 
+    crate::ops::jwt::install(lua, &r)?;
+    crate::ops::limits::install(lua, &r)?;
     g.set("ringsfu", r)?;
     Ok(())
 }

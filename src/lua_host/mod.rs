@@ -43,6 +43,9 @@ pub struct HostSettings {
     pub create_rooms_over_http: bool,
     /// Exposed to scripts as `ringsfu.config`.
     pub script_config: Value,
+    /// Server limits (`limits` in the configuration); a room script's `limits` table overrides
+    /// them for its rooms (see [`crate::ops::limits`]).
+    pub limits_config: crate::ops::config::LimitsConfig,
     /// What `ringsfu.turn_credentials` mints from (None: no TURN server).
     pub turn: Option<TurnMint>,
 }

@@ -151,6 +151,9 @@ impl UserData for LuaRoom {
             script_data(lua, &room.lua, &ud)
         });
         fields.add_field_method_get("closed", |_, this| Ok(this.0.closed.get()));
+        fields.add_field_method_get("limits", |lua, this| {
+            crate::ops::limits::lua_table(lua, this.0.module.borrow().as_ref())
+        });
         fields.add_field_method_get("router", |lua, this| match this.0.router {
             Some(id) => engine_api::router_value(lua, id, &this.0.id),
             None => Ok(Value::Nil),
@@ -470,6 +473,27 @@ async fn serve_peer(
     if let Err(rej) = verdict {
         unhold();
         let _ = reply.send(Err(rej));
+        registry.release(&room_id);
+        close_if_unused(&host, &room, "no peer");
+        return;
+    }
+
+    // limits.peersPerRoom (a reconnecting peerId replaces itself and is not counted twice).
+    let max_peers =
+        crate::ops::limits::effective(&host.settings.limits_config, room.module.borrow().as_ref())
+            .peers_per_room;
+    if max_peers != 0
+        && room.find_peer(&req.peer_id).is_none()
+        && room.peer_count() >= max_peers as usize
+    {
+        ringsfu_plugins::limits::note(
+            "peersPerRoom",
+            &format!("room {} refused peer {}", room.id, req.peer_id),
+        );
+        let _ = reply.send(Err(Reject::new(
+            403,
+            format!("limit peersPerRoom ({max_peers}) reached in this room"),
+        )));
         registry.release(&room_id);
         close_if_unused(&host, &room, "no peer");
         return;
@@ -829,6 +853,8 @@ pub struct HttpCall {
     pub query: Vec<(String, String)>,
     /// The JSON body, if any.
     pub body: Option<Json>,
+    /// The `Authorization` header, if any (for the room script's `on_http` gate).
+    pub authorization: Option<String>,
     /// Another script than the HTTP API script (`lua/http/whip.lua` for `/whip` and `/whep`);
     /// its `handle` gets a sixth argument `{text, headers, remoteAddress}`.
     pub script: Option<String>,
@@ -920,6 +946,9 @@ async fn run_http(host: &Rc<Host>, room: &Rc<Room>, call: HttpCall) -> HttpRespo
     else {
         return HttpResponse::not_found();
     };
+    if let Err(refused) = http_gate(host, room, &call).await {
+        return refused;
+    }
     let module = match http_module(host, room, &name) {
         Ok(m) => m,
         Err(e) => return HttpResponse::text(500, format!("Error: {e}")),
@@ -985,6 +1014,61 @@ async fn run_http(host: &Rc<Host>, room: &Rc<Room>, call: HttpCall) -> HttpRespo
             };
             HttpResponse::text(status, reason)
         }
+    }
+}
+
+/// The room script's `on_http(room, info)` gate, when it has one: `info` =
+/// `{method, segments, query, authorization}`; `true`/nothing lets the request through to the
+/// HTTP API script, `false, status, reason` answers it with that status (400..599, else 403)
+/// and text.
+async fn http_gate(host: &Rc<Host>, room: &Rc<Room>, call: &HttpCall) -> Result<(), HttpResponse> {
+    let Some(f) = room.hook("on_http") else {
+        return Ok(());
+    };
+    let lua = &host.lua;
+    let info = (|| -> mlua::Result<Table> {
+        let t = lua.create_table()?;
+        t.set("method", call.method.as_str())?;
+        t.set(
+            "segments",
+            lua.create_sequence_from(call.segments.iter().map(String::as_str))?,
+        )?;
+        let q = lua.create_table()?;
+        for (k, v) in &call.query {
+            if q.raw_get::<Value>(k.as_str())?.is_nil() {
+                q.raw_set(k.as_str(), v.as_str())?;
+            }
+        }
+        t.set("query", q)?;
+        t.set("authorization", call.authorization.as_deref())?;
+        Ok(t)
+    })()
+    .map_err(|e| HttpResponse::text(500, format!("Error: {e}")))?;
+    let what = format!("on_http (room {})", room.id);
+    let out = runner::run(lua, &what, budget(host), f, (LuaRoom(room.clone()), info))
+        .await
+        .map_err(|HandlerError { code, reason }| HttpResponse::text(http_status(code), reason))?;
+    let mut out = out.into_iter();
+    match out.next() {
+        None | Some(Value::Nil) | Some(Value::Boolean(true)) => Ok(()),
+        Some(Value::Boolean(false)) => {
+            let status = match out.next() {
+                Some(Value::Integer(s)) => http_status(u16::try_from(s).unwrap_or(403)),
+                _ => 403,
+            };
+            let reason = match out.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => "request refused by the room".to_owned(),
+            };
+            Err(HttpResponse::text(status, reason))
+        }
+        Some(other) => Err(HttpResponse::text(
+            500,
+            format!(
+                "on_http returned a {}, expected a boolean",
+                other.type_name()
+            ),
+        )),
     }
 }
 

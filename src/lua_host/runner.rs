@@ -38,7 +38,8 @@ pub async fn run(
     f: Function,
     args: impl IntoLuaMulti,
 ) -> Result<MultiValue, HandlerError> {
-    let result = async {
+    crate::ops::lua_stats::invoked();
+    let result = crate::ops::lua_stats::Timed::new(async {
         let thread = lua.create_thread(f)?;
         let used = Rc::new(Cell::new(0u64));
         thread.set_hook(
@@ -60,9 +61,10 @@ pub async fn run(
             },
         )?;
         thread.into_async::<MultiValue>(args)?.await
-    }
+    })
     .await;
     result.map_err(|e| {
+        crate::ops::lua_stats::failed();
         let failure = classify(&e);
         if failure.code >= 500 {
             log::warn!("lua {what} failed: {}", full_message(&e));

@@ -43,6 +43,9 @@ const REQUIRED = [
   'interop: mediasoup-client peer decodes the WHIP video', 'interop: mediasoup-client peer receives the WHIP audio',
   'interop: WHEP viewer (second Chromium) decodes the mediasoup-client peer\'s video',
   'interop: WHEP viewer (second Chromium) receives the mediasoup-client peer\'s audio',
+  'interop: mediasoup-client peer decodes the simulcast WHIP video at its top layer (1280 wide)',
+  'interop: the demo page in that room plays the mediasoup-client peer and the WHIP publisher',
+  'interop: WHEP viewer of the simulcast WHIP publisher decodes its top layer (1280 wide)',
   'interop: DELETE WHIP session → 200, mediasoup-client peer gets peerClosed',
   'demo page: alice decodes bob\'s video within 10 s', 'demo page: bob decodes alice\'s video within 10 s',
   'demo page shows resolution and bitrate',
@@ -97,11 +100,23 @@ async function httpChecks() {
 
 // In the page: a plain RTCPeerConnection (no library) doing one WHIP/WHEP POST. `send`: publish
 // the fake camera + microphone (sendonly); else receive one audio and one video (recvonly).
-async function plainSession({ url, token, send }) {
+// `simulcast`: the camera at 1280x720 as three rid encodings (a=simulcast / a=rid, as OBS and browsers send).
+async function plainSession({ url, token, send, simulcast = false }) {
   const pc = new RTCPeerConnection();
   if (send) {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
-    for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    const video = simulcast ? { width: 1280, height: 720 } : { width: 640, height: 480 };
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video });
+    for (const track of stream.getTracks()) {
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (simulcast && track.kind === 'video') {
+        init.sendEncodings = [
+          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+          { rid: 'f', maxBitrate: 1500000 },
+        ];
+      }
+      pc.addTransceiver(track, init);
+    }
   } else {
     pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.addTransceiver('video', { direction: 'recvonly' });
@@ -205,6 +220,56 @@ async function interopChecks(browser) {
       check('interop: WHEP viewer (second Chromium) receives the mediasoup-client peer\'s audio', ok, JSON.stringify(st));
       const del = await fetch(BASE + sub.location, { method: 'DELETE', headers: auth });
       check('interop: DELETE WHEP session → 200', del.status === 200, del.status);
+    }
+
+    // The demo page at / in the same room shows the mediasoup-client peer (through WHEP) and the WHIP one.
+    const D = await browser.newContext({ extraHTTPHeaders: auth });
+    opened.push(D);
+    const dp = await D.newPage();
+    await dp.goto(`${BASE}/?room=${room}&name=page`);
+    const tiles = () => dp.evaluate(() => [...document.querySelectorAll('.tile')].filter((t) => t.dataset.peer !== 'me')
+      .map((t) => { const v = t.querySelector('video'); return { label: t.querySelector('.label').textContent, w: v.videoWidth, time: v.currentTime }; }));
+    let tl;
+    [ok, tl] = await poll(tiles, (x) => ['mediasoup-client', 'whip-cam'].every((l) => x.some((t) => t.label === l && t.w > 0 && t.time > 0)), 20000);
+    check('interop: the demo page in that room plays the mediasoup-client peer and the WHIP publisher', ok, JSON.stringify(tl));
+    await D.close();
+
+    // A simulcast WHIP publisher (3 rids, 1280x720 camera): M gets a simulcast consumer and decodes
+    // the top layer (1280 wide). It runs in the second Chromium: the fake camera is shared per browser
+    // and already open at 640x480 there (M, W), where Chrome would send only two layers.
+    const W2 = await page(viewer, 'W2', { autojoin: 'false' });
+    const pub2 = await W2.evaluate(plainSession, { url: `${BASE}/whip/${room}?name=whip-simulcast`, token: TOKEN, send: true, simulcast: true });
+    check('interop: simulcast WHIP POST (a=simulcast, 3 rids) → 201', pub2.status === 201 && !!pub2.location, JSON.stringify(pub2));
+    if (pub2.status === 201) {
+      const id2 = pub2.location.split('/').pop();
+      [ok, s] = await poll(snap, (x) => (x.consumers || []).some((c) => c.peerId === id2 && c.kind === 'video'), 15000);
+      const c2 = (s.consumers || []).find((c) => c.peerId === id2 && c.kind === 'video');
+      check('interop: mediasoup-client peer gets a simulcast consumer of the simulcast WHIP video', ok && c2.type === 'simulcast',
+        `consumer: ${JSON.stringify(c2)}`);
+      if (c2) {
+        const one = async () => (await M.evaluate(() => window.__rs.getStats())).find((r) => r.id === c2.id) || {};
+        let r2;
+        const t0 = Date.now();
+        [ok, r2] = await poll(one, (r) => r.framesDecoded >= 30 && r.frameWidth >= 1280, 30000);
+        const sent = await W2.evaluate(async () => {
+          const o = [];
+          (await window.__pc.getStats()).forEach((x) => { if (x.type === 'outbound-rtp' && x.kind === 'video') o.push(`${x.rid}:${x.frameWidth}x${x.frameHeight}`); });
+          return o.sort().join(' ');
+        });
+        check('interop: mediasoup-client peer decodes the simulcast WHIP video at its top layer (1280 wide)', ok,
+          `framesDecoded ${r2.framesDecoded}, decoded ${r2.frameWidth}x${r2.frameHeight}; publisher sends ${sent}`);
+        if (ok) console.log(`  M decodes the simulcast WHIP camera at ${r2.frameWidth}x${r2.frameHeight} after ${Date.now() - t0} ms (publisher sends ${sent})`);
+      }
+      // WHEP of the simulcast publisher: the viewer's consumer must climb to the top layer too.
+      const V2 = await page(viewer, 'V2', { autojoin: 'false' });
+      const sub2 = await V2.evaluate(plainSession, { url: `${BASE}/whep/${room}/${id2}`, token: TOKEN, send: false });
+      let st2 = sub2;
+      if (sub2.status === 201) {
+        [ok, st2] = await poll(() => V2.evaluate(plainStats), (x) => x.video && x.video.frames >= 30 && x.video.width >= 1280, 30000);
+      } else ok = false;
+      check('interop: WHEP viewer of the simulcast WHIP publisher decodes its top layer (1280 wide)', ok, JSON.stringify(st2));
+      if (sub2.location) await fetch(BASE + sub2.location, { method: 'DELETE', headers: auth });
+      await fetch(BASE + pub2.location, { method: 'DELETE', headers: auth });
     }
 
     const del = await fetch(BASE + pub.location, { method: 'DELETE', headers: auth });

@@ -111,6 +111,41 @@ impl Client {
         }
     }
 
+    /// Connects from the local address `from` (e.g. 127.0.0.2, another client IP on loopback).
+    pub async fn connect_from(
+        from: std::net::IpAddr,
+        addr: SocketAddr,
+        query: &str,
+    ) -> Result<Client, ConnectError> {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        let tcp = socket
+            .connect(addr)
+            .await
+            .map_err(|e| ConnectError::Other(e.to_string()))?;
+        let mut req = format!("ws://{addr}/?{query}")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "protoo".parse().unwrap());
+        match tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp)).await {
+            Ok((ws, _)) => Ok(Client {
+                ws,
+                backlog: VecDeque::new(),
+                next_id: 1,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Err(ConnectError::Http(resp.status().as_u16(), body))
+            }
+            Err(e) => Err(ConnectError::Other(e.to_string())),
+        }
+    }
+
     /// Sends a raw text frame.
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).await.unwrap();

@@ -15,6 +15,9 @@ out=$(relay -u alice -w alicepw -t); check "TURN over TCP relays 200/200" 'got_a
 out=$(relay -W "$secret" -u restuser); check "REST API (shared secret) credentials relay 200/200" 'got_all "$out"'
 out=$(relay -u alice -w wrong); check "a wrong password cannot allocate" '! got_all "$out" && grep -q "Cannot complete Allocation" <<<"$out"'
 out=$(relay -W wrong-secret -u restuser); check "a wrong REST secret cannot allocate" '! got_all "$out"'
+# 127.0.0.2 is in the test server's turn.deniedPeers: ChannelBind/CreatePermission get 403, nothing is relayed.
+out=$(timeout 60 turnutils_uclient -c -n 5 -m 1 -l 100 -p "$port" -u alice -w alicepw -e 127.0.0.2 -r 9 127.0.0.1 2>&1)
+check "a peer in turn.deniedPeers gets 403 Forbidden" 'grep -q "error 403" <<<"$out" && ! grep -q "tot_recv_msgs=5" <<<"$out"'
 
 # A malformed flood on the TURN port while a relayed transfer runs: dropped, counted, transfer intact.
 before=$(curl -sf "$http/turn/stats" | sed -E 's/.*"malformed":([0-9]+).*/\1/')
@@ -33,8 +36,12 @@ for i in range(20000):
 PY
 wait $bg
 out=$(cat /tmp/ringsfu-turn-flood.$$); rm -f /tmp/ringsfu-turn-flood.$$
-sleep 1.5
-after=$(curl -sf "$http/turn/stats" | sed -E 's/.*"malformed":([0-9]+).*/\1/')
+# /turn/stats is refreshed by the TURN task: wait (up to 30 s) for the count to show the flood.
+for _ in $(seq 60); do
+  after=$(curl -sf "$http/turn/stats" | sed -E 's/.*"malformed":([0-9]+).*/\1/')
+  [ $(( after - before )) -ge 10000 ] && break
+  sleep 0.5
+done
 check "relayed transfer intact during a 20000-datagram garbage flood" 'grep -q "tot_send_msgs=600, tot_recv_msgs=600" <<<"$out"'
 check "the flood was dropped and counted (malformed $before → $after)" '[ $(( after - before )) -ge 10000 ]'
 exit $fail

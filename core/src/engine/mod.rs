@@ -265,6 +265,36 @@ pub struct DropCounters {
     pub stale_dtls_events: u64,
 }
 
+/// A transport's counters as metrics totals.
+pub(super) fn transport_totals(
+    c: &crate::transport::TransportCounters,
+) -> crate::metrics::TrafficTotals {
+    crate::metrics::TrafficTotals {
+        rtp_packets_received: c.rtp_packets_received,
+        rtp_bytes_received: c.rtp_bytes_received,
+        rtp_packets_sent: c.rtp_packets_sent,
+        rtp_bytes_sent: c.rtp_bytes_sent,
+        rtcp_packets_received: c.rtcp_packets_received,
+        rtcp_packets_sent: c.rtcp_packets_sent,
+        ..Default::default()
+    }
+}
+
+/// A consumer's counters as metrics totals.
+pub(super) fn consumer_totals(
+    c: &crate::consumer::ConsumerCounters,
+) -> crate::metrics::TrafficTotals {
+    crate::metrics::TrafficTotals {
+        forwarded_packets: c.packets,
+        forwarded_bytes: c.bytes,
+        retransmitted_packets: c.retransmitted,
+        nacks_received: c.nacks,
+        nack_misses: c.nack_misses,
+        keyframe_requests_received: c.keyframe_requests,
+        ..Default::default()
+    }
+}
+
 /// Where a datagram came from.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketSource {
@@ -356,6 +386,8 @@ pub struct Engine {
     pub tx: TxQueue,
     /// Shared-port drop counters.
     pub drops: DropCounters,
+    /// Counters of closed transports and consumers (so `/metrics` totals never go down).
+    pub(super) retired: crate::metrics::TrafficTotals,
     listen: ListenInfo,
     cert: DtlsCertificate,
     dtls_events: mpsc::UnboundedSender<DtlsEvent>,
@@ -405,6 +437,7 @@ impl Engine {
             worker_index,
             tx: TxQueue::new(),
             drops: DropCounters::default(),
+            retired: crate::metrics::TrafficTotals::default(),
             listen,
             cert,
             dtls_events,
@@ -439,6 +472,54 @@ impl Engine {
             stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
             released_sockets: Vec::new(),
         }
+    }
+
+    /// Counters and gauges for `/metrics`: sums over the live objects plus the totals of
+    /// closed ones. Runs at scrape time only (it walks every transport and consumer).
+    pub fn metrics(&self) -> crate::metrics::EngineMetrics {
+        use crate::metrics::{EngineMetrics, TransportCount};
+        let mut m = EngineMetrics {
+            routers: self.routers.len() as u64,
+            data_producers: self.data_producers.len() as u64,
+            data_consumers: self.data_consumers.len() as u64,
+            traffic: self.retired,
+            drops: self.drops,
+            ..EngineMetrics::default()
+        };
+        for (_, t) in &self.transports {
+            m.traffic.add(&transport_totals(&t.counters));
+            let (kind, state) = match &t.kind {
+                TransportKind::WebRtc(w) => ("webrtc", w.dtls_state.as_str()),
+                TransportKind::Plain(p) => (
+                    "plain",
+                    if p.remote.is_some() {
+                        "connected"
+                    } else {
+                        "new"
+                    },
+                ),
+            };
+            match m
+                .transports
+                .iter_mut()
+                .find(|c| c.kind == kind && c.state == state)
+            {
+                Some(c) => c.count += 1,
+                None => m.transports.push(TransportCount {
+                    kind,
+                    state,
+                    count: 1,
+                }),
+            }
+        }
+        for (_, p) in &self.producers {
+            m.producers[usize::from(p.kind == MediaKind::Video)] += 1;
+        }
+        for (_, c) in &self.consumers {
+            m.consumers[usize::from(c.kind == MediaKind::Video)] += 1;
+            m.traffic.add(&consumer_totals(&c.counters));
+        }
+        m
     }
 
     /// The next event for observers.

@@ -6,9 +6,9 @@ use serde_json::{Map, Value};
 use super::{Offer, OfferCodec, OfferSection, SdpError};
 use crate::ortc::h264;
 use crate::rtp_parameters::{
-    uri, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities, RtpCodecCapability,
-    RtpCodecParameters, RtpEncodingParameters, RtpEncodingRtx, RtpHeaderExtension,
-    RtpHeaderExtensionDirection, RtpParameters,
+    is_rtx_mime_type, uri, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities,
+    RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpEncodingRtx,
+    RtpHeaderExtension, RtpHeaderExtensionDirection, RtpParameters,
 };
 
 /// One section of a publishing (WHIP) offer, negotiated.
@@ -43,10 +43,6 @@ pub struct SubscribeSection {
     pub rtp_capabilities: Option<RtpCapabilities>,
     /// Why the section is rejected.
     pub rejected: Option<String>,
-}
-
-fn is_rtx(mime: &str) -> bool {
-    mime.to_ascii_lowercase().ends_with("/rtx")
 }
 
 fn is_media(mime: &str) -> bool {
@@ -299,7 +295,7 @@ fn publish_section(
     // RTX for it, when both sides have it.
     if let Some(rtx_cap) = router_rtx(kind, router) {
         if let Some(rtx) = s.codecs.iter().find(|c| {
-            is_rtx(&c.mime_type)
+            is_rtx_mime_type(&c.mime_type)
                 && param_u64(&c.parameters, "apt") == Some(offered.payload_type as u64)
         }) {
             let mut p = Map::new();
@@ -460,7 +456,7 @@ pub fn subscribe(
             });
             if let Some(rtx_cap) = router_rtx(kind, router) {
                 if let Some(rtx) = s.codecs.iter().find(|r| {
-                    is_rtx(&r.mime_type)
+                    is_rtx_mime_type(&r.mime_type)
                         && param_u64(&r.parameters, "apt") == Some(c.payload_type as u64)
                 }) {
                     let mut p = Map::new();

@@ -13,9 +13,13 @@
 //! (expiry time and an HMAC with a per-server key) and go stale after [`NONCE_LIFETIME_S`].
 //! By default peers on loopback, private, link-local, unspecified, multicast and broadcast
 //! addresses are refused with 403 (the open-relay hole); [`TurnConfig::allow_loopback_peers`]
-//! and [`TurnConfig::allow_private_peers`] open them explicitly.
+//! and [`TurnConfig::allow_private_peers`] open them explicitly, and
+//! [`TurnConfig::denied_peers`] refuses further ranges ([`peer_policy`]).
 
+pub mod peer_policy;
 pub mod udp;
+
+pub use peer_policy::{is_denied_peer, PeerRange, PeerRangeError};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -91,6 +95,8 @@ pub struct TurnConfig {
     pub allow_loopback_peers: bool,
     /// Relay to private (RFC 1918, fc00::/7) and link-local peers (off by default).
     pub allow_private_peers: bool,
+    /// Peer ranges always refused with 403, whatever is allowed (coturn's `denied-peer-ip`).
+    pub denied_peers: Vec<PeerRange>,
     /// Default allocation lifetime.
     pub default_lifetime: Duration,
     /// Longest allocation lifetime granted.
@@ -114,6 +120,7 @@ impl Default for TurnConfig {
             secret: None,
             allow_loopback_peers: false,
             allow_private_peers: false,
+            denied_peers: Vec::new(),
             default_lifetime: Duration::from_secs(600),
             max_lifetime: Duration::from_secs(3600),
             user_quota: 10,
@@ -239,38 +246,6 @@ impl std::fmt::Debug for TurnServer {
             .field("allocations", &self.allocations.len())
             .field("stats", &self.stats)
             .finish()
-    }
-}
-
-/// Whether `ip` is a peer address refused by default.
-pub fn is_denied_peer(ip: IpAddr, allow_loopback: bool, allow_private: bool) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        v4 => v4,
-    };
-    match ip {
-        IpAddr::V4(v4) => {
-            if v4.is_loopback() {
-                return !allow_loopback;
-            }
-            if v4.is_private() || v4.is_link_local() {
-                return !allow_private;
-            }
-            v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() || v4.octets()[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if v6.is_loopback() {
-                return !allow_loopback;
-            }
-            let seg0 = v6.segments()[0];
-            if (seg0 & 0xfe00) == 0xfc00 || (seg0 & 0xffc0) == 0xfe80 {
-                return !allow_private;
-            }
-            v6.is_unspecified() || v6.is_multicast()
-        }
     }
 }
 
@@ -809,11 +784,12 @@ impl TurnServer {
     }
 
     fn denied(&self, ip: IpAddr) -> bool {
-        is_denied_peer(
-            ip,
-            self.config.allow_loopback_peers,
-            self.config.allow_private_peers,
-        )
+        self.config.denied_peers.iter().any(|r| r.contains(ip))
+            || is_denied_peer(
+                ip,
+                self.config.allow_loopback_peers,
+                self.config.allow_private_peers,
+            )
     }
 
     fn create_permission(

@@ -18,6 +18,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::io::epoll::bind_udp;
+
 use super::{Action, Client, Clock, RelayPorts, Transport, TurnConfig, TurnServer, TurnStats};
 
 /// Where the TURN server listens and relays.
@@ -69,12 +71,12 @@ impl RelayPorts for Binder {
             } else {
                 self.next + 1
             };
-            if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                if s.set_nonblocking(true).is_ok() {
-                    let addr = s.local_addr().ok()?;
-                    self.bound.push((addr, s));
-                    return Some(addr);
-                }
+            // Large buffers as on the media ports: a worker busy with media must not overflow
+            // a relay socket at a few thousand packets per second.
+            if let Ok(s) = bind_udp(SocketAddr::new(self.ip, port), false) {
+                let addr = s.local_addr().ok()?;
+                self.bound.push((addr, s));
+                return Some(addr);
             }
         }
         None
@@ -111,7 +113,7 @@ pub async fn serve(
     listen: TurnListen,
     nonce_key: [u8; 16],
 ) -> std::io::Result<TurnHandle> {
-    let udp = Rc::new(UdpSocket::bind(listen.udp).await?);
+    let udp = Rc::new(UdpSocket::from_std(bind_udp(listen.udp, false)?)?);
     let tcp = match listen.tcp {
         Some(a) => Some(TcpListener::bind(a).await?),
         None => None,
