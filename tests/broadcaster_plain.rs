@@ -550,3 +550,151 @@ async fn comedia_srtp_transport_takes_only_the_key() {
         "{after}"
     );
 }
+
+/// A receiver report (RTCP RR, PT 201) from `ssrc` with no report blocks.
+fn receiver_report(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+/// mediasoup's PlainTransport latches a comedia rtcp-mux transport's remote on RTCP too: a
+/// receive-only peer (a recorder) that sends a receiver report before any RTP gets the media of
+/// a producer in the room, at the address its RTCP came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let a = s.local_addr();
+    let r = "/rooms/comediartcp";
+    ok_json(
+        a,
+        &format!("{r}/broadcasters"),
+        Some(json!({"id": "tx", "displayName": "Sender", "device": {"name": "bench"}})),
+    )
+    .await;
+    ok_json(
+        a,
+        &format!("{r}/broadcasters"),
+        Some(
+            json!({"id": "rec", "displayName": "Recorder", "device": {"name": "bench"},
+                    "rtpCapabilities": consumer_caps()}),
+        ),
+    )
+    .await;
+    // The sender: a comedia plain transport latched by its RTP.
+    let tr = format!("{r}/broadcasters/tx/transports");
+    let send_t = ok_json(
+        a,
+        &tr,
+        Some(json!({"type": "plain", "comedia": true, "rtcpMux": true})),
+    )
+    .await;
+    let send_id = send_t["id"].as_str().unwrap();
+    let producer = ok_json(
+        a,
+        &format!("{tr}/{send_id}/producers"),
+        Some(json!({"kind": "audio", "rtpParameters": {
+            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
+            "encodings": [{"ssrc": 1111}]}})),
+    )
+    .await;
+    let pid = producer["id"].as_str().unwrap();
+
+    // The recorder: comedia, rtcp-mux, never sends RTP, never calls connect().
+    let rx = format!("{r}/broadcasters/rec/transports");
+    let rec_t = ok_json(
+        a,
+        &rx,
+        Some(json!({"type": "plain", "comedia": true, "rtcpMux": true})),
+    )
+    .await;
+    let rec_id = rec_t["id"].as_str().unwrap();
+    let consumer = ok_json(a, &format!("{rx}/{rec_id}/consume?producerId={pid}"), None).await;
+    let out_ssrc = consumer["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32;
+    let recorder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rec_port = recorder.local_addr().unwrap().port();
+    let rec_server: SocketAddr = format!("127.0.0.1:{}", rec_t["port"]).parse().unwrap();
+    let stats_path = format!("{rx}/{rec_id}/stats");
+    let (_, text) = call(a, "GET", &stats_path, None).await;
+    let before: Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        before[0]["tuple"].get("remotePort").is_none(),
+        "no remote before any packet: {before}"
+    );
+
+    // The recorder's first packet is RTCP: it must teach the transport its address.
+    recorder
+        .send_to(&receiver_report(0xdead_beef), rec_server)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let latched = loop {
+        let (status, text) = call(a, "GET", &stats_path, None).await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if v[0]["rtcpPacketsReceived"].as_u64() >= Some(1) || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        latched[0]["rtcpPacketsReceived"], 1,
+        "the receiver report is accepted: {latched}"
+    );
+    assert_eq!(
+        latched[0]["tuple"]["remotePort"], rec_port,
+        "remote learned from RTCP: {latched}"
+    );
+
+    // Media from the sender reaches the recorder's socket.
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let send_server: SocketAddr = format!("127.0.0.1:{}", send_t["port"]).parse().unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        recorder
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 1500];
+        let mut seq = 0u16;
+        let mut received = Vec::new();
+        while received.len() < 5 && Instant::now() < deadline {
+            seq += 1;
+            let (p, _) = rtp_packet(seq);
+            sender.send_to(&p, send_server).unwrap();
+            while let Ok(n) = recorder.recv(&mut buf) {
+                if n > 1 && (192..=223).contains(&buf[1]) {
+                    continue; // RTCP (sender reports)
+                }
+                let h = RtpHeader::parse(&buf[..n]).unwrap();
+                received.push((h.ssrc, h.payload(&buf[..n]).to_vec()));
+            }
+        }
+        received
+    })
+    .await
+    .unwrap();
+    assert!(
+        got.len() >= 5,
+        "media reached the recorder latched by RTCP: {} packets",
+        got.len()
+    );
+    for (ssrc, payload) in &got {
+        assert_eq!(*ssrc, out_ssrc);
+        let text = String::from_utf8_lossy(payload);
+        assert!(
+            text.starts_with("ringsfu plain srtp packet "),
+            "payload forwarded: {text:?}"
+        );
+    }
+    // Once latched, RTCP from another address is dropped: the tuple stays.
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    other
+        .send_to(&receiver_report(0xdead_beef), rec_server)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, text) = call(a, "GET", &stats_path, None).await;
+    let after: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(after[0]["tuple"]["remotePort"], rec_port, "{after}");
+    assert_eq!(after[0]["rtcpPacketsReceived"], 1, "{after}");
+}

@@ -41,7 +41,11 @@ impl Engine {
                     self.drops.unknown_tuple += 1;
                     return;
                 };
-                if rtcp::is_rtcp(&buf[..len]) {
+                let rtcp = rtcp::is_rtcp(&buf[..len]);
+                let Some(len) = self.unprotect_incoming(tkey, buf, len, rtcp) else {
+                    return;
+                };
+                if rtcp {
                     self.handle_rtcp(tkey, buf, len, now);
                 } else {
                     self.handle_rtp(tkey, buf, len, now);
@@ -154,6 +158,28 @@ impl Engine {
         self.maybe_start_dtls(tkey);
     }
 
+    /// Decrypts an incoming packet of transport `tkey` in place (see
+    /// [`Transport::unprotect_incoming`]); `None` when it is dropped (counted).
+    pub(super) fn unprotect_incoming(
+        &mut self,
+        tkey: usize,
+        buf: &mut [u8],
+        len: usize,
+        rtcp: bool,
+    ) -> Option<usize> {
+        match self.transports[tkey].unprotect_incoming(buf, len, rtcp) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.drops.srtp += 1;
+                None
+            }
+        }
+    }
+
+    /// A datagram on a PlainTransport's own socket. Packets must come from the remote given to
+    /// `connect()` or, in comedia mode, learned from the first packet that decrypts: RTP, or RTCP
+    /// with rtcp-mux (as mediasoup's PlainTransport: a receive-only peer that sends receiver
+    /// reports first is latched by them), or RTCP on the RTCP socket without rtcp-mux.
     pub(super) fn handle_plain(
         &mut self,
         tkey: usize,
@@ -162,62 +188,34 @@ impl Engine {
         len: usize,
         now: Instant,
     ) {
-        let t = &mut self.transports[tkey];
-        let id = t.id;
-        let TransportKind::Plain(p) = &mut t.kind else {
+        let TransportKind::Plain(p) = &self.transports[tkey].kind else {
             return;
         };
         let from = src.tuple.remote;
-        let is_rtcp_socket = p.rtcp_socket.map(|r| r.0) == Some(src.socket);
-        let data = &buf[..len];
-        let rtcp = is_rtcp_socket || rtcp::is_rtcp(data);
-        if is_rtcp_socket {
-            match p.remote_rtcp {
-                Some(r) if r != from => {
-                    self.drops.plain_wrong_source += 1;
-                    return;
-                }
-                Some(_) => {}
-                None if p.comedia => {
-                    p.remote_rtcp = Some(from);
-                    t.rtcp_route = Some(Route::Udp {
-                        socket: src.socket,
-                        dest: from,
-                    });
-                }
-                None => {
-                    self.drops.plain_wrong_source += 1;
-                    return;
-                }
-            }
+        let on_rtcp_socket = p.rtcp_socket.map(|r| r.0) == Some(src.socket);
+        let rtcp = on_rtcp_socket || rtcp::is_rtcp(&buf[..len]);
+        let expected = if on_rtcp_socket {
+            p.remote_rtcp
         } else {
-            match p.remote {
-                Some(r) if r != from => {
-                    self.drops.plain_wrong_source += 1;
-                    return;
-                }
-                Some(_) => {}
-                None if p.comedia && !rtcp => {
-                    p.remote = Some(from);
-                    let r = Route::Udp {
-                        socket: src.socket,
-                        dest: from,
-                    };
-                    t.route = Some(r);
-                    if p.rtcp_socket.is_none() {
-                        p.remote_rtcp = Some(from);
-                        t.rtcp_route = Some(r);
-                    }
-                    self.events.push_back(EngineEvent::PlainTupleChange {
-                        transport: id,
-                        remote: from,
-                    });
-                }
-                None => {
-                    self.drops.plain_wrong_source += 1;
-                    return;
-                }
+            p.remote
+        };
+        // Without rtcp-mux, RTCP belongs on the RTCP socket: it cannot teach the RTP remote.
+        let may_latch = p.comedia && (on_rtcp_socket || !rtcp || p.rtcp_socket.is_none());
+        match expected {
+            Some(r) if r == from => {}
+            None if may_latch => {}
+            _ => {
+                self.drops.plain_wrong_source += 1;
+                return;
             }
+        }
+        // Decrypt before learning an address from the packet: only an authenticated packet may
+        // latch a comedia transport.
+        let Some(len) = self.unprotect_incoming(tkey, buf, len, rtcp) else {
+            return;
+        };
+        if expected.is_none() {
+            self.latch_plain_remote(tkey, src.socket, from, on_rtcp_socket);
         }
         if rtcp {
             self.handle_rtcp(tkey, buf, len, now);
@@ -226,6 +224,40 @@ impl Engine {
         }
     }
 
+    /// Comedia: `from` becomes the remote of a PlainTransport's RTP socket (and, with rtcp-mux, of
+    /// its RTCP too), or with `rtcp_socket` the remote of its separate RTCP socket.
+    fn latch_plain_remote(
+        &mut self,
+        tkey: usize,
+        socket: SocketId,
+        from: SocketAddr,
+        rtcp_socket: bool,
+    ) {
+        let t = &mut self.transports[tkey];
+        let id = t.id;
+        let TransportKind::Plain(p) = &mut t.kind else {
+            return;
+        };
+        let r = Route::Udp { socket, dest: from };
+        if rtcp_socket {
+            p.remote_rtcp = Some(from);
+            t.rtcp_route = Some(r);
+            return;
+        }
+        p.remote = Some(from);
+        t.route = Some(r);
+        if p.rtcp_socket.is_none() {
+            p.remote_rtcp = Some(from);
+            t.rtcp_route = Some(r);
+        }
+        self.events.push_back(EngineEvent::PlainTupleChange {
+            transport: id,
+            remote: from,
+        });
+    }
+
+    /// A clear RTP packet (decrypted by the caller) of transport `tkey`: mapped to its producer
+    /// stream and forwarded.
     pub(super) fn handle_rtp(
         &mut self,
         tkey: usize,
@@ -234,23 +266,6 @@ impl Engine {
         now: Instant,
     ) {
         let t = &mut self.transports[tkey];
-        let is_webrtc = t.webrtc().is_some();
-        let len = match t.srtp_in.as_mut() {
-            Some(ctx) => match ctx.unprotect_rtp(buf, len) {
-                Ok(n) => n,
-                Err(_) => {
-                    t.counters.srtp_drops += 1;
-                    self.drops.srtp += 1;
-                    return;
-                }
-            },
-            None if is_webrtc => {
-                // No keys yet: nothing to decrypt with.
-                self.drops.srtp += 1;
-                return;
-            }
-            None => len,
-        };
         let Ok(mut hdr) = RtpHeader::parse(&buf[..len]) else {
             self.drops.bad_rtp += 1;
             return;

@@ -4,6 +4,7 @@
 use super::*;
 
 impl Engine {
+    /// A clear RTCP compound packet (decrypted by the caller) of transport `tkey`.
     pub(super) fn handle_rtcp(
         &mut self,
         tkey: usize,
@@ -12,22 +13,6 @@ impl Engine {
         now: Instant,
     ) {
         let t = &mut self.transports[tkey];
-        let is_webrtc = t.webrtc().is_some();
-        let len = match t.srtp_in.as_mut() {
-            Some(ctx) => match ctx.unprotect_rtcp(buf, len) {
-                Ok(n) => n,
-                Err(_) => {
-                    t.counters.srtp_drops += 1;
-                    self.drops.srtp += 1;
-                    return;
-                }
-            },
-            None if is_webrtc => {
-                self.drops.srtp += 1;
-                return;
-            }
-            None => len,
-        };
         t.counters.rtcp_packets_received += 1;
         // Feedback is handled after parsing so the packet buffer is not borrowed while sending.
         // The lists are the engine's, reused (taken here, put back below): no allocation.

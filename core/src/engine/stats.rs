@@ -43,7 +43,8 @@ impl Engine {
 
     /// Stats of a transport (mediasoup-like fields).
     pub fn transport_stats(&self, transport: &Uuid) -> Result<Value, EngineError> {
-        let t = &self.transports[self.transport_key(transport)?];
+        let key = self.transport_key(transport)?;
+        let t = &self.transports[key];
         let c = &t.counters;
         let mut v = json!({
             "type": if t.webrtc().is_some() { "webrtc-transport" } else { "plain-rtp-transport" },
@@ -71,6 +72,17 @@ impl Engine {
                 v["iceSelectedTuple"] =
                     tuple_json(&tuple, self.listen.announced_address.as_deref());
             }
+        }
+        if let TransportKind::Plain(p) = &t.kind {
+            // As mediasoup's PlainTransport stats: its tuples (the remote once connected or
+            // learned in comedia mode) and modes.
+            let data = self.plain_transport_data(key);
+            v["tuple"] = data["tuple"].clone();
+            if let Some(r) = data.get("rtcpTuple") {
+                v["rtcpTuple"] = r.clone();
+            }
+            v["rtcpMux"] = json!(p.rtcp_socket.is_none());
+            v["comedia"] = json!(p.comedia);
         }
         Ok(json!([v]))
     }

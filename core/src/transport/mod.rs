@@ -197,7 +197,55 @@ pub fn split_dtls_tag(tag: u64) -> (u32, usize) {
     ((tag >> 32) as u32, (tag & 0xffff_ffff) as usize)
 }
 
+/// Why an incoming packet was not decrypted (the engine counts both as SRTP drops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InboundSrtpError {
+    /// The transport needs SRTP (WebRTC, or plain with `enableSrtp`) but has no keys yet.
+    #[error("no SRTP keys yet")]
+    NoKeys,
+    /// Authentication, replay or length check failed.
+    #[error(transparent)]
+    Srtp(#[from] crate::srtp::SrtpError),
+}
+
 impl Transport {
+    /// Whether packets from the remote must be SRTP: always on a WebRtcTransport, on a
+    /// PlainTransport when created with `enableSrtp`.
+    pub fn requires_srtp(&self) -> bool {
+        match &self.kind {
+            TransportKind::WebRtc(_) => true,
+            TransportKind::Plain(p) => p.enable_srtp,
+        }
+    }
+
+    /// Decrypts an incoming SRTP packet (SRTCP with `rtcp`) in place and returns its clear length;
+    /// a transport without SRTP returns `len` unchanged. Before keys exist an SRTP transport refuses
+    /// the packet, as mediasoup does. A failed check is counted in `counters.srtp_drops`. No
+    /// allocation (packet path).
+    pub fn unprotect_incoming(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        rtcp: bool,
+    ) -> Result<usize, InboundSrtpError> {
+        let Some(ctx) = self.srtp_in.as_mut() else {
+            return if self.requires_srtp() {
+                Err(InboundSrtpError::NoKeys)
+            } else {
+                Ok(len)
+            };
+        };
+        let out = if rtcp {
+            ctx.unprotect_rtcp(buf, len)
+        } else {
+            ctx.unprotect_rtp(buf, len)
+        };
+        out.map_err(|e| {
+            self.counters.srtp_drops += 1;
+            e.into()
+        })
+    }
+
     /// The WebRTC state, if this is a WebRtcTransport.
     pub fn webrtc(&self) -> Option<&WebRtcState> {
         match &self.kind {
