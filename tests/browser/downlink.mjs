@@ -118,6 +118,9 @@ async function startServer() {
       RINGSFU_HTTP_PORT: String(httpPort),
       RINGSFU_RTC_PORT: String(rtcPort),
       RINGSFU_LOG_LEVEL: process.env.RINGSFU_LOG_LEVEL || 'info',
+      // The page is served from another port of the same address.
+      RINGSFU_WS_ORIGINS: `http://${HOST_IP}:*`,
+      RINGSFU_CORS_ORIGINS: `http://${HOST_IP}:*`,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
