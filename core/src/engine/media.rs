@@ -16,7 +16,7 @@ impl Engine {
         let mut rtp_parameters = opts.rtp_parameters.clone();
         ortc::normalize_rtp_parameters(&mut rtp_parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        ortc::validate_producer_rtp_parameters(opts.kind, &rtp_parameters)
+        let ptype = ortc::validate_producer_rtp_parameters(opts.kind, &rtp_parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if opts.rtp_parameters.encodings.is_empty() {
             return Err(EngineError::Invalid(
@@ -44,11 +44,11 @@ impl Engine {
             rkey,
             rtp_parameters.clone(),
             consumable,
+            ptype,
             &mapped_ssrcs,
             opts.paused,
             opts.app_data,
         );
-        let ptype = producer.producer_type;
         let pkey = self.producers.insert(producer);
         self.producer_ids.insert(id, pkey);
         self.routers[rkey].producers.push(pkey);
@@ -74,7 +74,7 @@ impl Engine {
                 _ => {}
             }
         }
-        Ok(json!({ "id": id.to_string(), "kind": opts.kind, "type": ptype }))
+        Ok(json!({ "id": id.to_string(), "kind": opts.kind, "type": ptype.as_str() }))
     }
 
     /// Creates a consumer of `opts.producer_id` on a transport; returns mediasoup's consumer data
@@ -173,11 +173,8 @@ impl Engine {
         }
         let kind = p.kind;
         let clock_rate = params.codecs.first().map(|c| c.clock_rate).unwrap_or(90000);
-        let consumer_type = match p.producer_type {
-            "simulcast" => "simulcast",
-            "svc" => "svc",
-            _ => "simple",
-        };
+        // As mediasoup: a consumer has its producer's type.
+        let consumer_type = p.producer_type.as_str();
         let target_layer = p.streams.len().saturating_sub(1);
         let producer_paused = p.paused;
         let producer_id = p.id;

@@ -110,8 +110,8 @@ pub struct Producer {
     pub rtp_parameters: RtpParameters,
     /// The router-side parameters consumers are built from.
     pub consumable: RtpParameters,
-    /// "simple", "simulcast" or "svc".
-    pub producer_type: &'static str,
+    /// Simple, simulcast or SVC ([`crate::ortc::producer_type`], decided at validation).
+    pub producer_type: crate::ortc::ProducerType,
     /// Paused by the API.
     pub paused: bool,
     /// One per encoding.
@@ -148,6 +148,7 @@ impl Producer {
         router: usize,
         rtp_parameters: RtpParameters,
         consumable: RtpParameters,
+        producer_type: crate::ortc::ProducerType,
         mapped_ssrcs: &[u32],
         paused: bool,
         app_data: Value,
@@ -211,18 +212,6 @@ impl Producer {
             .iter()
             .find(|e| e.uri == crate::observer::AUDIO_LEVEL_URI)
             .map_or(0, |e| e.id);
-        let producer_type = if rtp_parameters.encodings.len() > 1 {
-            "simulcast"
-        } else if rtp_parameters
-            .encodings
-            .first()
-            .and_then(|e| e.scalability_mode.as_deref())
-            .is_some_and(|m| m.starts_with('L') && !m.starts_with("L1"))
-        {
-            "svc"
-        } else {
-            "simple"
-        };
         Self {
             id,
             kind,
@@ -295,6 +284,7 @@ mod tests {
             0,
             params.clone(),
             params,
+            crate::ortc::ProducerType::Simple,
             &[1111],
             false,
             Value::Null,
