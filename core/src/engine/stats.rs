@@ -55,6 +55,15 @@ impl Engine {
             "rtcpPacketsReceived": c.rtcp_packets_received, "rtcpPacketsSent": c.rtcp_packets_sent,
             "srtpDrops": c.srtp_drops, "unknownSsrcDrops": c.unknown_ssrc_drops,
         });
+        if let Some(b) = t.bwe.available_outgoing_bitrate() {
+            v["availableOutgoingBitrate"] = json!(b);
+        }
+        if let Some(b) = t.bwe.max_outgoing_bitrate() {
+            v["maxOutgoingBitrate"] = json!(b);
+        }
+        if let Some(b) = t.bwe.max_incoming_bitrate() {
+            v["maxIncomingBitrate"] = json!(b);
+        }
         if let Some(w) = t.webrtc() {
             v["iceRole"] = json!("controlled");
             v["iceState"] = json!(w.ice.state().as_str());

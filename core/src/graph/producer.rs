@@ -54,6 +54,8 @@ pub struct ProducerStream {
     pub score: RecvScore,
     /// Missing packets recovered by a retransmission (for the score).
     pub repaired: u64,
+    /// Measured bitrate, sampled by the layer allocator.
+    pub rate: crate::bwe::alloc::RateMeter,
 }
 
 impl ProducerStream {
@@ -83,6 +85,7 @@ impl ProducerStream {
             last_sr: None,
             score: RecvScore::new(dtx),
             repaired: 0,
+            rate: Default::default(),
         }
     }
 
