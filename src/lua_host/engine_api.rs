@@ -257,7 +257,7 @@ pub fn check_media_codecs(codecs: &[Json]) -> Result<(), String> {
 /// The engine's live objects and table sizes (None on a thread without an engine).
 pub fn engine_counts() -> Option<Json> {
     let ctx = ctx()?;
-    Some(ctx.with_engine(|e| json!({ "routers": e.router_count() })))
+    Some(ctx.with_engine(|e| e.table_sizes()))
 }
 
 /// Closes a room's router (cascading to everything in it).

@@ -642,6 +642,7 @@ impl Engine {
 }
 
 mod data_channels;
+mod debug;
 mod demux;
 mod feedback;
 mod media;
