@@ -96,7 +96,7 @@ impl Engine {
                         "type": "inbound-rtp", "timestamp": now_ms(), "kind": p.kind,
                         "ssrc": s.ssrc, "rtxSsrc": s.rtx_ssrc, "rid": s.rid, "mimeType": mime,
                         "packetCount": s.packets, "byteCount": s.bytes,
-                        "packetsRetransmitted": s.rtx_packets,
+                        "packetsRetransmitted": s.rtx_packets, "packetsDuplicated": s.rtx_duplicates,
                         "packetsLost": s.stats.packets_lost(),
                         "jitter": s.stats.jitter(),
                         "score": s.score.score(),
