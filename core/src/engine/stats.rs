@@ -5,11 +5,7 @@ use super::*;
 impl Engine {
     /// Stats of a data producer.
     pub fn data_producer_stats(&self, data_producer: &Uuid) -> Result<Value, EngineError> {
-        let dp = self
-            .data_producer_ids
-            .get(data_producer)
-            .ok_or_else(|| not_found("data producer", data_producer))?;
-        let p = &self.data_producers[*dp];
+        let p = &self.data_producers[self.data_producer_key(data_producer)?];
         Ok(json!([{
             "type": "data-producer", "timestamp": now_ms(), "label": p.label, "protocol": p.protocol,
             "messagesReceived": p.counters.messages, "bytesReceived": p.counters.bytes,
@@ -18,11 +14,7 @@ impl Engine {
 
     /// Stats of a data consumer.
     pub fn data_consumer_stats(&self, data_consumer: &Uuid) -> Result<Value, EngineError> {
-        let ck = self
-            .data_consumer_ids
-            .get(data_consumer)
-            .ok_or_else(|| not_found("data consumer", data_consumer))?;
-        let c = &self.data_consumers[*ck];
+        let c = &self.data_consumers[self.data_consumer_key(data_consumer)?];
         Ok(json!([{
             "type": "data-consumer", "timestamp": now_ms(), "label": c.label, "protocol": c.protocol,
             "messagesSent": c.counters.messages, "bytesSent": c.counters.bytes,
