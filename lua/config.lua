@@ -76,8 +76,9 @@ return {
 
   -- WebRtcTransport options given to room scripts (ringsfu.config.webRtcTransport).
   webRtcTransport = {
-    -- initialAvailableOutgoingBitrate and minimumAvailableOutgoingBitrate: accepted for
-    -- config.js compatibility, not used yet (send-side estimation is not built yet).
+    -- Where each transport's send-side estimate (what the consumers' layers are fitted under)
+    -- starts, bits/s; demo.lua passes it to createWebRtcTransport. minimumAvailableOutgoingBitrate
+    -- is accepted for config.js compatibility and not used.
     initialAvailableOutgoingBitrate = 1000000,
     minimumAvailableOutgoingBitrate = 600000,
     maxSctpMessageSize = 262144,

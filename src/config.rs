@@ -117,7 +117,8 @@ pub struct RouterConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebRtcTransportConfig {
-    /// Accepted and ignored (no bandwidth estimation yet).
+    /// Where each transport's send-side estimate starts (bits/s); demo.lua passes it to
+    /// `createWebRtcTransport` (unset: 600 000).
     #[serde(default)]
     pub initial_available_outgoing_bitrate: Option<u64>,
     /// Accepted and ignored (not a mediasoup 3.14 option either).

@@ -7,7 +7,7 @@ use ringsfu_plugins::{
     BoxFuture, ConnectRequest, HttpHandler, HttpRequest, HttpResponse, PeerInbound, ProtooHandler,
     Reject,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::executor::WorkerExec;
@@ -190,6 +190,17 @@ fn room_not_found(room_id: &str) -> HttpResponse {
 async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
     let mut segments = req.segments.into_iter().skip(1);
     let room_id = segments.next().unwrap_or_default();
+    // The path's ids were bounded by the plugin; a broadcaster's own id comes in the body.
+    if let Some(id) = req
+        .body
+        .as_ref()
+        .and_then(|b| b.get("id"))
+        .and_then(Value::as_str)
+    {
+        if let Err(e) = ringsfu_plugins::limits::check_id("broadcaster id", id) {
+            return HttpResponse::json(400, json!({ "error": e }));
+        }
+    }
     if let Err(rej) = shared.ops.admit_room(&shared.registry, &room_id) {
         return HttpResponse::text(rej.status, format!("Error: {}", rej.reason));
     }

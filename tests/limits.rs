@@ -293,3 +293,126 @@ async fn connections_per_ip_and_http_body_size() {
     assert!(limit_hits(a, "connectionsPerIp").await >= 1.0);
     assert!(limit_hits(a, "httpBodyBytes").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_over_the_bound_or_with_control_characters_are_refused() {
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let a = s.local_addr();
+    let long = "r".repeat(300);
+
+    // protoo: a 300-byte room id, a peer id with a control character.
+    let (status, reason) = refused(Client::connect(a, &long, "p1").await);
+    assert_eq!(status, 400, "{reason}");
+    assert!(reason.contains("limit idBytes (256)"), "{reason}");
+    assert!(reason.contains("roomId"), "{reason}");
+    let (status, reason) = refused(Client::connect_query(a, "roomId=ok&peerId=a%01b").await);
+    assert_eq!(status, 400, "{reason}");
+    assert!(reason.contains("control character"), "{reason}");
+    assert!(reason.contains("peerId"), "{reason}");
+
+    // HTTP: a long room id in the path, a long or control-character broadcaster id in the body.
+    let small = r#"{"id":"b","displayName":"B","device":{"name":"x"}}"#;
+    let r = call_raw(a, "POST", &format!("/rooms/{long}/broadcasters"), small).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("limit idBytes (256)"), "{}", r.body);
+    let body = json!({"id": "b".repeat(300), "displayName": "B", "device": {"name": "x"}});
+    let r = call_raw(a, "POST", "/rooms/ok/broadcasters", &body.to_string()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("limit idBytes (256)"), "{}", r.body);
+    assert!(r.body.contains("broadcaster id"), "{}", r.body);
+    let body = json!({"id": "b\u{7}", "displayName": "B", "device": {"name": "x"}});
+    let r = call_raw(a, "POST", "/rooms/ok/broadcasters", &body.to_string()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("control character U+0007"), "{}", r.body);
+    // WHIP/WHEP paths go through the same check.
+    let r = call_raw(a, "POST", &format!("/whip/{long}"), "").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("limit idBytes (256)"), "{}", r.body);
+    // None of that created a room.
+    assert_eq!(s.room_count(), 0);
+
+    // Ids at the bound, and the neighbours, are served.
+    let _p = Client::connect(a, &"r".repeat(256), "p2")
+        .await
+        .expect("a 256-byte room id is accepted");
+    let _q = Client::connect(a, "ok", "p3")
+        .await
+        .expect("neighbour joins");
+    assert_eq!(
+        call_raw(a, "POST", "/rooms/ok/broadcasters", small)
+            .await
+            .status,
+        200
+    );
+    assert!(limit_hits(a, "idBytes").await >= 6.0);
+}
+
+/// Sends a `len`-byte POST (with Content-Length, or chunked), writing all of it before reading,
+/// and returns the status line and body of the answer.
+async fn big_post(addr: SocketAddr, len: usize, chunked: bool) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = if chunked {
+        format!(
+            "POST /rooms/big/broadcasters HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+    } else {
+        format!(
+            "POST /rooms/big/broadcasters HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    s.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < len {
+        let n = chunk.len().min(len - sent);
+        let w = if chunked {
+            let mut c = format!("{n:x}\r\n").into_bytes();
+            c.extend_from_slice(&chunk[..n]);
+            c.extend_from_slice(b"\r\n");
+            s.write_all(&c).await
+        } else {
+            s.write_all(&chunk[..n]).await
+        };
+        w.unwrap_or_else(|e| panic!("the server broke the upload after {sent} bytes: {e}"));
+        sent += n;
+    }
+    if chunked {
+        s.write_all(b"0\r\n\r\n").await.unwrap();
+    }
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .expect("answer in time")
+        .unwrap_or_else(|e| panic!("reading the answer: {e} (got {} bytes)", buf.len()));
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_mb_post_gets_a_413_it_can_read() {
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let a = s.local_addr();
+    for chunked in [false, true] {
+        let (status, body) = big_post(a, 20 << 20, chunked).await;
+        assert!(
+            status.contains(" 413 "),
+            "chunked={chunked}: {status} {body}"
+        );
+        assert!(body.contains("limit httpBodyBytes"), "{body}");
+    }
+    assert_eq!(s.room_count(), 0);
+    let small = r#"{"id":"b","displayName":"B","device":{"name":"x"}}"#;
+    assert_eq!(
+        call_raw(a, "POST", "/rooms/ok/broadcasters", small)
+            .await
+            .status,
+        200
+    );
+}

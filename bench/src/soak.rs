@@ -533,9 +533,16 @@ async fn sample(addr: SocketAddr, pid: u32) -> Result<Sample, SoakError> {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count() as u64)
-        .unwrap_or(0);
+    // The lowest of a few reads over half a second: the connection of the request just answered
+    // (or of a peer that just left) may still be closing; a leaked descriptor stays.
+    let mut fds = u64::MAX;
+    for _ in 0..5 {
+        let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count() as u64)
+            .unwrap_or(0);
+        fds = fds.min(n);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(Sample {
         rss_kb: field("VmRSS:"),
         fds,
@@ -614,7 +621,15 @@ struct Peer {
 }
 
 impl Peer {
-    async fn connect(addr: SocketAddr, room: &str, peer: &str) -> Result<Peer, String> {
+    /// Connects peer `peer` of `room` from `source` (a loopback address of its own when the
+    /// server is on 127.0.0.1: one soak plays many users, and the server limits requests and
+    /// connections per client IP).
+    async fn connect(
+        addr: SocketAddr,
+        room: &str,
+        peer: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Peer, String> {
         let mut req = format!("ws://{addr}/?roomId={room}&peerId={peer}")
             .into_client_request()
             .map_err(|e| e.to_string())?;
@@ -622,10 +637,28 @@ impl Peer {
             "Sec-WebSocket-Protocol",
             "protoo".parse().map_err(|_| "header".to_string())?,
         );
-        let (ws, _) = tokio::time::timeout(STEP_TIMEOUT, tokio_tungstenite::connect_async(req))
-            .await
-            .map_err(|_| "connect: timeout".to_string())?
+        let open = async {
+            let socket = match addr {
+                SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
             .map_err(|e| format!("connect: {e}"))?;
+            if let Some(ip) = source {
+                socket
+                    .bind(SocketAddr::new(ip, 0))
+                    .map_err(|e| format!("connect: bind {ip}: {e}"))?;
+            }
+            let stream = socket
+                .connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            tokio_tungstenite::client_async(req, stream)
+                .await
+                .map_err(|e| format!("connect: {e}"))
+        };
+        let (ws, _) = tokio::time::timeout(STEP_TIMEOUT, open)
+            .await
+            .map_err(|_| "connect: timeout".to_string())??;
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let pending: Pending = Rc::default();
@@ -764,8 +797,15 @@ fn vp8(ssrc: u32, mid: &str) -> Value {
 
 /// One cycle (see the module doc).
 async fn one_cycle(addr: SocketAddr, room: &str, cycle: usize) -> Result<(), String> {
-    let mut a = Peer::connect(addr, room, &format!("a{cycle}")).await?;
-    let mut b = Peer::connect(addr, room, &format!("b{cycle}")).await?;
+    // Each cycle's pair of users comes from its own loopback address (127.0.0.2-251 in rotation).
+    let source = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_loopback() => {
+            Some(std::net::IpAddr::from([127, 0, 0, 2 + (cycle % 250) as u8]))
+        }
+        _ => None,
+    };
+    let mut a = Peer::connect(addr, room, &format!("a{cycle}"), source).await?;
+    let mut b = Peer::connect(addr, room, &format!("b{cycle}"), source).await?;
     let result = async {
         let caps = a.request("getRouterRtpCapabilities", json!({})).await?;
         let ta = a

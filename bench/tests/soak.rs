@@ -85,5 +85,29 @@ fn two_thousand_join_leave_cycles_leave_nothing_behind() {
         assert!(w["lua"]["luaMemoryBytes"].as_u64().unwrap() > 0, "{w}");
         assert_eq!(w["lua"]["rooms"], 0, "{w}");
     }
+    // The engine's tables (slabs, id indexes, demux maps, SSRC/MID tables) are in the dump and
+    // empty again at the end: a closed room left no entry behind in any of them.
+    for w in r["end"]["dump"]["workers"].as_array().unwrap() {
+        let tables = w["engine"].as_object().expect("engine table sizes");
+        for name in [
+            "transports",
+            "producers",
+            "consumers",
+            "udpPaths",
+            "iceUfrags",
+            "plainSockets",
+            "ssrcEntries",
+            "transportIds",
+            "dataConsumers",
+        ] {
+            assert!(
+                tables.contains_key(name),
+                "engine table {name} missing: {w}"
+            );
+        }
+        for (name, n) in tables {
+            assert_eq!(n, 0, "engine table {name} not empty at the end: {w}");
+        }
+    }
     println!("{text}");
 }

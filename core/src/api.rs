@@ -342,6 +342,15 @@ pub struct TransportStats {
     /// Plain: comedia mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comedia: Option<bool>,
+    /// The send-side estimate (bits/s) once transport-cc feedback arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_outgoing_bitrate: Option<u64>,
+    /// The cap set with `setMaxOutgoingBitrate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_outgoing_bitrate: Option<u64>,
+    /// The cap set with `setMaxIncomingBitrate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_incoming_bitrate: Option<u64>,
 }
 
 /// Receive stats of one producer stream (`inbound-rtp`).

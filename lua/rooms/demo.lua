@@ -392,6 +392,7 @@ function R.createWebRtcTransport(room, peer, data)
     enableTcp = enable_tcp,
     preferUdp = true,
     iceConsentTimeout = cfg.webRtcTransport.iceConsentTimeout,
+    initialAvailableOutgoingBitrate = cfg.webRtcTransport.initialAvailableOutgoingBitrate,
     numSctpStreams = type(sctp) == "table" and sctp or nil,
     appData = { producing = data.producing == true, consuming = data.consuming == true },
   })
@@ -402,6 +403,14 @@ function R.createWebRtcTransport(room, peer, data)
   end
   transport:on("close", function()
     d.transports[transport.id] = nil
+  end)
+  -- As the demo does with the "bwe" trace (direction out): the send-side estimate.
+  transport:on("bwe", function(info)
+    peer:notify("downlinkBwe", {
+      desiredBitrate = info.desiredBitrate,
+      effectiveDesiredBitrate = info.effectiveDesiredBitrate,
+      availableBitrate = info.availableBitrate,
+    })
   end)
   watch_transport(peer, transport)
   return {

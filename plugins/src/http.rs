@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
@@ -202,17 +202,39 @@ async fn route(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // Ids in the path (room, broadcaster, transport ids) are bounded before anything runs.
+    for seg in path_segments(req.uri().path()) {
+        if let Err(e) = crate::limits::check_id("path segment", &seg) {
+            return error_json(StatusCode::BAD_REQUEST, e);
+        }
+    }
+    let (parts, mut body) = req.into_parts();
     if declared_len.is_some_and(|len| len > max as u64) {
+        drain(body);
         return too_large(max);
     }
-    let (parts, body) = req.into_parts();
-    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, max).collect())
-        .await
-    {
+    let mut buf = bytes::BytesMut::new();
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("cannot read body: {e}"))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > max {
+                    return Ok(false);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok::<bool, String>(true)
+    })
+    .await;
+    let bytes = match read {
         Err(_) => return error_json(StatusCode::REQUEST_TIMEOUT, "request body timeout".into()),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => return too_large(max),
-        Ok(Err(e)) => return error_json(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")),
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Ok(false)) => {
+            drain(body);
+            return too_large(max);
+        }
+        Ok(Err(e)) => return error_json(StatusCode::BAD_REQUEST, e),
+        Ok(Ok(true)) => buf.freeze(),
     };
     let sdp_body = parts
         .headers
@@ -347,12 +369,43 @@ fn preflight(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
+/// Most bytes of an oversized body read (and dropped) after its 413, so the client, still
+/// sending, is not reset before it reads the answer.
+const DRAIN_MAX_BYTES: usize = 64 << 20;
+/// Longest time spent draining an oversized body.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads and drops the rest of a body on its own task while the connection sends the answer
+/// (a "lingering close"): closing a socket with unread data makes the kernel send a reset, which
+/// can destroy the 413 before the client reads it. Bounded by [`DRAIN_MAX_BYTES`] and
+/// [`DRAIN_TIMEOUT`]; past either, the connection is dropped.
+fn drain(mut body: Incoming) {
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(d) = frame.data_ref() {
+                    n += d.len();
+                    if n > DRAIN_MAX_BYTES {
+                        break;
+                    }
+                }
+            }
+        })
+        .await;
+    });
+}
+
 fn too_large(max: usize) -> Response<Full<Bytes>> {
     crate::limits::note("httpBodyBytes", &format!("request body over {max} bytes"));
-    error_json(
+    let mut resp = error_json(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("limit httpBodyBytes: request body larger than {max} bytes"),
-    )
+    );
+    // The rest of the body is drained (see `drain`), then the connection ends.
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// A JSON error body `{"error": "<message>"}`.

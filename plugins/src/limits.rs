@@ -24,7 +24,35 @@ pub const LIMIT_NAMES: &[&str] = &[
     "requestsPerSecondPerIp",
     "connectionsPerIp",
     "httpBodyBytes",
+    "idBytes",
 ];
+
+/// Longest room, peer or broadcaster id (bytes of UTF-8) the signaling edges accept.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Checks an id received from the network (a room id, peer id, broadcaster id, path segment)
+/// before anything is created for it: at most [`MAX_ID_BYTES`] bytes and no control character.
+/// `what` names it in the error (`"roomId"`, `"broadcaster id"`); a refusal is counted as a hit
+/// of limit `idBytes`. The error text names the limit; callers answer it with 400.
+pub fn check_id(what: &str, id: &str) -> Result<(), String> {
+    if id.len() > MAX_ID_BYTES {
+        let e = format!(
+            "limit idBytes ({MAX_ID_BYTES}): {what} is {} bytes long",
+            id.len()
+        );
+        note("idBytes", &e);
+        return Err(e);
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        let e = format!(
+            "{what} contains control character U+{:04X} (limit idBytes: ids are printable text of at most {MAX_ID_BYTES} bytes)",
+            c as u32
+        );
+        note("idBytes", &e);
+        return Err(e);
+    }
+    Ok(())
+}
 
 struct Counter {
     hits: AtomicU64,

@@ -118,6 +118,11 @@ pub(crate) async fn handle_upgrade(
             "Connection request without roomId and/or peerId",
         );
     };
+    for (what, id) in [("roomId", &room_id), ("peerId", &peer_id)] {
+        if let Err(e) = crate::limits::check_id(what, id) {
+            return text_response(StatusCode::BAD_REQUEST, &e);
+        }
+    }
 
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let peer = PeerHandle::new(

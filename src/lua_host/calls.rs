@@ -37,8 +37,6 @@ thread_local! {
 pub(crate) struct LuaSession {
     handle: SessionHandle,
     kind: &'static str,
-    data: Table,
-    query: Table,
     remote: String,
     closed: Rc<Cell<bool>>,
 }
@@ -47,8 +45,10 @@ impl UserData for LuaSession {
     fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
         fields.add_field_method_get("id", |_, s| Ok(s.handle.id().to_owned()));
         fields.add_field_method_get("kind", |_, s| Ok(s.kind));
-        fields.add_field_method_get("data", |_, s| Ok(s.data.clone()));
-        fields.add_field_method_get("query", |_, s| Ok(s.query.clone()));
+        // `data` and `query` are user values of the userdata, not Rust fields: a Table held in
+        // Rust is a GC root, so a script keeping the session in its own data would leak both.
+        fields.add_field_function_get("data", |_, ud| ud.named_user_value::<Table>("data"));
+        fields.add_field_function_get("query", |_, ud| ud.named_user_value::<Table>("query"));
         fields.add_field_method_get("remoteAddress", |_, s| Ok(s.remote.clone()));
         fields.add_field_method_get("closed", |_, s| Ok(s.closed.get()));
     }
@@ -152,17 +152,18 @@ async fn serve(
                 query.set(k.as_str(), v.as_str())?;
             }
         }
-        lua.create_userdata(LuaSession {
+        let ud = lua.create_userdata(LuaSession {
             handle: open.handle.clone(),
             kind: match open.kind {
                 SessionKind::SocketIo => "socket.io",
                 SessionKind::WebSocket { .. } => "websocket",
             },
-            data: lua.create_table()?,
-            query,
             remote: open.remote_addr.ip().to_string(),
             closed: closed.clone(),
-        })
+        })?;
+        ud.set_named_user_value("data", lua.create_table()?)?;
+        ud.set_named_user_value("query", query)?;
+        Ok(ud)
     })();
     let session = match made {
         Ok(s) => s,

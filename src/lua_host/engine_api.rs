@@ -124,6 +124,7 @@ impl ObjKind {
                 "dtlsstatechange",
                 "sctpstatechange",
                 "tuple",
+                "bwe",
                 "close",
             ],
             ObjKind::Producer => &["transportclose", "score"],
@@ -265,7 +266,7 @@ pub fn check_media_codecs(codecs: &[Json]) -> Result<(), String> {
 /// The engine's live objects and table sizes (None on a thread without an engine).
 pub fn engine_counts() -> Option<Json> {
     let ctx = ctx()?;
-    Some(ctx.with_engine(|e| json!({ "routers": e.router_count() })))
+    Some(ctx.with_engine(|e| e.table_sizes()))
 }
 
 /// Closes a room's router (cascading to everything in it).
@@ -404,6 +405,17 @@ impl UserData for LuaObj {
                 prefer_udp: opts.get::<Option<bool>>("preferUdp")?.unwrap_or(false),
                 ice_consent_timeout: Duration::from_secs_f64(consent),
                 sctp,
+                initial_available_outgoing_bitrate: match opts
+                    .get::<Option<i64>>("initialAvailableOutgoingBitrate")?
+                {
+                    None => 0,
+                    Some(b) if (0..=1_000_000_000).contains(&b) => b as u64,
+                    Some(b) => {
+                        return Err(invalid(format!(
+                            "initialAvailableOutgoingBitrate {b} out of range"
+                        )))
+                    }
+                },
                 app_data: Json::Null,
             };
             let router = this.0.id;
@@ -473,6 +485,18 @@ impl UserData for LuaObj {
                 let out = engine(|e| e.connect_plain_transport(&id, &p))?;
                 lua.to_value(&out)
             }
+        });
+        // transport:setMaxOutgoingBitrate(bps): caps the send-side estimate the layers of this
+        // transport's consumers are fitted under (0 removes it; below 30000 raises).
+        methods.add_method("setMaxOutgoingBitrate", |_, this, bps: i64| {
+            this.expect(ObjKind::Transport, "setMaxOutgoingBitrate")?;
+            if bps < 0 {
+                return Err(invalid(format!(
+                    "setMaxOutgoingBitrate: negative bitrate {bps}"
+                )));
+            }
+            let id = this.0.id;
+            engine(|e| e.set_max_outgoing_bitrate(&id, bps as u64))
         });
         // transport:setMaxIncomingBitrate(bps): REMB cap announced to the remote (0 removes it).
         methods.add_method("setMaxIncomingBitrate", |_, this, bps: i64| {
@@ -786,6 +810,7 @@ fn on_event(ev: &EngineEvent) {
         EngineEvent::ConsumerProducerPause { consumer } => (*consumer, "producerpause", false),
         EngineEvent::ConsumerProducerResume { consumer } => (*consumer, "producerresume", false),
         EngineEvent::ConsumerLayersChange { consumer, .. } => (*consumer, "layerschange", false),
+        EngineEvent::TransportBwe { transport, .. } => (*transport, "bwe", false),
         EngineEvent::ProducerScore { producer, .. } => (*producer, "score", false),
         EngineEvent::ConsumerScore { consumer, .. } => (*consumer, "score", false),
         #[allow(unreachable_patterns)]
@@ -851,6 +876,8 @@ fn event_args(lua: &Lua, ev: &EngineEvent, info: &Json) -> mlua::Result<mlua::Mu
                 .into_lua_multi(lua),
             None => Value::Nil.into_lua_multi(lua),
         },
+        // {desiredBitrate, effectiveDesiredBitrate, availableBitrate} (mediasoup's bwe trace info).
+        EngineEvent::TransportBwe { info, .. } => lua.to_value(info)?.into_lua_multi(lua),
         // mediasoup's shapes: [{encodingIdx, ssrc, rid?, score}] and
         // {score, producerScore, producerScores}.
         EngineEvent::ProducerScore { scores, .. } => {

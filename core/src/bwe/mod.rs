@@ -4,19 +4,38 @@
 //! * [`twcc`]: transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-
 //!   extensions-01): the RTPFB FMT 15 writer and parser, and the receive side that answers a
 //!   sending browser with feedback about every packet it sent us.
+//! * [`send`]: the send side: our own transport-wide sequence numbers on what we send and a
+//!   GoogCC-like estimate of the available outgoing bitrate from the receiver's feedback.
+//! * [`alloc`]: distribution of that estimate over a transport's consumers (layer choice).
 //! * [`TransportBwe`]: the per-transport state the engine keeps: one call per received RTP
-//!   packet ([`TransportBwe::on_rtp`]) and one timer poll that yields the RTCP to send
+//!   packet ([`TransportBwe::on_rtp`]), one per sent one ([`TransportBwe::on_packet_sent`]), the
+//!   received feedback, and one timer poll that yields the RTCP to send
 //!   ([`TransportBwe::poll_rtcp`]).
 
+pub mod alloc;
+pub mod send;
 pub mod twcc;
 
 use std::time::{Duration, Instant};
 
 use crate::rtp::{find_extension, RtpHeader};
-use twcc::TwccReceiver;
+use send::SendSideBwe;
+use twcc::{TransportCcFeedback, TwccReceiver};
 
 /// How often the REMB carrying `maxIncomingBitrate` is repeated (mediasoup: 1.5 s).
 pub const LIMITATION_REMB_INTERVAL: Duration = Duration::from_millis(1500);
+
+/// A transport's send-side numbers, as mediasoup's `bwe` trace (direction out) carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BweInfo {
+    /// What the consumers would send at their highest wanted layers.
+    pub desired_bitrate: u64,
+    /// What the layers chosen for them send.
+    pub effective_desired_bitrate: u64,
+    /// The estimate (`availableOutgoingBitrate`).
+    pub available_bitrate: u64,
+}
 
 /// Congestion-control state of one transport.
 pub struct TransportBwe {
@@ -28,6 +47,16 @@ pub struct TransportBwe {
     max_incoming_bitrate: Option<u64>,
     next_limit_remb: Option<Instant>,
     last_media_ssrc: u32,
+    /// Send side (created with the first consumer that negotiated transport-cc or REMB).
+    send: Option<Box<SendSideBwe>>,
+    /// `initialAvailableOutgoingBitrate` (0: the default).
+    initial_outgoing: u64,
+    /// `setMaxOutgoingBitrate` (0: none).
+    max_outgoing: u64,
+    /// Transport-cc / REMB packets that failed to parse.
+    pub bad_feedback: u64,
+    /// When and with which estimate the last `TransportBwe` event went out.
+    last_bwe_event: Option<(Instant, u64)>,
 }
 
 impl Default for TransportBwe {
@@ -45,6 +74,112 @@ impl TransportBwe {
             max_incoming_bitrate: None,
             next_limit_remb: None,
             last_media_ssrc: 0,
+            send: None,
+            initial_outgoing: 0,
+            max_outgoing: 0,
+            bad_feedback: 0,
+            last_bwe_event: None,
+        }
+    }
+
+    /// The `TransportBwe` event to emit now, if due: every second, or sooner when the estimate
+    /// moved by 10 % since the last one.
+    pub fn bwe_event_due(&mut self, desired: u64, effective: u64, now: Instant) -> Option<BweInfo> {
+        let available = self.available_outgoing_bitrate()?;
+        let due = match self.last_bwe_event {
+            None => true,
+            Some((t, last)) => {
+                now.saturating_duration_since(t) >= Duration::from_secs(1)
+                    || available.abs_diff(last) * 10 > last
+            }
+        };
+        if !due {
+            return None;
+        }
+        self.last_bwe_event = Some((now, available));
+        Some(BweInfo {
+            desired_bitrate: desired,
+            effective_desired_bitrate: effective,
+            available_bitrate: available,
+        })
+    }
+
+    /// Sets the estimate the send side starts from (`initialAvailableOutgoingBitrate`; 0: the
+    /// default 600 kbit/s). Only effective before the send side starts.
+    pub fn set_initial_outgoing_bitrate(&mut self, bps: u64) {
+        self.initial_outgoing = bps;
+    }
+
+    /// Starts the send-side estimator (idempotent): called when a consumer negotiated
+    /// transport-cc or REMB on this transport.
+    pub fn enable_send_side(&mut self, now: Instant) {
+        if self.send.is_none() {
+            self.send = Some(Box::new(SendSideBwe::new(
+                now,
+                self.initial_outgoing,
+                self.max_outgoing,
+            )));
+        }
+    }
+
+    /// Caps the outgoing estimate (`setMaxOutgoingBitrate`; 0 removes the cap).
+    pub fn set_max_outgoing_bitrate(&mut self, bps: u64) {
+        self.max_outgoing = bps;
+        if let Some(s) = self.send.as_mut() {
+            s.set_max_bitrate(bps);
+        }
+    }
+
+    /// The outgoing bitrate cap, if any.
+    pub fn max_outgoing_bitrate(&self) -> Option<u64> {
+        (self.max_outgoing > 0).then_some(self.max_outgoing)
+    }
+
+    /// The send-side estimate (`availableOutgoingBitrate`), once the send side runs.
+    pub fn available_outgoing_bitrate(&self) -> Option<u64> {
+        self.send.as_ref().map(|s| s.estimate_bps())
+    }
+
+    /// The send-side estimator, once it runs.
+    pub fn send_side(&self) -> Option<&SendSideBwe> {
+        self.send.as_deref()
+    }
+
+    /// The send-side estimator, once it runs.
+    pub fn send_side_mut(&mut self) -> Option<&mut SendSideBwe> {
+        self.send.as_deref_mut()
+    }
+
+    /// The transport-wide sequence number to write into the next packet sent (0 when the send
+    /// side does not run); confirm with [`on_packet_sent`](Self::on_packet_sent).
+    #[inline]
+    pub fn next_send_seq(&self) -> u16 {
+        self.send.as_ref().map_or(0, |s| s.next_seq())
+    }
+
+    /// The packet carrying [`next_send_seq`](Self::next_send_seq) (`size` bytes) was sent.
+    #[inline]
+    pub fn on_packet_sent(&mut self, size: usize, now: Instant) {
+        if let Some(s) = self.send.as_mut() {
+            s.on_packet_sent(size, now);
+        }
+    }
+
+    /// A transport-cc feedback FCI from the remote arrived; malformed ones are counted.
+    pub fn on_transport_cc(&mut self, fci: &[u8], now: Instant) {
+        let Some(s) = self.send.as_mut() else {
+            return;
+        };
+        match TransportCcFeedback::parse(fci) {
+            Ok(fb) => s.on_feedback(&fb, now),
+            Err(_) => self.bad_feedback += 1,
+        }
+    }
+
+    /// A REMB from the remote arrived.
+    pub fn on_remb(&mut self, bps: u64, now: Instant) {
+        if let Some(s) = self.send.as_mut() {
+            s.on_remb(bps, now);
         }
     }
 

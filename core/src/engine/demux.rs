@@ -355,8 +355,19 @@ impl Engine {
                 continue;
             }
             let dst = self.tx.next_buffer();
-            match c.forward(layer, &buf[..len], &hdr, keyframe, now, dst) {
+            let twcc_seq = ct.bwe.next_send_seq();
+            match c.forward(layer, &buf[..len], &hdr, keyframe, now, twcc_seq, dst) {
                 ForwardOutcome::Sent(n) => {
+                    if c.layer_switched {
+                        c.layer_switched = false;
+                        self.events.push_back(EngineEvent::ConsumerLayersChange {
+                            consumer: c.id,
+                            spatial_layer: c.current_layer,
+                        });
+                    }
+                    if c.twcc_ext != 0 {
+                        ct.bwe.on_packet_sent(n, now);
+                    }
                     let n = match ct.srtp_out.as_mut() {
                         Some(ctx) => match ctx.protect_rtp(dst, n) {
                             Ok(m) => m,

@@ -77,6 +77,8 @@ impl Engine {
                 {
                     keyframe_ssrcs.push(media_ssrc);
                 }
+                RtcpPacket::TransportCc { fci, .. } => t.bwe.on_transport_cc(fci, now),
+                RtcpPacket::Remb { bitrate_bps, .. } => t.bwe.on_remb(bitrate_bps, now),
                 RtcpPacket::Fir { entries, .. } => {
                     for e in entries {
                         if keyframe_ssrcs.len() < RTCP_KEYFRAME_LIMIT {
@@ -105,7 +107,7 @@ impl Engine {
                 self.consumers[ckey].counters.nacks += 1;
                 last_ssrc = Some(ssrc);
             }
-            self.retransmit(ckey, seq);
+            self.retransmit(ckey, seq, now);
         }
         self.rtcp_nacks = nacks;
         self.rtcp_keyframes = keyframe_ssrcs;
@@ -119,7 +121,7 @@ impl Engine {
             .find(|c| self.consumers[*c].ssrc == ssrc)
     }
 
-    pub(super) fn retransmit(&mut self, ckey: usize, consumer_seq: u16) {
+    pub(super) fn retransmit(&mut self, ckey: usize, consumer_seq: u16, now: Instant) {
         let c = &mut self.consumers[ckey];
         let Some(layer) = c.current_layer else { return };
         let p = &self.producers[c.producer];
@@ -136,9 +138,13 @@ impl Engine {
             return;
         }
         let dst = self.tx.next_buffer();
-        let Some(n) = c.write_retransmission(stored, &hdr, consumer_seq, dst) else {
+        let twcc_seq = ct.bwe.next_send_seq();
+        let Some(n) = c.write_retransmission(stored, &hdr, consumer_seq, twcc_seq, dst) else {
             return;
         };
+        if c.twcc_ext != 0 {
+            ct.bwe.on_packet_sent(n, now);
+        }
         let n = match ct.srtp_out.as_mut() {
             Some(ctx) => match ctx.protect_rtp(dst, n) {
                 Ok(m) => m,
@@ -184,8 +190,8 @@ impl Engine {
 
     // ---------------------------------------------------------------- timers
 
-    /// Runs timers: NACKs upstream (every tick), receiver/sender reports, ICE consent and simulcast
-    /// layer selection (every second).
+    /// Runs timers: NACKs upstream and congestion feedback (every tick), layer allocation (every
+    /// 250 ms), receiver/sender reports and ICE consent (every second).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.next_tick.is_some_and(|t| now < t) {
             return;
@@ -200,6 +206,9 @@ impl Engine {
             self.check_ice(now);
             self.send_reports(now);
             self.update_scores(now);
+        }
+        if self.next_alloc.is_none_or(|t| now >= t) {
+            self.next_alloc = Some(now + ALLOC_INTERVAL);
             self.select_layers(now);
         }
     }
@@ -337,35 +346,104 @@ impl Engine {
         });
     }
 
-    /// Picks each simulcast consumer's target layer: the highest active one not above its preference.
+    /// Picks each simulcast consumer's target layer: with a send-side estimate on its transport,
+    /// the layers the allocator fits into it (`bwe::alloc`), else the highest active one not
+    /// above its preference. Downgrades apply at once, upgrades once the allocator chose them
+    /// for [`LAYER_UPGRADE_HOLD`]; a changed target asks its producer for a keyframe (the switch
+    /// itself happens at that keyframe, which emits `layerschange`). Also emits each transport's
+    /// `TransportBwe` event (at most every second, sooner on a 10 % change).
     pub(super) fn select_layers(&mut self, now: Instant) {
-        for ckey in 0..self.consumers.capacity() {
-            if !self.consumers.contains(ckey) {
-                continue;
-            }
-            let c = &self.consumers[ckey];
-            let p = &self.producers[c.producer];
-            if p.streams.len() < 2 {
-                continue;
-            }
-            let max = c
-                .preferred_layer
-                .unwrap_or(usize::MAX)
-                .min(p.streams.len() - 1);
-            let target = (0..=max)
-                .rev()
-                .find(|i| p.streams[*i].is_active(now, LAYER_ACTIVE_WINDOW))
-                .unwrap_or(0);
-            if target != c.target_layer {
-                let pkey = c.producer;
-                let id = c.id;
-                self.consumers[ckey].target_layer = target;
-                self.request_keyframe(pkey, target, now);
-                self.events.push_back(EngineEvent::ConsumerLayersChange {
-                    consumer: id,
-                    spatial_layer: Some(target),
-                });
+        use crate::bwe::alloc::{allocate, Candidate, MAX_LAYERS};
+        for (_, p) in self.producers.iter_mut() {
+            for s in p.streams.iter_mut() {
+                s.rate.sample(s.bytes, now);
             }
         }
+        let mut cands = std::mem::take(&mut self.alloc_cands);
+        let mut order = std::mem::take(&mut self.alloc_order);
+        for tkey in 0..self.transports.capacity() {
+            let Some(t) = self.transports.get(tkey) else {
+                continue;
+            };
+            cands.clear();
+            for &ckey in &t.consumers {
+                let c = &self.consumers[ckey];
+                if !c.is_active() {
+                    continue;
+                }
+                let p = &self.producers[c.producer];
+                let mut layers = [None; MAX_LAYERS];
+                for (i, s) in p.streams.iter().take(MAX_LAYERS).enumerate() {
+                    if s.is_active(now, LAYER_ACTIVE_WINDOW) || p.streams.len() == 1 {
+                        layers[i] = Some(s.rate.bps());
+                    }
+                }
+                cands.push(Candidate {
+                    key: ckey,
+                    priority: c.priority,
+                    layers,
+                    n_layers: p.streams.len(),
+                    max_layer: c.preferred_layer.unwrap_or(usize::MAX),
+                    current: c.current_layer,
+                    target: 0,
+                });
+            }
+            let available = t.bwe.available_outgoing_bitrate();
+            let allocation = match available {
+                Some(a) => Some(allocate(a, &mut cands, &mut order)),
+                None => {
+                    // No estimate: the highest active layer under the preference.
+                    for c in cands.iter_mut() {
+                        let top = c.max_layer.min(c.n_layers.saturating_sub(1));
+                        c.target = (0..=top.min(MAX_LAYERS - 1))
+                            .rev()
+                            .find(|&l| c.layers[l].is_some())
+                            .unwrap_or(0);
+                    }
+                    None
+                }
+            };
+            for c in cands.iter().filter(|c| c.n_layers > 1) {
+                let cons = &mut self.consumers[c.key];
+                let up = c.target > cons.target_layer;
+                if c.target == cons.target_layer {
+                    cons.upgrade_since = None;
+                    continue;
+                }
+                if up && available.is_some() && cons.current_layer.is_some() {
+                    let since = *cons.upgrade_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) < LAYER_UPGRADE_HOLD {
+                        continue;
+                    }
+                }
+                cons.upgrade_since = None;
+                cons.target_layer = c.target;
+                let pkey = cons.producer;
+                if cons.current_layer != Some(c.target) {
+                    self.request_keyframe(pkey, c.target, now);
+                }
+            }
+            if let Some(a) = allocation {
+                let t = &mut self.transports[tkey];
+                if let Some(s) = t.bwe.send_side_mut() {
+                    s.set_desired_bitrate(a.desired);
+                }
+                if let Some(info) = t.bwe.bwe_event_due(a.desired, a.effective, now) {
+                    if let Some(s) = t.bwe.send_side() {
+                        log::debug!(
+                            "transport {} bwe: available {} desired {} effective {} usage {:?} loss {:.3} acked {:?} feedbacks {} sent {} reported {} lost {}",
+                            t.id, info.available_bitrate, a.desired, a.effective, s.usage(),
+                            s.last_loss, s.acked_bitrate().map(|x| x as u64), s.feedbacks,
+                            s.packets_sent, s.reported, s.reported_lost
+                        );
+                    }
+                    let transport = t.id;
+                    self.events
+                        .push_back(EngineEvent::TransportBwe { transport, info });
+                }
+            }
+        }
+        self.alloc_cands = cands;
+        self.alloc_order = order;
     }
 }

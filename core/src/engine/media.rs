@@ -17,7 +17,7 @@ impl Engine {
         let mut rtp_parameters = opts.rtp_parameters.clone();
         ortc::normalize_rtp_parameters(&mut rtp_parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
-        ortc::validate_producer_rtp_parameters(opts.kind, &rtp_parameters)
+        let ptype = ortc::validate_producer_rtp_parameters(opts.kind, &rtp_parameters)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if opts.rtp_parameters.encodings.is_empty() {
             return Err(EngineError::Invalid(
@@ -45,11 +45,11 @@ impl Engine {
             rkey,
             rtp_parameters.clone(),
             consumable,
+            ptype,
             &mapped_ssrcs,
             opts.paused,
             opts.app_data,
         );
-        let ptype = producer.producer_type;
         let pkey = self.producers.insert(producer);
         self.producer_ids.insert(id, pkey);
         self.routers[rkey].producers.push(pkey);
@@ -78,7 +78,7 @@ impl Engine {
         Ok(ProducerInfo {
             id: id.to_string(),
             kind: opts.kind,
-            producer_type: ptype,
+            producer_type: ptype.as_str(),
         })
     }
 
@@ -138,10 +138,28 @@ impl Engine {
         }
         let mut ext_map = [0u8; 256];
         let mut mid_ext = None;
+        let mut twcc_ext = 0;
         for h in &params.header_extensions {
             if h.uri == uri::MID {
                 mid_ext = Some(h.id);
             }
+            if h.uri == crate::bwe::twcc::TWCC_URI {
+                twcc_ext = h.id;
+            }
+        }
+        // The send-side estimator runs when the receiver gives feedback: transport-cc (our
+        // sequence numbers in every packet) or REMB.
+        let has_fb = |t: &str| {
+            params
+                .codecs
+                .iter()
+                .any(|c| c.rtcp_feedback.iter().any(|f| f.fb_type == t))
+        };
+        if !has_fb("transport-cc") {
+            twcc_ext = 0;
+        }
+        if twcc_ext != 0 || has_fb("goog-remb") {
+            self.transports[tkey].bwe.enable_send_side(Instant::now());
         }
         for pe in &p.rtp_parameters.header_extensions {
             let rid = p.ext_map[pe.id as usize];
@@ -151,17 +169,17 @@ impl Engine {
             if pe.uri == uri::RTP_STREAM_ID || pe.uri == uri::REPAIRED_RTP_STREAM_ID {
                 continue; // rid/rrid describe the producer's layers, not the consumer's stream
             }
+            if pe.uri == crate::bwe::twcc::TWCC_URI {
+                continue; // the sending transport writes its own sequence numbers
+            }
             if params.header_extensions.iter().any(|h| h.id == rid) {
                 ext_map[pe.id as usize] = rid;
             }
         }
         let kind = p.kind;
         let clock_rate = params.codecs.first().map(|c| c.clock_rate).unwrap_or(90000);
-        let consumer_type = match p.producer_type {
-            "simulcast" => "simulcast",
-            "svc" => "svc",
-            _ => "simple",
-        };
+        // As mediasoup: a consumer has its producer's type.
+        let consumer_type = p.producer_type.as_str();
         let target_layer = p.streams.len().saturating_sub(1);
         let producer_paused = p.paused;
         let producer_id = p.id;
@@ -198,6 +216,9 @@ impl Engine {
             last_rr: None,
             app_data: opts.app_data,
             score: crate::score::SendScore::new(),
+            twcc_ext,
+            upgrade_since: None,
+            layer_switched: false,
         };
         let ckey = self.consumers.insert(consumer);
         self.consumer_ids.insert(id, ckey);
@@ -344,7 +365,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Sets a consumer's priority (1..=255).
+    /// Caps a transport's send-side estimate in bits per second (0 removes the cap), as
+    /// mediasoup's `transport.setMaxOutgoingBitrate()`: the layers chosen for its consumers fit
+    /// under it.
+    pub fn set_max_outgoing_bitrate(
+        &mut self,
+        transport: &Uuid,
+        bps: u64,
+    ) -> Result<(), EngineError> {
+        let tkey = self.transport_key(transport)?;
+        if bps != 0 && bps < crate::bwe::send::MIN_BITRATE {
+            return Err(EngineError::Invalid(format!(
+                "maxOutgoingBitrate must be 0 or at least {}",
+                crate::bwe::send::MIN_BITRATE
+            )));
+        }
+        self.transports[tkey].bwe.set_max_outgoing_bitrate(bps);
+        Ok(())
+    }
+
+    /// Sets a consumer's priority (1..=255); the next layer allocation (within 250 ms) applies it.
     pub fn set_consumer_priority(
         &mut self,
         consumer: &Uuid,

@@ -40,6 +40,10 @@ pub(super) const REPORT_INTERVAL: Duration = Duration::from_millis(1000);
 pub(super) const RTCP_NACK_LIMIT: usize = 512;
 /// At most this many PLI/FIR media SSRCs are handled per RTCP packet.
 pub(super) const RTCP_KEYFRAME_LIMIT: usize = 64;
+/// Interval of the layer allocation (the estimate distributed over consumers).
+pub(super) const ALLOC_INTERVAL: Duration = Duration::from_millis(250);
+/// The allocator must want a higher layer this long before a consumer moves up (hysteresis).
+pub(super) const LAYER_UPGRADE_HOLD: Duration = Duration::from_millis(1000);
 /// A simulcast layer counts as active if a packet arrived this recently.
 pub(super) const LAYER_ACTIVE_WINDOW: Duration = Duration::from_millis(1500);
 
@@ -217,12 +221,21 @@ pub enum EngineEvent {
     },
     /// An RTP observer reported (volumes, silence, dominant speaker) or closed with its router.
     Observer(crate::observer::registry::ObserverEvent),
-    /// A simulcast consumer's forwarded layer changed.
+    /// A simulcast consumer's forwarded layer changed (emitted when the switch happens, at the
+    /// new layer's keyframe).
     ConsumerLayersChange {
         /// Consumer id.
         consumer: Uuid,
         /// Spatial layer now forwarded, None when none.
         spatial_layer: Option<usize>,
+    },
+    /// A transport's send-side estimate, with what its consumers want (mediasoup's `bwe` trace,
+    /// direction out): at most every second, sooner when the estimate moved 10 %.
+    TransportBwe {
+        /// Transport id.
+        transport: Uuid,
+        /// The numbers.
+        info: crate::bwe::BweInfo,
     },
 }
 
@@ -306,6 +319,8 @@ pub struct WebRtcTransportOptions {
     pub ice_consent_timeout: Duration,
     /// SCTP numStreams requested by the client (None = no SCTP).
     pub sctp: Option<(u16, u16)>,
+    /// `initialAvailableOutgoingBitrate`: where the send-side estimate starts, bits/s (0: 600 000).
+    pub initial_available_outgoing_bitrate: u64,
     /// Opaque user data.
     pub app_data: Value,
 }
@@ -318,6 +333,7 @@ impl Default for WebRtcTransportOptions {
             prefer_udp: true,
             ice_consent_timeout: Duration::from_secs(30),
             sctp: None,
+            initial_available_outgoing_bitrate: 0,
             app_data: Value::Null,
         }
     }
@@ -396,6 +412,9 @@ pub struct Engine {
     observers: crate::observer::registry::RtpObservers,
     next_tick: Option<Instant>,
     next_report: Option<Instant>,
+    next_alloc: Option<Instant>,
+    alloc_cands: Vec<crate::bwe::alloc::Candidate>,
+    alloc_order: Vec<usize>,
     nack_scratch: Vec<u16>,
     /// RTCP feedback collected while parsing a compound packet (reused: no allocation per packet).
     rtcp_nacks: Vec<(u32, u16)>,
@@ -443,6 +462,9 @@ impl Engine {
             observers: crate::observer::registry::RtpObservers::new(),
             next_tick: None,
             next_report: None,
+            next_alloc: None,
+            alloc_cands: Vec::new(),
+            alloc_order: Vec::new(),
             nack_scratch: Vec::with_capacity(64),
             rtcp_nacks: Vec::with_capacity(RTCP_NACK_LIMIT),
             rtcp_keyframes: Vec::with_capacity(RTCP_KEYFRAME_LIMIT),
@@ -620,6 +642,7 @@ impl Engine {
 }
 
 mod data_channels;
+mod debug;
 mod demux;
 mod feedback;
 mod media;

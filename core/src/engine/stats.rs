@@ -89,6 +89,9 @@ impl Engine {
             rtcp_tuple: None,
             rtcp_mux: None,
             comedia: None,
+            available_outgoing_bitrate: t.bwe.available_outgoing_bitrate(),
+            max_outgoing_bitrate: t.bwe.max_outgoing_bitrate(),
+            max_incoming_bitrate: t.bwe.max_incoming_bitrate(),
         };
         if let Some(w) = t.webrtc() {
             v.ice_role = Some("controlled");

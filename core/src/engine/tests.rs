@@ -180,3 +180,83 @@ fn consumer_mids_count_per_transport_and_sdes_keys_round_trip_base64() {
     assert_eq!(base64_decode("Zm9v\nYmFy").unwrap(), b"foobar");
     assert!(base64_decode("a*b").is_none());
 }
+
+/// The producer type the engine answers, stores and gives its consumers follows mediasoup's one
+/// rule (`ortc::producer_type`): a single VP8 encoding with temporal layers is `simulcast`.
+#[test]
+fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
+    let (mut e, _rx) = engine();
+    let codecs = ortc::validate_media_codecs(&json!([
+        {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000},
+        {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 0}}
+    ]))
+    .unwrap();
+    let r = e.create_router(&codecs, Value::Null).unwrap();
+    let (t, _) = webrtc(&mut e, &r);
+    let caps = e.routers[e.router_ids[&r]].rtp_capabilities.clone();
+    let cases = [
+        ("video/VP8", 96, json!([{"ssrc": 100}]), "simple"),
+        (
+            "video/VP8",
+            96,
+            json!([{"ssrc": 200, "scalabilityMode": "L1T3"}]),
+            "simulcast",
+        ),
+        (
+            "video/VP8",
+            96,
+            json!([{"ssrc": 300}, {"ssrc": 301}, {"ssrc": 302}]),
+            "simulcast",
+        ),
+        (
+            "video/VP9",
+            98,
+            json!([{"ssrc": 400, "scalabilityMode": "L3T3_KEY"}]),
+            "svc",
+        ),
+        (
+            "video/VP9",
+            98,
+            json!([{"ssrc": 500, "scalabilityMode": "L1T3"}]),
+            "svc",
+        ),
+    ];
+    for (mime, pt, encodings, want) in cases {
+        let params: RtpParameters = serde_json::from_value(json!({
+            "codecs": [{"mimeType": mime, "payloadType": pt, "clockRate": 90000,
+                        "parameters": if mime == "video/VP9" { json!({"profile-id": 0}) } else { json!({}) }}],
+            "encodings": encodings,
+            "headerExtensions": []
+        }))
+        .unwrap();
+        let answer = e
+            .produce(
+                &t,
+                ProduceOptions {
+                    kind: MediaKind::Video,
+                    rtp_parameters: params,
+                    paused: false,
+                    app_data: Value::Null,
+                },
+            )
+            .unwrap();
+        assert_eq!(answer.producer_type, want, "{mime} {encodings}: {answer:?}");
+        let pid: Uuid = answer.id.parse().unwrap();
+        let consumer = e
+            .consume(
+                &t,
+                ConsumeOptions {
+                    producer_id: pid,
+                    rtp_capabilities: caps.clone(),
+                    paused: true,
+                    enable_rtx: false,
+                    app_data: Value::Null,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            consumer.consumer_type, want,
+            "consumer of {mime} {encodings}"
+        );
+    }
+}

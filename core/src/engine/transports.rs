@@ -93,6 +93,9 @@ impl Engine {
         );
         self.ufrags.insert(ufrag.clone(), key);
         self.transports[key].demux.ufrags.push(ufrag);
+        self.transports[key]
+            .bwe
+            .set_initial_outgoing_bitrate(opts.initial_available_outgoing_bitrate);
         self.webrtc_transport_data(key, &opts)
     }
 

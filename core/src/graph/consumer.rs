@@ -91,6 +91,14 @@ pub struct Consumer {
     pub app_data: Value,
     /// Quality score of what it sends (mediasoup's), updated on the peer's receiver reports.
     pub score: crate::score::SendScore,
+    /// Outgoing transport-wide sequence number extension id (0: not negotiated): every packet
+    /// sent carries the transport's own sequence number there.
+    pub twcc_ext: u8,
+    /// When the allocator first wanted a layer above the target (upgrades wait for it to hold).
+    pub upgrade_since: Option<Instant>,
+    /// Set by [`forward`](Self::forward) when the forwarded layer changed (a switch really
+    /// happened, at a keyframe); the engine turns it into a `layerschange` event and clears it.
+    pub layer_switched: bool,
 }
 
 /// Outcome of offering a packet to a consumer.
@@ -116,7 +124,10 @@ impl Consumer {
     }
 
     /// Offers a producer packet from encoding `layer` (parsed as `hdr`) and writes the rewritten
-    /// plaintext packet into `dst` if it is to be sent.
+    /// plaintext packet into `dst` if it is to be sent. `twcc_seq` is the sending transport's
+    /// next transport-wide sequence number, written when [`twcc_ext`](Self::twcc_ext) is set
+    /// (the caller confirms it to the transport when the outcome is `Sent`).
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &mut self,
         layer: usize,
@@ -124,6 +135,7 @@ impl Consumer {
         hdr: &RtpHeader,
         is_keyframe: bool,
         now: Instant,
+        twcc_seq: u16,
         dst: &mut [u8],
     ) -> ForwardOutcome {
         if !self.is_active() {
@@ -140,6 +152,7 @@ impl Consumer {
             }
             self.current_layer = Some(layer);
             self.sync_required = true;
+            self.layer_switched = true;
         }
         if self.sync_required {
             if video && !is_keyframe {
@@ -157,6 +170,8 @@ impl Consumer {
             return ForwardOutcome::Skipped;
         }
         let ts = hdr.timestamp.wrapping_add(self.ts_offset);
+        let twcc = twcc_seq.to_be_bytes();
+        let extra = [(self.twcc_ext, &twcc[..])];
         let rw = Rewrite {
             ssrc: self.ssrc,
             payload_type: pt,
@@ -164,7 +179,7 @@ impl Consumer {
             timestamp: ts,
             ext_map: &self.ext_map,
             mid: self.mid.as_ref().map(|(id, v)| (*id, v.as_slice())),
-            extra: &[],
+            extra: if self.twcc_ext != 0 { &extra } else { &[] },
             rtx_osn: None,
         };
         match write_forwarded(src, hdr, dst, &rw) {
@@ -209,12 +224,14 @@ impl Consumer {
     }
 
     /// Writes a retransmission of the stored producer packet `src` for the receiver's `consumer_seq`:
-    /// RTX when negotiated, else the same packet again.
+    /// RTX when negotiated, else the same packet again; with its own transport-wide sequence
+    /// number `twcc_seq` as in [`forward`](Self::forward).
     pub fn write_retransmission(
         &mut self,
         src: &[u8],
         hdr: &RtpHeader,
         consumer_seq: u16,
+        twcc_seq: u16,
         dst: &mut [u8],
     ) -> Option<usize> {
         let pt = self.pt_map[(hdr.payload_type & 0x7f) as usize];
@@ -229,6 +246,8 @@ impl Consumer {
             }
             None => (self.ssrc, pt, consumer_seq, None),
         };
+        let twcc = twcc_seq.to_be_bytes();
+        let extra = [(self.twcc_ext, &twcc[..])];
         let rw = Rewrite {
             ssrc,
             payload_type,
@@ -236,7 +255,7 @@ impl Consumer {
             timestamp: ts,
             ext_map: &self.ext_map,
             mid: self.mid.as_ref().map(|(id, v)| (*id, v.as_slice())),
-            extra: &[],
+            extra: if self.twcc_ext != 0 { &extra } else { &[] },
             rtx_osn,
         };
         let n = write_forwarded(src, hdr, dst, &rw).ok()?;

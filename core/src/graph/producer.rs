@@ -54,6 +54,8 @@ pub struct ProducerStream {
     pub score: RecvScore,
     /// Missing packets recovered by a retransmission (for the score).
     pub repaired: u64,
+    /// Measured bitrate, sampled by the layer allocator.
+    pub rate: crate::bwe::alloc::RateMeter,
 }
 
 impl ProducerStream {
@@ -83,6 +85,7 @@ impl ProducerStream {
             last_sr: None,
             score: RecvScore::new(dtx),
             repaired: 0,
+            rate: Default::default(),
         }
     }
 
@@ -107,8 +110,8 @@ pub struct Producer {
     pub rtp_parameters: RtpParameters,
     /// The router-side parameters consumers are built from.
     pub consumable: RtpParameters,
-    /// "simple", "simulcast" or "svc".
-    pub producer_type: &'static str,
+    /// Simple, simulcast or SVC ([`crate::ortc::producer_type`], decided at validation).
+    pub producer_type: crate::ortc::ProducerType,
     /// Paused by the API.
     pub paused: bool,
     /// One per encoding.
@@ -145,6 +148,7 @@ impl Producer {
         router: usize,
         rtp_parameters: RtpParameters,
         consumable: RtpParameters,
+        producer_type: crate::ortc::ProducerType,
         mapped_ssrcs: &[u32],
         paused: bool,
         app_data: Value,
@@ -208,18 +212,6 @@ impl Producer {
             .iter()
             .find(|e| e.uri == crate::observer::AUDIO_LEVEL_URI)
             .map_or(0, |e| e.id);
-        let producer_type = if rtp_parameters.encodings.len() > 1 {
-            "simulcast"
-        } else if rtp_parameters
-            .encodings
-            .first()
-            .and_then(|e| e.scalability_mode.as_deref())
-            .is_some_and(|m| m.starts_with('L') && !m.starts_with("L1"))
-        {
-            "svc"
-        } else {
-            "simple"
-        };
         Self {
             id,
             kind,
@@ -292,6 +284,7 @@ mod tests {
             0,
             params.clone(),
             params,
+            crate::ortc::ProducerType::Simple,
             &[1111],
             false,
             Value::Null,

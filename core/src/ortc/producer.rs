@@ -160,6 +160,72 @@ pub enum ProducerType {
     Svc,
 }
 
+impl ProducerType {
+    /// mediasoup's name: `"simple"`, `"simulcast"` or `"svc"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProducerType::Simple => "simple",
+            ProducerType::Simulcast => "simulcast",
+            ProducerType::Svc => "svc",
+        }
+    }
+}
+
+/// The one producer-type rule (mediasoup's `RtpParameters::GetType` and the codec check of its
+/// `Producer`), used by validation, the engine and everything that reports a type:
+/// - several encodings: `simulcast` (VP8/H264 only; spatial layers inside them refused);
+/// - one encoding (or none) without layers: `simple`, any codec;
+/// - one encoding whose `scalabilityMode` has more than one spatial or temporal layer: `svc` for
+///   an SVC codec (VP9, H264-SVC), else `simulcast` for a simulcast codec (VP8/H264: `L1T3` is a
+///   one-stream simulcast with temporal layers), else refused.
+///
+/// The codec is the encoding's `codecPayloadType` or the first media codec.
+pub fn producer_type(params: &RtpParameters) -> Result<ProducerType, OrtcError> {
+    let first = params.encodings.first();
+    let media = first
+        .and_then(|e| e.codec_payload_type)
+        .and_then(|pt| params.codecs.iter().find(|c| c.payload_type == pt))
+        .or_else(|| params.codecs.iter().find(|c| is_media_codec(&c.mime_type)))
+        .ok_or_else(|| invalid("codecs", "has no media codec"))?;
+    let mime = media.mime_type.to_ascii_lowercase();
+    let simulcast_ok = matches!(mime.as_str(), "video/vp8" | "video/h264");
+    let svc_ok = matches!(mime.as_str(), "video/vp9" | "video/h264-svc");
+    let unsupported = |producer_type| OrtcError::CodecNotSupportedForType {
+        codec: media.mime_type.clone(),
+        producer_type,
+    };
+    let mode_of = |e: &RtpEncodingParameters| {
+        ScalabilityMode::parse_or_default(e.scalability_mode.as_deref())
+    };
+    if params.encodings.len() > 1 {
+        if let Some(i) = params
+            .encodings
+            .iter()
+            .position(|e| mode_of(e).spatial_layers > 1)
+        {
+            return Err(invalid(
+                &format!("encodings[{i}].scalabilityMode"),
+                "cannot use both simulcast and encodings with multiple SVC spatial layers",
+            ));
+        }
+        return if simulcast_ok {
+            Ok(ProducerType::Simulcast)
+        } else {
+            Err(unsupported("simulcast"))
+        };
+    }
+    let mode = first.map(mode_of).unwrap_or_default();
+    if mode.spatial_layers == 1 && mode.temporal_layers == 1 {
+        Ok(ProducerType::Simple)
+    } else if svc_ok {
+        Ok(ProducerType::Svc)
+    } else if simulcast_ok {
+        Ok(ProducerType::Simulcast)
+    } else {
+        Err(unsupported("svc"))
+    }
+}
+
 pub(super) fn is_media_codec(mime_type: &str) -> bool {
     let lower = mime_type.to_ascii_lowercase();
     !is_rtx_mime_type(&lower)
@@ -169,8 +235,8 @@ pub(super) fn is_media_codec(mime_type: &str) -> bool {
         )
 }
 
-/// The worker-level producer checks (spec §5.2.4) and the producer type (§5.3). Call after
-/// JSON validation. The codec that decides the type is the first media codec.
+/// The worker-level producer checks (spec §5.2.4) and the producer type (§5.3, [`producer_type`]).
+/// Call after JSON validation.
 pub fn validate_producer_rtp_parameters(
     kind: MediaKind,
     params: &RtpParameters,
@@ -231,40 +297,7 @@ pub fn validate_producer_rtp_parameters(
             }
         }
     }
-    let media = params
-        .codecs
-        .iter()
-        .find(|c| is_media_codec(&c.mime_type))
-        .ok_or_else(|| invalid("codecs", "has no media codec"))?;
-    let mime = media.mime_type.to_ascii_lowercase();
-    let simulcast_ok = matches!(mime.as_str(), "video/vp8" | "video/h264");
-    let svc_ok = matches!(mime.as_str(), "video/vp9" | "video/h264-svc");
-    let unsupported = |producer_type| OrtcError::CodecNotSupportedForType {
-        codec: media.mime_type.clone(),
-        producer_type,
-    };
-    if params.encodings.len() > 1 {
-        return if simulcast_ok {
-            Ok(ProducerType::Simulcast)
-        } else {
-            Err(unsupported("simulcast"))
-        };
-    }
-    let mode = ScalabilityMode::parse_or_default(
-        params
-            .encodings
-            .first()
-            .and_then(|e| e.scalability_mode.as_deref()),
-    );
-    if mode.spatial_layers == 1 && mode.temporal_layers == 1 {
-        Ok(ProducerType::Simple)
-    } else if svc_ok {
-        Ok(ProducerType::Svc)
-    } else if simulcast_ok {
-        Ok(ProducerType::Simulcast)
-    } else {
-        Err(unsupported("svc"))
-    }
+    producer_type(params)
 }
 
 /// The transport-wide CNAME rule (spec §5.2.2): the first producer carrying `rtcp.cname` sets

@@ -920,3 +920,95 @@ fn multiopus_match_needs_equal_stream_counts() {
     d.channels = Some(6);
     assert!(match_codecs(CodecView::from(&a), CodecView::from(&d), false).is_none());
 }
+
+/// mediasoup's producer-type table (RtpParameters::GetType + Producer's codec check), through the
+/// one function everything uses.
+#[test]
+fn producer_type_follows_mediasoups_table() {
+    let codec =
+        |mime: &str, pt: u8| json!({"mimeType": mime, "payloadType": pt, "clockRate": 90000});
+    let vp8 = codec("video/VP8", 96);
+    let vp9 = codec("video/VP9", 98);
+    let h264 = codec("video/H264", 102);
+    let opus = json!({"mimeType":"audio/opus","payloadType":111,"clockRate":48000,"channels":2});
+    let ty = |codecs: Value, encodings: Value| {
+        producer_type(
+            &validate_rtp_parameters(&json!({"codecs": codecs, "encodings": encodings})).unwrap(),
+        )
+    };
+    use ProducerType::*;
+    let simple_or_layered = [
+        // (codecs, scalabilityMode of the single encoding, type)
+        (json!([vp8]), None, Ok(Simple)),
+        (json!([vp8]), Some("L1T1"), Ok(Simple)),
+        (json!([opus]), None, Ok(Simple)),
+        (json!([vp9]), None, Ok(Simple)),
+        (json!([vp8]), Some("L1T3"), Ok(Simulcast)),
+        (json!([vp8]), Some("L1T2"), Ok(Simulcast)),
+        (json!([h264]), Some("L1T3"), Ok(Simulcast)),
+        (json!([vp8]), Some("L2T1"), Ok(Simulcast)),
+        (json!([vp9]), Some("L1T3"), Ok(Svc)),
+        (json!([vp9]), Some("L3T3"), Ok(Svc)),
+        (json!([vp9]), Some("L3T3_KEY"), Ok(Svc)),
+        (json!([vp9]), Some("S3T3"), Ok(Svc)),
+        (json!([vp9]), Some("L2T1"), Ok(Svc)),
+        (
+            json!([opus]),
+            Some("L1T2"),
+            Err(OrtcError::CodecNotSupportedForType {
+                codec: "audio/opus".into(),
+                producer_type: "svc",
+            }),
+        ),
+    ];
+    for (codecs, mode, want) in simple_or_layered {
+        let enc = match mode {
+            Some(m) => json!([{"ssrc": 1, "scalabilityMode": m}]),
+            None => json!([{"ssrc": 1}]),
+        };
+        assert_eq!(ty(codecs.clone(), enc), want, "{codecs} {mode:?}");
+    }
+    // Several encodings: simulcast, for VP8/H264 only, never with spatial layers inside.
+    let three = json!([{"rid": "r0"}, {"rid": "r1"}, {"rid": "r2"}]);
+    assert_eq!(ty(json!([vp8]), three.clone()), Ok(Simulcast));
+    assert_eq!(ty(json!([h264]), three.clone()), Ok(Simulcast));
+    assert_eq!(
+        ty(
+            json!([vp8]),
+            json!([{"rid": "r0", "scalabilityMode": "L1T3"}, {"rid": "r1", "scalabilityMode": "L1T3"}])
+        ),
+        Ok(Simulcast)
+    );
+    assert_eq!(
+        ty(json!([vp9]), three),
+        Err(OrtcError::CodecNotSupportedForType {
+            codec: "video/VP9".into(),
+            producer_type: "simulcast"
+        })
+    );
+    assert!(ty(
+        json!([vp8]),
+        json!([{"rid": "r0", "scalabilityMode": "L2T3"}, {"rid": "r1"}])
+    )
+    .is_err());
+    // The encoding's codecPayloadType decides, not the first codec.
+    assert_eq!(
+        ty(
+            json!([vp8, vp9]),
+            json!([{"ssrc": 1, "codecPayloadType": 98, "scalabilityMode": "L3T3"}])
+        ),
+        Ok(Svc)
+    );
+    assert_eq!(
+        ty(
+            json!([vp8, vp9]),
+            json!([{"ssrc": 1, "scalabilityMode": "L3T3"}])
+        ),
+        Ok(Simulcast)
+    );
+    // The names mediasoup prints.
+    assert_eq!(
+        [Simple.as_str(), Simulcast.as_str(), Svc.as_str()],
+        ["simple", "simulcast", "svc"]
+    );
+}

@@ -350,11 +350,3 @@ fn garbage_is_dropped_and_counted() {
     );
     assert_eq!(s.stats().no_permission, 1);
 }
-
-#[test]
-fn base64_matches_rfc4648() {
-    assert_eq!(base64(b""), "");
-    assert_eq!(base64(b"f"), "Zg==");
-    assert_eq!(base64(b"fo"), "Zm8=");
-    assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-}
