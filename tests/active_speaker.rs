@@ -49,26 +49,7 @@ async fn sending_peer(addr: SocketAddr, room: &str, name: &str, ssrc: u32) -> Pe
         .await);
     let tid = send["id"].as_str().unwrap().to_owned();
     let client = Arc::new(Mutex::new(c));
-    let c2 = client.clone();
-    let t2 = tid.clone();
-    let media = rtc::connect_peer(
-        &rtc::RemoteTransport::from_data(&send),
-        None,
-        move |dtls| async move {
-            let r = c2
-                .lock()
-                .await
-                .request(
-                    "connectWebRtcTransport",
-                    json!({"transportId": t2, "dtlsParameters": dtls}),
-                )
-                .await;
-            ok(&r);
-        },
-        None,
-    )
-    .await
-    .expect("webrtc-rs peer connects");
+    let media = connect_webrtc_peer(&client, &send).await;
     let produced = client
         .lock()
         .await
@@ -241,27 +222,8 @@ async fn consumer_score_follows_receiver_reports() {
     let consumer_ssrc = nc["data"]["rtpParameters"]["encodings"][0]["ssrc"]
         .as_u64()
         .unwrap() as u32;
-    let tid = recv["id"].as_str().unwrap().to_owned();
     let client = Arc::new(Mutex::new(c));
-    let c2 = client.clone();
-    let media = rtc::connect_peer(
-        &rtc::RemoteTransport::from_data(&recv),
-        None,
-        move |dtls| async move {
-            let r = c2
-                .lock()
-                .await
-                .request(
-                    "connectWebRtcTransport",
-                    json!({"transportId": tid, "dtlsParameters": dtls}),
-                )
-                .await;
-            ok(&r);
-        },
-        None,
-    )
-    .await
-    .expect("webrtc-rs peer connects");
+    let media = connect_webrtc_peer(&client, &recv).await;
     // Let some packets through so the report has something to be about.
     let mut got = 0;
     while got < 40 {

@@ -728,26 +728,7 @@ async fn broadcast_reaches_webrtc_consumer(tool: &str, device: &str, room: &str)
     // The consumer: protoo join, receive transport connected by webrtc-rs (ICE, DTLS, SRTP).
     let (client, recv) = joined_peer(a, room, "viewer").await;
     let client = Arc::new(Mutex::new(client));
-    let recv_id = recv["id"].as_str().unwrap().to_owned();
-    let c2 = client.clone();
-    let peer = rtc::connect_peer(
-        &rtc::RemoteTransport::from_data(&recv),
-        None,
-        move |dtls| async move {
-            let r = c2
-                .lock()
-                .await
-                .request(
-                    "connectWebRtcTransport",
-                    json!({"transportId": recv_id, "dtlsParameters": dtls}),
-                )
-                .await;
-            ok(&r);
-        },
-        None,
-    )
-    .await
-    .expect("webrtc-rs peer connects");
+    let peer = connect_webrtc_peer(&client, &recv).await;
 
     // The REST flow: GET room, broadcaster, two plain transports (comedia, no rtcp-mux), producers.
     let base = format!("/rooms/{room}");

@@ -602,25 +602,7 @@ async fn webrtc_viewer(
         )
         .await);
     let client = Arc::new(tokio::sync::Mutex::new(c));
-    let (c2, recv_id) = (client.clone(), recv["id"].as_str().unwrap().to_owned());
-    let peer = rtc::connect_peer(
-        &rtc::RemoteTransport::from_data(&recv),
-        None,
-        move |dtls| async move {
-            let r = c2
-                .lock()
-                .await
-                .request(
-                    "connectWebRtcTransport",
-                    json!({"transportId": recv_id, "dtlsParameters": dtls}),
-                )
-                .await;
-            ok(&r);
-        },
-        None,
-    )
-    .await
-    .expect("webrtc-rs peer connects");
+    let peer = connect_webrtc_peer(&client, &recv).await;
     (client, peer)
 }
 

@@ -378,6 +378,8 @@ pub struct InboundRtpStats {
     pub byte_count: u64,
     /// RTX packets received.
     pub packets_retransmitted: u64,
+    /// RTX packets of already received packets (not forwarded).
+    pub packets_duplicated: u64,
     /// Cumulative packets lost (RFC 3550).
     pub packets_lost: i64,
     /// Interarrival jitter (RTP timestamp units).

@@ -366,20 +366,13 @@ impl Driver {
 
     /// One socket.io packet.
     async fn socketio(&mut self, data: &str) {
-        let Some(&ty) = data.as_bytes().first() else {
-            count_drop("empty socket.io packet");
-            return;
+        let SioPacket { ty, nsp, ack, rest } = match parse_socketio(data) {
+            Ok(p) => p,
+            Err(why) => {
+                count_drop(why);
+                return;
+            }
         };
-        let mut rest = &data[1..];
-        let mut nsp = "/";
-        if rest.starts_with('/') {
-            let end = rest.find(',').unwrap_or(rest.len());
-            nsp = &rest[..end];
-            rest = &rest[(end + 1).min(rest.len())..];
-        }
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let ack: Option<u64> = rest[..digits].parse().ok();
-        rest = &rest[digits..];
         match ty {
             b'0' => self.connect(nsp).await,
             b'1' => {
@@ -464,6 +457,60 @@ impl Driver {
         }
         self.ws = None;
     }
+}
+
+/// The parts of one socket.io packet (the text of an Engine.IO `4` message packet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SioPacket<'a> {
+    /// Packet type digit (`b'0'` CONNECT ... `b'6'`).
+    pub(crate) ty: u8,
+    /// Namespace (`/` unless the packet names one).
+    pub(crate) nsp: &'a str,
+    /// Acknowledgement id, if any.
+    pub(crate) ack: Option<u64>,
+    /// The payload (JSON for events).
+    pub(crate) rest: &'a str,
+}
+
+/// Splits a socket.io packet: type digit, optional `/namespace,`, optional ack id, payload.
+/// Err: why it is dropped. (A first character that is not an ASCII digit is refused here: the
+/// old inline code sliced after its first byte and panicked on a multi-byte character.)
+pub(crate) fn parse_socketio(data: &str) -> Result<SioPacket<'_>, &'static str> {
+    let Some(&ty) = data.as_bytes().first() else {
+        return Err("empty socket.io packet");
+    };
+    if !ty.is_ascii_digit() {
+        return Err("unknown socket.io packet type");
+    }
+    let mut rest = &data[1..];
+    let mut nsp = "/";
+    if rest.starts_with('/') {
+        let end = rest.find(',').unwrap_or(rest.len());
+        nsp = &rest[..end];
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let ack: Option<u64> = rest[..digits].parse().ok();
+    rest = &rest[digits..];
+    Ok(SioPacket { ty, nsp, ack, rest })
+}
+
+/// Parses an Engine.IO polling payload as the session does (packets separated by `\x1e`; the
+/// socket.io packet inside each `4` message; an event's JSON array): the number of events.
+/// For the fuzz target.
+pub(crate) fn parse_payload(body: &str) -> usize {
+    let mut events = 0;
+    for p in body.split(SEPARATOR) {
+        let Some(sio) = p.strip_prefix('4') else {
+            continue;
+        };
+        if let Ok(SioPacket { ty: b'2', rest, .. }) = parse_socketio(sio) {
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(rest) {
+                events += usize::from(items.first().is_some_and(Value::is_string));
+            }
+        }
+    }
+    events
 }
 
 /// A WebSocket under the socket.io path: a fresh session (no sid) or an upgrade.
@@ -567,5 +614,28 @@ async fn run_ws<S>(
     };
     if upgraded {
         let _ = cmd.send(Cmd::TransportClosed(reason));
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn socketio_packets_split_and_non_ascii_types_are_refused() {
+        assert_eq!(
+            parse_socketio("2/chat,12[\"hi\"]"),
+            Ok(SioPacket {
+                ty: b'2',
+                nsp: "/chat",
+                ack: Some(12),
+                rest: "[\"hi\"]"
+            })
+        );
+        assert_eq!(parse_socketio("0").map(|p| p.nsp), Ok("/"));
+        // A multi-byte first character (a client sending `4é`) used to panic the session.
+        assert_eq!(parse_socketio("é"), Err("unknown socket.io packet type"));
+        assert_eq!(parse_socketio(""), Err("empty socket.io packet"));
+        assert_eq!(parse_payload("42[\"a\",1]\x1e4é\x1e2\x1e42[\"b\"]"), 2);
     }
 }

@@ -76,6 +76,12 @@ pub mod fuzzing {
             .map_err(|e| e.to_string())
     }
 
+    /// Parses an Engine.IO polling payload and the socket.io packets in it as a call session
+    /// does; the number of well-formed events.
+    pub fn engineio_payload(body: &str) -> usize {
+        crate::engineio::parse_payload(body)
+    }
+
     /// Runs the Origin check for an `Origin` and a `Host` header value against `allowed`.
     pub fn origin_allowed(origin: &str, host: &str, tls: bool, allowed: &[&str]) -> bool {
         let list = crate::OriginList::new(allowed.iter().copied()).unwrap_or_default();

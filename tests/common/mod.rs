@@ -350,3 +350,32 @@ pub async fn call_raw(addr: SocketAddr, method: &str, path: &str, body: &str) ->
         body: body.to_owned(),
     }
 }
+
+/// Connects the independent webrtc-rs peer (`ringsfu-testpeer`: ICE, DTLS, SRTP) to the
+/// WebRtcTransport `transport` (a `createWebRtcTransport` answer) of protoo peer `client`, which
+/// sends its DTLS parameters with `connectWebRtcTransport` (asserting the answer is ok).
+pub async fn connect_webrtc_peer(
+    client: &Arc<tokio::sync::Mutex<Client>>,
+    transport: &Value,
+) -> ringsfu_testpeer::TestPeer {
+    let client = client.clone();
+    let transport_id = transport["id"].as_str().expect("transport id").to_owned();
+    ringsfu_testpeer::connect_peer(
+        &ringsfu_testpeer::RemoteTransport::from_data(transport),
+        None,
+        move |dtls| async move {
+            let r = client
+                .lock()
+                .await
+                .request(
+                    "connectWebRtcTransport",
+                    json!({"transportId": transport_id, "dtlsParameters": dtls}),
+                )
+                .await;
+            ok(&r);
+        },
+        None,
+    )
+    .await
+    .expect("webrtc-rs peer connects")
+}

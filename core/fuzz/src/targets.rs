@@ -34,6 +34,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dcep_parse", dcep_parse),
     ("protoo_frame", protoo_frame),
     ("http_request", http_request),
+    ("turn_server", turn_server),
+    ("sdp_parse", sdp_parse),
+    ("engineio_payload", engineio_payload),
 ];
 
 /// STUN parser and the ICE-lite server: a message that parses can be fed to
@@ -441,4 +444,252 @@ pub fn http_request(data: &[u8]) {
         split & 1 == 1,
         &["http://127.0.0.1:*", "https://app.example"],
     );
+}
+
+/// Relay ports for the TURN target: a few loopback addresses, then none (allocation fails).
+struct FuzzRelays {
+    next: u16,
+}
+
+impl ringsfu_core::turn::RelayPorts for FuzzRelays {
+    fn bind(&mut self) -> Option<SocketAddr> {
+        if self.next >= 40_008 {
+            return None;
+        }
+        self.next += 1;
+        Some(SocketAddr::from(([127, 0, 0, 1], self.next)))
+    }
+    fn release(&mut self, _relay: SocketAddr) {}
+}
+
+/// The TURN server (RFC 8656, core/src/turn) driven by a script of operations decoded from the
+/// input: raw client datagrams (STUN or ChannelData, over UDP or TCP), requests the harness
+/// signs with a valid long-term credential (so Allocate, Refresh, CreatePermission,
+/// ChannelBind and Send get past authentication with fuzzed attributes), datagrams from peers
+/// on the relay addresses, clock steps with expiry, and clients going away. Properties: every
+/// STUN answer parses and carries the request's transaction id; a relayed payload lies within
+/// the input; answers fit the output buffer.
+pub fn turn_server(data: &[u8]) {
+    use ringsfu_core::stun::{Class, StunWriter};
+    use ringsfu_core::turn::{
+        long_term_key, method, Action, Client, Clock, Transport, TurnConfig, TurnServer,
+    };
+    let t0 = Instant::now();
+    let mut config = TurnConfig::default();
+    config.users.insert("alice".into(), "secret".into());
+    config.secret = Some("shared".into());
+    config.allow_loopback_peers = true;
+    config.user_quota = 3;
+    config.total_quota = 5;
+    config.max_bps = 100_000;
+    let mut server = TurnServer::new(config, [7; 16]);
+    let mut relays = FuzzRelays { next: 40_000 };
+    let mut clock = Clock {
+        now: t0,
+        unix: 1_800_000_000,
+    };
+    let mut out = vec![0u8; 65_536];
+    let clients = [
+        Client {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([192, 0, 2, 1], 5000)),
+        },
+        Client {
+            transport: Transport::Tcp,
+            addr: SocketAddr::from(([192, 0, 2, 2], 5001)),
+        },
+    ];
+    let key = long_term_key("alice", "ringsfu", "secret");
+    // A nonce, from the challenge to an unauthenticated Allocate.
+    let mut req = [0u8; 64];
+    let n = StunWriter::new(&mut req, Class::Request, method::ALLOCATE, &[1; 12])
+        .unwrap()
+        .finish();
+    let nonce = match server.handle_client(clock, clients[0], &req[..n], &mut relays, &mut out) {
+        Action::Reply { len, .. } => StunMessage::parse(&out[..len])
+            .ok()
+            .and_then(|m| m.attribute(attr::NONCE).map(<[u8]>::to_vec))
+            .expect("the challenge carries a NONCE"),
+        other => panic!("no challenge: {other:?}"),
+    };
+
+    let check = |action: &Action, input: &[u8], out: &[u8], txid: Option<&[u8; 12]>| match action {
+        Action::None => {}
+        Action::Reply { len, .. } => {
+            assert!(*len <= out.len());
+            let reply = &out[..*len];
+            if reply.first().is_some_and(|b| *b < 4) {
+                let m = StunMessage::parse(reply).expect("our STUN answers parse");
+                if let Some(t) = txid {
+                    if m.class() != Class::Indication {
+                        assert_eq!(m.transaction_id(), t);
+                    }
+                }
+            }
+        }
+        Action::Relay { range, .. } => {
+            assert!(range.start <= range.end && range.end <= input.len());
+        }
+    };
+
+    let mut rest = data;
+    let mut txn = 0u32;
+    while let Some((&op, r)) = rest.split_first() {
+        let Some((&len, r)) = r.split_first() else {
+            break;
+        };
+        let (chunk, r) = r.split_at(usize::from(len).min(r.len()));
+        rest = r;
+        let client = clients[usize::from(op >> 7)];
+        match op & 7 {
+            // A raw datagram (STUN or ChannelData) from a client.
+            0 | 1 => {
+                let a = server.handle_client(clock, client, chunk, &mut relays, &mut out);
+                let txid = StunMessage::parse(chunk).ok().map(|m| *m.transaction_id());
+                check(&a, chunk, &out, txid.as_ref());
+            }
+            // A signed request: method selector, then attributes as (type u16, len u8, value).
+            2 | 3 => {
+                let Some((&sel, mut attrs)) = chunk.split_first() else {
+                    continue;
+                };
+                const METHODS: [u16; 6] = [
+                    method::ALLOCATE,
+                    method::REFRESH,
+                    method::CREATE_PERMISSION,
+                    method::CHANNEL_BIND,
+                    method::BINDING,
+                    method::SEND,
+                ];
+                let m = METHODS[usize::from(sel) % METHODS.len()];
+                let class = if m == method::SEND {
+                    Class::Indication
+                } else {
+                    Class::Request
+                };
+                txn += 1;
+                let mut txid = [0u8; 12];
+                txid[..4].copy_from_slice(&txn.to_be_bytes());
+                let mut buf = [0u8; 1400];
+                let mut w = StunWriter::new(&mut buf, class, m, &txid).unwrap();
+                while attrs.len() >= 3 {
+                    let t = u16::from_be_bytes([attrs[0], attrs[1]]);
+                    let l = usize::from(attrs[2]).min(attrs.len() - 3);
+                    if w.attribute(t, &attrs[3..3 + l]).is_err() {
+                        break;
+                    }
+                    attrs = &attrs[3 + l..];
+                }
+                let signed = sel & 0x80 == 0;
+                if signed
+                    && (w.username("alice").is_err()
+                        || w.attribute(attr::REALM, b"ringsfu").is_err()
+                        || w.attribute(attr::NONCE, &nonce).is_err()
+                        || w.message_integrity(&key).is_err())
+                {
+                    continue;
+                }
+                let n = w.finish();
+                let a = server.handle_client(clock, client, &buf[..n], &mut relays, &mut out);
+                check(&a, &buf[..n], &out, Some(&txid));
+            }
+            // A datagram from a peer to one of the relay addresses.
+            4 => {
+                let Some((&sel, payload)) = chunk.split_first() else {
+                    continue;
+                };
+                let relay = SocketAddr::from(([127, 0, 0, 1], 40_001 + u16::from(sel & 7)));
+                let peer = SocketAddr::from(([127, 0, 0, 1], 9000 + u16::from(sel >> 3)));
+                let a = server.handle_peer(clock, relay, peer, payload, &mut out);
+                check(&a, payload, &out, None);
+            }
+            // Time passes; lifetimes expire.
+            5 => {
+                let step = u64::from(chunk.first().copied().unwrap_or(1)) * 10;
+                clock.now += Duration::from_secs(step);
+                clock.unix += step;
+                server.expire(clock.now, &mut relays);
+            }
+            // The client's connection ends.
+            6 => server.client_gone(&client, &mut relays),
+            // Wall clock jumps (nonces and REST usernames expire) without monotonic time.
+            _ => clock.unix += u64::from(chunk.first().copied().unwrap_or(0)) * 60,
+        }
+    }
+}
+
+/// SDP (core/src/sdp): WHIP/WHEP offers and trickle fragments. An offer that parses is
+/// negotiated both ways against a router (Opus, VP8, H264) and answered; every answer line is
+/// one CRLF-terminated line (nothing from the offer can inject a line).
+pub fn sdp_parse(data: &[u8]) {
+    use ringsfu_core::ortc::generate_router_rtp_capabilities;
+    use ringsfu_core::sdp::{
+        parse_fragment, parse_offer, publish, subscribe, write_answer, AnswerSection,
+        AnswerTransport, Candidate, Fingerprint,
+    };
+    static CAPS: OnceLock<ringsfu_core::rtp_parameters::RtpCapabilities> = OnceLock::new();
+    let caps = CAPS.get_or_init(|| {
+        let codecs: Vec<RtpCodecCapability> = serde_json::from_value(json!([
+            {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
+            {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000},
+            {"kind": "video", "mimeType": "video/H264", "clockRate": 90000,
+             "parameters": {"packetization-mode": 1, "profile-level-id": "42e01f",
+                            "level-asymmetry-allowed": 1}}
+        ]))
+        .unwrap();
+        generate_router_rtp_capabilities(&codecs).unwrap()
+    });
+    let text = String::from_utf8_lossy(data);
+    let _ = parse_fragment(&text);
+    let Ok(offer) = parse_offer(&text) else {
+        return;
+    };
+    let _ = offer.dtls_parameters();
+    let transport = AnswerTransport {
+        ice_ufrag: "ufrag".into(),
+        ice_pwd: "password".into(),
+        candidates: vec![Candidate {
+            foundation: "1".into(),
+            priority: 1,
+            ip: "127.0.0.1".into(),
+            protocol: "udp".into(),
+            port: 40000,
+            tcp_type: None,
+        }],
+        fingerprints: vec![Fingerprint {
+            algorithm: "sha-256".into(),
+            value: "AA:BB".into(),
+        }],
+    };
+    let check = |answer: &str| {
+        assert!(answer.ends_with("\r\n"));
+        for line in answer.split_terminator("\r\n") {
+            assert!(!line.contains(['\r', '\n']), "line break inside {line:?}");
+        }
+    };
+    if let Ok(sections) = publish(&offer, caps) {
+        let answer: Vec<AnswerSection> = sections
+            .into_iter()
+            .map(|s| AnswerSection {
+                index: s.index,
+                rtp_parameters: s.rtp_parameters,
+                direction: Some("recvonly".into()),
+                msid: None,
+            })
+            .collect();
+        check(&write_answer(&offer, &transport, &answer, 1));
+    }
+    if let Ok(sections) = subscribe(&offer, caps) {
+        let _ = serde_json::to_value(&sections);
+        check(&write_answer(&offer, &transport, &[], 2));
+    }
+}
+
+/// Engine.IO v4 polling payloads and the socket.io packets inside (plugins/src/engineio.rs):
+/// what a call page's socket.io client POSTs or sends over its WebSocket.
+pub fn engineio_payload(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = ringsfu_plugins::fuzzing::engineio_payload(text);
 }

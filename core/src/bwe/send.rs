@@ -11,7 +11,9 @@
 //! * **AIMD**: on overuse the estimate becomes 0.85 × the acknowledged bitrate (what the receiver
 //!   got over the last 500 ms), at most once per 300 ms, and never below that by delay alone (an
 //!   SFU cannot send less than its consumers' lowest layers); while the delay is normal and loss
-//!   under 2 % it grows multiplicatively: 8 %/s, and 30 %/s once 2 s passed without a decrease (this SFU sends no
+//!   under 2 % it grows multiplicatively: 8 %/s, and 30 %/s once 2 s passed without a decrease;
+//!   but for 10 s after a delay-based decrease, above 1.1 × the bitrate that got through then
+//!   (the link's capacity as last seen) only 3 %/s, so a layer that just failed is not retried at once (this SFU sends no
 //!   padding probes yet, so this is how the estimate finds room again after a limit is lifted; an
 //!   overuse brings it back). Growth stops at 1.5 × the acknowledged bitrate + 100 kbps or, when
 //!   the allocator said what its consumers want, 1.25 × that, whichever is higher.
@@ -36,6 +38,9 @@ const ACKED_RING: usize = 512;
 const DECREASE_HOLD: Duration = Duration::from_millis(300);
 const FAST_GROWTH_AFTER: Duration = Duration::from_secs(2);
 const FAST_GROWTH: f64 = 1.30;
+/// After an overuse, growth above 1.1 × what got through then stays this slow for this long.
+const NEAR_CAPACITY_GROWTH: f64 = 1.03;
+const CAPACITY_MEMORY: Duration = Duration::from_secs(10);
 const SLOW_GROWTH: f64 = 1.08;
 
 /// Lowest estimate reported.
@@ -93,6 +98,8 @@ pub struct SendSideBwe {
     usage: Usage,
     last_update: Option<Instant>,
     last_decrease: Option<Instant>,
+    /// Acknowledged bitrate at the last delay-based decrease (the link's capacity, as seen then).
+    capacity: Option<f64>,
     // Acknowledged bitrate: (arrival µs, size) ring of the last received packets.
     acked: Box<[(i64, u32)]>,
     acked_pos: usize,
@@ -155,6 +162,7 @@ impl SendSideBwe {
             usage: Usage::Normal,
             last_update: None,
             last_decrease: None,
+            capacity: None,
             acked: vec![(0, 0); ACKED_RING].into_boxed_slice(),
             acked_pos: 0,
             acked_len: 0,
@@ -397,6 +405,7 @@ impl SendSideBwe {
                 // layers, so an estimate already below that is not cut further by delay alone
                 // (it would sink to the floor and never recover).
                 let target = 0.85 * acked.unwrap_or(self.estimate);
+                self.capacity = acked;
                 if target < self.estimate {
                     self.estimate = target;
                 }
@@ -405,7 +414,11 @@ impl SendSideBwe {
             Usage::Over | Usage::Under => {}
             Usage::Normal if lossy => {}
             Usage::Normal => {
-                let rate = if since_decrease >= FAST_GROWTH_AFTER {
+                let near_capacity = since_decrease < CAPACITY_MEMORY
+                    && self.capacity.is_some_and(|c| self.estimate > 1.1 * c);
+                let rate = if near_capacity {
+                    NEAR_CAPACITY_GROWTH
+                } else if since_decrease >= FAST_GROWTH_AFTER {
                     FAST_GROWTH
                 } else {
                     SLOW_GROWTH

@@ -329,11 +329,7 @@ impl Engine {
         paused: bool,
         app_data: Value,
     ) -> Result<DataConsumerInfo, EngineError> {
-        let dp = self
-            .data_producer_ids
-            .get(data_producer)
-            .copied()
-            .ok_or_else(|| not_found("data producer", data_producer))?;
+        let dp = self.data_producer_key(data_producer)?;
         let tkey = match transport {
             Some(t) => Some(self.transport_key(t)?),
             None => None,
@@ -421,11 +417,7 @@ impl Engine {
         data_producer: &Uuid,
         message: DataMessage,
     ) -> Result<(), EngineError> {
-        let dp = self
-            .data_producer_ids
-            .get(data_producer)
-            .copied()
-            .ok_or_else(|| not_found("data producer", data_producer))?;
+        let dp = self.data_producer_key(data_producer)?;
         if self.data_producers[dp].transport.is_some() {
             return Err(EngineError::Invalid(
                 "send() is only for direct data producers".into(),
@@ -495,17 +487,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The slab key of data producer `id` (404 when unknown).
+    pub(super) fn data_producer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+        self.data_producer_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| not_found("data producer", id))
+    }
+
+    /// The slab key of data consumer `id` (404 when unknown).
+    pub(super) fn data_consumer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+        self.data_consumer_ids
+            .get(id)
+            .copied()
+            .ok_or_else(|| not_found("data consumer", id))
+    }
+
     /// Pauses or resumes a data producer (its consumers are told through their paused flag).
     pub fn set_data_producer_paused(
         &mut self,
         data_producer: &Uuid,
         paused: bool,
     ) -> Result<(), EngineError> {
-        let dp = self
-            .data_producer_ids
-            .get(data_producer)
-            .copied()
-            .ok_or_else(|| not_found("data producer", data_producer))?;
+        let dp = self.data_producer_key(data_producer)?;
         self.data_producers[dp].paused = paused;
         for i in 0..self.data_producers[dp].consumers.len() {
             let ck = self.data_producers[dp].consumers[i];
@@ -520,11 +524,7 @@ impl Engine {
         data_consumer: &Uuid,
         paused: bool,
     ) -> Result<(), EngineError> {
-        let ck = self
-            .data_consumer_ids
-            .get(data_consumer)
-            .copied()
-            .ok_or_else(|| not_found("data consumer", data_consumer))?;
+        let ck = self.data_consumer_key(data_consumer)?;
         self.data_consumers[ck].paused = paused;
         Ok(())
     }

@@ -339,6 +339,13 @@ impl Engine {
         if p.paused {
             return;
         }
+        // A retransmission of a packet already received (Chrome probes bandwidth by resending
+        // old packets on RTX) is not forwarded: receivers would drop the duplicate as an SRTP
+        // replay, and it would only eat their bandwidth (and show as loss in their feedback).
+        if is_rtx && seq_status == Some(crate::rtp_stream::SeqStatus::Old) {
+            p.streams[layer].rtx_duplicates += 1;
+            return;
+        }
         // RTP observers: the audio level into their counters (no allocation, no Lua).
         if !p.observers.is_empty() && p.audio_level_ext != 0 {
             if let Some((level, _)) = rtp::find_extension(&buf[..len], &hdr, p.audio_level_ext)

@@ -13,11 +13,7 @@ impl Engine {
         &self,
         data_producer: &Uuid,
     ) -> Result<Vec<DataProducerStats>, EngineError> {
-        let dp = self
-            .data_producer_ids
-            .get(data_producer)
-            .ok_or_else(|| not_found("data producer", data_producer))?;
-        let p = &self.data_producers[*dp];
+        let p = &self.data_producers[self.data_producer_key(data_producer)?];
         Ok(vec![DataProducerStats {
             stats_type: "data-producer",
             timestamp: now_ms(),
@@ -33,11 +29,7 @@ impl Engine {
         &self,
         data_consumer: &Uuid,
     ) -> Result<Vec<DataConsumerStats>, EngineError> {
-        let ck = self
-            .data_consumer_ids
-            .get(data_consumer)
-            .ok_or_else(|| not_found("data consumer", data_consumer))?;
-        let c = &self.data_consumers[*ck];
+        let c = &self.data_consumers[self.data_consumer_key(data_consumer)?];
         Ok(vec![DataConsumerStats {
             stats_type: "data-consumer",
             timestamp: now_ms(),
@@ -137,6 +129,7 @@ impl Engine {
                 packet_count: s.packets,
                 byte_count: s.bytes,
                 packets_retransmitted: s.rtx_packets,
+                packets_duplicated: s.rtx_duplicates,
                 packets_lost: s.stats.packets_lost(),
                 jitter: s.stats.jitter(),
                 score: s.score.score(),

@@ -42,6 +42,8 @@ pub struct ProducerStream {
     pub bytes: u64,
     /// Retransmitted packets received (RTX).
     pub rtx_packets: u64,
+    /// RTX packets repeating a packet already received (probes): not forwarded.
+    pub rtx_duplicates: u64,
     /// When the last packet arrived.
     pub last_packet: Option<Instant>,
     /// Reference instant for arrival times in RTP clock units (jitter).
@@ -80,6 +82,7 @@ impl ProducerStream {
             packets: 0,
             bytes: 0,
             rtx_packets: 0,
+            rtx_duplicates: 0,
             last_packet: None,
             last_keyframe_request: None,
             last_sr: None,

@@ -35,6 +35,11 @@ fn lines(text: &str) -> Result<Vec<Line<'_>>, SdpError> {
         if line.trim().is_empty() {
             continue;
         }
+        if line.contains(['\r', '\0']) {
+            // RFC 8866 §9: no value holds CR or NUL; an answer echoing one (a mid, a rid)
+            // would carry a bare CR, which some SDP parsers take for a line break.
+            return Err(SdpError::at(i + 1, line, "CR or NUL inside a line"));
+        }
         let b = line.as_bytes();
         if b.len() < 2 || !b[0].is_ascii_lowercase() || b[1] != b'=' {
             return Err(SdpError::at(
@@ -530,6 +535,11 @@ pub fn parse_fragment(text: &str) -> Result<IceFragment, SdpError> {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.trim().is_empty() {
             continue;
+        }
+        if line.contains(['\r', '\0']) {
+            // RFC 8866 §9: no value holds CR or NUL; an answer echoing one (a mid, a rid)
+            // would carry a bare CR, which some SDP parsers take for a line break.
+            return Err(SdpError::at(i + 1, line, "CR or NUL inside a line"));
         }
         let b = line.as_bytes();
         if b.len() < 2 || !b[0].is_ascii_lowercase() || b[1] != b'=' {

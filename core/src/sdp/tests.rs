@@ -517,3 +517,15 @@ fn parser_never_panics_on_mangled_offers() {
         });
     }
 }
+
+#[test]
+fn a_bare_cr_or_nul_inside_a_line_is_refused() {
+    // Found by the sdp_parse fuzz target: `a=mid:0\r<VT>a=extmap...` parsed with a mid holding a
+    // bare CR, which the answer then echoed.
+    let offer = FFMPEG.replacen("a=mid:0", "a=mid:0\r\u{b}x", 1);
+    assert!(offer.contains("a=mid:0\r\u{b}x"), "the fixture has a=mid:0");
+    let e = parse_offer(&offer).unwrap_err();
+    assert!(e.to_string().contains("CR or NUL"), "{e}");
+    let e = parse_fragment("a=ice-ufrag:ab\0cd\r\n").unwrap_err();
+    assert!(e.to_string().contains("CR or NUL"), "{e}");
+}

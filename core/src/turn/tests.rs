@@ -8,6 +8,16 @@ struct FakePorts {
     released: Vec<SocketAddr>,
 }
 
+impl FakePorts {
+    /// Relay ports from 40001 up, none released yet.
+    fn new() -> Self {
+        FakePorts {
+            next: 40000,
+            released: vec![],
+        }
+    }
+}
+
 impl RelayPorts for FakePorts {
     fn bind(&mut self) -> Option<SocketAddr> {
         self.next += 1;
@@ -82,6 +92,16 @@ fn nonce_of(resp: &[u8]) -> String {
     .unwrap()
 }
 
+/// An unauthenticated Allocate: the server's 401 challenge; returns its nonce.
+fn challenge(s: &mut TurnServer, t: Instant, ports: &mut FakePorts) -> String {
+    nonce_of(&reply(
+        s,
+        t,
+        &request(method::ALLOCATE, &[transport_udp()], None),
+        ports,
+    ))
+}
+
 fn transport_udp() -> (u16, Vec<u8>) {
     (tattr::REQUESTED_TRANSPORT, vec![17, 0, 0, 0])
 }
@@ -97,10 +117,7 @@ fn peer_attr(peer: SocketAddr) -> (u16, Vec<u8>) {
 #[test]
 fn binding_answers_xor_mapped_address() {
     let mut s = server(false);
-    let mut ports = FakePorts {
-        next: 40000,
-        released: vec![],
-    };
+    let mut ports = FakePorts::new();
     let r = reply(
         &mut s,
         Instant::now(),
@@ -116,10 +133,7 @@ fn binding_answers_xor_mapped_address() {
 fn allocate_challenge_then_success_wrong_password_401_other_user_441() {
     let t = Instant::now();
     let mut s = server(false);
-    let mut ports = FakePorts {
-        next: 40000,
-        released: vec![],
-    };
+    let mut ports = FakePorts::new();
     let r = reply(
         &mut s,
         t,
@@ -192,16 +206,8 @@ fn allocate_challenge_then_success_wrong_password_401_other_user_441() {
 fn rest_credentials_work_until_they_expire() {
     let t = Instant::now();
     let mut s = server(false);
-    let mut ports = FakePorts {
-        next: 40000,
-        released: vec![],
-    };
-    let nonce = nonce_of(&reply(
-        &mut s,
-        t,
-        &request(method::ALLOCATE, &[transport_udp()], None),
-        &mut ports,
-    ));
+    let mut ports = FakePorts::new();
+    let nonce = challenge(&mut s, t, &mut ports);
     let expired = "1700000000:carol";
     let pw = rest_password("shared", expired);
     let r = reply(
@@ -235,16 +241,8 @@ fn denied_peers_get_403_unless_opted_in_and_data_flows_with_permission() {
     let t = Instant::now();
     for allow in [false, true] {
         let mut s = server(allow);
-        let mut ports = FakePorts {
-            next: 40000,
-            released: vec![],
-        };
-        let nonce = nonce_of(&reply(
-            &mut s,
-            t,
-            &request(method::ALLOCATE, &[transport_udp()], None),
-            &mut ports,
-        ));
+        let mut ports = FakePorts::new();
+        let nonce = challenge(&mut s, t, &mut ports);
         let auth = Some(("alice", "secret", nonce.as_str()));
         reply(
             &mut s,
@@ -325,10 +323,7 @@ fn denied_peers_get_403_unless_opted_in_and_data_flows_with_permission() {
 #[test]
 fn garbage_is_dropped_and_counted() {
     let mut s = server(false);
-    let mut ports = FakePorts {
-        next: 40000,
-        released: vec![],
-    };
+    let mut ports = FakePorts::new();
     let mut out = vec![0u8; 2048];
     let t = Instant::now();
     for g in [
