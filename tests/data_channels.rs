@@ -148,7 +148,7 @@ async fn produce_data_fans_out_chat_and_closes() {
                    "label": "other", "protocol": "", "appData": {}}),
         )
         .await);
-    assert_eq!(code, 500);
+    assert_eq!(code, 400, "EngineError::Invalid is 400");
     assert!(reason.contains("already in use"), "{reason}");
 
     // Stats.
@@ -244,7 +244,7 @@ async fn no_sctp_capabilities_no_data_channels() {
                    "label": "chat", "protocol": "", "appData": {}}),
         )
         .await);
-    assert_eq!(code, 500);
+    assert_eq!(code, 409, "EngineError::State is 409");
     assert!(reason.contains("SCTP is not enabled"), "{reason}");
     // And no bot DataConsumer was offered (no sctpCapabilities in join), while a peer of the
     // same room that joined with them is offered one: the bot exists, `a` was skipped.

@@ -201,6 +201,7 @@ impl InProcessServer {
                         app_data: Value::Null,
                     },
                 )
+                .map(|v| serde_json::to_value(v).unwrap())
             }))??;
             let producer = uuid_of(&pv)?;
             // The engine's inbound key for the producer transport is the one we connected with.
@@ -233,6 +234,7 @@ impl InProcessServer {
                             app_data: Value::Null,
                         },
                     )
+                    .map(|v| serde_json::to_value(v).unwrap())
                 }))??;
                 let enc = &cv["rtpParameters"]["encodings"][0];
                 plan.consumers.push(ConsumerSpec {
@@ -274,6 +276,7 @@ impl InProcessServer {
                     Some(&suite_owned),
                     Value::Null,
                 )
+                .map(|v| serde_json::to_value(v).unwrap())
             })?)
         }))??;
         let id = uuid_of(&data)?;
@@ -291,8 +294,13 @@ impl InProcessServer {
             "ip": remote.ip().to_string(), "port": remote.port(),
             "srtpParameters": {"cryptoSuite": remote_key.suite, "keyBase64": remote_key.key_base64}
         });
-        self.rt
-            .block_on(w.with_engine(move |e| e.connect_plain_transport(&id, &params)))??;
+        self.rt.block_on(w.with_engine(move |e| {
+            e.connect_plain_transport(
+                &id,
+                &serde_json::from_value(serde_json::Value::clone(&params)).unwrap(),
+            )
+            .map(|v| serde_json::to_value(v).unwrap())
+        }))??;
         Ok((id, local, server_key))
     }
 
@@ -342,7 +350,8 @@ impl InProcessServer {
                             enable_tcp: false,
                             ..Default::default()
                         },
-                    )?;
+                    )
+                    .map(|v| serde_json::to_value(v).unwrap())?;
                 }
                 Ok::<_, ringsfu_core::engine::EngineError>(())
             }))??;

@@ -696,6 +696,7 @@ async fn create_and_connect(
                     ..Default::default()
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .map_err(|e| WebRtcError::Peer(e.to_string()))?
@@ -712,7 +713,12 @@ async fn create_and_connect(
         move |dtls| async move {
             ia.set(Some(t_req.elapsed()));
             let r = w2
-                .with_engine(move |e| e.connect_webrtc_transport(&transport, &dtls))
+                .with_engine(move |e| {
+                    e.connect_webrtc_transport(
+                        &transport,
+                        &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+                    )
+                })
                 .await;
             match r {
                 Ok(Ok(())) => {}
@@ -834,6 +840,7 @@ async fn publish(
                     app_data: Value::Null,
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .map_err(|e| WebRtcError::Peer(e.to_string()))?
@@ -1079,6 +1086,7 @@ async fn subscribe(
                         app_data: Value::Null,
                     },
                 )
+                .map(|v| serde_json::to_value(v).unwrap())
             })
             .await
             .map_err(|e| WebRtcError::Peer(e.to_string()))?

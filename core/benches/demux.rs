@@ -35,6 +35,7 @@ fn engine(transports: usize) -> (Engine, String, String) {
     for _ in 0..transports {
         last = e
             .create_webrtc_transport(&router, WebRtcTransportOptions::default())
+            .map(|v| serde_json::to_value(v).unwrap())
             .unwrap();
     }
     let ufrag = last["iceParameters"]["usernameFragment"]

@@ -10,11 +10,14 @@
 //!   receive state, data producers/consumers.
 //! - [`engine`]: one per worker; demultiplexes packets to transports and ties the layers together
 //!   (packet path, RTCP feedback, data channels, close cascades, stats).
+//! - [`api`]: the typed values the engine's public methods take and return (serialized to
+//!   mediasoup's JSON only at the Lua/HTTP edge).
 //! - [`worker`] runs one engine per pinned thread; [`io`] only moves bytes.
 //!
 //! The old flat module paths (`ringsfu_core::stun`, `ringsfu_core::producer`, ...) are kept as
 //! re-exports so code outside the core does not depend on the folder layout.
 
+pub mod api;
 pub mod bwe;
 pub mod engine;
 pub mod graph;

@@ -66,7 +66,10 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     };
     // A direct (in-process) consumer receives what the peer sends: text, binary, 200 KB.
     let dc = w
-        .with_engine(move |e| e.consume_data(None, &producer, None, None, None, false, Value::Null))
+        .with_engine(move |e| {
+            e.consume_data(None, &producer, None, None, None, false, Value::Null)
+                .map(|v| serde_json::to_value(v).unwrap())
+        })
         .await
         .unwrap()
         .unwrap();
@@ -90,14 +93,20 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // Server → peer: a direct producer consumed on the peer's transport; the peer listens on the
     // stream id the server picked (negotiated channel, as mediasoup-client does).
     let bot = w
-        .with_engine(move |e| e.produce_data(&router, None, None, "bot", "", false, Value::Null))
+        .with_engine(move |e| {
+            e.produce_data(&router, None, None, "bot", "", false, Value::Null)
+                .map(|v| serde_json::to_value(v).unwrap())
+        })
         .await
         .unwrap()
         .unwrap();
     let bot: Uuid = bot["id"].as_str().unwrap().parse().unwrap();
     let t = a.transport;
     let cons = w
-        .with_engine(move |e| e.consume_data(Some(&t), &bot, None, None, None, false, Value::Null))
+        .with_engine(move |e| {
+            e.consume_data(Some(&t), &bot, None, None, None, false, Value::Null)
+                .map(|v| serde_json::to_value(v).unwrap())
+        })
         .await
         .unwrap()
         .unwrap();
@@ -169,6 +178,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
                 false,
                 Value::Null,
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -178,6 +188,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let c = w
         .with_engine(move |e| {
             e.consume_data(Some(&tb), &producer, None, None, None, false, Value::Null)
+                .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()

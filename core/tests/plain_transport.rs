@@ -68,6 +68,7 @@ async fn setup(enable_srtp: bool) -> Setup {
                     Some("AES_CM_128_HMAC_SHA1_80"),
                     Value::Null,
                 )
+                .map(|v| serde_json::to_value(v).unwrap())
             })
         })
         .await
@@ -75,7 +76,10 @@ async fn setup(enable_srtp: bool) -> Setup {
         .unwrap();
     let plain: Uuid = plain_data["id"].as_str().unwrap().parse().unwrap();
     let data = worker
-        .with_engine(move |e| e.create_webrtc_transport(&router, WebRtcTransportOptions::default()))
+        .with_engine(move |e| {
+            e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+                .map(|v| serde_json::to_value(v).unwrap())
+        })
         .await
         .unwrap()
         .unwrap();
@@ -85,10 +89,15 @@ async fn setup(enable_srtp: bool) -> Setup {
         &RemoteTransport::from_data(&data),
         None,
         |dtls| async move {
-            w2.with_engine(move |e| e.connect_webrtc_transport(&webrtc, &dtls))
-                .await
-                .unwrap()
-                .unwrap();
+            w2.with_engine(move |e| {
+                e.connect_webrtc_transport(
+                    &webrtc,
+                    &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
         },
         None,
     )
@@ -120,6 +129,7 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     app_data: Value::Null,
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -138,6 +148,7 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     app_data: Value::Null,
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -210,7 +221,11 @@ async fn plain_rtp_producer_reaches_webrtc_consumer_with_comedia() {
     let plain = s.plain;
     let dump = s
         .worker
-        .with_engine(move |e| e.transport_dump(&plain).unwrap())
+        .with_engine(move |e| {
+            e.transport_dump(&plain)
+                .map(|v| serde_json::to_value(v).unwrap())
+                .unwrap()
+        })
         .await
         .unwrap();
     assert_eq!(dump["tuple"]["remoteIp"], "127.0.0.1");
@@ -230,9 +245,11 @@ async fn plain_srtp_producer_with_sdes_keys_reaches_webrtc_consumer() {
         .with_engine(move |e| {
             e.connect_plain_transport(
                 &plain,
-                &json!({"srtpParameters": {
-                "cryptoSuite": "AES_CM_128_HMAC_SHA1_80", "keyBase64": key_b64}}),
+                &serde_json::from_value(serde_json::Value::clone(&json!({"srtpParameters": {
+                "cryptoSuite": "AES_CM_128_HMAC_SHA1_80", "keyBase64": key_b64}})))
+                .unwrap(),
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()

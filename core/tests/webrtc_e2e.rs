@@ -49,7 +49,10 @@ async fn create_router(w: &Worker) -> Uuid {
 
 async fn create_transport(w: &Worker, router: Uuid) -> (Uuid, Value) {
     let data = w
-        .with_engine(move |e| e.create_webrtc_transport(&router, WebRtcTransportOptions::default()))
+        .with_engine(move |e| {
+            e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+                .map(|v| serde_json::to_value(v).unwrap())
+        })
         .await
         .unwrap()
         .unwrap();
@@ -63,10 +66,15 @@ async fn connect(w: Arc<Worker>, transport: Uuid, data: &Value) -> TestPeer {
         &remote,
         None,
         |dtls| async move {
-            w.with_engine(move |e| e.connect_webrtc_transport(&transport, &dtls))
-                .await
-                .unwrap()
-                .unwrap();
+            w.with_engine(move |e| {
+                e.connect_webrtc_transport(
+                    &transport,
+                    &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
         },
         None,
     )
@@ -87,6 +95,7 @@ async fn produce(w: &Worker, transport: Uuid, kind: MediaKind, params: Value) ->
                     app_data: Value::Null,
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -107,6 +116,7 @@ async fn consume(w: &Worker, transport: Uuid, producer: Uuid) -> Value {
                 app_data: Value::Null,
             },
         )
+        .map(|v| serde_json::to_value(v).unwrap())
     })
     .await
     .unwrap()
@@ -410,10 +420,15 @@ async fn wrong_fingerprint_fails_dtls_and_is_reported() {
         |_dtls| async move {
             // Signal a fingerprint that is not our certificate's.
             let bogus = dtls_parameters(&vec!["AB"; 32].join(":"));
-            w2.with_engine(move |e| e.connect_webrtc_transport(&t, &bogus))
-                .await
-                .unwrap()
-                .unwrap();
+            w2.with_engine(move |e| {
+                e.connect_webrtc_transport(
+                    &t,
+                    &serde_json::from_value(serde_json::Value::clone(&bogus)).unwrap(),
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
         },
         None,
     )
@@ -464,10 +479,15 @@ async fn ice_tcp_peer_receives_media() {
     let peer_a = connect(Arc::clone(&w), ta, &da).await;
     let w2 = Arc::clone(&w);
     let peer_b = connect_peer_tcp(&db, |dtls| async move {
-        w2.with_engine(move |e| e.connect_webrtc_transport(&tb, &dtls))
-            .await
-            .unwrap()
-            .unwrap();
+        w2.with_engine(move |e| {
+            e.connect_webrtc_transport(
+                &tb,
+                &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
     })
     .await
     .expect("TCP peer connects");
@@ -518,7 +538,11 @@ async fn ice_tcp_peer_receives_media() {
         .to_vec()
     };
     let before = w
-        .with_engine(move |e| e.transport_stats(&tb).unwrap())
+        .with_engine(move |e| {
+            e.transport_stats(&tb)
+                .map(|v| serde_json::to_value(v).unwrap())
+                .unwrap()
+        })
         .await
         .unwrap();
     for _ in 0..3 {
@@ -527,7 +551,11 @@ async fn ice_tcp_peer_receives_media() {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let now = w
-            .with_engine(move |e| e.transport_stats(&tb).unwrap())
+            .with_engine(move |e| {
+                e.transport_stats(&tb)
+                    .map(|v| serde_json::to_value(v).unwrap())
+                    .unwrap()
+            })
             .await
             .unwrap();
         if now[0]["rtcpPacketsReceived"].as_u64() > before[0]["rtcpPacketsReceived"].as_u64() {
@@ -555,6 +583,7 @@ async fn consent_timeout_disconnects_a_silent_peer() {
                     ..Default::default()
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()

@@ -113,13 +113,18 @@ async fn forwarding_allocates_nothing_per_packet() {
                             None,
                             Value::Null,
                         )
+                        .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
                     let id: Uuid = d["id"].as_str().unwrap().parse().unwrap();
                     if let Some(a) = connect_to {
                         e.connect_plain_transport(
                             &id,
-                            &json!({"ip": a.ip().to_string(), "port": a.port()}),
+                            &serde_json::from_value(serde_json::Value::clone(
+                                &json!({"ip": a.ip().to_string(), "port": a.port()}),
+                            ))
+                            .unwrap(),
                         )
+                        .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
                     }
                     (id, d)
@@ -147,6 +152,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                     app_data: Value::Null,
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -178,6 +184,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                         app_data: Value::Null,
                     },
                 )
+                .map(|v| serde_json::to_value(v).unwrap())
             })
             .await
             .unwrap()
@@ -265,7 +272,9 @@ async fn forwarding_allocates_nothing_per_packet() {
             consumer_ids
                 .iter()
                 .map(|c| {
-                    e.consumer_stats(c).unwrap()[0]["packetsRetransmitted"]
+                    e.consumer_stats(c)
+                        .map(|v| serde_json::to_value(v).unwrap())
+                        .unwrap()[0]["packetsRetransmitted"]
                         .as_u64()
                         .unwrap()
                 })

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::super::lua_ref::{self, LuaRef};
 use super::super::runner;
 use super::super::Host;
-use super::{engine, from_lua, invalid, parse_id, LuaObj, ObjKind};
+use super::{engine, from_lua, invalid, json_of, parse_id, LuaObj, ObjKind};
 
 /// Default `maxMessageSize` of a direct transport (mediasoup's default).
 pub const DEFAULT_DIRECT_MAX_MESSAGE_SIZE: usize = 262_144;
@@ -226,6 +226,7 @@ fn produce_data(
             app,
         )
     })?;
+    let info = json_of(&info)?;
     register(
         lua,
         room,
@@ -266,6 +267,7 @@ fn consume_data(
             app,
         )
     })?;
+    let info = json_of(&info)?;
     register(
         lua,
         room,
@@ -428,8 +430,8 @@ impl UserData for LuaData {
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.0.id;
             let v = match this.0.kind {
-                DataKind::DataProducer => engine(|e| e.data_producer_stats(&id))?,
-                DataKind::DataConsumer => engine(|e| e.data_consumer_stats(&id))?,
+                DataKind::DataProducer => json_of(&engine(|e| e.data_producer_stats(&id))?)?,
+                DataKind::DataConsumer => json_of(&engine(|e| e.data_consumer_stats(&id))?)?,
                 DataKind::DirectTransport => json!([{
                     "type": "direct-transport", "transportId": id.to_string(),
                     "timestamp": std::time::SystemTime::now()

@@ -15,6 +15,7 @@ use mlua::{
     AnyUserData, Function, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods,
     Value,
 };
+use ringsfu_core::api::{DtlsParameters, PlainConnectParams};
 use ringsfu_core::engine::{
     ConsumeOptions, Engine, EngineError, EngineEvent, ProduceOptions, WebRtcTransportOptions,
 };
@@ -67,12 +68,20 @@ fn engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, EngineError>) -> mlua::Res
     ctx.with_engine(f).map_err(engine_error)
 }
 
-/// Engine errors reach the peer as 500 with the engine's message (it names the problem).
-fn engine_error(e: EngineError) -> mlua::Error {
+/// Engine errors reach the peer with the engine's message (it names the problem) and the fixed
+/// status code of their kind ([`EngineError::status`]: not found 404, bad state 409, invalid
+/// 400, unsupported 501), so scripts and clients never match error text.
+pub(super) fn engine_error(e: EngineError) -> mlua::Error {
     mlua::Error::external(ScriptFailure {
-        code: 500,
+        code: e.status(),
         reason: e.to_string(),
     })
+}
+
+/// The JSON of a typed engine result: the core returns structs (`ringsfu_core::api`), the Lua
+/// host is where they become mediasoup's JSON.
+pub(super) fn json_of<T: serde::Serialize>(v: &T) -> mlua::Result<Json> {
+    serde_json::to_value(v).map_err(mlua::Error::external)
 }
 
 fn invalid(msg: String) -> mlua::Error {
@@ -410,7 +419,7 @@ impl UserData for LuaObj {
                 app_data: Json::Null,
             };
             let router = this.0.id;
-            let info = engine(|e| e.create_webrtc_transport(&router, options))?;
+            let info = json_of(&engine(|e| e.create_webrtc_transport(&router, options))?)?;
             new_obj(lua, &this.0, ObjKind::Transport, info, opts.get("appData")?)
         });
         methods.add_method("createPlainTransport", |lua, this, opts: Option<Table>| {
@@ -453,7 +462,7 @@ impl UserData for LuaObj {
                 )
             });
             let info = match created {
-                Ok(info) => info,
+                Ok(info) => json_of(&info)?,
                 Err(e) => {
                     release_ports(&ctx, &router, socket, rtcp);
                     return Err(engine_error(e));
@@ -467,11 +476,12 @@ impl UserData for LuaObj {
             this.expect(ObjKind::Transport, "connect")?;
             let id = this.0.id;
             if this.0.info.get("iceParameters").is_some() {
-                let dtls: Json = from_lua(lua, params.get("dtlsParameters")?, "dtlsParameters")?;
+                let dtls: DtlsParameters =
+                    from_lua(lua, params.get("dtlsParameters")?, "dtlsParameters")?;
                 engine(|e| e.connect_webrtc_transport(&id, &dtls))?;
                 Ok(Value::Nil)
             } else {
-                let p: Json = from_lua(lua, Value::Table(params), "params")?;
+                let p: PlainConnectParams = from_lua(lua, Value::Table(params), "params")?;
                 let out = engine(|e| e.connect_plain_transport(&id, &p))?;
                 lua.to_value(&out)
             }
@@ -523,6 +533,7 @@ impl UserData for LuaObj {
                     },
                 )
             })?;
+            let info = json_of(&info)?;
             let v = new_obj(lua, &this.0, ObjKind::Producer, info, opts.get("appData")?)?;
             if let Value::UserData(u) = &v {
                 u.borrow::<LuaObj>()?.0.paused.set(paused);
@@ -555,10 +566,8 @@ impl UserData for LuaObj {
                     e.consume(&id, o)
                 }
             })?;
-            let producer_paused = info
-                .get("producerPaused")
-                .and_then(Json::as_bool)
-                .unwrap_or(false);
+            let producer_paused = info.producer_paused;
+            let info = json_of(&info)?;
             let v = new_obj(lua, &this.0, ObjKind::Consumer, info, opts.get("appData")?)?;
             if let Value::UserData(u) = &v {
                 let o = u.borrow::<LuaObj>()?;
@@ -569,24 +578,22 @@ impl UserData for LuaObj {
         });
         methods.add_method("dump", |lua, this, ()| {
             let id = this.0.id;
-            let v = match this.0.kind {
-                ObjKind::Transport => engine(|e| e.transport_dump(&id))?,
-                ObjKind::Consumer => engine(|e| e.consumer_dump(&id))?,
-                k => return Err(invalid(format!("dump() of a {} is not built", k.name()))),
-            };
-            lua.to_value(&v)
+            match this.0.kind {
+                ObjKind::Transport => lua.to_value(&engine(|e| e.transport_dump(&id))?),
+                ObjKind::Consumer => lua.to_value(&engine(|e| e.consumer_dump(&id))?),
+                k => Err(invalid(format!("dump() of a {} is not built", k.name()))),
+            }
         });
 
         // ---- shared
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.0.id;
-            let v = match this.0.kind {
-                ObjKind::Transport => engine(|e| e.transport_stats(&id))?,
-                ObjKind::Producer => engine(|e| e.producer_stats(&id))?,
-                ObjKind::Consumer => engine(|e| e.consumer_stats(&id))?,
-                ObjKind::Router => return Err(invalid("a router has no stats".into())),
-            };
-            lua.to_value(&v)
+            match this.0.kind {
+                ObjKind::Transport => lua.to_value(&engine(|e| e.transport_stats(&id))?),
+                ObjKind::Producer => lua.to_value(&engine(|e| e.producer_stats(&id))?),
+                ObjKind::Consumer => lua.to_value(&engine(|e| e.consumer_stats(&id))?),
+                ObjKind::Router => Err(invalid("a router has no stats".into())),
+            }
         });
         methods.add_method("close", |_, this, ()| {
             if this.0.closed.get() {
@@ -716,10 +723,7 @@ fn release_ports(
     ctx.with_engine(|e| {
         match e.create_plain_transport(router, socket, rtcp, false, false, None, Json::Null) {
             Ok(info) => {
-                let id = info
-                    .get("id")
-                    .and_then(Json::as_str)
-                    .and_then(|s| Uuid::parse_str(s).ok());
+                let id = Uuid::parse_str(&info.id).ok();
                 if let Some(id) = id {
                     let _ = e.close_transport(&id);
                 }
@@ -857,7 +861,7 @@ fn event_args(lua: &Lua, ev: &EngineEvent, info: &Json) -> mlua::Result<mlua::Mu
     match ev {
         EngineEvent::IceStateChange { state, .. } => state.as_str().into_lua_multi(lua),
         EngineEvent::IceSelectedTupleChange { tuple, .. } => lua
-            .to_value(&ringsfu_core::transport::tuple_json(tuple, None))?
+            .to_value(&ringsfu_core::transport::tuple_info(tuple, None))?
             .into_lua_multi(lua),
         EngineEvent::DtlsStateChange { state, reason, .. } => {
             (state.as_str(), reason.clone()).into_lua_multi(lua)

@@ -100,6 +100,7 @@ fn engine() -> Engine {
     .unwrap();
     let router = e.create_router(&codecs, Value::Null).unwrap();
     e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+        .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
     let plain = e
         .create_plain_transport(
@@ -111,6 +112,7 @@ fn engine() -> Engine {
             None,
             Value::Null,
         )
+        .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
     let plain: uuid::Uuid = plain["id"].as_str().unwrap().parse().unwrap();
     let params = serde_json::from_value(json!({
@@ -129,6 +131,7 @@ fn engine() -> Engine {
                 app_data: Value::Null,
             },
         )
+        .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
     let producer = p["id"].as_str().unwrap().parse().unwrap();
     let caps = e.router_rtp_capabilities(&router).unwrap().clone();
@@ -143,10 +146,18 @@ fn engine() -> Engine {
                 None,
                 Value::Null,
             )
+            .map(|v| serde_json::to_value(v).unwrap())
             .unwrap();
         let t: uuid::Uuid = d["id"].as_str().unwrap().parse().unwrap();
-        e.connect_plain_transport(&t, &json!({"ip": "127.0.0.1", "port": 50000 + i}))
-            .unwrap();
+        e.connect_plain_transport(
+            &t,
+            &serde_json::from_value(serde_json::Value::clone(
+                &json!({"ip": "127.0.0.1", "port": 50000 + i}),
+            ))
+            .unwrap(),
+        )
+        .map(|v| serde_json::to_value(v).unwrap())
+        .unwrap();
         e.consume(
             &t,
             ConsumeOptions {
@@ -157,6 +168,7 @@ fn engine() -> Engine {
                 app_data: Value::Null,
             },
         )
+        .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
     }
     e

@@ -2,6 +2,7 @@
 //! DataConsumers (SCTP or direct) and their close cascades.
 
 use super::*;
+use crate::api::{DataConsumerInfo, DataProducerInfo};
 
 impl Engine {
     /// Largest data-channel message accepted (config `maxSctpMessageSize`).
@@ -254,7 +255,7 @@ impl Engine {
         protocol: &str,
         paused: bool,
         app_data: Value,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<DataProducerInfo, EngineError> {
         let rkey = self.router_key(router)?;
         let tkey = match transport {
             Some(t) => Some(self.transport_key(t)?),
@@ -312,7 +313,7 @@ impl Engine {
             paused,
             app_data,
         );
-        Ok(self.data_producers[self.data_producer_ids[&id]].to_json())
+        Ok(self.data_producers[self.data_producer_ids[&id]].info())
     }
 
     /// Creates a data consumer of `data_producer`: on a WebRtcTransport with SCTP (the engine picks
@@ -327,7 +328,7 @@ impl Engine {
         max_retransmits: Option<u16>,
         paused: bool,
         app_data: Value,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<DataConsumerInfo, EngineError> {
         let dp = self.data_producer_key(data_producer)?;
         let tkey = match transport {
             Some(t) => Some(self.transport_key(t)?),
@@ -407,7 +408,7 @@ impl Engine {
         if let Some(tk) = tkey {
             self.transports[tk].data_consumers.push(key);
         }
-        Ok(self.data_consumers[key].to_json())
+        Ok(self.data_consumers[key].info())
     }
 
     /// Sends a message from a direct data producer (server-side scripts).

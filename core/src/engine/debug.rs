@@ -2,6 +2,7 @@
 //! demultiplexing map, so an endurance test can see that a closed room leaves no entry behind.
 
 use super::*;
+use serde_json::json;
 
 impl Engine {
     /// Entries in each of the engine's tables (slabs of objects, id → key indexes, demultiplexer

@@ -2,14 +2,15 @@
 //! and key-frame requests (spaced while unanswered).
 
 use super::*;
+use crate::api::{ConsumerInfo, ProducerInfo};
 
 impl Engine {
-    /// Creates a producer on a transport; returns `{id, kind, type, rtpParameters}`-style JSON.
+    /// Creates a producer on a transport; returns its `{id, kind, type}`.
     pub fn produce(
         &mut self,
         transport: &Uuid,
         opts: ProduceOptions,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<ProducerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let rkey = self.transports[tkey].router;
         let caps = &self.routers[rkey].rtp_capabilities;
@@ -74,7 +75,11 @@ impl Engine {
                 _ => {}
             }
         }
-        Ok(json!({ "id": id.to_string(), "kind": opts.kind, "type": ptype.as_str() }))
+        Ok(ProducerInfo {
+            id: id.to_string(),
+            kind: opts.kind,
+            producer_type: ptype.as_str(),
+        })
     }
 
     /// Creates a consumer of `opts.producer_id` on a transport; returns mediasoup's consumer data
@@ -83,7 +88,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         opts: ConsumeOptions,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<ConsumerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let pkey = self.producer_key(&opts.producer_id)?;
         if self.producers[pkey].router != self.transports[tkey].router {
@@ -222,11 +227,15 @@ impl Engine {
         if !opts.paused {
             self.consumer_wants_keyframe(ckey, Instant::now());
         }
-        Ok(json!({
-            "id": id.to_string(), "producerId": producer_id.to_string(), "kind": kind,
-            "rtpParameters": params, "type": consumer_type,
-            "producerPaused": producer_paused, "paused": opts.paused,
-        }))
+        Ok(ConsumerInfo {
+            id: id.to_string(),
+            producer_id: producer_id.to_string(),
+            kind,
+            rtp_parameters: params,
+            consumer_type,
+            producer_paused,
+            paused: opts.paused,
+        })
     }
 
     /// Closes a producer and, with an event each, its consumers.

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use slab::Slab;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -27,7 +27,7 @@ use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, Sct
 use crate::srtp::{self, SrtpContext, SrtpProfile};
 use crate::stun::StunMessage;
 use crate::transport::{
-    dtls_tag, route_for, split_dtls_tag, tuple_json, DemuxKeys, DtlsState, PlainState, Transport,
+    dtls_tag, route_for, split_dtls_tag, tuple_info, DemuxKeys, DtlsState, PlainState, Transport,
     TransportCounters, TransportKind, WebRtcState,
 };
 use crate::tuple::TransportTuple;

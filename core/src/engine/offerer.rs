@@ -2,10 +2,10 @@
 //! extension ids, so the consumer is negotiated in the router's numbering as usual and then
 //! renumbered into the offer's (see `crate::sdp::remote_numbering`).
 
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{ConsumeOptions, Engine, EngineError};
+use crate::api::ConsumerInfo;
 use crate::sdp::{caps_in_router_numbering, remote_numbering};
 
 impl Engine {
@@ -18,7 +18,7 @@ impl Engine {
         transport: &Uuid,
         mut opts: ConsumeOptions,
         mid: Option<String>,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<ConsumerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let router = self.transports[tkey].router;
         let remote = opts.rtp_capabilities.clone();
@@ -29,9 +29,8 @@ impl Engine {
             .rtp_capabilities;
         opts.rtp_capabilities = caps_in_router_numbering(&remote, router_caps);
         let mut data = self.consume(transport, opts)?;
-        let id = data["id"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
+        let id = Uuid::parse_str(&data.id)
+            .ok()
             .ok_or_else(|| EngineError::Invalid("consume returned no id".into()))?;
         let Some(&ckey) = self.consumer_ids.get(&id) else {
             return Err(EngineError::Invalid("consumer vanished".into()));
@@ -68,7 +67,7 @@ impl Engine {
         if let Some(m) = mid {
             c.rtp_parameters.mid = Some(m);
         }
-        data["rtpParameters"] = json!(c.rtp_parameters);
+        data.rtp_parameters = c.rtp_parameters.clone();
         Ok(data)
     }
 }

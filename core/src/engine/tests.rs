@@ -1,6 +1,7 @@
 //! Engine tests that need its private state: stale DTLS events, demux bookkeeping on close.
 
 use super::*;
+use serde_json::json;
 
 fn engine() -> (Engine, mpsc::UnboundedReceiver<DtlsEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -25,7 +26,7 @@ fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
     let data = e
         .create_webrtc_transport(r, WebRtcTransportOptions::default())
         .unwrap();
-    let id: Uuid = data["id"].as_str().unwrap().parse().unwrap();
+    let id: Uuid = data.id.parse().unwrap();
     let key = e.transport_ids[&id];
     (id, key)
 }
@@ -112,7 +113,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
                 Value::Null,
             )
             .unwrap();
-        let id: Uuid = data["id"].as_str().unwrap().parse().unwrap();
+        let id: Uuid = data.id.parse().unwrap();
         (id, e.transport_ids[&id])
     };
     assert_eq!(e.ufrags.len(), 3);
@@ -144,14 +145,17 @@ fn engine_errors_have_fixed_status_codes() {
     assert_eq!(missing.status(), 404);
     let (t, _) = webrtc(&mut e, &r);
     // role server: we are the DTLS client and wait for an ICE path (no session started here).
-    let fp = json!({"role": "server", "fingerprints": [{"algorithm": "sha-256", "value": "AA"}]});
+    let fp: crate::api::DtlsParameters = serde_json::from_value(
+        json!({"role": "server", "fingerprints": [{"algorithm": "sha-256", "value": "AA"}]}),
+    )
+    .unwrap();
     e.connect_webrtc_transport(&t, &fp).unwrap();
     assert_eq!(
         e.connect_webrtc_transport(&t, &fp).unwrap_err().status(),
         409
     );
     let bad = e
-        .connect_webrtc_transport(&t, &json!({"fingerprints": []}))
+        .connect_webrtc_transport(&t, &crate::api::DtlsParameters::default())
         .unwrap_err();
     assert_eq!(bad.status(), 400);
     assert_eq!(EngineError::Ortc("x".into()).status(), 400);
@@ -236,8 +240,8 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                 },
             )
             .unwrap();
-        assert_eq!(answer["type"], want, "{mime} {encodings}: {answer}");
-        let pid: Uuid = answer["id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(answer.producer_type, want, "{mime} {encodings}: {answer:?}");
+        let pid: Uuid = answer.id.parse().unwrap();
         let consumer = e
             .consume(
                 &t,
@@ -250,6 +254,9 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                 },
             )
             .unwrap();
-        assert_eq!(consumer["type"], want, "consumer of {mime} {encodings}");
+        assert_eq!(
+            consumer.consumer_type, want,
+            "consumer of {mime} {encodings}"
+        );
     }
 }

@@ -2,6 +2,10 @@
 //! DTLS) and PlainTransports, DTLS events, ICE restart, and the transport close cascade.
 
 use super::*;
+use crate::api::{
+    DtlsParameters, IceCandidate, IceParameters, PlainConnectParams, PlainTransportInfo,
+    SctpParameters, SrtpParameters, TupleInfo, WebRtcTransportInfo,
+};
 
 impl Engine {
     pub(super) fn new_transport(
@@ -50,13 +54,13 @@ impl Engine {
 
     // ---------------------------------------------------------------- WebRtcTransport
 
-    /// Creates a WebRtcTransport on the worker's shared ports; returns its JSON data (mediasoup's
+    /// Creates a WebRtcTransport on the worker's shared ports; returns its data (mediasoup's
     /// shape: id, iceParameters, iceCandidates, dtlsParameters, sctpParameters).
     pub fn create_webrtc_transport(
         &mut self,
         router: &Uuid,
         opts: WebRtcTransportOptions,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<WebRtcTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         if !opts.enable_udp && !opts.enable_tcp {
             return Err(EngineError::Invalid(
@@ -95,7 +99,7 @@ impl Engine {
         self.webrtc_transport_data(key, &opts)
     }
 
-    pub(super) fn candidates(&self, opts: &WebRtcTransportOptions) -> Vec<Value> {
+    pub(super) fn candidates(&self, opts: &WebRtcTransportOptions) -> Vec<IceCandidate> {
         let mut out = Vec::new();
         let announce = |addr: SocketAddr| {
             self.listen
@@ -104,18 +108,20 @@ impl Engine {
                 .unwrap_or_else(|| addr.ip().to_string())
         };
         let udp_first = opts.prefer_udp || !opts.enable_tcp;
-        let mut push = |proto: &str, addr: SocketAddr, index: u32| {
+        let mut push = |proto: &'static str, addr: SocketAddr, index: u32| {
             let local_pref = 10000 - 100 * index;
             let priority: u32 = (1 << 24) * 64 + (1 << 8) * local_pref + (256 - 1);
             let ip = announce(addr);
-            let mut c = json!({
-                "foundation": format!("{proto}candidate"), "priority": priority,
-                "ip": ip, "address": ip, "protocol": proto, "port": addr.port(), "type": "host",
+            out.push(IceCandidate {
+                foundation: format!("{proto}candidate"),
+                priority,
+                ip: ip.clone(),
+                address: ip,
+                protocol: proto,
+                port: addr.port(),
+                candidate_type: "host",
+                tcp_type: (proto == "tcp").then_some("passive"),
             });
-            if proto == "tcp" {
-                c["tcpType"] = json!("passive");
-            }
-            out.push(c);
         };
         let udp = self.listen.udp.filter(|_| opts.enable_udp).map(|u| u.1);
         let tcp = self.listen.tcp.filter(|_| opts.enable_tcp);
@@ -139,31 +145,36 @@ impl Engine {
         &self,
         key: usize,
         opts: &WebRtcTransportOptions,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<WebRtcTransportInfo, EngineError> {
         let t = &self.transports[key];
         let w = t
             .webrtc()
             .ok_or_else(|| EngineError::State("not webrtc".into()))?;
-        let mut data = json!({
-            "id": t.id.to_string(),
-            "iceParameters": {
-                "usernameFragment": w.ice.local_ufrag(),
-                "password": w.ice.local_password(),
-                "iceLite": true,
+        Ok(WebRtcTransportInfo {
+            id: t.id.to_string(),
+            ice_parameters: IceParameters {
+                username_fragment: w.ice.local_ufrag().to_string(),
+                password: w.ice.local_password().to_string(),
+                ice_lite: true,
             },
-            "iceCandidates": self.candidates(opts),
-            "dtlsParameters": { "role": "auto", "fingerprints": self.cert.fingerprints() },
-            "iceRole": "controlled",
-            "iceState": "new",
-            "dtlsState": "new",
-        });
-        if let Some((os, mis)) = w.sctp_streams {
-            data["sctpParameters"] = json!({
-                "port": 5000, "OS": os, "MIS": mis, "maxMessageSize": 262144,
-                "sendBufferSize": 262144, "sctpBufferedAmount": 0, "isDataChannel": true,
-            });
-        }
-        Ok(data)
+            ice_candidates: self.candidates(opts),
+            dtls_parameters: DtlsParameters {
+                role: Some("auto".into()),
+                fingerprints: self.cert.fingerprints().to_vec(),
+            },
+            ice_role: "controlled",
+            ice_state: "new",
+            dtls_state: "new",
+            sctp_parameters: w.sctp_streams.map(|(os, mis)| SctpParameters {
+                port: 5000,
+                os,
+                mis,
+                max_message_size: 262144,
+                send_buffer_size: 262144,
+                sctp_buffered_amount: 0,
+                is_data_channel: true,
+            }),
+        })
     }
 
     /// Applies the remote `dtlsParameters` (`{role, fingerprints}`): decides our DTLS role and starts
@@ -171,25 +182,21 @@ impl Engine {
     pub fn connect_webrtc_transport(
         &mut self,
         transport: &Uuid,
-        dtls_parameters: &Value,
+        dtls_parameters: &DtlsParameters,
     ) -> Result<(), EngineError> {
         let key = self.transport_key(transport)?;
-        let fps = dtls_parameters
-            .get("fingerprints")
-            .and_then(Value::as_array)
-            .ok_or_else(|| EngineError::Invalid("dtlsParameters.fingerprints missing".into()))?;
-        let first = fps
+        let fp: Fingerprint = dtls_parameters
+            .fingerprints
             .first()
+            .cloned()
             .ok_or_else(|| EngineError::Invalid("dtlsParameters.fingerprints is empty".into()))?;
-        let fp: Fingerprint = serde_json::from_value(first.clone())
-            .map_err(|e| EngineError::Invalid(format!("dtlsParameters.fingerprints[0]: {e}")))?;
         if crate::dtls::fingerprint_of(b"", &fp.algorithm.to_ascii_lowercase()).is_none() {
             return Err(EngineError::Invalid(format!(
                 "dtlsParameters.fingerprints[0].algorithm unsupported: {}",
                 fp.algorithm
             )));
         }
-        let role = match dtls_parameters.get("role").and_then(Value::as_str) {
+        let role = match dtls_parameters.role.as_deref() {
             Some("client") | None => DtlsRole::Server,
             Some("server") | Some("auto") => DtlsRole::Client,
             Some(other) => {
@@ -241,7 +248,7 @@ impl Engine {
     }
 
     /// New ICE credentials (ICE restart); the old ones stay valid until the new ones are used.
-    pub fn restart_ice(&mut self, transport: &Uuid) -> Result<Value, EngineError> {
+    pub fn restart_ice(&mut self, transport: &Uuid) -> Result<IceParameters, EngineError> {
         let key = self.transport_key(transport)?;
         let ufrag = format!(
             "w{}{}",
@@ -255,7 +262,11 @@ impl Engine {
         w.ice.restart(ufrag.clone(), pwd.clone());
         self.ufrags.insert(ufrag.clone(), key);
         self.transports[key].demux.ufrags.push(ufrag.clone());
-        Ok(json!({ "usernameFragment": ufrag, "password": pwd, "iceLite": true }))
+        Ok(IceParameters {
+            username_fragment: ufrag,
+            password: pwd,
+            ice_lite: true,
+        })
     }
 
     /// Handles what a DTLS session reported.
@@ -356,7 +367,7 @@ impl Engine {
         enable_srtp: bool,
         srtp_crypto_suite: Option<&str>,
         app_data: Value,
-    ) -> Result<Value, EngineError> {
+    ) -> Result<PlainTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         let mut local_srtp = None;
         let mut srtp_out = None;
@@ -394,63 +405,59 @@ impl Engine {
             self.plain_sockets.insert(rs, key);
             self.transports[key].demux.plain_sockets.push(rs);
         }
-        Ok(self.plain_transport_data(key))
+        self.plain_transport_data(key)
+            .ok_or_else(|| EngineError::State("not a PlainTransport".into()))
     }
 
-    pub(super) fn plain_transport_data(&self, key: usize) -> Value {
+    /// A PlainTransport's data (`None` for another kind).
+    pub(super) fn plain_transport_data(&self, key: usize) -> Option<PlainTransportInfo> {
         let t = &self.transports[key];
         let TransportKind::Plain(p) = &t.kind else {
-            return Value::Null;
+            return None;
         };
         let local_ip = self
             .listen
             .announced_address
             .clone()
             .unwrap_or_else(|| p.local.ip().to_string());
-        let tuple = |local: SocketAddr, remote: Option<SocketAddr>| {
-            let mut v = json!({"localAddress": local_ip, "localIp": local_ip,
-                "localPort": local.port(), "protocol": "udp"});
-            if let Some(r) = remote {
-                v["remoteIp"] = json!(r.ip().to_string());
-                v["remotePort"] = json!(r.port());
-            }
-            v
+        let tuple = |local: SocketAddr, remote: Option<SocketAddr>| TupleInfo {
+            local_address: local_ip.clone(),
+            local_ip: local_ip.clone(),
+            local_port: local.port(),
+            remote_ip: remote.map(|r| r.ip().to_string()),
+            remote_port: remote.map(|r| r.port()),
+            protocol: "udp",
         };
-        let mut data = json!({ "id": t.id.to_string(), "tuple": tuple(p.local, p.remote) });
-        if let Some((_, a)) = p.rtcp_socket {
-            data["rtcpTuple"] = tuple(a, p.remote_rtcp);
-        }
-        if let Some((suite, key)) = &p.local_srtp {
-            data["srtpParameters"] = json!({"cryptoSuite": suite, "keyBase64": key});
-        }
-        data
+        Some(PlainTransportInfo {
+            id: t.id.to_string(),
+            tuple: tuple(p.local, p.remote),
+            rtcp_tuple: p.rtcp_socket.map(|(_, a)| tuple(a, p.remote_rtcp)),
+            srtp_parameters: p.local_srtp.as_ref().map(|(suite, key)| SrtpParameters {
+                crypto_suite: suite.clone(),
+                key_base64: key.clone(),
+            }),
+        })
     }
 
     /// `connect({ip, port, rtcpPort, srtpParameters})` of a PlainTransport.
     pub fn connect_plain_transport(
         &mut self,
         transport: &Uuid,
-        params: &Value,
-    ) -> Result<Value, EngineError> {
+        params: &PlainConnectParams,
+    ) -> Result<PlainTransportInfo, EngineError> {
         let key = self.transport_key(transport)?;
         let t = &mut self.transports[key];
         let TransportKind::Plain(p) = &mut t.kind else {
             return Err(EngineError::Invalid("not a PlainTransport".into()));
         };
-        if let Some(sp) = params.get("srtpParameters").filter(|v| !v.is_null()) {
+        if let Some(sp) = &params.srtp_parameters {
             if !p.enable_srtp {
                 return Err(EngineError::Invalid(
                     "srtpParameters given but SRTP is not enabled".into(),
                 ));
             }
-            let suite = sp
-                .get("cryptoSuite")
-                .and_then(Value::as_str)
-                .ok_or_else(|| EngineError::Invalid("srtpParameters.cryptoSuite missing".into()))?;
-            let key_b64 = sp
-                .get("keyBase64")
-                .and_then(Value::as_str)
-                .ok_or_else(|| EngineError::Invalid("srtpParameters.keyBase64 missing".into()))?;
+            let suite = sp.crypto_suite.as_str();
+            let key_b64 = sp.key_base64.as_str();
             let profile = SrtpProfile::from_name(suite).ok_or_else(|| {
                 EngineError::Invalid(format!("srtpParameters.cryptoSuite unsupported: {suite}"))
             })?;
@@ -477,13 +484,12 @@ impl Engine {
         }
         if !p.comedia {
             let ip: IpAddr = params
-                .get("ip")
-                .and_then(Value::as_str)
+                .ip
+                .as_deref()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| EngineError::Invalid("ip missing or invalid".into()))?;
             let port = params
-                .get("port")
-                .and_then(Value::as_u64)
+                .port
                 .filter(|p| (1..=65535).contains(p))
                 .ok_or_else(|| EngineError::Invalid("port missing or invalid".into()))?
                 as u16;
@@ -496,8 +502,7 @@ impl Engine {
             match p.rtcp_socket {
                 Some((rs, _)) => {
                     let rport = params
-                        .get("rtcpPort")
-                        .and_then(Value::as_u64)
+                        .rtcp_port
                         .filter(|p| (1..=65535).contains(p))
                         .ok_or_else(|| {
                             EngineError::Invalid("rtcpPort required without rtcpMux".into())
@@ -512,7 +517,8 @@ impl Engine {
                 None => t.rtcp_route = t.route,
             }
         }
-        Ok(self.plain_transport_data(key))
+        self.plain_transport_data(key)
+            .ok_or_else(|| EngineError::State("not a PlainTransport".into()))
     }
 
     // ---------------------------------------------------------------- closing

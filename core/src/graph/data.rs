@@ -2,7 +2,9 @@
 //! WebRtcTransport's SCTP association or "direct" (in-process, for server-side scripts like the
 //! demo's bot).
 
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use crate::api::{DataConsumerInfo, DataProducerInfo};
 use uuid::Uuid;
 
 use crate::rtp_parameters::SctpStreamParameters;
@@ -53,16 +55,16 @@ impl DataProducer {
         }
     }
 
-    /// The JSON mediasoup returns for a data producer.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "id": self.id.to_string(), "type": self.kind(), "label": self.label,
-            "protocol": self.protocol, "paused": self.paused,
-        });
-        if let Some(p) = &self.sctp_stream_parameters {
-            v["sctpStreamParameters"] = json!(p);
+    /// What mediasoup returns for a data producer.
+    pub fn info(&self) -> DataProducerInfo {
+        DataProducerInfo {
+            id: self.id.to_string(),
+            data_producer_type: self.kind(),
+            label: self.label.clone(),
+            protocol: self.protocol.clone(),
+            paused: self.paused,
+            sctp_stream_parameters: self.sctp_stream_parameters,
         }
-        v
     }
 }
 
@@ -104,17 +106,18 @@ impl DataConsumer {
         }
     }
 
-    /// The JSON mediasoup returns for a data consumer.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "id": self.id.to_string(), "dataProducerId": self.data_producer_id.to_string(),
-            "type": self.kind(), "label": self.label, "protocol": self.protocol,
-            "paused": self.paused, "dataProducerPaused": self.data_producer_paused,
-        });
-        if let Some(p) = &self.sctp_stream_parameters {
-            v["sctpStreamParameters"] = json!(p);
+    /// What mediasoup returns for a data consumer.
+    pub fn info(&self) -> DataConsumerInfo {
+        DataConsumerInfo {
+            id: self.id.to_string(),
+            data_producer_id: self.data_producer_id.to_string(),
+            data_consumer_type: self.kind(),
+            label: self.label.clone(),
+            protocol: self.protocol.clone(),
+            paused: self.paused,
+            data_producer_paused: self.data_producer_paused,
+            sctp_stream_parameters: self.sctp_stream_parameters,
         }
-        v
     }
 }
 

@@ -119,13 +119,7 @@ impl Direction {
 }
 
 /// A DTLS fingerprint (`a=fingerprint:sha-256 AB:CD:...`), in mediasoup's JSON shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    /// Hash function, lower case (`sha-256`).
-    pub algorithm: String,
-    /// Colon-separated hex bytes.
-    pub value: String,
-}
+pub use crate::proto::dtls::Fingerprint;
 
 /// One `a=rtpmap` codec of an offer, with its `fmtp` parameters and `rtcp-fb` lines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,13 +223,16 @@ pub struct Offer {
 impl Offer {
     /// The DTLS parameters to `connect` our transport with (mediasoup shape): `role` is the
     /// offerer's role, `client` unless it insists on `a=setup:passive`.
-    pub fn dtls_parameters(&self) -> serde_json::Value {
+    pub fn dtls_parameters(&self) -> crate::api::DtlsParameters {
         let role = if self.setup == "passive" {
             "server"
         } else {
             "client"
         };
-        serde_json::json!({ "role": role, "fingerprints": self.fingerprints })
+        crate::api::DtlsParameters {
+            role: Some(role.into()),
+            fingerprints: self.fingerprints.clone(),
+        }
     }
 
     /// Our `a=setup` value in the answer: `active` when the offerer is passive, else `passive`.

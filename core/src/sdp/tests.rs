@@ -241,7 +241,7 @@ fn ffmpeg_offer_with_lf_endings_and_passive_setup() {
     let offer = parse_offer(FFMPEG).unwrap();
     // The offerer is passive: we are the DTLS client, the transport's remote role is server.
     assert_eq!(offer.answer_setup(), "active");
-    assert_eq!(offer.dtls_parameters()["role"], "server");
+    assert_eq!(offer.dtls_parameters().role.as_deref(), Some("server"));
     let sections = publish(&offer, &router()).unwrap();
     let video = sections[1].rtp_parameters.as_ref().unwrap();
     assert_eq!(video.codecs[0].mime_type, "video/H264");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::data::StreamIdAllocator;
@@ -283,14 +283,17 @@ pub fn route_for(tuple: &TransportTuple, socket: SocketId, tcp_conn: Option<u32>
     }
 }
 
-/// JSON of a tuple as mediasoup prints it.
-pub fn tuple_json(t: &TransportTuple, announced: Option<&str>) -> Value {
+/// A tuple as mediasoup prints it (`iceSelectedTuple`).
+pub fn tuple_info(t: &TransportTuple, announced: Option<&str>) -> crate::api::TupleInfo {
     let local = announced
         .map(str::to_string)
         .unwrap_or_else(|| t.local.ip().to_string());
-    json!({
-        "localAddress": local, "localIp": local, "localPort": t.local.port(),
-        "remoteIp": t.remote.ip().to_string(), "remotePort": t.remote.port(),
-        "protocol": t.protocol.as_str(),
-    })
+    crate::api::TupleInfo {
+        local_address: local.clone(),
+        local_ip: local,
+        local_port: t.local.port(),
+        remote_ip: Some(t.remote.ip().to_string()),
+        remote_port: Some(t.remote.port()),
+        protocol: t.protocol.as_str(),
+    }
 }

@@ -70,6 +70,7 @@ pub async fn sctp_peer(w: &Arc<ringsfu_core::worker::Worker>, router: uuid::Uuid
                     ..Default::default()
                 },
             )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -81,10 +82,15 @@ pub async fn sctp_peer(w: &Arc<ringsfu_core::worker::Worker>, router: uuid::Uuid
         &RemoteTransport::from_data(&data),
         None,
         |dtls| async move {
-            w2.with_engine(move |e| e.connect_webrtc_transport(&transport, &dtls))
-                .await
-                .unwrap()
-                .unwrap();
+            w2.with_engine(move |e| {
+                e.connect_webrtc_transport(
+                    &transport,
+                    &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
         },
         None,
     )
