@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use ringsfu_core::dtls::DtlsCertificate;
 use ringsfu_core::engine::{ConsumeOptions, ProduceOptions, WebRtcTransportOptions};
@@ -167,10 +168,9 @@ impl InProcessServer {
         let mut routers = Vec::new();
         for w in &self.workers {
             let c = codecs.clone();
-            routers.push(
-                self.rt
-                    .block_on(w.with_engine(move |e| e.create_router(&c, Value::Null)))??,
-            );
+            routers.push(self.rt.block_on(
+                w.with_engine(move |e| e.create_router(&c, Value::Null, Instant::now())),
+            )??);
         }
         let mut plan = Plan {
             producers: Vec::new(),
@@ -200,6 +200,7 @@ impl InProcessServer {
                         paused: false,
                         app_data: Value::Null,
                     },
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             }))??;
@@ -233,6 +234,7 @@ impl InProcessServer {
                             enable_rtx: false,
                             app_data: Value::Null,
                         },
+                        Instant::now(),
                     )
                     .map(|v| serde_json::to_value(v).unwrap())
                 }))??;
@@ -275,6 +277,7 @@ impl InProcessServer {
                     true,
                     Some(&suite_owned),
                     Value::Null,
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })?)
@@ -298,6 +301,7 @@ impl InProcessServer {
             e.connect_plain_transport(
                 &id,
                 &serde_json::from_value(serde_json::Value::clone(&params)).unwrap(),
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         }))??;
@@ -316,9 +320,9 @@ impl InProcessServer {
             .workers
             .get(i)
             .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
-        Ok(self
-            .rt
-            .block_on(w.with_engine(move |e| e.create_router(&codecs, Value::Null)))??)
+        Ok(self.rt.block_on(
+            w.with_engine(move |e| e.create_router(&codecs, Value::Null, Instant::now())),
+        )??)
     }
 
     /// Closes a router on worker `i` (and with it every transport, producer and consumer in it).
@@ -329,16 +333,16 @@ impl InProcessServer {
             .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
         Ok(self
             .rt
-            .block_on(w.with_engine(move |e| e.close_router(&router)))??)
+            .block_on(w.with_engine(move |e| e.close_router(&router, Instant::now())))??)
     }
 
     /// Creates `count` idle WebRtcTransports on worker 0 (in chunks, so the worker stays responsive).
     pub fn create_idle_webrtc(&self, count: usize) -> Result<(), ServerError> {
         let codecs = media_codecs()?;
         let w = &self.workers[0];
-        let router = self
-            .rt
-            .block_on(w.with_engine(move |e| e.create_router(&codecs, Value::Null)))??;
+        let router = self.rt.block_on(
+            w.with_engine(move |e| e.create_router(&codecs, Value::Null, Instant::now())),
+        )??;
         let mut left = count;
         while left > 0 {
             let n = left.min(200);
@@ -350,6 +354,7 @@ impl InProcessServer {
                             enable_tcp: false,
                             ..Default::default()
                         },
+                        Instant::now(),
                     )
                     .map(|v| serde_json::to_value(v).unwrap())?;
                 }

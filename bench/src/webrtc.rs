@@ -695,6 +695,7 @@ async fn create_and_connect(
                     enable_tcp: false,
                     ..Default::default()
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -717,6 +718,7 @@ async fn create_and_connect(
                     e.connect_webrtc_transport(
                         &transport,
                         &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+                        Instant::now(),
                     )
                 })
                 .await;
@@ -839,6 +841,7 @@ async fn publish(
                     paused: false,
                     app_data: Value::Null,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -1085,6 +1088,7 @@ async fn subscribe(
                         enable_rtx: false,
                         app_data: Value::Null,
                     },
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })
@@ -1093,7 +1097,7 @@ async fn subscribe(
             .map_err(|e| WebRtcError::Peer(format!("consume: {e}")))?;
         let id = uuid_of(&cv)?;
         if cv["paused"] == true {
-            w.with_engine(move |e| e.resume_consumer(&id))
+            w.with_engine(move |e| e.resume_consumer(&id, Instant::now()))
                 .await
                 .map_err(|e| WebRtcError::Peer(e.to_string()))?
                 .map_err(|e| WebRtcError::Peer(format!("resume: {e}")))?;

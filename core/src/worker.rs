@@ -9,7 +9,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use slab::Slab;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -590,7 +590,7 @@ impl WorkerContext {
                         }
                         outbox.close();
                     }
-                    ctx2.with_engine(|e| e.tcp_connection_closed(conn));
+                    ctx2.with_engine(|e| e.tcp_connection_closed(conn, Instant::now()));
                 });
             }
         });
@@ -675,6 +675,9 @@ fn worker_main(
                 ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() },
                 settings.cert.clone(),
                 dtls_tx,
+                Instant::now(),
+                SystemTime::now(),
+                os_seed(),
             )),
             io: RefCell::new(IoState { udp: Slab::new(), uring_sender, tcp_writers: HashMap::new(), order: Vec::new(), socket_ids: Vec::new() }),
             observers: RefCell::new(Vec::new()),
@@ -706,7 +709,7 @@ fn worker_main(
         let c = Rc::clone(&ctx);
         tokio::task::spawn_local(async move {
             while let Some(ev) = dtls_rx.recv().await {
-                c.with_engine(|e| e.handle_dtls_event(ev));
+                c.with_engine(|e| e.handle_dtls_event(ev, Instant::now()));
             }
         });
         // Timers.
@@ -717,7 +720,7 @@ fn worker_main(
                 let next = c.engine.borrow().poll_timeout().unwrap_or(now + Duration::from_millis(100));
                 let next = next.min(now + Duration::from_millis(100)).max(now + Duration::from_millis(1));
                 tokio::time::sleep_until(next.into()).await;
-                c.with_engine(|e| e.handle_timeout(Instant::now()));
+                c.with_engine(|e| e.handle_timeout(Instant::now(), SystemTime::now()));
             }
         });
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -735,6 +738,14 @@ fn worker_main(
             _ = stop_rx => {}
         }
     });
+}
+
+/// A seed for an engine's RNG from the OS (the engine itself never reads OS randomness).
+fn os_seed() -> crate::engine::RngSeed {
+    use rand::RngCore;
+    let mut seed = crate::engine::RngSeed::default();
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    seed
 }
 
 /// A boxed future that stays on the worker thread.

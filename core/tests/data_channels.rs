@@ -1,6 +1,7 @@
 //! Data channels over a WebRtcTransport's SCTP association, with an independent stack on the peer
 //! side (webrtc-rs: ICE agent, DTLS client, webrtc-sctp, webrtc-data with DCEP).
 
+use std::time::Instant;
 mod common;
 
 use std::time::Duration;
@@ -40,7 +41,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -67,8 +68,17 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // A direct (in-process) consumer receives what the peer sends: text, binary, 200 KB.
     let dc = w
         .with_engine(move |e| {
-            e.consume_data(None, &producer, None, None, None, false, Value::Null)
-                .map(|v| serde_json::to_value(v).unwrap())
+            e.consume_data(
+                None,
+                &producer,
+                None,
+                None,
+                None,
+                false,
+                Value::Null,
+                Instant::now(),
+            )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -94,8 +104,17 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // stream id the server picked (negotiated channel, as mediasoup-client does).
     let bot = w
         .with_engine(move |e| {
-            e.produce_data(&router, None, None, "bot", "", false, Value::Null)
-                .map(|v| serde_json::to_value(v).unwrap())
+            e.produce_data(
+                &router,
+                None,
+                None,
+                "bot",
+                "",
+                false,
+                Value::Null,
+                Instant::now(),
+            )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -104,8 +123,17 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let t = a.transport;
     let cons = w
         .with_engine(move |e| {
-            e.consume_data(Some(&t), &bot, None, None, None, false, Value::Null)
-                .map(|v| serde_json::to_value(v).unwrap())
+            e.consume_data(
+                Some(&t),
+                &bot,
+                None,
+                None,
+                None,
+                false,
+                Value::Null,
+                Instant::now(),
+            )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -121,6 +149,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
                 ppid: Ppid::String,
                 data: b"hi from the bot".to_vec(),
             },
+            Instant::now(),
         )
     })
     .await
@@ -144,6 +173,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
                     ppid: Ppid::Binary,
                     data: huge,
                 },
+                Instant::now(),
             )
         })
         .await
@@ -156,7 +186,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -177,6 +207,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
                 "",
                 false,
                 Value::Null,
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -187,8 +218,17 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let tb = b.transport;
     let c = w
         .with_engine(move |e| {
-            e.consume_data(Some(&tb), &producer, None, None, None, false, Value::Null)
-                .map(|v| serde_json::to_value(v).unwrap())
+            e.consume_data(
+                Some(&tb),
+                &producer,
+                None,
+                None,
+                None,
+                false,
+                Value::Null,
+                Instant::now(),
+            )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()

@@ -93,7 +93,7 @@ async fn forwarding_allocates_nothing_per_packet() {
     ]))
     .unwrap();
     let router = worker
-        .with_engine(move |e| e.create_router(&codecs, Value::Null))
+        .with_engine(move |e| e.create_router(&codecs, Value::Null, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -112,6 +112,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                             false,
                             None,
                             Value::Null,
+                            Instant::now(),
                         )
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
@@ -123,6 +124,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                                 &json!({"ip": a.ip().to_string(), "port": a.port()}),
                             ))
                             .unwrap(),
+                            Instant::now(),
                         )
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
@@ -151,6 +153,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                     paused: false,
                     app_data: Value::Null,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -183,6 +186,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                         enable_rtx: false,
                         app_data: Value::Null,
                     },
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })
@@ -272,7 +276,7 @@ async fn forwarding_allocates_nothing_per_packet() {
             consumer_ids
                 .iter()
                 .map(|c| {
-                    e.consumer_stats(c)
+                    e.consumer_stats(c, Instant::now())
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap()[0]["packetsRetransmitted"]
                         .as_u64()

@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{
     AnyUserData, Function, IntoLuaMulti, Lua, LuaSerdeExt, Table, UserData, UserDataFields,
@@ -224,6 +225,7 @@ fn produce_data(
             &protocol,
             paused,
             app,
+            Instant::now(),
         )
     })?;
     let info = json_of(&info)?;
@@ -265,6 +267,7 @@ fn consume_data(
             retransmits,
             paused,
             app,
+            Instant::now(),
         )
     })?;
     let info = json_of(&info)?;
@@ -422,7 +425,7 @@ impl UserData for LuaData {
                     )));
                 }
                 let id = this.0.id;
-                engine(|e| e.send_data(&id, DataMessage { ppid, data }))
+                engine(|e| e.send_data(&id, DataMessage { ppid, data }, Instant::now()))
             },
         );
 
@@ -430,8 +433,12 @@ impl UserData for LuaData {
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.0.id;
             let v = match this.0.kind {
-                DataKind::DataProducer => json_of(&engine(|e| e.data_producer_stats(&id))?)?,
-                DataKind::DataConsumer => json_of(&engine(|e| e.data_consumer_stats(&id))?)?,
+                DataKind::DataProducer => {
+                    json_of(&engine(|e| e.data_producer_stats(&id, Instant::now()))?)?
+                }
+                DataKind::DataConsumer => {
+                    json_of(&engine(|e| e.data_consumer_stats(&id, Instant::now()))?)?
+                }
                 DataKind::DirectTransport => json!([{
                     "type": "direct-transport", "transportId": id.to_string(),
                     "timestamp": std::time::SystemTime::now()
@@ -496,8 +503,12 @@ impl LuaData {
     fn set_paused(&self, paused: bool) -> mlua::Result<()> {
         let id = self.0.id;
         match self.0.kind {
-            DataKind::DataProducer => engine(|e| e.set_data_producer_paused(&id, paused))?,
-            DataKind::DataConsumer => engine(|e| e.set_data_consumer_paused(&id, paused))?,
+            DataKind::DataProducer => {
+                engine(|e| e.set_data_producer_paused(&id, paused, Instant::now()))?
+            }
+            DataKind::DataConsumer => {
+                engine(|e| e.set_data_consumer_paused(&id, paused, Instant::now()))?
+            }
             DataKind::DirectTransport => {
                 return Err(invalid("a directTransport cannot be paused".into()))
             }
@@ -549,8 +560,8 @@ fn close_obj(obj: &Rc<DataObj>) {
 fn close_in_engine(obj: &DataObj) {
     let id = obj.id;
     let r = match obj.kind {
-        DataKind::DataProducer => engine(|e| e.close_data_producer(&id)),
-        DataKind::DataConsumer => engine(|e| e.close_data_consumer(&id)),
+        DataKind::DataProducer => engine(|e| e.close_data_producer(&id, Instant::now())),
+        DataKind::DataConsumer => engine(|e| e.close_data_consumer(&id, Instant::now())),
         DataKind::DirectTransport => Ok(()),
     };
     // Already gone through a cascade: nothing to do.

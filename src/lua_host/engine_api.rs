@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
+use std::time::Instant;
 
 use mlua::{
     AnyUserData, Function, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserDataMethods,
@@ -247,7 +248,7 @@ pub fn create_router(codecs: &[Json], room: &str) -> Option<Result<Uuid, String>
         serde_path_to_error::deserialize(Json::Array(codecs.to_vec()))
             .map_err(|e| format!("router.mediaCodecs{}: {}", e.path(), e.inner()));
     Some(parsed.and_then(|codecs| {
-        ctx.with_engine(|e| e.create_router(&codecs, json!({ "roomId": room })))
+        ctx.with_engine(|e| e.create_router(&codecs, json!({ "roomId": room }), Instant::now()))
             .map_err(|e| e.to_string())
     }))
 }
@@ -272,7 +273,7 @@ pub fn engine_counts() -> Option<Json> {
 /// Closes a room's router (cascading to everything in it).
 pub fn close_router(host: &Host, router: Uuid) {
     if let Some(ctx) = ctx() {
-        if let Err(e) = ctx.with_engine(|e| e.close_router(&router)) {
+        if let Err(e) = ctx.with_engine(|e| e.close_router(&router, Instant::now())) {
             log::debug!("closing router {router}: {e}");
         }
     }
@@ -419,7 +420,9 @@ impl UserData for LuaObj {
                 app_data: Json::Null,
             };
             let router = this.0.id;
-            let info = json_of(&engine(|e| e.create_webrtc_transport(&router, options))?)?;
+            let info = json_of(&engine(|e| {
+                e.create_webrtc_transport(&router, options, Instant::now())
+            })?)?;
             new_obj(lua, &this.0, ObjKind::Transport, info, opts.get("appData")?)
         });
         methods.add_method("createPlainTransport", |lua, this, opts: Option<Table>| {
@@ -459,6 +462,7 @@ impl UserData for LuaObj {
                     enable_srtp,
                     suite.as_deref(),
                     Json::Null,
+                    Instant::now(),
                 )
             });
             let info = match created {
@@ -478,11 +482,11 @@ impl UserData for LuaObj {
             if this.0.info.get("iceParameters").is_some() {
                 let dtls: DtlsParameters =
                     from_lua(lua, params.get("dtlsParameters")?, "dtlsParameters")?;
-                engine(|e| e.connect_webrtc_transport(&id, &dtls))?;
+                engine(|e| e.connect_webrtc_transport(&id, &dtls, Instant::now()))?;
                 Ok(Value::Nil)
             } else {
                 let p: PlainConnectParams = from_lua(lua, Value::Table(params), "params")?;
-                let out = engine(|e| e.connect_plain_transport(&id, &p))?;
+                let out = engine(|e| e.connect_plain_transport(&id, &p, Instant::now()))?;
                 lua.to_value(&out)
             }
         });
@@ -496,19 +500,19 @@ impl UserData for LuaObj {
                 )));
             }
             let id = this.0.id;
-            engine(|e| e.set_max_outgoing_bitrate(&id, bps as u64))
+            engine(|e| e.set_max_outgoing_bitrate(&id, bps as u64, Instant::now()))
         });
         // transport:setMaxIncomingBitrate(bps): REMB cap announced to the remote (0 removes it).
         methods.add_method("setMaxIncomingBitrate", |_, this, bps: i64| {
             this.expect(ObjKind::Transport, "setMaxIncomingBitrate")?;
             let bps = u64::try_from(bps).map_err(|_| invalid(format!("wrong bitrate {bps}")))?;
             let id = this.0.id;
-            engine(|e| e.set_max_incoming_bitrate(&id, bps))
+            engine(|e| e.set_max_incoming_bitrate(&id, bps, Instant::now()))
         });
         methods.add_method("restartIce", |lua, this, ()| {
             this.expect(ObjKind::Transport, "restartIce")?;
             let id = this.0.id;
-            let ice = engine(|e| e.restart_ice(&id))?;
+            let ice = engine(|e| e.restart_ice(&id, Instant::now()))?;
             lua.to_value(&ice)
         });
         methods.add_method("produce", |lua, this, opts: Table| {
@@ -531,6 +535,7 @@ impl UserData for LuaObj {
                         paused,
                         app_data: app_json,
                     },
+                    Instant::now(),
                 )
             })?;
             let info = json_of(&info)?;
@@ -561,9 +566,9 @@ impl UserData for LuaObj {
                     app_data: Json::Null,
                 };
                 if offerer {
-                    e.consume_for_offerer(&id, o, mid)
+                    e.consume_for_offerer(&id, o, mid, Instant::now())
                 } else {
-                    e.consume(&id, o)
+                    e.consume(&id, o, Instant::now())
                 }
             })?;
             let producer_paused = info.producer_paused;
@@ -589,9 +594,15 @@ impl UserData for LuaObj {
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.0.id;
             match this.0.kind {
-                ObjKind::Transport => lua.to_value(&engine(|e| e.transport_stats(&id))?),
-                ObjKind::Producer => lua.to_value(&engine(|e| e.producer_stats(&id))?),
-                ObjKind::Consumer => lua.to_value(&engine(|e| e.consumer_stats(&id))?),
+                ObjKind::Transport => {
+                    lua.to_value(&engine(|e| e.transport_stats(&id, Instant::now()))?)
+                }
+                ObjKind::Producer => {
+                    lua.to_value(&engine(|e| e.producer_stats(&id, Instant::now()))?)
+                }
+                ObjKind::Consumer => {
+                    lua.to_value(&engine(|e| e.consumer_stats(&id, Instant::now()))?)
+                }
                 ObjKind::Router => Err(invalid("a router has no stats".into())),
             }
         });
@@ -601,10 +612,10 @@ impl UserData for LuaObj {
             }
             let id = this.0.id;
             let r = match this.0.kind {
-                ObjKind::Router => engine(|e| e.close_router(&id)),
-                ObjKind::Transport => engine(|e| e.close_transport(&id)),
-                ObjKind::Producer => engine(|e| e.close_producer(&id)),
-                ObjKind::Consumer => engine(|e| e.close_consumer(&id)),
+                ObjKind::Router => engine(|e| e.close_router(&id, Instant::now())),
+                ObjKind::Transport => engine(|e| e.close_transport(&id, Instant::now())),
+                ObjKind::Producer => engine(|e| e.close_producer(&id, Instant::now())),
+                ObjKind::Consumer => engine(|e| e.close_consumer(&id, Instant::now())),
             };
             if let Some(host) = Host::current() {
                 host.callbacks.remove(&id);
@@ -619,8 +630,8 @@ impl UserData for LuaObj {
         methods.add_method("pause", |_, this, ()| {
             let id = this.0.id;
             match this.0.kind {
-                ObjKind::Producer => engine(|e| e.pause_producer(&id))?,
-                ObjKind::Consumer => engine(|e| e.pause_consumer(&id))?,
+                ObjKind::Producer => engine(|e| e.pause_producer(&id, Instant::now()))?,
+                ObjKind::Consumer => engine(|e| e.pause_consumer(&id, Instant::now()))?,
                 k => return Err(invalid(format!("a {} cannot be paused", k.name()))),
             }
             this.0.paused.set(true);
@@ -629,8 +640,8 @@ impl UserData for LuaObj {
         methods.add_method("resume", |_, this, ()| {
             let id = this.0.id;
             match this.0.kind {
-                ObjKind::Producer => engine(|e| e.resume_producer(&id))?,
-                ObjKind::Consumer => engine(|e| e.resume_consumer(&id))?,
+                ObjKind::Producer => engine(|e| e.resume_producer(&id, Instant::now()))?,
+                ObjKind::Consumer => engine(|e| e.resume_consumer(&id, Instant::now()))?,
                 k => return Err(invalid(format!("a {} cannot be resumed", k.name()))),
             }
             this.0.paused.set(false);
@@ -647,7 +658,7 @@ impl UserData for LuaObj {
                 .map_err(|_| invalid(format!("wrong spatialLayer {spatial}")))?;
             // temporalLayer is accepted; temporal layer selection is not built in the engine.
             let id = this.0.id;
-            engine(|e| e.set_consumer_preferred_layers(&id, spatial))
+            engine(|e| e.set_consumer_preferred_layers(&id, spatial, Instant::now()))
         });
         methods.add_method("setPriority", |_, this, priority: i64| {
             this.expect(ObjKind::Consumer, "setPriority")?;
@@ -656,12 +667,12 @@ impl UserData for LuaObj {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| invalid("wrong priority".into()))?;
             let id = this.0.id;
-            engine(|e| e.set_consumer_priority(&id, p))
+            engine(|e| e.set_consumer_priority(&id, p, Instant::now()))
         });
         methods.add_method("requestKeyFrame", |_, this, ()| {
             this.expect(ObjKind::Consumer, "requestKeyFrame")?;
             let id = this.0.id;
-            engine(|e| e.request_consumer_key_frame(&id))
+            engine(|e| e.request_consumer_key_frame(&id, Instant::now()))
         });
 
         // ---- data channels: router:createDirectTransport, transport:produceData/consumeData
@@ -721,11 +732,20 @@ fn release_ports(
     rtcp: Option<(ringsfu_core::io::SocketId, std::net::SocketAddr)>,
 ) {
     ctx.with_engine(|e| {
-        match e.create_plain_transport(router, socket, rtcp, false, false, None, Json::Null) {
+        match e.create_plain_transport(
+            router,
+            socket,
+            rtcp,
+            false,
+            false,
+            None,
+            Json::Null,
+            Instant::now(),
+        ) {
             Ok(info) => {
                 let id = Uuid::parse_str(&info.id).ok();
                 if let Some(id) = id {
-                    let _ = e.close_transport(&id);
+                    let _ = e.close_transport(&id, Instant::now());
                 }
             }
             Err(err) => log::warn!("ports {socket:?}/{rtcp:?} not released: {err}"),

@@ -13,6 +13,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{Function, IntoLuaMulti, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 use ringsfu_core::engine::EngineEvent;
@@ -117,7 +118,7 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
             )
             .map_err(observer_error)?;
             let router = this.0.id;
-            let id = engine(|e| e.create_audio_level_observer(&router, o))?;
+            let id = engine(|e| e.create_audio_level_observer(&router, o, Instant::now()))?;
             new_observer(lua, &this.0.room, id, ObserverType::AudioLevel, &opts)
         },
     );
@@ -131,7 +132,8 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
             };
             let interval = active_speaker::interval_from_ms(number(&opts, "interval", 300)?);
             let router = this.0.id;
-            let id = engine(|e| e.create_active_speaker_observer(&router, interval))?;
+            let id =
+                engine(|e| e.create_active_speaker_observer(&router, interval, Instant::now()))?;
             new_observer(lua, &this.0.room, id, ObserverType::ActiveSpeaker, &opts)
         },
     );
@@ -204,25 +206,25 @@ impl UserData for LuaObserver {
             this.alive()?;
             let producer = producer_arg(arg)?;
             let id = this.0.id;
-            engine(|e| e.observer_add_producer(&id, &producer))
+            engine(|e| e.observer_add_producer(&id, &producer, Instant::now()))
         });
         methods.add_method("removeProducer", |_, this, arg: Value| {
             this.alive()?;
             let producer = producer_arg(arg)?;
             let id = this.0.id;
-            engine(|e| e.observer_remove_producer(&id, &producer))
+            engine(|e| e.observer_remove_producer(&id, &producer, Instant::now()))
         });
         methods.add_method("pause", |_, this, ()| {
             this.alive()?;
             let id = this.0.id;
-            engine(|e| e.pause_observer(&id))?;
+            engine(|e| e.pause_observer(&id, Instant::now()))?;
             this.0.paused.set(true);
             Ok(())
         });
         methods.add_method("resume", |_, this, ()| {
             this.alive()?;
             let id = this.0.id;
-            engine(|e| e.resume_observer(&id))?;
+            engine(|e| e.resume_observer(&id, Instant::now()))?;
             this.0.paused.set(false);
             Ok(())
         });
@@ -233,7 +235,7 @@ impl UserData for LuaObserver {
             let id = this.0.id;
             remove(&id);
             // Already gone with its router: not an error for scripts.
-            let _ = engine(|e| e.close_observer(&id));
+            let _ = engine(|e| e.close_observer(&id, Instant::now()));
             Ok(())
         });
         methods.add_method("on", |_, this, (event, f): (String, Function)| {

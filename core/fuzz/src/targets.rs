@@ -92,14 +92,19 @@ fn engine() -> Engine {
         },
         cert().clone(),
         tx,
+        Instant::now(),
+        std::time::SystemTime::now(),
+        [7; 32],
     );
     let codecs: Vec<RtpCodecCapability> = serde_json::from_value(json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let router = e.create_router(&codecs, Value::Null).unwrap();
-    e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+    let router = e
+        .create_router(&codecs, Value::Null, Instant::now())
+        .unwrap();
+    e.create_webrtc_transport(&router, WebRtcTransportOptions::default(), Instant::now())
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
     let plain = e
@@ -111,6 +116,7 @@ fn engine() -> Engine {
             false,
             None,
             Value::Null,
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -130,6 +136,7 @@ fn engine() -> Engine {
                 paused: false,
                 app_data: Value::Null,
             },
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -145,6 +152,7 @@ fn engine() -> Engine {
                 false,
                 None,
                 Value::Null,
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
             .unwrap();
@@ -155,6 +163,7 @@ fn engine() -> Engine {
                 &json!({"ip": "127.0.0.1", "port": 50000 + i}),
             ))
             .unwrap(),
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -167,6 +176,7 @@ fn engine() -> Engine {
                 enable_rtx: false,
                 app_data: Value::Null,
             },
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -199,7 +209,7 @@ pub fn demux(data: &[u8]) {
             },
         };
         e.handle_packet(src, &mut buf, n, Instant::now());
-        e.handle_timeout(Instant::now());
+        e.handle_timeout(Instant::now(), std::time::SystemTime::now());
         e.tx.clear();
         while e.poll_event().is_some() {}
     });

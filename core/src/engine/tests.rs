@@ -11,7 +11,18 @@ fn engine() -> (Engine, mpsc::UnboundedReceiver<DtlsEvent>) {
         announced_address: None,
     };
     let cert = DtlsCertificate::generate().unwrap();
-    (Engine::new(0, listen, cert, tx), rx)
+    (
+        Engine::new(
+            0,
+            listen,
+            cert,
+            tx,
+            Instant::now(),
+            SystemTime::now(),
+            [7; 32],
+        ),
+        rx,
+    )
 }
 
 fn router(e: &mut Engine) -> Uuid {
@@ -19,12 +30,13 @@ fn router(e: &mut Engine) -> Uuid {
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
     ]))
     .unwrap();
-    e.create_router(&codecs, Value::Null).unwrap()
+    e.create_router(&codecs, Value::Null, Instant::now())
+        .unwrap()
 }
 
 fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
     let data = e
-        .create_webrtc_transport(r, WebRtcTransportOptions::default())
+        .create_webrtc_transport(r, WebRtcTransportOptions::default(), Instant::now())
         .unwrap();
     let id: Uuid = data.id.parse().unwrap();
     let key = e.transport_ids[&id];
@@ -46,7 +58,7 @@ fn dtls_event_of_a_closed_transport_is_dropped_not_delivered_to_the_keys_next_ow
     let r = router(&mut e);
     let (a, key_a) = webrtc(&mut e, &r);
     let stale_tag = dtls_tag(e.transports[key_a].generation, key_a);
-    e.close_transport(&a).unwrap();
+    e.close_transport(&a, Instant::now()).unwrap();
     let (b, key_b) = webrtc(&mut e, &r);
     assert_eq!(
         key_a, key_b,
@@ -55,7 +67,7 @@ fn dtls_event_of_a_closed_transport_is_dropped_not_delivered_to_the_keys_next_ow
     while e.poll_event().is_some() {}
 
     // A `Connected` (with keys) still queued from A's session arrives after B took the key.
-    e.handle_dtls_event((stale_tag, connected(false)));
+    e.handle_dtls_event((stale_tag, connected(false)), Instant::now());
     let t = &e.transports[key_b];
     assert!(
         t.srtp_in.is_none() && t.srtp_out.is_none(),
@@ -67,7 +79,7 @@ fn dtls_event_of_a_closed_transport_is_dropped_not_delivered_to_the_keys_next_ow
 
     // B's own session's events are delivered.
     let tag_b = dtls_tag(e.transports[key_b].generation, key_b);
-    e.handle_dtls_event((tag_b, connected(false)));
+    e.handle_dtls_event((tag_b, connected(false)), Instant::now());
     assert!(e.transports[key_b].srtp_in.is_some());
     assert_eq!(
         e.transports[key_b].webrtc().unwrap().dtls_state,
@@ -80,7 +92,7 @@ fn dtls_event_of_a_closed_transport_is_dropped_not_delivered_to_the_keys_next_ow
     ));
 
     // An event for a key nobody holds is dropped and counted too.
-    e.handle_dtls_event((dtls_tag(99, 1000), DtlsOutput::Closed));
+    e.handle_dtls_event((dtls_tag(99, 1000), DtlsOutput::Closed), Instant::now());
     assert_eq!(e.drops.stale_dtls_events, 2);
 }
 
@@ -90,7 +102,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     let r = router(&mut e);
     let (a, key_a) = webrtc(&mut e, &r);
     let (_b, key_b) = webrtc(&mut e, &r);
-    e.restart_ice(&a).unwrap();
+    e.restart_ice(&a, Instant::now()).unwrap();
     // Paths as `handle_stun` registers them after valid checks.
     let pa: (SocketId, SocketAddr) = (0, "127.0.0.2:1000".parse().unwrap());
     let pb: (SocketId, SocketAddr) = (0, "127.0.0.3:1000".parse().unwrap());
@@ -111,6 +123,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
                 false,
                 None,
                 Value::Null,
+                Instant::now(),
             )
             .unwrap();
         let id: Uuid = data.id.parse().unwrap();
@@ -118,7 +131,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     };
     assert_eq!(e.ufrags.len(), 3);
 
-    e.close_transport(&a).unwrap();
+    e.close_transport(&a, Instant::now()).unwrap();
     // B's ufrag, its own path and the path it took over from A stay; A's are gone.
     assert_eq!(e.ufrags.len(), 1);
     assert!(e.ufrags.values().all(|k| *k == key_b));
@@ -129,7 +142,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     assert_eq!(e.plain_sockets.len(), 2);
     assert!(e.take_released_sockets().is_empty());
 
-    e.close_transport(&p).unwrap();
+    e.close_transport(&p, Instant::now()).unwrap();
     assert!(e.plain_sockets.is_empty());
     let mut released = e.take_released_sockets();
     released.sort();
@@ -141,7 +154,9 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
 fn engine_errors_have_fixed_status_codes() {
     let (mut e, _rx) = engine();
     let r = router(&mut e);
-    let missing = e.close_transport(&Uuid::new_v4()).unwrap_err();
+    let missing = e
+        .close_transport(&Uuid::new_v4(), Instant::now())
+        .unwrap_err();
     assert_eq!(missing.status(), 404);
     let (t, _) = webrtc(&mut e, &r);
     // role server: we are the DTLS client and wait for an ICE path (no session started here).
@@ -149,13 +164,15 @@ fn engine_errors_have_fixed_status_codes() {
         json!({"role": "server", "fingerprints": [{"algorithm": "sha-256", "value": "AA"}]}),
     )
     .unwrap();
-    e.connect_webrtc_transport(&t, &fp).unwrap();
+    e.connect_webrtc_transport(&t, &fp, Instant::now()).unwrap();
     assert_eq!(
-        e.connect_webrtc_transport(&t, &fp).unwrap_err().status(),
+        e.connect_webrtc_transport(&t, &fp, Instant::now())
+            .unwrap_err()
+            .status(),
         409
     );
     let bad = e
-        .connect_webrtc_transport(&t, &crate::api::DtlsParameters::default())
+        .connect_webrtc_transport(&t, &crate::api::DtlsParameters::default(), Instant::now())
         .unwrap_err();
     assert_eq!(bad.status(), 400);
     assert_eq!(EngineError::Ortc("x".into()).status(), 400);
@@ -191,7 +208,9 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
         {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 0}}
     ]))
     .unwrap();
-    let r = e.create_router(&codecs, Value::Null).unwrap();
+    let r = e
+        .create_router(&codecs, Value::Null, Instant::now())
+        .unwrap();
     let (t, _) = webrtc(&mut e, &r);
     let caps = e.routers[e.router_ids[&r]].rtp_capabilities.clone();
     let cases = [
@@ -238,6 +257,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                     paused: false,
                     app_data: Value::Null,
                 },
+                Instant::now(),
             )
             .unwrap();
         assert_eq!(answer.producer_type, want, "{mime} {encodings}: {answer:?}");
@@ -252,6 +272,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                     enable_rtx: false,
                     app_data: Value::Null,
                 },
+                Instant::now(),
             )
             .unwrap();
         assert_eq!(

@@ -13,8 +13,10 @@ impl Engine {
         router_key: usize,
         kind: TransportKind,
         app_data: Value,
+        now: Instant,
     ) -> usize {
-        let id = Uuid::new_v4();
+        let id = self.new_id();
+        let rtcp_ssrc = self.rng.gen::<u32>() | 1;
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1);
         let key = self.transports.insert(Transport {
@@ -37,8 +39,8 @@ impl Engine {
             ext_rrid: 0,
             counters: TransportCounters::default(),
             app_data,
-            created: Instant::now(),
-            rtcp_ssrc: rand::random::<u32>() | 1,
+            created: now,
+            rtcp_ssrc,
             bwe: crate::bwe::TransportBwe::new(),
             generation,
             demux: DemuxKeys::default(),
@@ -47,7 +49,7 @@ impl Engine {
         self.transport_ids.insert(id, key);
         self.routers[router_key].transports.push(key);
         if self.next_tick.is_none() {
-            self.next_tick = Some(Instant::now());
+            self.next_tick = Some(now);
         }
         key
     }
@@ -60,6 +62,7 @@ impl Engine {
         &mut self,
         router: &Uuid,
         opts: WebRtcTransportOptions,
+        now: Instant,
     ) -> Result<WebRtcTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         if !opts.enable_udp && !opts.enable_tcp {
@@ -71,9 +74,9 @@ impl Engine {
         let ufrag = format!(
             "w{}{}",
             self.worker_index,
-            &crate::ice::random_ufrag()[..30]
+            &crate::ice::random_ufrag(&mut self.rng)[..30]
         );
-        let pwd = crate::ice::random_password();
+        let pwd = crate::ice::random_password(&mut self.rng);
         let state = WebRtcState {
             ice: IceServer::new(ufrag.clone(), pwd, opts.ice_consent_timeout),
             dtls_role: None,
@@ -90,6 +93,7 @@ impl Engine {
             router_key,
             TransportKind::WebRtc(Box::new(state)),
             opts.app_data.clone(),
+            now,
         );
         self.ufrags.insert(ufrag.clone(), key);
         self.transports[key].demux.ufrags.push(ufrag);
@@ -183,6 +187,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         dtls_parameters: &DtlsParameters,
+        _now: Instant,
     ) -> Result<(), EngineError> {
         let key = self.transport_key(transport)?;
         let fp: Fingerprint = dtls_parameters
@@ -248,14 +253,18 @@ impl Engine {
     }
 
     /// New ICE credentials (ICE restart); the old ones stay valid until the new ones are used.
-    pub fn restart_ice(&mut self, transport: &Uuid) -> Result<IceParameters, EngineError> {
+    pub fn restart_ice(
+        &mut self,
+        transport: &Uuid,
+        _now: Instant,
+    ) -> Result<IceParameters, EngineError> {
         let key = self.transport_key(transport)?;
         let ufrag = format!(
             "w{}{}",
             self.worker_index,
-            &crate::ice::random_ufrag()[..30]
+            &crate::ice::random_ufrag(&mut self.rng)[..30]
         );
-        let pwd = crate::ice::random_password();
+        let pwd = crate::ice::random_password(&mut self.rng);
         let w = self.transports[key]
             .webrtc_mut()
             .ok_or_else(|| EngineError::Invalid("not a WebRtcTransport".into()))?;
@@ -272,7 +281,7 @@ impl Engine {
     /// Handles what a DTLS session reported.
     /// An event from a session of a closed transport is dropped and counted
     /// ([`DropCounters::stale_dtls_events`]), even when its slab key has a new owner.
-    pub fn handle_dtls_event(&mut self, (tag, out): DtlsEvent) {
+    pub fn handle_dtls_event(&mut self, (tag, out): DtlsEvent, now: Instant) {
         let (generation, key) = split_dtls_tag(tag);
         let Some(t) = self
             .transports
@@ -305,11 +314,11 @@ impl Engine {
                         state: DtlsState::Connected,
                         reason: None,
                     });
-                    self.start_sctp(key, we_are_client);
+                    self.start_sctp(key, we_are_client, now);
                     // Receivers are ready now: ask for keyframes for their video.
                     let consumers = self.transports[key].consumers.clone();
                     for c in consumers {
-                        self.consumer_wants_keyframe(c, Instant::now());
+                        self.consumer_wants_keyframe(c, now);
                     }
                 }
                 Err(e) => self.dtls_failed(key, format!("SRTP keys: {e}")),
@@ -328,7 +337,6 @@ impl Engine {
                 });
             }
             DtlsOutput::ApplicationData(data) => {
-                let now = Instant::now();
                 if let Some(sctp) = t.webrtc_mut().and_then(|w| w.sctp.as_mut()) {
                     sctp.handle_input(now, &data);
                     self.process_sctp(key, now);
@@ -367,6 +375,7 @@ impl Engine {
         enable_srtp: bool,
         srtp_crypto_suite: Option<&str>,
         app_data: Value,
+        now: Instant,
     ) -> Result<PlainTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         let mut local_srtp = None;
@@ -377,7 +386,7 @@ impl Engine {
                 EngineError::Invalid(format!("srtpCryptoSuite unsupported: {suite}"))
             })?;
             let mut key = vec![0u8; profile.master_key_len() + profile.master_salt_len()];
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+            self.rng.fill_bytes(&mut key);
             let ctx = SrtpContext::new(
                 profile,
                 &key[..profile.master_key_len()],
@@ -397,7 +406,12 @@ impl Engine {
             enable_srtp,
             local_srtp,
         };
-        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)), app_data);
+        let key = self.new_transport(
+            router_key,
+            TransportKind::Plain(Box::new(state)),
+            app_data,
+            now,
+        );
         self.transports[key].srtp_out = srtp_out;
         self.plain_sockets.insert(socket.0, key);
         self.transports[key].demux.plain_sockets.push(socket.0);
@@ -444,6 +458,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         params: &PlainConnectParams,
+        _now: Instant,
     ) -> Result<PlainTransportInfo, EngineError> {
         let key = self.transport_key(transport)?;
         let t = &mut self.transports[key];
@@ -524,35 +539,35 @@ impl Engine {
     // ---------------------------------------------------------------- closing
 
     /// Closes a transport with its producers (their consumers close too) and consumers.
-    pub fn close_transport(&mut self, transport: &Uuid) -> Result<(), EngineError> {
+    pub fn close_transport(&mut self, transport: &Uuid, now: Instant) -> Result<(), EngineError> {
         let key = self.transport_key(transport)?;
         let producers = self.transports[key].producers.clone();
         for p in producers {
             let pid = self.producers[p].id;
             self.events
                 .push_back(EngineEvent::ProducerTransportClosed { producer: pid });
-            let _ = self.close_producer(&pid);
+            let _ = self.close_producer(&pid, now);
         }
         let consumers = self.transports[key].consumers.clone();
         for c in consumers {
             let cid = self.consumers[c].id;
             self.events
                 .push_back(EngineEvent::ConsumerTransportClosed { consumer: cid });
-            let _ = self.close_consumer(&cid);
+            let _ = self.close_consumer(&cid, now);
         }
         let data_producers = self.transports[key].data_producers.clone();
         for d in data_producers {
             let id = self.data_producers[d].id;
             self.events
                 .push_back(EngineEvent::DataProducerTransportClosed { data_producer: id });
-            let _ = self.close_data_producer(&id);
+            let _ = self.close_data_producer(&id, now);
         }
         let data_consumers = self.transports[key].data_consumers.clone();
         for d in data_consumers {
             let id = self.data_consumers[d].id;
             self.events
                 .push_back(EngineEvent::DataConsumerTransportClosed { data_consumer: id });
-            let _ = self.close_data_consumer(&id);
+            let _ = self.close_data_consumer(&id, now);
         }
         let t = self.transports.remove(key);
         self.retired.add(&super::transport_totals(&t.counters));

@@ -61,6 +61,7 @@ pub struct ProducerStream {
 }
 
 impl ProducerStream {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ssrc: Option<u32>,
         rtx_ssrc: Option<u32>,
@@ -69,6 +70,7 @@ impl ProducerStream {
         clock_rate: u32,
         video: bool,
         dtx: bool,
+        now: Instant,
     ) -> Self {
         Self {
             ssrc,
@@ -77,7 +79,7 @@ impl ProducerStream {
             mapped_ssrc,
             stats: RecvStats::new(ssrc.unwrap_or(0), clock_rate),
             nack: NackGenerator::new(NackConfig::default()),
-            epoch: Instant::now(),
+            epoch: now,
             store: video.then(|| RetransmitStore::new(VIDEO_RTX_SLOTS)),
             packets: 0,
             bytes: 0,
@@ -155,6 +157,7 @@ impl Producer {
         mapped_ssrcs: &[u32],
         paused: bool,
         app_data: Value,
+        now: Instant,
     ) -> Self {
         let video = kind == MediaKind::Video;
         let mut pt_map = [255u8; 128];
@@ -207,6 +210,7 @@ impl Producer {
                     clock_rate,
                     video,
                     e.dtx.unwrap_or(false),
+                    now,
                 )
             })
             .collect();
@@ -291,6 +295,7 @@ mod tests {
             &[1111],
             false,
             Value::Null,
+            Instant::now(),
         )
     }
 
