@@ -6,10 +6,12 @@
 //! `SystemTime`) or the OS's randomness; they pass them into the sans-IO code.
 
 pub mod epoll;
+pub mod rx_time;
 pub mod turn;
 pub mod uring;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Size of every packet buffer: a full Ethernet MTU datagram plus room for SRTP tags and RTX headers.
 pub const PACKET_BUF_SIZE: usize = 2048;
@@ -75,6 +77,9 @@ pub struct RecvBatch {
     pub lens: Vec<usize>,
     /// Source address of each datagram (valid for the first `count`).
     pub addrs: Vec<SocketAddr>,
+    /// How long before the read each datagram reached the socket, from the kernel's receive
+    /// timestamp ([`rx_time`]); zero where the socket gave none.
+    pub ages: Vec<Duration>,
     /// How many datagrams the last receive filled.
     pub count: usize,
 }
@@ -86,6 +91,7 @@ impl RecvBatch {
             bufs: (0..n).map(|_| new_buf()).collect(),
             lens: vec![0; n],
             addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0)); n],
+            ages: vec![Duration::ZERO; n],
             count: 0,
         }
     }
