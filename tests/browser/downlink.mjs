@@ -12,7 +12,8 @@
 //
 // Scenario: publisher sends 720p 3-layer simulcast; the viewer decodes 1280x720; the link drops to
 // 500 kbit/s; checks: within 5 s the viewer is moved to a layer that fits (consumerLayersChanged
-// below the top layer, decoded width < 1280, receive rate under the limit), frames keep decoding
+// below the top layer, decoded width < 1280; then the receive rate stays under the limit and the
+// width below 1280 in 80 % of the samples: a retried higher layer may come and go), frames keep decoding
 // (no gap over 1 s between decoded frames: framesDecoded polled every 100 ms, and frames presented
 // to a <video> element timed with requestVideoFrameCallback), downlinkBwe reports an availableBitrate under 600 k;
 // then the limit is lifted and within 15 s the viewer is back on 1280x720 with a
@@ -236,7 +237,7 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
   if (process.env.DOWNLINK_TRACE) {
     let prev = null;
     for (const p of samples) {
-      if (p.t < tLimit - 500 || p.t > tLimit + 8000) continue;
+      if (p.t < tLimit - 500 || p.t > tLift + 3000) continue;
       const d = prev ? `+${p.frames - prev.frames}f +${Math.round(((p.bytes - prev.bytes) * 8) / Math.max(1, p.t - prev.t))}kbps` : '';
       console.log(`#  t=${((p.t - tLimit) / 1000).toFixed(2)} w=${p.w} frames=${p.frames} ${d} lost=${p.lost} nack=${p.nack} pli=${p.pli} kf=${p.kf} freezes=${p.freezes}`);
       prev = p;
@@ -259,19 +260,23 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
   } else {
     fail('under 500 kbit/s the viewer is moved to a lower layer within 5 s', `switch-down ${switchDownS}; layers ${layersTxt}`);
   }
-  if (constrainedRate !== null && constrainedRate < LIMIT_BPS && atLimit.video && atLimit.video.frameWidth < 1280) {
-    pass('the layer fits the link', `${kbps(constrainedRate)} received, ${atLimit.video.frameWidth} wide at the end of the limit`);
-  } else {
-    fail('the layer fits the link', `${kbps(constrainedRate)} received, ${atLimit.video && atLimit.video.frameWidth} wide at the end of the limit`);
-  }
+  // Under a lasting limit the estimate (no probing yet) grows again and a higher layer is retried
+  // now and then, undone by the next overuse: what must hold is that the viewer lives below the
+  // top layer and under the limit, not that no retry falls on the last sample.
+  const limited = samples.filter((p) => downAt !== null && p.t > downAt && p.t <= tLift && p.w);
+  const lowShare = limited.length ? limited.filter((p) => p.w < 1280).length / limited.length : 0;
+  const fitTxt = `${kbps(constrainedRate)} received over the last 4 s of the limit; below 1280 wide in ${Math.round(lowShare * 100)} % of the samples after the switch down, ${atLimit.video && atLimit.video.frameWidth} wide at its end`;
+  if (constrainedRate !== null && constrainedRate < LIMIT_BPS && lowShare >= 0.8) pass('the layer fits the link', fitTxt);
+  else fail('the layer fits the link', fitTxt);
   // Two measures of the same thing: framesDecoded polled every ~100 ms, and the time between
   // frames presented to the <video> element (requestVideoFrameCallback, exact).
   const gapTxt = `framesDecoded: longest ${maxGap} ms${maxGapAt ? ` (${((maxGapAt - tLimit) / 1000).toFixed(1)} s after the limit)` : ''}; rendered frames: longest ${frameGap} ms${gapRec && gapRec.maxGapAt ? ` (${((gapRec.maxGapAt - tLimit) / 1000).toFixed(1)} s)` : ''}, ${gapRec ? gapRec.frames : 0} frames`;
   if (maxGap <= 1000 && frameGap !== null && frameGap <= 1000 && gapRec.frames > 100) pass('frames keep decoding (no gap over 1 s)', gapTxt);
   else fail('frames keep decoding (no gap over 1 s)', gapTxt);
-  const upNote = layerNotes.find((n) => n.t > tLift && n.data.spatialLayer === 2);
-  if (climbS !== null && climbS <= 15 && upNote) {
-    pass('after the limit is lifted it climbs back to 1280x720 within 15 s', `${climbS.toFixed(1)} s`);
+  const upNote = layerNotes.find((n) => downNote && n.t > downNote.t && n.data.spatialLayer === 2);
+  const endWidth = end.video && end.video.frameWidth;
+  if (climbS !== null && climbS <= 15 && upNote && endWidth === 1280) {
+    pass('after the limit is lifted it climbs back to 1280x720 within 15 s', `${climbS.toFixed(1)} s (consumerLayersChanged 2 ${((upNote.t - tLift) / 1000).toFixed(1)} s after the lift), still 1280 wide 1.5 s later`);
   } else {
     fail('after the limit is lifted it climbs back to 1280x720 within 15 s', `climb ${climbS}; layers ${layersTxt}`);
   }
