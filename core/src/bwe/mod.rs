@@ -6,6 +6,7 @@
 //!   sending browser with feedback about every packet it sent us.
 //! * [`send`]: the send side: our own transport-wide sequence numbers on what we send and a
 //!   GoogCC-like estimate of the available outgoing bitrate from the receiver's feedback.
+//! * [`delay`]: delay-based overuse detection (trendline) used by both estimators.
 //! * [`alloc`]: distribution of that estimate over a transport's consumers (layer choice).
 //! * [`TransportBwe`]: the per-transport state the engine keeps: one call per received RTP
 //!   packet ([`TransportBwe::on_rtp`]), one per sent one ([`TransportBwe::on_packet_sent`]), the
@@ -13,6 +14,7 @@
 //!   ([`TransportBwe::poll_rtcp`]).
 
 pub mod alloc;
+pub mod delay;
 pub mod send;
 pub mod twcc;
 
