@@ -643,6 +643,7 @@ impl Engine {
     }
 }
 
+mod bwe_tick;
 mod data_channels;
 mod debug;
 mod demux;
