@@ -25,8 +25,9 @@ use ringsfu_core::worker::WorkerContext;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::error::{engine_error, internal, invalid};
 use super::lua_ref::{self, LuaRef};
-use super::runner::{self, ScriptFailure};
+use super::runner;
 use super::Host;
 
 #[path = "data_api.rs"]
@@ -64,32 +65,14 @@ pub fn worker_context() -> Option<Rc<WorkerContext>> {
 
 /// Runs `f` on this worker's engine, or fails when the thread has none.
 fn engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, EngineError>) -> mlua::Result<R> {
-    let ctx =
-        ctx().ok_or_else(|| mlua::Error::RuntimeError("no media engine on this worker".into()))?;
+    let ctx = ctx().ok_or_else(|| internal("no media engine on this worker"))?;
     ctx.with_engine(f).map_err(engine_error)
-}
-
-/// Engine errors reach the peer with the engine's message (it names the problem) and the fixed
-/// status code of their kind ([`EngineError::status`]: not found 404, bad state 409, invalid
-/// 400, unsupported 501), so scripts and clients never match error text.
-pub(super) fn engine_error(e: EngineError) -> mlua::Error {
-    mlua::Error::external(ScriptFailure {
-        code: e.status(),
-        reason: e.to_string(),
-    })
 }
 
 /// The JSON of a typed engine result: the core returns structs (`ringsfu_core::api`), the Lua
 /// host is where they become mediasoup's JSON.
 pub(super) fn json_of<T: serde::Serialize>(v: &T) -> mlua::Result<Json> {
     serde_json::to_value(v).map_err(mlua::Error::external)
-}
-
-fn invalid(msg: String) -> mlua::Error {
-    mlua::Error::external(ScriptFailure {
-        code: 500,
-        reason: msg,
-    })
 }
 
 /// What kind of engine object a userdata is.
@@ -292,8 +275,7 @@ pub fn rtp_capabilities(router: Uuid) -> Option<Json> {
 
 /// The Lua value of a room's router.
 pub fn router_value(lua: &Lua, id: Uuid, room: &str) -> mlua::Result<Value> {
-    let host = Host::current()
-        .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+    let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
     if let Some(o) = host.callbacks.get(&id) {
         return o.to_lua(lua);
     }
@@ -431,9 +413,7 @@ impl UserData for LuaObj {
                 Some(t) => t,
                 None => lua.create_table()?,
             };
-            let ctx = ctx().ok_or_else(|| {
-                mlua::Error::RuntimeError("no media engine on this worker".into())
-            })?;
+            let ctx = ctx().ok_or_else(|| internal("no media engine on this worker"))?;
             let rtcp_mux = opts.get::<Option<bool>>("rtcpMux")?.unwrap_or(true);
             let comedia = opts.get::<Option<bool>>("comedia")?.unwrap_or(false);
             let enable_srtp = opts.get::<Option<bool>>("enableSrtp")?.unwrap_or(false);
@@ -441,7 +421,7 @@ impl UserData for LuaObj {
             let router = this.0.id;
             // Fail before binding ports where we can (a closed router).
             engine(|e| e.router_rtp_capabilities(&router).map(|_| ()))?;
-            let socket = ctx.bind_rtc_port().map_err(|e| invalid(e.to_string()))?;
+            let socket = ctx.bind_rtc_port().map_err(|e| internal(e.to_string()))?;
             let rtcp = if rtcp_mux {
                 None
             } else {
@@ -449,7 +429,7 @@ impl UserData for LuaObj {
                     Ok(s) => Some(s),
                     Err(e) => {
                         release_ports(&ctx, &router, socket, None);
-                        return Err(invalid(e.to_string()));
+                        return Err(internal(e.to_string()));
                     }
                 }
             };
@@ -603,7 +583,7 @@ impl UserData for LuaObj {
                 ObjKind::Consumer => {
                     lua.to_value(&engine(|e| e.consumer_stats(&id, Instant::now()))?)
                 }
-                ObjKind::Router => Err(invalid("a router has no stats".into())),
+                ObjKind::Router => Err(invalid("a router has no stats")),
             }
         });
         methods.add_method("close", |_, this, ()| {
@@ -623,7 +603,7 @@ impl UserData for LuaObj {
             this.0.closed.set(true);
             // Closing something already gone (cascade) is not an error for scripts.
             match r {
-                Err(e) if !e.to_string().contains("not found") => Err(e),
+                Err(e) if super::error::classify(&e).code != 404 => Err(e),
                 _ => Ok(()),
             }
         });
@@ -653,19 +633,27 @@ impl UserData for LuaObj {
             this.expect(ObjKind::Consumer, "setPreferredLayers")?;
             let spatial: i64 = layers
                 .get::<Option<i64>>("spatialLayer")?
-                .ok_or_else(|| invalid("missing spatialLayer".into()))?;
+                .ok_or_else(|| invalid("missing spatialLayer"))?;
             let spatial = usize::try_from(spatial)
                 .map_err(|_| invalid(format!("wrong spatialLayer {spatial}")))?;
-            // temporalLayer is accepted; temporal layer selection is not built in the engine.
+            let temporal = match layers.get::<Option<i64>>("temporalLayer")? {
+                None => None,
+                Some(t) => Some(
+                    u8::try_from(t)
+                        .ok()
+                        .filter(|t| *t <= 3)
+                        .ok_or_else(|| invalid(format!("wrong temporalLayer {t}")))?,
+                ),
+            };
             let id = this.0.id;
-            engine(|e| e.set_consumer_preferred_layers(&id, spatial, Instant::now()))
+            engine(|e| e.set_consumer_preferred_layers(&id, spatial, temporal, Instant::now()))
         });
         methods.add_method("setPriority", |_, this, priority: i64| {
             this.expect(ObjKind::Consumer, "setPriority")?;
             let p = u8::try_from(priority)
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| invalid("wrong priority".into()))?;
+                .ok_or_else(|| invalid("wrong priority"))?;
             let id = this.0.id;
             engine(|e| e.set_consumer_priority(&id, p, Instant::now()))
         });
@@ -711,7 +699,7 @@ impl UserData for LuaObj {
 impl LuaObj {
     fn expect(&self, kind: ObjKind, method: &str) -> mlua::Result<()> {
         if self.0.kind != kind {
-            return Err(mlua::Error::RuntimeError(format!(
+            return Err(invalid(format!(
                 "{method}() is a {} method, called on a {}",
                 kind.name(),
                 self.0.kind.name()
@@ -782,13 +770,12 @@ fn new_obj(
     info: Json,
     app: Option<Table>,
 ) -> mlua::Result<Value> {
-    let host = Host::current()
-        .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+    let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
     let id = info
         .get("id")
         .and_then(Json::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| invalid("engine returned no id".into()))?;
+        .ok_or_else(|| internal("engine returned no id"))?;
     let app_data = match app {
         Some(t) => t,
         None => lua.create_table()?,
@@ -889,10 +876,16 @@ fn event_args(lua: &Lua, ev: &EngineEvent, info: &Json) -> mlua::Result<mlua::Mu
         EngineEvent::PlainTupleChange { remote, .. } => lua
             .to_value(&json!({"remoteIp": remote.ip().to_string(), "remotePort": remote.port()}))?
             .into_lua_multi(lua),
-        EngineEvent::ConsumerLayersChange { spatial_layer, .. } => match spatial_layer {
-            // The engine selects spatial layers only: temporalLayer is absent (nil).
+        EngineEvent::ConsumerLayersChange {
+            spatial_layer,
+            temporal_layer,
+            ..
+        } => match spatial_layer {
+            // As mediasoup: a stream without temporal layer ids is at temporal layer 0.
             Some(s) => lua
-                .to_value(&json!({ "spatialLayer": s }))?
+                .to_value(
+                    &json!({ "spatialLayer": s, "temporalLayer": temporal_layer.unwrap_or(0) }),
+                )?
                 .into_lua_multi(lua),
             None => Value::Nil.into_lua_multi(lua),
         },
