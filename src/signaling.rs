@@ -56,7 +56,7 @@ impl ProtooHandler for Protoo {
             let (reply_tx, reply_rx) = oneshot::channel();
             let settings = shared.host.clone();
             let posted = worker.post(Box::new(move || {
-                room::connect(settings, index, req, rx, reply_tx);
+                room::protoo::connect(settings, index, req, rx, reply_tx);
             }));
             if !posted {
                 shared.registry.release(&room_id);
@@ -212,7 +212,7 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         shared.registry.release(&room_id);
         return HttpResponse::text(500, "Error: no worker");
     };
-    let call = room::HttpCall {
+    let call = room::http::HttpCall {
         room_id: room_id.clone(),
         method: req.method.as_str().to_owned(),
         segments: segments.collect(),
@@ -225,7 +225,9 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
     };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();
-    if !worker.post(Box::new(move || room::http_call(settings, index, call, tx))) {
+    if !worker.post(Box::new(move || {
+        room::http::http_call(settings, index, call, tx)
+    })) {
         shared.registry.release(&room_id);
         return HttpResponse::text(500, format!("Error: worker {index} is gone"));
     }

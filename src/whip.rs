@@ -40,7 +40,7 @@ pub async fn call(shared: &Shared, req: HttpRequest) -> HttpResponse {
         shared.registry.release(&room_id);
         return HttpResponse::text(500, "no worker");
     };
-    let call = room::HttpCall {
+    let call = room::http::HttpCall {
         room_id: room_id.clone(),
         method: req.method.as_str().to_owned(),
         segments: std::iter::once(endpoint).chain(segments).collect(),
@@ -53,7 +53,9 @@ pub async fn call(shared: &Shared, req: HttpRequest) -> HttpResponse {
     };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();
-    if !worker.post(Box::new(move || room::http_call(settings, index, call, tx))) {
+    if !worker.post(Box::new(move || {
+        room::http::http_call(settings, index, call, tx)
+    })) {
         shared.registry.release(&room_id);
         return HttpResponse::text(500, format!("worker {index} is gone"));
     }
