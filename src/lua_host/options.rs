@@ -45,10 +45,11 @@ pub(crate) fn parse<T: DeserializeOwned>(
     };
     serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
-            invalid(format!("{what} options: {}", e.inner()))
+        let inner = e.inner().to_string();
+        if path == "." || inner.starts_with("unknown field") {
+            invalid(format!("{what} options: {inner}"))
         } else {
-            invalid(format!("invalid {path}: {}", e.inner()))
+            invalid(format!("invalid {path}: {inner}"))
         }
     })
 }
