@@ -36,6 +36,10 @@ const FAST_GROWTH: f64 = 1.30;
 const NEAR_CAPACITY_GROWTH: f64 = 1.03;
 const CAPACITY_MEMORY: Duration = Duration::from_secs(10);
 const SLOW_GROWTH: f64 = 1.08;
+/// A fall of the estimate by more than this fraction is signalled (see `take_decreased`).
+const DROP_SIGNAL: f64 = 0.05;
+/// How long after a decrease the path counts as congested.
+pub const CONGESTION_MEMORY: Duration = Duration::from_millis(1500);
 
 /// Lowest estimate reported.
 pub const MIN_BITRATE: u64 = 30_000;
@@ -62,6 +66,11 @@ pub struct SendSideBwe {
     last_decrease: Option<Instant>,
     /// Acknowledged bitrate at the last delay-based decrease (the link's capacity, as seen then).
     capacity: Option<f64>,
+    /// The estimate fell by more than [`DROP_SIGNAL`] since [`take_decreased`](Self::take_decreased)
+    /// was last called.
+    decreased: bool,
+    /// The estimate when `decreased` was last taken.
+    signalled_estimate: f64,
     // Acknowledged bitrate: (arrival µs, size) ring of the last received packets.
     acked: Box<[(i64, u32)]>,
     acked_pos: usize,
@@ -111,6 +120,8 @@ impl SendSideBwe {
             last_update: None,
             last_decrease: None,
             capacity: None,
+            decreased: false,
+            signalled_estimate: 0.0,
             acked: vec![(0, 0); ACKED_RING].into_boxed_slice(),
             acked_pos: 0,
             acked_len: 0,
@@ -132,6 +143,22 @@ impl SendSideBwe {
             e = e.min(r);
         }
         e.clamp(MIN_BITRATE as f64, self.max.max(MIN_BITRATE as f64)) as u64
+    }
+
+    /// Whether the estimate fell by more than 5 % since the last call (the engine reallocates
+    /// layers at once instead of at its next periodic allocation); clears the flag.
+    pub fn take_decreased(&mut self) -> bool {
+        let d = self.decreased;
+        self.decreased = false;
+        self.signalled_estimate = self.estimate_bps() as f64;
+        d
+    }
+
+    /// Whether the path was found congested recently: a decrease (delay- or loss-based) within
+    /// the last [`CONGESTION_MEMORY`]. A layer switch down made then drains the link first.
+    pub fn congested(&self, now: Instant) -> bool {
+        self.last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < CONGESTION_MEMORY)
     }
 
     /// The delay-based detector's current conclusion.
@@ -189,6 +216,7 @@ impl SendSideBwe {
             self.estimate = bps as f64;
         }
         self.last_update = Some(now);
+        self.note_estimate();
     }
 
     /// Feeds one transport-cc feedback received at `now`.
@@ -317,6 +345,17 @@ impl SendSideBwe {
         self.estimate = self
             .estimate
             .clamp(MIN_BITRATE as f64, self.max.max(MIN_BITRATE as f64));
+        self.note_estimate();
+    }
+
+    /// Raises the decrease signal when the reported estimate fell far enough.
+    fn note_estimate(&mut self) {
+        let e = self.estimate_bps() as f64;
+        if self.signalled_estimate == 0.0 || e > self.signalled_estimate {
+            self.signalled_estimate = e;
+        } else if e < (1.0 - DROP_SIGNAL) * self.signalled_estimate {
+            self.decreased = true;
+        }
     }
 }
 
@@ -423,6 +462,8 @@ mod tests {
         let t0 = Instant::now();
         let mut bwe = SendSideBwe::new(t0, 1_500_000, 0);
         let mut sim = Sim::new(t0);
+        assert!(!bwe.take_decreased());
+        assert!(!bwe.congested(t0));
         // 500 kbit/s bottleneck with a deep queue (no loss): only the delay signal.
         let est = sim.run(&mut bwe, 5.0, 500_000.0, 5_000.0, 0);
         let first_below = est.iter().position(|&e| e < 600_000);
@@ -430,6 +471,12 @@ mod tests {
             first_below.is_some_and(|i| i <= 30),
             "drops below 600k within 3 s: {est:?}"
         );
+        // The fall was signalled (once), and the path counts as congested for a while.
+        assert!(bwe.take_decreased(), "decrease signalled: {est:?}");
+        assert!(!bwe.take_decreased(), "signal taken");
+        let last = bwe.last_decrease.expect("a decrease");
+        assert!(bwe.congested(last + Duration::from_millis(100)));
+        assert!(!bwe.congested(last + CONGESTION_MEMORY));
         let est = sim.run(&mut bwe, 20.0, 500_000.0, 5_000.0, 0);
         let tail = &est[est.len() - 100..];
         assert!(

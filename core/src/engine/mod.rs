@@ -641,6 +641,7 @@ impl Engine {
     }
 }
 
+mod bwe_tick;
 mod data_channels;
 mod debug;
 mod demux;
