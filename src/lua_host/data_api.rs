@@ -171,7 +171,6 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
         let o: ProduceDataOpts = parse(lua, Some(&opts), "produceData")?;
         let params = o
             .sctp_stream_parameters
-            .clone()
             .ok_or_else(|| invalid("missing sctpStreamParameters"))?;
         let router = router_of(&this.0)?;
         let transport = this.0.id;
