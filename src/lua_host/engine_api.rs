@@ -420,7 +420,7 @@ impl UserData for LuaObj {
                 match ctx.bind_rtc_port() {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        release_ports(&ctx, &router, socket, None);
+                        release_ports(&ctx, socket, None);
                         return Err(internal(e.to_string()));
                     }
                 }
@@ -439,7 +439,7 @@ impl UserData for LuaObj {
             let info = match created {
                 Ok(info) => json_of(&info)?,
                 Err(e) => {
-                    release_ports(&ctx, &router, socket, rtcp);
+                    release_ports(&ctx, socket, rtcp);
                     return Err(engine_error(e));
                 }
             };
@@ -698,27 +698,16 @@ impl LuaObj {
     }
 }
 
-/// Gives back ports bound for a plain transport whose creation failed. The worker has no call
-/// to unbind a port by itself, but closing a plain transport hands its sockets back: so the
-/// ports are wrapped in a bare plain transport (which cannot fail on a live router) and it is
-/// closed at once. Nothing else sees that transport (no script object, no event handler).
+/// Gives back ports bound for a plain transport whose creation failed.
 fn release_ports(
     ctx: &WorkerContext,
-    router: &Uuid,
     socket: (ringsfu_core::io::SocketId, std::net::SocketAddr),
     rtcp: Option<(ringsfu_core::io::SocketId, std::net::SocketAddr)>,
 ) {
-    ctx.with_engine(|e| {
-        match e.create_plain_transport(router, socket, rtcp, false, false, None, Json::Null) {
-            Ok(info) => {
-                let id = Uuid::parse_str(&info.id).ok();
-                if let Some(id) = id {
-                    let _ = e.close_transport(&id);
-                }
-            }
-            Err(err) => log::warn!("ports {socket:?}/{rtcp:?} not released: {err}"),
-        }
-    });
+    ctx.release_rtc_port(socket.0);
+    if let Some((sid, _)) = rtcp {
+        ctx.release_rtc_port(sid);
+    }
 }
 
 fn parse_id(s: &str, what: &str) -> mlua::Result<Uuid> {
