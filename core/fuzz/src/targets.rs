@@ -351,24 +351,26 @@ pub fn rtcp_parse(data: &[u8]) {
         let Ok(p) = p else { continue };
         match p {
             RtcpPacket::SenderReport { info, reports } => {
-                n += u64::from(info.ntp_middle());
+                n = n.wrapping_add(u64::from(info.ntp_middle()));
                 for b in reports {
-                    n += u64::from(b.ssrc);
+                    n = n.wrapping_add(u64::from(b.ssrc));
                 }
             }
-            RtcpPacket::ReceiverReport { reports, .. } => n += reports.count() as u64,
+            RtcpPacket::ReceiverReport { reports, .. } => {
+                n = n.wrapping_add(reports.count() as u64)
+            }
             RtcpPacket::Sdes { chunks, .. } => {
                 if let Some((ssrc, cname)) = rtcp::sdes_cname(chunks) {
-                    n += u64::from(ssrc) + cname.len() as u64;
+                    n = n.wrapping_add(u64::from(ssrc) + cname.len() as u64);
                 }
             }
-            RtcpPacket::Bye { ssrcs } => n += ssrcs.count() as u64,
+            RtcpPacket::Bye { ssrcs } => n = n.wrapping_add(ssrcs.count() as u64),
             RtcpPacket::Nack { items, .. } => {
                 for item in items {
-                    n += item.lost_seqs().count() as u64;
+                    n = n.wrapping_add(item.lost_seqs().count() as u64);
                 }
             }
-            RtcpPacket::Fir { entries, .. } => n += entries.count() as u64,
+            RtcpPacket::Fir { entries, .. } => n = n.wrapping_add(entries.count() as u64),
             RtcpPacket::Remb {
                 bitrate_bps, ssrcs, ..
             } => {
