@@ -31,22 +31,8 @@ struct Peer {
 /// Joins `room` as `name` with a send transport connected by the webrtc-rs peer and an opus
 /// producer with SSRC `ssrc`.
 async fn sending_peer(addr: SocketAddr, room: &str, name: &str, ssrc: u32) -> Peer {
-    let mut c = Client::connect(addr, room, name).await.unwrap();
-    c.wait_for("mediasoup-version").await;
-    let send = ok(&c
-        .request(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": true, "consuming": false}),
-        )
-        .await)
-    .clone();
-    ok(&c
-        .request(
-            "join",
-            json!({"displayName": name, "device": {"flag": "chrome", "name": "Chrome"},
-                   "rtpCapabilities": rtc::chrome_rtp_capabilities()}),
-        )
-        .await);
+    let (c, send, _) =
+        join_with_transport(addr, room, name, true, rtc::chrome_rtp_capabilities()).await;
     let tid = send["id"].as_str().unwrap().to_owned();
     let client = Arc::new(Mutex::new(c));
     let media = connect_webrtc_peer(&client, &send).await;
@@ -200,22 +186,8 @@ async fn consumer_score_follows_receiver_reports() {
     talk(alice.media.clone(), 0x3333, 30, stop.clone());
 
     // Carol consumes: receive transport, join, accept newConsumer, connect with webrtc-rs.
-    let mut c = Client::connect(addr, room, "carol").await.unwrap();
-    c.wait_for("mediasoup-version").await;
-    let recv = ok(&c
-        .request(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": false, "consuming": true}),
-        )
-        .await)
-    .clone();
-    ok(&c
-        .request(
-            "join",
-            json!({"displayName": "carol", "device": {"flag": "chrome", "name": "Chrome"},
-                   "rtpCapabilities": rtc::chrome_rtp_capabilities()}),
-        )
-        .await);
+    let (mut c, recv, _) =
+        join_with_transport(addr, room, "carol", false, rtc::chrome_rtp_capabilities()).await;
     let nc = c.wait_for("newConsumer").await;
     c.answer_ok(&nc["id"], json!({})).await;
     let consumer_id = nc["data"]["id"].as_str().unwrap().to_owned();

@@ -70,23 +70,8 @@ const PLAIN: &str = r#"{"type":"plain","comedia":true,"rtcpMux":false}"#;
 /// A protoo peer joined like the demo app, with a receive transport; returns the client and the
 /// transport data.
 async fn joined_peer(addr: SocketAddr, room: &str, peer: &str) -> (Client, Value) {
-    let mut c = Client::connect(addr, room, peer).await.unwrap();
-    c.wait_for("mediasoup-version").await;
-    let recv = ok(&c
-        .request(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": false, "consuming": true}),
-        )
-        .await)
-    .clone();
-    let joined = ok(&c
-        .request(
-            "join",
-            json!({"displayName": peer, "device": {"flag": "chrome", "name": "Chrome"},
-                   "rtpCapabilities": rtc::chrome_rtp_capabilities()}),
-        )
-        .await)
-    .clone();
+    let (c, recv, joined) =
+        join_with_transport(addr, room, peer, false, rtc::chrome_rtp_capabilities()).await;
     assert!(joined["peers"].is_array(), "{joined}");
     (c, recv)
 }

@@ -36,6 +36,87 @@ async fn expect(addr: SocketAddr, path: &str, body: Value, status: u16, needle: 
     assert!(text.contains(needle), "POST {path} {body}: {text}");
 }
 
+/// Adds broadcaster `id` to room path `r` (with `rtp_capabilities` when it consumes); returns
+/// its transports path.
+async fn add_broadcaster(
+    addr: SocketAddr,
+    r: &str,
+    id: &str,
+    name: &str,
+    rtp_capabilities: Option<Value>,
+) -> String {
+    let mut body = json!({"id": id, "displayName": name, "device": {"name": "bench"}});
+    if let Some(caps) = rtp_capabilities {
+        body["rtpCapabilities"] = caps;
+    }
+    ok_json(addr, &format!("{r}/broadcasters"), Some(body)).await;
+    format!("{r}/broadcasters/{id}/transports")
+}
+
+/// Produces opus (PT 100, SSRC 1111) on the transport at `transport`; returns the producer.
+async fn opus_producer(addr: SocketAddr, transport: &str) -> Value {
+    ok_json(
+        addr,
+        &format!("{transport}/producers"),
+        Some(json!({"kind": "audio", "rtpParameters": {
+            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
+            "encodings": [{"ssrc": 1111}]}})),
+    )
+    .await
+}
+
+/// The SSRC of a consumer's first encoding.
+fn first_ssrc(consumer: &Value) -> u32 {
+    consumer["rtpParameters"]["encodings"][0]["ssrc"]
+        .as_u64()
+        .unwrap() as u32
+}
+
+/// GET `path`, asserting 200, parsed as JSON.
+async fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let (status, text) = call(addr, "GET", path, None).await;
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// GETs `path` (asserting 200) until `done` holds or 20 s passed; returns the last answer.
+async fn poll_json(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = get_json(addr, path).await;
+        if done(&v) || Instant::now() > deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Calls `send_more` and collects the RTP packets (SSRC, payload) arriving at `sock`, RTCP
+/// (sender reports) skipped, until `want` arrived or 20 s passed; `read_timeout` is how long each
+/// round waits for more.
+fn receive_rtp(
+    sock: &UdpSocket,
+    read_timeout: Duration,
+    want: usize,
+    mut send_more: impl FnMut(),
+) -> Vec<(u32, Vec<u8>)> {
+    sock.set_read_timeout(Some(read_timeout)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 1500];
+    let mut received = Vec::new();
+    while received.len() < want && Instant::now() < deadline {
+        send_more();
+        while let Ok(n) = sock.recv(&mut buf) {
+            if n > 1 && (192..=223).contains(&buf[1]) {
+                continue; // RTCP
+            }
+            let h = RtpHeader::parse(&buf[..n]).unwrap();
+            received.push((h.ssrc, h.payload(&buf[..n]).to_vec()));
+        }
+    }
+    received
+}
+
 /// Receive capabilities of the consuming broadcaster: opus with the MID extension.
 fn consumer_caps() -> Value {
     json!({
@@ -77,23 +158,8 @@ async fn srtp_plain_transports_carry_media_between_broadcasters() {
     let s = ringsfu::start(test_config(1)).await.expect("server starts");
     let a = s.local_addr();
     let r = "/rooms/plainsrtp";
-    ok_json(
-        a,
-        &format!("{r}/broadcasters"),
-        Some(json!({"id": "tx", "displayName": "Sender", "device": {"name": "bench"}})),
-    )
-    .await;
-    ok_json(
-        a,
-        &format!("{r}/broadcasters"),
-        Some(
-            json!({"id": "rx", "displayName": "Receiver", "device": {"name": "bench"},
-                    "rtpCapabilities": consumer_caps()}),
-        ),
-    )
-    .await;
-    let tx = format!("{r}/broadcasters/tx/transports");
-    let rx = format!("{r}/broadcasters/rx/transports");
+    let tx = add_broadcaster(a, r, "tx", "Sender", None).await;
+    let rx = add_broadcaster(a, r, "rx", "Receiver", Some(consumer_caps())).await;
 
     // Creation options are checked; a plain transport without SRTP answers as before.
     expect(
@@ -275,19 +341,10 @@ async fn srtp_plain_transports_carry_media_between_broadcasters() {
     )
     .await;
 
-    let producer = ok_json(
-        a,
-        &format!("{tx}/{send_id}/producers"),
-        Some(json!({"kind": "audio", "rtpParameters": {
-            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
-            "encodings": [{"ssrc": 1111}]}})),
-    )
-    .await;
+    let producer = opus_producer(a, &format!("{tx}/{send_id}")).await;
     let pid = producer["id"].as_str().unwrap();
     let consumer = ok_json(a, &format!("{rx}/{recv_id}/consume?producerId={pid}"), None).await;
-    let out_ssrc = consumer["rtpParameters"]["encodings"][0]["ssrc"]
-        .as_u64()
-        .unwrap() as u32;
+    let out_ssrc = first_ssrc(&consumer);
     let out_pt = consumer["rtpParameters"]["codecs"][0]["payloadType"]
         .as_u64()
         .unwrap() as u8;
@@ -365,13 +422,7 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     let s = ringsfu::start(test_config(1)).await.expect("server starts");
     let a = s.local_addr();
     let r = "/rooms/comediasrtp";
-    ok_json(
-        a,
-        &format!("{r}/broadcasters"),
-        Some(json!({"id": "tx", "displayName": "Sender", "device": {"name": "bench"}})),
-    )
-    .await;
-    let tr = format!("{r}/broadcasters/tx/transports");
+    let tr = add_broadcaster(a, r, "tx", "Sender", None).await;
     let t = ok_json(
         a,
         &tr,
@@ -417,24 +468,8 @@ async fn comedia_srtp_transport_takes_only_the_key() {
 
     // The key is used: SRTP sent with it is decrypted and forwarded to another broadcaster's
     // consumer (clear RTP to our socket); SRTP under a wrong key is dropped and counted.
-    let producer = ok_json(
-        a,
-        &format!("{tr}/{id}/producers"),
-        Some(json!({"kind": "audio", "rtpParameters": {
-            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
-            "encodings": [{"ssrc": 1111}]}})),
-    )
-    .await;
-    ok_json(
-        a,
-        &format!("{r}/broadcasters"),
-        Some(
-            json!({"id": "rx", "displayName": "Receiver", "device": {"name": "bench"},
-                    "rtpCapabilities": consumer_caps()}),
-        ),
-    )
-    .await;
-    let rx = format!("{r}/broadcasters/rx/transports");
+    let producer = opus_producer(a, &format!("{tr}/{id}")).await;
+    let rx = add_broadcaster(a, r, "rx", "Receiver", Some(consumer_caps())).await;
     let recv_t = ok_json(
         a,
         &rx,
@@ -451,9 +486,7 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     .await;
     let pid = producer["id"].as_str().unwrap();
     let consumer = ok_json(a, &format!("{rx}/{recv_id}/consume?producerId={pid}"), None).await;
-    let out_ssrc = consumer["rtpParameters"]["encodings"][0]["ssrc"]
-        .as_u64()
-        .unwrap() as u32;
+    let out_ssrc = first_ssrc(&consumer);
     let server_in: SocketAddr = format!("127.0.0.1:{}", t["port"]).parse().unwrap();
     let stats_path = format!("{tr}/{id}/stats");
     let srtp_drops = |v: &Value| v[0]["srtpDrops"].as_u64().expect("srtpDrops");
@@ -483,16 +516,7 @@ async fn comedia_srtp_transport_takes_only_the_key() {
     assert_eq!(stats_before, 200);
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     send(&sender, &mut context(&wrong), 1, 20);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let dropped = loop {
-        let (status, text) = call(a, "GET", &stats_path, None).await;
-        assert_eq!(status, 200, "{text}");
-        let v: Value = serde_json::from_str(&text).unwrap();
-        if srtp_drops(&v) >= 20 || Instant::now() > deadline {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let dropped = poll_json(a, &stats_path, |v| srtp_drops(v) >= 20).await;
     assert_eq!(
         srtp_drops(&dropped),
         20,
@@ -502,26 +526,12 @@ async fn comedia_srtp_transport_takes_only_the_key() {
 
     // The right key: forwarded, with the payload sent.
     let got = tokio::task::spawn_blocking(move || {
-        receiver
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut buf = [0u8; 1500];
         let mut seq = 100;
-        let mut received = Vec::new();
         let mut enc = context(&right);
-        while received.len() < 5 && Instant::now() < deadline {
+        receive_rtp(&receiver, Duration::from_millis(100), 5, || {
             send(&sender, &mut enc, seq, 5);
             seq += 5;
-            while let Ok(n) = receiver.recv(&mut buf) {
-                if n > 1 && (192..=223).contains(&buf[1]) {
-                    continue; // RTCP
-                }
-                let h = RtpHeader::parse(&buf[..n]).unwrap();
-                received.push((h.ssrc, h.payload(&buf[..n]).to_vec()));
-            }
-        }
-        received
+        })
     })
     .await
     .unwrap();
@@ -538,8 +548,7 @@ async fn comedia_srtp_transport_takes_only_the_key() {
             "clear payload: {text:?}"
         );
     }
-    let (_, text) = call(a, "GET", &stats_path, None).await;
-    let after: Value = serde_json::from_str(&text).unwrap();
+    let after = get_json(a, &stats_path).await;
     assert_eq!(
         srtp_drops(&after),
         20,
@@ -566,23 +575,9 @@ async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
     let s = ringsfu::start(test_config(1)).await.expect("server starts");
     let a = s.local_addr();
     let r = "/rooms/comediartcp";
-    ok_json(
-        a,
-        &format!("{r}/broadcasters"),
-        Some(json!({"id": "tx", "displayName": "Sender", "device": {"name": "bench"}})),
-    )
-    .await;
-    ok_json(
-        a,
-        &format!("{r}/broadcasters"),
-        Some(
-            json!({"id": "rec", "displayName": "Recorder", "device": {"name": "bench"},
-                    "rtpCapabilities": consumer_caps()}),
-        ),
-    )
-    .await;
+    let tr = add_broadcaster(a, r, "tx", "Sender", None).await;
+    let rx = add_broadcaster(a, r, "rec", "Recorder", Some(consumer_caps())).await;
     // The sender: a comedia plain transport latched by its RTP.
-    let tr = format!("{r}/broadcasters/tx/transports");
     let send_t = ok_json(
         a,
         &tr,
@@ -590,18 +585,10 @@ async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
     )
     .await;
     let send_id = send_t["id"].as_str().unwrap();
-    let producer = ok_json(
-        a,
-        &format!("{tr}/{send_id}/producers"),
-        Some(json!({"kind": "audio", "rtpParameters": {
-            "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2}],
-            "encodings": [{"ssrc": 1111}]}})),
-    )
-    .await;
+    let producer = opus_producer(a, &format!("{tr}/{send_id}")).await;
     let pid = producer["id"].as_str().unwrap();
 
     // The recorder: comedia, rtcp-mux, never sends RTP, never calls connect().
-    let rx = format!("{r}/broadcasters/rec/transports");
     let rec_t = ok_json(
         a,
         &rx,
@@ -610,15 +597,12 @@ async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
     .await;
     let rec_id = rec_t["id"].as_str().unwrap();
     let consumer = ok_json(a, &format!("{rx}/{rec_id}/consume?producerId={pid}"), None).await;
-    let out_ssrc = consumer["rtpParameters"]["encodings"][0]["ssrc"]
-        .as_u64()
-        .unwrap() as u32;
+    let out_ssrc = first_ssrc(&consumer);
     let recorder = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rec_port = recorder.local_addr().unwrap().port();
     let rec_server: SocketAddr = format!("127.0.0.1:{}", rec_t["port"]).parse().unwrap();
     let stats_path = format!("{rx}/{rec_id}/stats");
-    let (_, text) = call(a, "GET", &stats_path, None).await;
-    let before: Value = serde_json::from_str(&text).unwrap();
+    let before = get_json(a, &stats_path).await;
     assert!(
         before[0]["tuple"].get("remotePort").is_none(),
         "no remote before any packet: {before}"
@@ -628,16 +612,10 @@ async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
     recorder
         .send_to(&receiver_report(0xdead_beef), rec_server)
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let latched = loop {
-        let (status, text) = call(a, "GET", &stats_path, None).await;
-        assert_eq!(status, 200, "{text}");
-        let v: Value = serde_json::from_str(&text).unwrap();
-        if v[0]["rtcpPacketsReceived"].as_u64() >= Some(1) || Instant::now() > deadline {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let latched = poll_json(a, &stats_path, |v| {
+        v[0]["rtcpPacketsReceived"].as_u64() >= Some(1)
+    })
+    .await;
     assert_eq!(
         latched[0]["rtcpPacketsReceived"], 1,
         "the receiver report is accepted: {latched}"
@@ -651,26 +629,12 @@ async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let send_server: SocketAddr = format!("127.0.0.1:{}", send_t["port"]).parse().unwrap();
     let got = tokio::task::spawn_blocking(move || {
-        recorder
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut buf = [0u8; 1500];
         let mut seq = 0u16;
-        let mut received = Vec::new();
-        while received.len() < 5 && Instant::now() < deadline {
+        receive_rtp(&recorder, Duration::from_millis(50), 5, || {
             seq += 1;
             let (p, _) = rtp_packet(seq);
             sender.send_to(&p, send_server).unwrap();
-            while let Ok(n) = recorder.recv(&mut buf) {
-                if n > 1 && (192..=223).contains(&buf[1]) {
-                    continue; // RTCP (sender reports)
-                }
-                let h = RtpHeader::parse(&buf[..n]).unwrap();
-                received.push((h.ssrc, h.payload(&buf[..n]).to_vec()));
-            }
-        }
-        received
+        })
     })
     .await
     .unwrap();
@@ -693,8 +657,7 @@ async fn comedia_rtcp_mux_transport_latches_on_rtcp_first() {
         .send_to(&receiver_report(0xdead_beef), rec_server)
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, text) = call(a, "GET", &stats_path, None).await;
-    let after: Value = serde_json::from_str(&text).unwrap();
+    let after = get_json(a, &stats_path).await;
     assert_eq!(after[0]["tuple"]["remotePort"], rec_port, "{after}");
     assert_eq!(after[0]["rtcpPacketsReceived"], 1, "{after}");
 }

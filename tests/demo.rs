@@ -585,22 +585,8 @@ async fn webrtc_viewer(
     room: &str,
     peer: &str,
 ) -> (Arc<tokio::sync::Mutex<Client>>, rtc::TestPeer) {
-    let mut c = Client::connect(addr, room, peer).await.unwrap();
-    c.wait_for("mediasoup-version").await;
-    let recv = ok(&c
-        .request(
-            "createWebRtcTransport",
-            json!({"forceTcp": false, "producing": false, "consuming": true}),
-        )
-        .await)
-    .clone();
-    ok(&c
-        .request(
-            "join",
-            json!({"displayName": peer, "device": {"flag": "chrome", "name": "Chrome"},
-                   "rtpCapabilities": rtc::chrome_rtp_capabilities()}),
-        )
-        .await);
+    let (c, recv, _) =
+        join_with_transport(addr, room, peer, false, rtc::chrome_rtp_capabilities()).await;
     let client = Arc::new(tokio::sync::Mutex::new(c));
     let peer = connect_webrtc_peer(&client, &recv).await;
     (client, peer)
@@ -653,6 +639,27 @@ async fn plain_broadcaster(
     (sock, to, format!("{tr}/{tid}"))
 }
 
+/// A new server (kept alive by the test), its address, and in one room a demo-app viewer
+/// connected by webrtc-rs (protoo client, media) and a plain-RTP broadcaster `bc` (its socket, the
+/// server address it sends to, its transport path).
+type Scene = (
+    ringsfu::Server,
+    SocketAddr,
+    Arc<tokio::sync::Mutex<Client>>,
+    rtc::TestPeer,
+    UdpSocket,
+    SocketAddr,
+    String,
+);
+
+async fn viewer_and_broadcaster(room: &str) -> Scene {
+    let server = server().await;
+    let a = server.local_addr();
+    let (viewer, peer) = webrtc_viewer(a, room, "viewer").await;
+    let (sock, to, tpath) = plain_broadcaster(a, room, "bc").await;
+    (server, a, viewer, peer, sock, to, tpath)
+}
+
 /// Answers the viewer's next `newConsumer`; returns (consumer id, kind, SSRC, PT, type).
 async fn accept_consumer(c: &Arc<tokio::sync::Mutex<Client>>) -> (String, String, u32, u8, String) {
     let mut c = c.lock().await;
@@ -677,11 +684,7 @@ async fn request(c: &Arc<tokio::sync::Mutex<Client>>, method: &str, data: Value)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_controls_act_on_the_media() {
-    let s = server().await;
-    let a = s.local_addr();
-    let room = "ctl";
-    let (viewer, peer) = webrtc_viewer(a, room, "viewer").await;
-    let (sock, to, tpath) = plain_broadcaster(a, room, "bc").await;
+    let (_s, a, viewer, peer, sock, to, tpath) = viewer_and_broadcaster("ctl").await;
     post(
         a,
         &format!("{tpath}/producers"),
@@ -911,11 +914,7 @@ async fn only_layer(peer: &rtc::TestPeer, vssrc: u32, layer: u8, count: usize) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_forwards_the_chosen_layer_and_switches_at_key_frames() {
-    let s = server().await;
-    let a = s.local_addr();
-    let room = "simulcast";
-    let (viewer, peer) = webrtc_viewer(a, room, "viewer").await;
-    let (sock, to, tpath) = plain_broadcaster(a, room, "bc").await;
+    let (_s, a, viewer, peer, sock, to, tpath) = viewer_and_broadcaster("simulcast").await;
     // Three layers told apart by RID (and MID), as a browser sends them.
     post(
         a,

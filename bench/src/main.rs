@@ -46,6 +46,7 @@ const USAGE: &str = "usage: ringsfu-bench <fanout|floor|external|idle|webrtc|soa
   --room ID            HTTP modes: room of the bench's broadcasters (default bench-<pid>)
   --backend B          epoll | io_uring (io_uring falls back to epoll where the kernel blocks it)
   --suite S            SRTP suite (default AES_CM_128_HMAC_SHA1_80)
+  --transport-cc       fanout: consumers negotiate transport-cc (transport-wide seq in every packet)
   --sweep              raise the rate by --sweep-factor (1.5) until loss >= 0.1% (--sweep-steps 12)
   --worker-sweep       fanout: repeat with 1..cores workers
   --ab                 fanout: alternate backends epoll, io_uring, epoll, io_uring
@@ -83,6 +84,9 @@ struct Opts {
     worker_sweep: bool,
     ab: bool,
     compare_floor: bool,
+    /// Consumers negotiate transport-cc: the server writes its transport-wide sequence number
+    /// into every forwarded packet and runs its send-side estimator.
+    transport_cc: bool,
     floor_sockets: FloorSockets,
     plan: Option<String>,
     count: usize,
@@ -130,6 +134,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         worker_sweep: false,
         ab: false,
         compare_floor: false,
+        transport_cc: false,
         floor_sockets: FloorSockets::PerConsumer,
         plan: None,
         count: 1000,
@@ -171,6 +176,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--worker-sweep" => o.worker_sweep = true,
             "--ab" => o.ab = true,
             "--compare-floor" => o.compare_floor = true,
+            "--transport-cc" => o.transport_cc = true,
             "--floor-sockets" => {
                 o.floor_sockets = match val()?.as_str() {
                     "per-consumer" => FloorSockets::PerConsumer,
@@ -283,7 +289,14 @@ fn run_fanout(
         .iter()
         .map(|s| s.local_addr())
         .collect::<Result<_, _>>()?;
-    let plan = server.setup_fanout(&paddrs, &caddrs, o.consumers, o.size >= 1000, o.suite)?;
+    let plan = server.setup_fanout(
+        &paddrs,
+        &caddrs,
+        o.consumers,
+        o.size >= 1000,
+        o.suite,
+        o.transport_cc,
+    )?;
     let client_core = (workers < n).then(|| n - 1);
     let server = std::sync::Arc::new(server);
     let s2 = std::sync::Arc::clone(&server);
@@ -334,7 +347,14 @@ fn run_fanout_remote(
         .map(|s| s.local_addr())
         .collect::<Result<_, _>>()?;
     let setup = std::time::Instant::now();
-    let plan = server.setup_fanout(&paddrs, &caddrs, o.consumers, o.size >= 1000, o.suite)?;
+    let plan = server.setup_fanout(
+        &paddrs,
+        &caddrs,
+        o.consumers,
+        o.size >= 1000,
+        o.suite,
+        o.transport_cc,
+    )?;
     if !o.quiet {
         eprintln!(
             "  {} broadcasters set up over {} in {:.1} s (room {})",

@@ -17,7 +17,7 @@ use ringsfu_core::srtp::SrtpProfile;
 use serde_json::{json, Value};
 
 use crate::plan::{check_loopback, ConsumerSpec, Plan, PlanError, ProducerSpec, SrtpParams};
-use crate::server::{consumer_caps_json, producer_params_json};
+use crate::server::{consumer_caps_json, producer_params_json, TRANSPORT_CC_URI};
 
 /// How long one HTTP request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -237,11 +237,11 @@ impl RemoteServer {
         self.request("POST", &self.room_path(rest), Some(&body))
     }
 
-    /// Creates broadcaster `id` (with receive capabilities when it consumes).
-    fn broadcaster(&mut self, id: &str, consumes: bool) -> Result<(), RemoteError> {
+    /// Creates broadcaster `id`; a consumer (`Some(transport_cc)`) sends receive capabilities.
+    fn broadcaster(&mut self, id: &str, consumes: Option<bool>) -> Result<(), RemoteError> {
         let mut body = json!({"id": id, "displayName": id, "device": {"name": "ringsfu-bench"}});
-        if consumes {
-            body["rtpCapabilities"] = consumer_caps_json();
+        if let Some(transport_cc) = consumes {
+            body["rtpCapabilities"] = consumer_caps_json(transport_cc);
         }
         self.post("/broadcasters", body)?;
         self.broadcasters.push(id.to_string());
@@ -302,7 +302,9 @@ impl RemoteServer {
         consumers_per_producer: usize,
         video: bool,
         profile: SrtpProfile,
+        transport_cc: bool,
     ) -> Result<Plan, RemoteError> {
+        let mut twcc_consumers = 0usize;
         let mut plan = Plan {
             producers: Vec::new(),
             consumers: Vec::new(),
@@ -311,7 +313,7 @@ impl RemoteServer {
         let kind = if video { "video" } else { "audio" };
         for (i, paddr) in producer_addrs.iter().enumerate() {
             let b = format!("bench-p{i}");
-            self.broadcaster(&b, false)?;
+            self.broadcaster(&b, None)?;
             let gen_key = SrtpParams::random(profile);
             let (tid, send_to, _) = self.plain_transport(&b, *paddr, &gen_key)?;
             let ssrc = 0x1000_0000 + i as u32;
@@ -339,7 +341,7 @@ impl RemoteServer {
                     ));
                 };
                 let b = format!("bench-c{i}-{k}");
-                self.broadcaster(&b, true)?;
+                self.broadcaster(&b, Some(transport_cc))?;
                 // The bench sends no RTCP to consumers, but connect needs the key it would use.
                 let unused_key = SrtpParams::random(profile);
                 let (tid, _, server_key) = self.plain_transport(&b, *caddr, &unused_key)?;
@@ -354,6 +356,10 @@ impl RemoteServer {
                 if !rtp.is_object() {
                     return Err(RemoteError::Shape(format!("consume of {b}"), c.to_string()));
                 }
+                let has_twcc = rtp["headerExtensions"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|e| e["uri"] == TRANSPORT_CC_URI));
+                twcc_consumers += usize::from(has_twcc);
                 plan.consumers.push(ConsumerSpec {
                     listen: *caddr,
                     producer: i,
@@ -362,6 +368,14 @@ impl RemoteServer {
                     srtp: server_key,
                 });
             }
+        }
+        if transport_cc {
+            // Said, not enforced: an older server may not offer the extension, and the A B A B
+            // runs compare exactly such a server.
+            eprintln!(
+                "  {twcc_consumers} of {} consumers negotiated transport-cc",
+                plan.consumers.len()
+            );
         }
         plan.check()?;
         Ok(plan)

@@ -59,13 +59,16 @@ fn media_codecs() -> Result<Vec<RtpCodecCapability>, ServerError> {
 }
 
 /// Receive capabilities of the benchmark's consumers (like a browser's, without RTX).
-fn consumer_caps() -> Result<RtpCapabilities, ServerError> {
-    serde_json::from_value(consumer_caps_json()).map_err(|e| ServerError::Shape(e.to_string()))
+fn consumer_caps(transport_cc: bool) -> Result<RtpCapabilities, ServerError> {
+    serde_json::from_value(consumer_caps_json(transport_cc))
+        .map_err(|e| ServerError::Shape(e.to_string()))
 }
 
 /// [`consumer_caps`] as JSON (what the HTTP mode sends as a broadcaster's `rtpCapabilities`).
-pub(crate) fn consumer_caps_json() -> Value {
-    json!({
+/// With `transport_cc` both codecs take transport-cc feedback and the transport-wide-cc header
+/// extension is offered, as a browser's capabilities do.
+pub(crate) fn consumer_caps_json(transport_cc: bool) -> Value {
+    let mut caps = json!({
         "codecs": [
             {"kind": "audio", "mimeType": "audio/opus", "preferredPayloadType": 100, "clockRate": 48000,
              "channels": 2, "rtcpFeedback": []},
@@ -76,8 +79,25 @@ pub(crate) fn consumer_caps_json() -> Value {
             {"kind": "audio", "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "preferredId": 1},
             {"kind": "video", "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "preferredId": 1}
         ]
-    })
+    });
+    if transport_cc {
+        for codec in caps["codecs"].as_array_mut().into_iter().flatten() {
+            if let Some(fb) = codec["rtcpFeedback"].as_array_mut() {
+                fb.push(json!({"type": "transport-cc"}));
+            }
+        }
+        if let Some(exts) = caps["headerExtensions"].as_array_mut() {
+            for kind in ["audio", "video"] {
+                exts.push(json!({"kind": kind, "uri": TRANSPORT_CC_URI, "preferredId": 5}));
+            }
+        }
+    }
+    caps
 }
+
+/// The transport-wide-cc header extension (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+pub(crate) const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 fn producer_params(video: bool, ssrc: u32) -> Result<RtpParameters, ServerError> {
     serde_json::from_value(producer_params_json(video, ssrc))
@@ -161,9 +181,10 @@ impl InProcessServer {
         consumers_per_producer: usize,
         video: bool,
         profile: SrtpProfile,
+        transport_cc: bool,
     ) -> Result<Plan, ServerError> {
         let codecs = media_codecs()?;
-        let caps = consumer_caps()?;
+        let caps = consumer_caps(transport_cc)?;
         let mut routers = Vec::new();
         for w in &self.workers {
             let c = codecs.clone();

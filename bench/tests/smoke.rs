@@ -2,8 +2,11 @@
 //! every packet verified (SRTP, SSRC/PT rewrite, content) and that nothing was lost at a low rate.
 //! No timing thresholds: this must pass on a loaded 2-core machine.
 
+mod common;
+
 use std::process::Command;
 
+use common::ringsfu_binary;
 use serde_json::Value;
 
 fn bench(args: &[&str], json: &std::path::Path) -> Value {
@@ -151,24 +154,6 @@ fn io_uring_request_runs_io_uring_or_says_it_fell_back() {
     }
     check_clean(r, 2);
     let _ = std::fs::remove_file(p);
-}
-
-/// The ringsfu server binary beside this test's ringsfu-bench (same profile directory), or
-/// `RINGSFU_BIN`. `cargo test --workspace` builds it; `cargo test -p ringsfu-bench` alone does not.
-fn ringsfu_binary() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("RINGSFU_BIN") {
-        return p.into();
-    }
-    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_ringsfu-bench"));
-    let bin = bench.with_file_name("ringsfu");
-    assert!(
-        bin.is_file(),
-        "the ringsfu server binary is missing at {}: build it with the same profile \
-         (`cargo build --profile ci --bin ringsfu`, or run `cargo test --workspace`), \
-         or set RINGSFU_BIN",
-        bin.display()
-    );
-    bin
 }
 
 /// Kills and reaps a server the test started, also when an assertion fails.

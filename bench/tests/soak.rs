@@ -6,27 +6,13 @@
 //! worker's Lua memory grew by more than 512 KB, or when a cycle failed. Object counts, not RSS,
 //! are the assertion (RSS is noisy on a shared machine); bench/README.md has the long run.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ringsfu_binary;
 use serde_json::Value;
-
-/// The ringsfu server binary beside ringsfu-bench (same profile directory), or `RINGSFU_BIN`.
-fn ringsfu_binary() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("RINGSFU_BIN") {
-        return p.into();
-    }
-    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_ringsfu-bench"));
-    let bin = bench.with_file_name("ringsfu");
-    assert!(
-        bin.is_file(),
-        "the ringsfu server binary is missing at {}: build it with the same profile \
-         (`cargo build --profile ci --bin ringsfu`, or run `cargo test --workspace`), \
-         or set RINGSFU_BIN",
-        bin.display()
-    );
-    bin
-}
 
 #[test]
 fn two_thousand_join_leave_cycles_leave_nothing_behind() {

@@ -290,6 +290,29 @@ pub struct DataConsumerStats {
     pub messages_dropped: u64,
 }
 
+/// The connection state a transport's stats and dump both show: ICE/DTLS state and the
+/// selected tuple of a WebRtcTransport, the tuples of a PlainTransport (the other kind's fields
+/// absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportState {
+    /// WebRTC: ICE state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_state: Option<&'static str>,
+    /// WebRTC: DTLS state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls_state: Option<&'static str>,
+    /// WebRTC: the selected tuple once ICE has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_selected_tuple: Option<TupleInfo>,
+    /// Plain: the RTP tuple.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuple: Option<TupleInfo>,
+    /// Plain: the RTCP tuple without rtcp-mux.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtcp_tuple: Option<TupleInfo>,
+}
+
 /// One entry of `transport_stats` (mediasoup-like fields; the WebRTC-only and plain-only ones
 /// are absent on the other kind).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -321,21 +344,9 @@ pub struct TransportStats {
     /// WebRTC: `controlled`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ice_role: Option<&'static str>,
-    /// WebRTC: ICE state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ice_state: Option<&'static str>,
-    /// WebRTC: DTLS state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dtls_state: Option<&'static str>,
-    /// WebRTC: the selected tuple once ICE has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ice_selected_tuple: Option<TupleInfo>,
-    /// Plain: the RTP tuple.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tuple: Option<TupleInfo>,
-    /// Plain: the RTCP tuple without rtcp-mux.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rtcp_tuple: Option<TupleInfo>,
+    /// ICE/DTLS state (WebRTC) or tuples (plain).
+    #[serde(flatten)]
+    pub state: TransportState,
     /// Plain: whether RTCP shares the RTP port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtcp_mux: Option<bool>,
@@ -476,21 +487,9 @@ pub struct TransportDump {
     pub producer_ids: Vec<String>,
     /// Its consumers.
     pub consumer_ids: Vec<String>,
-    /// WebRTC: ICE state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ice_state: Option<&'static str>,
-    /// WebRTC: DTLS state.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dtls_state: Option<&'static str>,
-    /// WebRTC: the selected tuple once ICE has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ice_selected_tuple: Option<TupleInfo>,
-    /// Plain: the RTP tuple.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tuple: Option<TupleInfo>,
-    /// Plain: the RTCP tuple without rtcp-mux.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rtcp_tuple: Option<TupleInfo>,
+    /// ICE/DTLS state (WebRTC) or tuples (plain).
+    #[serde(flatten)]
+    pub state: TransportState,
     /// Plain: our SRTP key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srtp_parameters: Option<SrtpParameters>,

@@ -274,6 +274,8 @@ pub struct WorkerContext {
     stop: RefCell<Option<oneshot::Sender<()>>>,
     /// Socket-level counters (plain integers: this thread only), read by [`Self::metrics`].
     io_totals: Cell<crate::metrics::IoTotals>,
+    /// The latest time handed to the engine: its clock never runs backwards (see [`Self::now`]).
+    engine_clock: Cell<Instant>,
 }
 
 impl WorkerContext {
@@ -302,6 +304,26 @@ impl WorkerContext {
     }
 
     /// Runs `f` on the engine, then flushes the packets it queued and dispatches its events.
+    /// The time to hand the engine for an event happening now.
+    fn now(&self) -> Instant {
+        let t = Instant::now().max(self.engine_clock.get());
+        self.engine_clock.set(t);
+        t
+    }
+
+    /// When a datagram read at `read_at` reached its socket, `age` (the kernel's receive
+    /// timestamp) earlier: congestion feedback reports these times, and a batch read after a
+    /// busy spell must not look like one burst. Never earlier than what the engine already saw,
+    /// so its clock stays monotonic.
+    fn arrival(&self, read_at: Instant, age: Duration) -> Instant {
+        let t = read_at
+            .checked_sub(age)
+            .unwrap_or(read_at)
+            .max(self.engine_clock.get());
+        self.engine_clock.set(t);
+        t
+    }
+
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
         let r = f(&mut self.engine.borrow_mut());
         self.after_step();
@@ -442,7 +464,7 @@ impl WorkerContext {
 
     /// Feeds a received batch from UDP socket `sid` to the engine.
     fn handle_batch(&self, sid: SocketId, local: SocketAddr, batch: &mut RecvBatch) {
-        let now = Instant::now();
+        let read_at = Instant::now();
         self.count_received(batch.count, batch.lens[..batch.count].iter().sum());
         let mut e = self.engine.borrow_mut();
         for i in 0..batch.count {
@@ -456,7 +478,8 @@ impl WorkerContext {
                 },
             };
             let len = batch.lens[i];
-            e.handle_packet(src, &mut batch.bufs[i], len, now);
+            let arrived = self.arrival(read_at, batch.ages[i]);
+            e.handle_packet(src, &mut batch.bufs[i], len, arrived);
             if e.tx.pending() >= FLUSH_AT {
                 self.flush(&mut e.tx);
             }
@@ -574,7 +597,7 @@ impl WorkerContext {
                         ctx2.count_received(1, len);
                         ctx2.engine
                             .borrow_mut()
-                            .handle_packet(src, &mut buf, len, Instant::now());
+                            .handle_packet(src, &mut buf, len, ctx2.now());
                         if buf.len() < crate::io::PACKET_BUF_SIZE {
                             buf = vec![0u8; crate::io::PACKET_BUF_SIZE].into_boxed_slice();
                         }
@@ -686,6 +709,7 @@ fn worker_main(
             next_tcp_conn: Cell::new(1),
             stop: RefCell::new(None),
             io_totals: Cell::new(crate::metrics::IoTotals::default()),
+            engine_clock: Cell::new(Instant::now()),
         });
         let mut listen = ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() };
         if let (Some(sock), Some(addr)) = (udp, udp_addr) {
@@ -717,7 +741,8 @@ fn worker_main(
                 let next = c.engine.borrow().poll_timeout().unwrap_or(now + Duration::from_millis(100));
                 let next = next.min(now + Duration::from_millis(100)).max(now + Duration::from_millis(1));
                 tokio::time::sleep_until(next.into()).await;
-                c.with_engine(|e| e.handle_timeout(Instant::now()));
+                let now = c.now();
+                c.with_engine(|e| e.handle_timeout(now));
             }
         });
         let (stop_tx, stop_rx) = oneshot::channel();

@@ -84,25 +84,7 @@ async fn setup(enable_srtp: bool) -> Setup {
         .unwrap()
         .unwrap();
     let webrtc: Uuid = data["id"].as_str().unwrap().parse().unwrap();
-    let w2 = Arc::clone(&worker);
-    let consumer_peer = connect_peer(
-        &RemoteTransport::from_data(&data),
-        None,
-        |dtls| async move {
-            w2.with_engine(move |e| {
-                e.connect_webrtc_transport(
-                    &webrtc,
-                    &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
-                )
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let consumer_peer = connect_engine_peer(Arc::clone(&worker), webrtc, &data).await;
     Setup {
         worker,
         plain,

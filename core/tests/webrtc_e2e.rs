@@ -60,28 +60,6 @@ async fn create_transport(w: &Worker, router: Uuid) -> (Uuid, Value) {
     (id, data)
 }
 
-async fn connect(w: Arc<Worker>, transport: Uuid, data: &Value) -> TestPeer {
-    let remote = RemoteTransport::from_data(data);
-    connect_peer(
-        &remote,
-        None,
-        |dtls| async move {
-            w.with_engine(move |e| {
-                e.connect_webrtc_transport(
-                    &transport,
-                    &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
-                )
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        },
-        None,
-    )
-    .await
-    .expect("peer connects")
-}
-
 async fn produce(w: &Worker, transport: Uuid, kind: MediaKind, params: Value) -> Uuid {
     let rtp_parameters: RtpParameters = serde_json::from_value(params).unwrap();
     let v = w
@@ -153,8 +131,8 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
     let router = create_router(&w).await;
     let (ta, da) = create_transport(&w, router).await;
     let (tb, db) = create_transport(&w, router).await;
-    let peer_a = connect(Arc::clone(&w), ta, &da).await;
-    let peer_b = connect(Arc::clone(&w), tb, &db).await;
+    let peer_a = connect_engine_peer(Arc::clone(&w), ta, &da).await;
+    let peer_b = connect_engine_peer(Arc::clone(&w), tb, &db).await;
 
     // Both transports report DTLS connected.
     let mut connected = 0;
@@ -420,15 +398,7 @@ async fn wrong_fingerprint_fails_dtls_and_is_reported() {
         |_dtls| async move {
             // Signal a fingerprint that is not our certificate's.
             let bogus = dtls_parameters(&vec!["AB"; 32].join(":"));
-            w2.with_engine(move |e| {
-                e.connect_webrtc_transport(
-                    &t,
-                    &serde_json::from_value(serde_json::Value::clone(&bogus)).unwrap(),
-                )
-            })
-            .await
-            .unwrap()
-            .unwrap();
+            engine_connect(&w2, t, bogus).await;
         },
         None,
     )
@@ -476,18 +446,10 @@ async fn ice_tcp_peer_receives_media() {
     let router = create_router(&w).await;
     let (ta, da) = create_transport(&w, router).await;
     let (tb, db) = create_transport(&w, router).await;
-    let peer_a = connect(Arc::clone(&w), ta, &da).await;
+    let peer_a = connect_engine_peer(Arc::clone(&w), ta, &da).await;
     let w2 = Arc::clone(&w);
     let peer_b = connect_peer_tcp(&db, |dtls| async move {
-        w2.with_engine(move |e| {
-            e.connect_webrtc_transport(
-                &tb,
-                &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
-            )
-        })
-        .await
-        .unwrap()
-        .unwrap();
+        engine_connect(&w2, tb, dtls).await;
     })
     .await
     .expect("TCP peer connects");
@@ -589,7 +551,7 @@ async fn consent_timeout_disconnects_a_silent_peer() {
         .unwrap()
         .unwrap();
     let t: Uuid = data["id"].as_str().unwrap().parse().unwrap();
-    let peer = connect(Arc::clone(&w), t, &data).await;
+    let peer = connect_engine_peer(Arc::clone(&w), t, &data).await;
     // The peer goes silent: its ICE agent stops sending consent checks.
     peer.agent.as_ref().unwrap().close().await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -614,8 +576,8 @@ async fn two_workers_forward_while_garbage_floods_their_ports() {
         let router = create_router(w).await;
         let (ta, da) = create_transport(w, router).await;
         let (tb, db) = create_transport(w, router).await;
-        let pa = connect(Arc::clone(w), ta, &da).await;
-        let pb = connect(Arc::clone(w), tb, &db).await;
+        let pa = connect_engine_peer(Arc::clone(w), ta, &da).await;
+        let pb = connect_engine_peer(Arc::clone(w), tb, &db).await;
         let audio = produce(w, ta, MediaKind::Audio, opus_producer_params(1111, "0")).await;
         let ca = consume(w, tb, audio).await;
         let ssrc = ca["rtpParameters"]["encodings"][0]["ssrc"]
@@ -702,8 +664,8 @@ async fn nack_from_a_lossy_consumer_is_repaired_with_rtx() {
     let router = create_router(&w).await;
     let (ta, da) = create_transport(&w, router).await;
     let (tb, db) = create_transport(&w, router).await;
-    let pa = connect(Arc::clone(&w), ta, &da).await;
-    let pb = connect(Arc::clone(&w), tb, &db).await;
+    let pa = connect_engine_peer(Arc::clone(&w), ta, &da).await;
+    let pb = connect_engine_peer(Arc::clone(&w), tb, &db).await;
     let video = produce(
         &w,
         ta,

@@ -174,15 +174,7 @@ pub(crate) async fn handle_http(
         }
         _ => route(req, remote_addr, &ctx).await,
     };
-    if let crate::origin::OriginVerdict::Allowed(origin) = verdict {
-        if let Ok(v) = HeaderValue::from_str(&origin) {
-            resp.headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        }
-    }
-    // The answer depends on Origin: caches must not hand one origin's answer to another.
-    resp.headers_mut()
-        .append(header::VARY, HeaderValue::from_static("Origin"));
+    verdict.stamp(resp.headers_mut());
     resp
 }
 

@@ -149,6 +149,18 @@ impl OriginVerdict {
     pub fn is_allowed(&self) -> bool {
         !matches!(self, OriginVerdict::Refused(_))
     }
+
+    /// Marks an answer for this verdict: a configured cross origin is echoed in
+    /// `Access-Control-Allow-Origin`, and `Vary: Origin` always, because the answer depends on
+    /// Origin and caches must not hand one origin's answer to another.
+    pub fn stamp(&self, headers: &mut HeaderMap) {
+        if let OriginVerdict::Allowed(origin) = self {
+            if let Ok(v) = http::HeaderValue::from_str(origin) {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            }
+        }
+        headers.append(header::VARY, http::HeaderValue::from_static("Origin"));
+    }
 }
 
 /// Checks a request's `Origin` against its `Host` (same origin) and `allowed`. `tls` tells

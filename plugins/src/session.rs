@@ -231,14 +231,7 @@ pub(crate) async fn handle(
         return plain_ws(req, remote_addr, ctx, routes, path).await;
     }
     let mut resp = crate::engineio::handle(req, remote_addr, ctx, routes).await;
-    if let crate::origin::OriginVerdict::Allowed(origin) = verdict {
-        if let Ok(v) = HeaderValue::from_str(&origin) {
-            resp.headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-        }
-    }
-    resp.headers_mut()
-        .append(header::VARY, HeaderValue::from_static("Origin"));
+    verdict.stamp(resp.headers_mut());
     resp
 }
 

@@ -44,10 +44,10 @@ def check(name, ok, why=""):
     return ok
 
 
-class PatternTrack(MediaStreamTrack):
-    """Luma 16 everywhere but a vertical bar (luma 235) that moves 8 px per frame."""
+class PacedTrack(MediaStreamTrack):
+    """A track that hands out frame n at t0 + n * interval (`interval` seconds, `make(n)` the frame)."""
 
-    kind = "video"
+    interval = None
 
     def __init__(self):
         super().__init__()
@@ -57,39 +57,42 @@ class PatternTrack(MediaStreamTrack):
     async def recv(self):
         if self.t0 is None:
             self.t0 = time.monotonic()
-        due = self.t0 + self.n / FPS
+        due = self.t0 + self.n * self.interval
         await asyncio.sleep(max(0.0, due - time.monotonic()))
+        frame = self.make(self.n)
+        self.n += 1
+        return frame
+
+
+class PatternTrack(PacedTrack):
+    """Luma 16 everywhere but a vertical bar (luma 235) that moves 8 px per frame."""
+
+    kind = "video"
+    interval = 1 / FPS
+
+    def make(self, n):
         frame = av.VideoFrame(W, H, "yuv420p")
-        x0 = (self.n * 8) % (W - BAR)
+        x0 = (n * 8) % (W - BAR)
         y = frame.planes[0]
         row = bytearray([16] * y.line_size)
         row[x0 : x0 + BAR] = bytes([235] * BAR)
         y.update(bytes(row) * H)
         for p in frame.planes[1:]:
             p.update(bytes([128]) * (p.line_size * (H // 2)))
-        frame.pts = self.n * (90000 // FPS)
+        frame.pts = n * (90000 // FPS)
         frame.time_base = fractions.Fraction(1, 90000)
-        self.n += 1
         return frame
 
 
-class ToneTrack(MediaStreamTrack):
+class ToneTrack(PacedTrack):
     """440 Hz sine, 20 ms mono s16 frames at 48 kHz."""
 
     kind = "audio"
+    interval = 0.02
 
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-        self.t0 = None
-
-    async def recv(self):
-        if self.t0 is None:
-            self.t0 = time.monotonic()
-        due = self.t0 + self.n * 0.02
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
+    def make(self, n):
         samples = 960
-        base = self.n * samples
+        base = n * samples
         pcm = bytearray()
         for i in range(samples):
             v = int(8000 * math.sin(2 * math.pi * 440 * (base + i) / 48000))
@@ -99,7 +102,6 @@ class ToneTrack(MediaStreamTrack):
         frame.sample_rate = 48000
         frame.pts = base
         frame.time_base = fractions.Fraction(1, 48000)
-        self.n += 1
         return frame
 
 

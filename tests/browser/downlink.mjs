@@ -30,6 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS, DIST, HERE, buildClientBundle } from './lib/browser.mjs';
+import { createReport, fileLogger, kbps, openPeer, sleep, waitFor } from './lib/session.mjs';
 
 const BIN = process.env.RINGSFU_BIN || path.join(HERE, '..', '..', 'target', 'ci', 'ringsfu');
 const LIMIT = process.env.RINGSFU_DOWNLINK_LIMIT || '500kbit';
@@ -45,21 +46,9 @@ const VN = `rsbn${tag}`; // namespace end
 const HOST_IP = `10.213.${subnet}.1`;
 const NS_IP = `10.213.${subnet}.2`;
 
-let passed = 0;
-let failed = 0;
-function pass(name, detail = '') {
-  passed += 1;
-  console.log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
-}
-function fail(name, why) {
-  failed += 1;
-  console.log(`FAIL ${name}: ${String(why).replace(/\s+/g, ' ').trim()}`);
-}
-function logLine(line) {
-  appendFile(LOG_FILE, `${new Date().toISOString()} ${line}\n`).catch(() => {});
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const kbps = (bps) => (bps == null ? '-' : `${Math.round(bps / 1000)}k`);
+const report = createReport();
+const { pass, fail } = report;
+const logLine = fileLogger(LOG_FILE);
 
 function sh(cmd, { quiet = false } = {}) {
   try {
@@ -162,28 +151,6 @@ async function launch(origin, executablePath) {
   });
 }
 
-async function openPeer(browser, origin, ws, name, roomId, params) {
-  const context = await browser.newContext();
-  await context.grantPermissions(['camera', 'microphone'], { origin });
-  const page = await context.newPage();
-  page.on('console', (m) => logLine(`[${name}] ${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logLine(`[${name}] pageerror: ${e.stack || e}`));
-  const q = new URLSearchParams({ server: ws, roomId, peerId: name, displayName: name, datachannel: 'false', ...params });
-  await page.goto(`${origin}/?${q}`, { waitUntil: 'load', timeout: 20000 });
-  await page.waitForFunction(() => !!window.__rs, null, { timeout: 10000 });
-  return { page, snapshot: () => page.evaluate(() => window.__rs.snapshot()) };
-}
-
-async function waitFor(probe, ok, timeoutMs, explain) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s: ${explain(v)}`);
-    await sleep(250);
-  }
-}
-
 // One sample of the viewer: its video consumer's decoded frames and size, bytes received, and
 // the notifications so far.
 async function sampleViewer(viewer) {
@@ -199,10 +166,10 @@ async function sampleViewer(viewer) {
 
 async function scenario(pubBrowser, viewBrowser, origin, ws) {
   const roomId = `downlink-${Date.now().toString(36)}`;
-  const pub = await openPeer(pubBrowser, origin, ws, 'pub', roomId, { simulcast: 'true', hd: 'true', consume: 'false' });
+  const pub = await openPeer(pubBrowser, origin, { ws, name: 'pub', roomId, params: { simulcast: 'true', hd: 'true', consume: 'false' }, log: logLine, gotoTimeoutMs: 20000 });
   const s = await waitFor(pub.snapshot, (x) => x.producers.video || x.error, 30000, (x) => `phase=${x.phase} error=${x.error}`);
   if (!s.producers.video) throw new Error(`publisher did not produce video: ${s.error}`);
-  const viewer = await openPeer(viewBrowser, origin, ws, 'viewer', roomId, { produce: 'false' });
+  const viewer = await openPeer(viewBrowser, origin, { ws, name: 'viewer', roomId, params: { produce: 'false' }, log: logLine, gotoTimeoutMs: 20000 });
   // Unconstrained: the viewer reaches the top layer.
   const t0 = Date.now();
   await waitFor(() => sampleViewer(viewer), (x) => x.video && x.video.frameWidth === 1280, 30000,
@@ -302,7 +269,7 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
 async function main() {
   const hard = setTimeout(() => {
     fail('downlink', `hard timeout ${HARD_TIMEOUT_S} s`);
-    console.log(`${passed} passed, ${failed} failed`);
+    console.log(report.summary());
     teardown();
     process.exit(1);
   }, HARD_TIMEOUT_S * 1000);
@@ -332,13 +299,13 @@ async function main() {
     await rm(wrapper, { force: true });
     clearTimeout(hard);
   }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  console.log(report.summary());
+  process.exit(report.failed ? 1 : 0);
 }
 
 main().catch((e) => {
   fail('downlink', e.message || e);
   teardown();
-  console.log(`${passed} passed, ${failed} failed`);
+  console.log(report.summary());
   process.exit(1);
 });

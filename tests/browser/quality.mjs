@@ -18,9 +18,9 @@
 //   RINGSFU_BROWSER_LOG (default dist/quality-console.log).
 // Output: `PASS name` / `FAIL name: why` lines, then `N passed, M failed`; exit status 1 on failure.
 
-import { appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DIST, buildClientBundle, launchBrowser, serveClient } from './lib/browser.mjs';
+import { createReport, fileLogger, kbps, openPeer, waitFor } from './lib/session.mjs';
 
 const SERVER_WS = process.env.RINGSFU_WS || 'ws://127.0.0.1:4443';
 const WINDOW_S = Number(process.env.RINGSFU_QUALITY_SECONDS || 26);
@@ -30,63 +30,24 @@ const HOLD_FROM_S = 20;
 const LOG_FILE = process.env.RINGSFU_BROWSER_LOG || path.join(DIST, 'quality-console.log');
 const HARD_TIMEOUT_S = 150;
 
-let passed = 0;
-let failed = 0;
-function pass(name, detail = '') {
-  passed += 1;
-  console.log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
-}
-function fail(name, why) {
-  failed += 1;
-  console.log(`FAIL ${name}: ${String(why).replace(/\s+/g, ' ').trim()}`);
-}
+const report = createReport();
+const { pass, fail } = report;
+const logLine = fileLogger(LOG_FILE);
 
 async function buildAndServe() {
   await buildClientBundle({ sourcemap: false });
   return serveClient();
 }
 
-function logLine(line) {
-  appendFile(LOG_FILE, `${new Date().toISOString()} ${line}\n`).catch(() => {});
-}
-
-async function openPeer(browser, origin, name, roomId, params) {
-  const context = await browser.newContext();
-  await context.grantPermissions(['camera', 'microphone'], { origin });
-  const page = await context.newPage();
-  page.on('console', (m) => logLine(`[${name}] ${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logLine(`[${name}] pageerror: ${e.stack || e}`));
-  const q = new URLSearchParams({ server: SERVER_WS, roomId, peerId: name, displayName: name, datachannel: 'false', ...params });
-  await page.goto(`${origin}/?${q}`, { waitUntil: 'load', timeout: 15000 });
-  await page.waitForFunction(() => !!window.__rs, null, { timeout: 10000 });
-  return {
-    name,
-    snapshot: () => page.evaluate(() => window.__rs.snapshot()),
-    stats: () => page.evaluate(() => window.__rs.getStats()),
-    transportStats: () => page.evaluate(() => window.__rs.getTransportStats()),
-  };
-}
-
-async function waitFor(probe, ok, timeoutMs, explain) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s: ${explain(v)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const kbps = (bps) => (bps == null ? '-' : `${Math.round(bps / 1000)}k`);
 
 async function uplinkScenario(browser, origin) {
   const roomId = `quality-${Date.now().toString(36)}`;
-  const pub = await openPeer(browser, origin, 'pub', roomId, { simulcast: 'true', hd: 'true', consume: 'false' });
+  const pub = await openPeer(browser, origin, { ws: SERVER_WS, name: 'pub', roomId, params: { simulcast: 'true', hd: 'true', consume: 'false' }, log: logLine });
   const s = await waitFor(pub.snapshot, (x) => x.producers.video || x.error, 30000, (x) => `phase=${x.phase} error=${x.error}`);
   if (!s.producers.video) throw new Error(`publisher did not produce video: ${s.error}`);
   const local = s.localVideo && s.localVideo.settings;
   console.log(`# publisher camera ${local && local.width}x${local && local.height}`);
-  const viewer = await openPeer(browser, origin, 'viewer', roomId, { produce: 'false' });
+  const viewer = await openPeer(browser, origin, { ws: SERVER_WS, name: 'viewer', roomId, params: { produce: 'false' }, log: logLine });
   const t0 = Date.now();
   const timeline = [];
   let reached = null; // s when the estimate first reached 1.5 Mbps
@@ -149,7 +110,7 @@ async function uplinkScenario(browser, origin) {
 async function main() {
   const hard = setTimeout(() => {
     fail('quality', `hard timeout ${HARD_TIMEOUT_S} s`);
-    console.log(`${passed} passed, ${failed} failed`);
+    console.log(report.summary());
     process.exit(1);
   }, HARD_TIMEOUT_S * 1000);
   const { server, origin } = await buildAndServe();
@@ -163,8 +124,8 @@ async function main() {
     server.close();
     clearTimeout(hard);
   }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
+  console.log(report.summary());
+  process.exit(report.failed ? 1 : 0);
 }
 
 main();

@@ -80,6 +80,19 @@ pub enum ConnectError {
     Other(String),
 }
 
+/// The upgrade request of `ws://addr/?query` with the protoo subprotocol.
+fn protoo_request(
+    addr: SocketAddr,
+    query: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{addr}/?{query}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "protoo".parse().unwrap());
+    req
+}
+
 impl Client {
     /// Connects `ws://addr/?roomId=..&peerId=..` with the protoo subprotocol.
     pub async fn connect(addr: SocketAddr, room: &str, peer: &str) -> Result<Client, ConnectError> {
@@ -88,27 +101,7 @@ impl Client {
 
     /// Connects with a raw query string.
     pub async fn connect_query(addr: SocketAddr, query: &str) -> Result<Client, ConnectError> {
-        let mut req = format!("ws://{addr}/?{query}")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("Sec-WebSocket-Protocol", "protoo".parse().unwrap());
-        match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => Ok(Client {
-                ws,
-                backlog: VecDeque::new(),
-                next_id: 1,
-            }),
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-                let body = resp
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default();
-                Err(ConnectError::Http(resp.status().as_u16(), body))
-            }
-            Err(e) => Err(ConnectError::Other(e.to_string())),
-        }
+        Client::handshake(tokio_tungstenite::connect_async(protoo_request(addr, query)).await)
     }
 
     /// Connects from the local address `from` (e.g. 127.0.0.2, another client IP on loopback).
@@ -123,12 +116,23 @@ impl Client {
             .connect(addr)
             .await
             .map_err(|e| ConnectError::Other(e.to_string()))?;
-        let mut req = format!("ws://{addr}/?{query}")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("Sec-WebSocket-Protocol", "protoo".parse().unwrap());
-        match tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp)).await {
+        Client::handshake(
+            tokio_tungstenite::client_async(
+                protoo_request(addr, query),
+                MaybeTlsStream::Plain(tcp),
+            )
+            .await,
+        )
+    }
+
+    /// The client of a finished WebSocket handshake, or why it failed.
+    fn handshake<R>(
+        result: Result<
+            (WebSocketStream<MaybeTlsStream<TcpStream>>, R),
+            tokio_tungstenite::tungstenite::Error,
+        >,
+    ) -> Result<Client, ConnectError> {
+        match result {
             Ok((ws, _)) => Ok(Client {
                 ws,
                 backlog: VecDeque::new(),
@@ -262,26 +266,10 @@ pub fn err(resp: &Value) -> (u64, String) {
     )
 }
 
-/// A minimal HTTP/1.1 request; returns (status, body).
+/// A minimal HTTP/1.1 request without a body; returns (status, body).
 pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    let a = call_with(addr, method, path, &[], "").await;
+    (a.status, a.body)
 }
 
 /// Polls `f` until true or the wait expires.
@@ -296,13 +284,15 @@ pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// An HTTP answer: status, content type, body text.
+/// An HTTP answer: status, content type, head, body text.
 #[derive(Debug)]
 pub struct Answer {
     /// HTTP status code (0 when the answer could not be parsed).
     pub status: u16,
     /// The Content-Type header value ("" when absent).
     pub content_type: String,
+    /// The status line and headers, lowercased.
+    pub head: String,
     /// The body text.
     pub body: String,
 }
@@ -317,12 +307,34 @@ impl Answer {
 
 /// A minimal HTTP/1.1 client (one request per connection) sending `body` as JSON text.
 pub async fn call_raw(addr: SocketAddr, method: &str, path: &str, body: &str) -> Answer {
+    call_with(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body,
+    )
+    .await
+}
+
+/// A minimal HTTP/1.1 client (one request per connection) sending `body` with exactly the
+/// `headers` given (besides Host, Content-Length and Connection).
+pub async fn call_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
+    ));
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
@@ -347,8 +359,40 @@ pub async fn call_raw(addr: SocketAddr, method: &str, path: &str, body: &str) ->
     Answer {
         status,
         content_type,
+        head: head.to_ascii_lowercase(),
         body: body.to_owned(),
     }
+}
+
+/// Connects a protoo peer as the demo app does: waits for `mediasoup-version`, creates a
+/// WebRtcTransport (`producing`, else consuming) and joins as a Chrome device with
+/// `rtp_capabilities` (asserting both answers are ok). Returns the client, the transport data
+/// and the join answer's data.
+pub async fn join_with_transport(
+    addr: SocketAddr,
+    room: &str,
+    peer: &str,
+    producing: bool,
+    rtp_capabilities: Value,
+) -> (Client, Value, Value) {
+    let mut c = Client::connect(addr, room, peer).await.unwrap();
+    c.wait_for("mediasoup-version").await;
+    let transport = ok(&c
+        .request(
+            "createWebRtcTransport",
+            json!({"forceTcp": false, "producing": producing, "consuming": !producing}),
+        )
+        .await)
+    .clone();
+    let joined = ok(&c
+        .request(
+            "join",
+            json!({"displayName": peer, "device": {"flag": "chrome", "name": "Chrome"},
+                   "rtpCapabilities": rtp_capabilities}),
+        )
+        .await)
+    .clone();
+    (c, transport, joined)
 }
 
 /// Connects the independent webrtc-rs peer (`ringsfu-testpeer`: ICE, DTLS, SRTP) to the

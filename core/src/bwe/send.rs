@@ -226,6 +226,12 @@ impl SendSideBwe {
         self.packets_sent += 1;
     }
 
+    /// Whether the receiver ever answered: transport-cc feedback or a REMB arrived. Until then
+    /// the estimate is only the configured initial bitrate, a guess about this receiver.
+    pub fn has_feedback(&self) -> bool {
+        self.feedbacks > 0 || self.rembs > 0
+    }
+
     /// Feeds a REMB (receiver-side estimate) received at `now`: the estimate follows it when no
     /// transport-cc feedback arrives, and never exceeds it.
     pub fn on_remb(&mut self, bps: u64, now: Instant) {

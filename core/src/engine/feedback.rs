@@ -388,7 +388,15 @@ impl Engine {
                     target: 0,
                 });
             }
-            let available = t.bwe.available_outgoing_bitrate();
+            // Only an estimate the receiver has informed limits the layers: a receiver that
+            // never sends transport-cc feedback or REMB (e.g. a WHEP player whose answer lacks
+            // the transport-wide-cc extension) would otherwise stay at the initial guess and its
+            // lowest layer forever.
+            let available = t
+                .bwe
+                .send_side()
+                .filter(|s| s.has_feedback())
+                .map(|s| s.estimate_bps());
             let allocation = match available {
                 Some(a) => Some(allocate(a, &mut cands, &mut order)),
                 None => {

@@ -4,7 +4,7 @@ use super::*;
 
 use crate::api::{
     ConsumerDump, DataConsumerStats, DataProducerStats, InboundRtpStats, OutboundRtpStats,
-    RtpStreamStats, TransportDump, TransportStats,
+    PlainTransportInfo, RtpStreamStats, TransportDump, TransportState, TransportStats,
 };
 
 impl Engine {
@@ -57,7 +57,12 @@ impl Engine {
         let key = self.transport_key(transport)?;
         let t = &self.transports[key];
         let c = &t.counters;
-        let mut v = TransportStats {
+        let plain = self.plain_transport_data(key);
+        let plain_kind = match &t.kind {
+            TransportKind::Plain(p) => Some(p),
+            _ => None,
+        };
+        Ok(vec![TransportStats {
             stats_type: if t.webrtc().is_some() {
                 "webrtc-transport"
             } else {
@@ -73,38 +78,15 @@ impl Engine {
             rtcp_packets_sent: c.rtcp_packets_sent,
             srtp_drops: c.srtp_drops,
             unknown_ssrc_drops: c.unknown_ssrc_drops,
-            ice_role: None,
-            ice_state: None,
-            dtls_state: None,
-            ice_selected_tuple: None,
-            tuple: None,
-            rtcp_tuple: None,
-            rtcp_mux: None,
-            comedia: None,
+            ice_role: t.webrtc().map(|_| "controlled"),
+            state: self.transport_state(key, plain.as_ref()),
+            // As mediasoup's PlainTransport stats: its tuples (in `state`) and modes.
+            rtcp_mux: plain_kind.map(|p| p.rtcp_socket.is_none()),
+            comedia: plain_kind.map(|p| p.comedia),
             available_outgoing_bitrate: t.bwe.available_outgoing_bitrate(),
             max_outgoing_bitrate: t.bwe.max_outgoing_bitrate(),
             max_incoming_bitrate: t.bwe.max_incoming_bitrate(),
-        };
-        if let Some(w) = t.webrtc() {
-            v.ice_role = Some("controlled");
-            v.ice_state = Some(w.ice.state().as_str());
-            v.dtls_state = Some(w.dtls_state.as_str());
-            v.ice_selected_tuple = w
-                .ice
-                .selected_tuple()
-                .map(|tuple| tuple_info(&tuple, self.listen.announced_address.as_deref()));
-        }
-        if let TransportKind::Plain(p) = &t.kind {
-            // As mediasoup's PlainTransport stats: its tuples (the remote once connected or
-            // learned in comedia mode) and modes.
-            if let Some(data) = self.plain_transport_data(key) {
-                v.tuple = Some(data.tuple);
-                v.rtcp_tuple = data.rtcp_tuple;
-            }
-            v.rtcp_mux = Some(p.rtcp_socket.is_none());
-            v.comedia = Some(p.comedia);
-        }
-        Ok(vec![v])
+        }])
     }
 
     /// Stats of a producer: one entry per stream.
@@ -191,12 +173,32 @@ impl Engine {
         })
     }
 
+    /// What stats and dump both show of a transport's connection: ICE/DTLS state and selected
+    /// tuple (WebRTC), or the tuples of `plain` (a PlainTransport's data).
+    fn transport_state(&self, key: usize, plain: Option<&PlainTransportInfo>) -> TransportState {
+        let mut state = TransportState::default();
+        if let Some(w) = self.transports[key].webrtc() {
+            state.ice_state = Some(w.ice.state().as_str());
+            state.dtls_state = Some(w.dtls_state.as_str());
+            state.ice_selected_tuple = w
+                .ice
+                .selected_tuple()
+                .map(|tuple| tuple_info(&tuple, self.listen.announced_address.as_deref()));
+        }
+        if let Some(p) = plain {
+            state.tuple = Some(p.tuple.clone());
+            state.rtcp_tuple = p.rtcp_tuple.clone();
+        }
+        state
+    }
+
     /// The transport's ids of producers/consumers, ICE state, DTLS state and selected tuple (or
     /// a PlainTransport's tuples and SRTP key).
     pub fn transport_dump(&self, transport: &Uuid) -> Result<TransportDump, EngineError> {
         let key = self.transport_key(transport)?;
         let t = &self.transports[key];
-        let mut v = TransportDump {
+        let plain = self.plain_transport_data(key);
+        Ok(TransportDump {
             id: t.id.to_string(),
             producer_ids: t
                 .producers
@@ -208,27 +210,9 @@ impl Engine {
                 .iter()
                 .map(|c| self.consumers[*c].id.to_string())
                 .collect(),
-            ice_state: None,
-            dtls_state: None,
-            ice_selected_tuple: None,
-            tuple: None,
-            rtcp_tuple: None,
-            srtp_parameters: None,
-        };
-        if let TransportKind::WebRtc(w) = &t.kind {
-            v.ice_state = Some(w.ice.state().as_str());
-            v.dtls_state = Some(w.dtls_state.as_str());
-            v.ice_selected_tuple = w
-                .ice
-                .selected_tuple()
-                .map(|tuple| tuple_info(&tuple, self.listen.announced_address.as_deref()));
-        }
-        if let Some(data) = self.plain_transport_data(key) {
-            v.tuple = Some(data.tuple);
-            v.rtcp_tuple = data.rtcp_tuple;
-            v.srtp_parameters = data.srtp_parameters;
-        }
-        Ok(v)
+            state: self.transport_state(key, plain.as_ref()),
+            srtp_parameters: plain.and_then(|p| p.srtp_parameters),
+        })
     }
 
     // ---------------------------------------------------------------- the packet path

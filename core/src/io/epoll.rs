@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use socket2::{Domain, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use super::{RecvBatch, TxEntry};
+use super::{rx_time, RecvBatch, TxEntry};
 
 /// Kernel socket buffer size we ask for: bursts of fan-out must not overflow it.
 const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
@@ -52,6 +52,9 @@ impl EpollUdp {
     /// Wraps a bound non-blocking socket; must be called inside the worker's runtime.
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         let local = socket.local_addr()?;
+        if let Err(e) = rx_time::enable(socket.as_raw_fd()) {
+            log::debug!("no kernel receive timestamps on {local}: {e}");
+        }
         Ok(Self {
             // SAFETY: the AsyncFd owns the socket, so the descriptor stays open for as long as it
             // is registered with the reactor.
@@ -95,9 +98,13 @@ impl EpollUdp {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
         }; 64];
+        // One receive timestamp per datagram (u64 words keep the control messages aligned).
+        let mut controls = [[0u64; rx_time::CONTROL_LEN / 8]; 64];
         // SAFETY: mmsghdr is a plain C struct for which all-zero bytes is a valid value.
         let mut hdrs: [libc::mmsghdr; 64] = unsafe { std::mem::zeroed() };
         for i in 0..n {
+            hdrs[i].msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
+            hdrs[i].msg_hdr.msg_controllen = rx_time::CONTROL_LEN;
             iovs[i].iov_base = batch.bufs[i].as_mut_ptr().cast();
             iovs[i].iov_len = batch.bufs[i].len();
             hdrs[i].msg_hdr.msg_name = storages[i].as_mut_ptr().cast();
@@ -105,8 +112,9 @@ impl EpollUdp {
             hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        // SAFETY: every header points at a live iovec over a buffer of iov_len bytes and at a
-        // sockaddr_storage of msg_namelen bytes, all of which outlive the call; n <= 64 entries.
+        // SAFETY: every header points at a live iovec over a buffer of iov_len bytes, at a
+        // sockaddr_storage of msg_namelen bytes and at a control buffer of msg_controllen bytes,
+        // all of which outlive the call; n <= 64 entries.
         let r = unsafe {
             libc::recvmmsg(
                 self.fd.get_ref().as_raw_fd(),
@@ -124,7 +132,14 @@ impl EpollUdp {
             };
         }
         let got = r as usize;
+        let wall_now = rx_time::wall_now();
         for i in 0..got {
+            let control_len = hdrs[i].msg_hdr.msg_controllen.min(rx_time::CONTROL_LEN);
+            // SAFETY: any u64 array may be read as its bytes; control_len <= its size.
+            let control = unsafe {
+                std::slice::from_raw_parts(controls[i].as_ptr().cast::<u8>(), control_len)
+            };
+            batch.ages[i] = rx_time::age(rx_time::parse(control), wall_now);
             batch.lens[i] = hdrs[i].msg_len as usize;
             // SAFETY: the kernel wrote a socket address of msg_namelen bytes into this storage;
             // the rest of it stays uninitialised, which sockaddr_from_storage never reads past.

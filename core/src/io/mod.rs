@@ -3,9 +3,11 @@
 //! [`epoll`] (tokio's epoll reactor + `recvmmsg`/`sendmmsg`) and [`uring`] (io_uring).
 
 pub mod epoll;
+pub mod rx_time;
 pub mod uring;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Size of every packet buffer: a full Ethernet MTU datagram plus room for SRTP tags and RTX headers.
 pub const PACKET_BUF_SIZE: usize = 2048;
@@ -71,6 +73,9 @@ pub struct RecvBatch {
     pub lens: Vec<usize>,
     /// Source address of each datagram (valid for the first `count`).
     pub addrs: Vec<SocketAddr>,
+    /// How long before the read each datagram reached the socket, from the kernel's receive
+    /// timestamp ([`rx_time`]); zero where the socket gave none.
+    pub ages: Vec<Duration>,
     /// How many datagrams the last receive filled.
     pub count: usize,
 }
@@ -82,6 +87,7 @@ impl RecvBatch {
             bufs: (0..n).map(|_| new_buf()).collect(),
             lens: vec![0; n],
             addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0)); n],
+            ages: vec![Duration::ZERO; n],
             count: 0,
         }
     }

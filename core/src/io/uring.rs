@@ -18,14 +18,14 @@ use io_uring::types::{BufRingEntry, RecvMsgOut};
 use io_uring::{cqueue, opcode, types, IoUring};
 use tokio::io::unix::AsyncFd;
 
-use super::{RecvBatch, TxEntry, PACKET_BUF_SIZE};
+use super::{rx_time, RecvBatch, TxEntry, PACKET_BUF_SIZE};
 
 /// Most provided buffers a receive ring may have (a power of two).
 pub const MAX_RING_BUFFERS: u16 = 4096;
 /// Buffer group id of the receive ring.
 const BGID: u16 = 7;
-/// Room for the recvmsg header, the peer address and a full datagram.
-const RING_BUF_SIZE: usize = 16 + 128 + PACKET_BUF_SIZE;
+/// Room for the recvmsg header, the peer address, the receive timestamp and a full datagram.
+const RING_BUF_SIZE: usize = 16 + 128 + rx_time::CONTROL_LEN + PACKET_BUF_SIZE;
 /// user_data of the multishot receive.
 const RECV_TAG: u64 = 1;
 /// Most sends per submission.
@@ -118,6 +118,10 @@ impl UringUdp {
         // SAFETY: a zeroed msghdr is valid; only the lengths are set for the multishot template.
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+        msghdr.msg_controllen = rx_time::CONTROL_LEN;
+        if let Err(e) = rx_time::enable(socket.as_raw_fd()) {
+            log::debug!("no kernel receive timestamps on {local}: {e}");
+        }
         // SAFETY: the ring (owner of the fd) is dropped after this registration (field order).
         let ring_fd = unsafe {
             AsyncFd::register_with_interest(
@@ -212,6 +216,7 @@ impl UringUdp {
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
         let mut got = 0;
         let mut rearm = !self.armed.get();
+        let wall_now = rx_time::wall_now();
         {
             let mut ring = self.recv_ring.borrow_mut();
             let mut cq = ring.completion();
@@ -246,6 +251,8 @@ impl UringUdp {
                             batch.lens[got] = payload.len();
                             batch.addrs[got] = addr_from_name(out.name_data())
                                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                            batch.ages[got] =
+                                rx_time::age(rx_time::parse(out.control_data()), wall_now);
                             got += 1;
                         }
                     }

@@ -689,8 +689,21 @@ impl TurnServer {
         Ok(Vec::new())
     }
 
-    /// Charges `bytes` to the allocation's bandwidth bucket; false → drop.
-    fn charge(max_bps: u64, a: &mut Allocation, now: Instant, bytes: usize) -> bool {
+    /// Whether a packet of `bytes` to or from `peer` may be relayed by allocation `a`: a live
+    /// permission for the peer's address and room in the bandwidth bucket (charged). A refusal
+    /// is counted in `stats`.
+    fn admit(
+        stats: &mut TurnStats,
+        max_bps: u64,
+        a: &mut Allocation,
+        peer: IpAddr,
+        now: Instant,
+        bytes: usize,
+    ) -> bool {
+        if a.permissions.get(&peer).is_none_or(|e| *e <= now) {
+            stats.no_permission += 1;
+            return false;
+        }
         if max_bps == 0 {
             return true;
         }
@@ -704,6 +717,7 @@ impl TurnServer {
             a.tokens -= bytes as u64;
             true
         } else {
+            stats.quota_drops += 1;
             false
         }
     }
@@ -776,15 +790,14 @@ impl TurnServer {
             self.stats.no_permission += 1;
             return Action::None;
         };
-        if a.permissions
-            .get(&peer.ip())
-            .is_none_or(|e| *e <= clock.now)
-        {
-            self.stats.no_permission += 1;
-            return Action::None;
-        }
-        if !Self::charge(max_bps, a, clock.now, range.len()) {
-            self.stats.quota_drops += 1;
+        if !Self::admit(
+            &mut self.stats,
+            max_bps,
+            a,
+            peer.ip(),
+            clock.now,
+            range.len(),
+        ) {
             return Action::None;
         }
         self.stats.to_peer_packets += 1;
@@ -814,15 +827,14 @@ impl TurnServer {
         let Some(a) = self.allocations.get_mut(&client) else {
             return Action::None;
         };
-        if a.permissions
-            .get(&peer.ip())
-            .is_none_or(|e| *e <= clock.now)
-        {
-            self.stats.no_permission += 1;
-            return Action::None;
-        }
-        if !Self::charge(max_bps, a, clock.now, data.len()) {
-            self.stats.quota_drops += 1;
+        if !Self::admit(
+            &mut self.stats,
+            max_bps,
+            a,
+            peer.ip(),
+            clock.now,
+            data.len(),
+        ) {
             return Action::None;
         }
         let channel = a

@@ -59,6 +59,38 @@ pub struct SctpPeer {
     pub assoc: Arc<webrtc::sctp::association::Association>,
 }
 
+/// Gives WebRtcTransport `transport` of `w`'s engine the remote DTLS parameters `dtls`
+/// (asserting the engine takes them).
+pub async fn engine_connect(
+    w: &ringsfu_core::worker::Worker,
+    transport: uuid::Uuid,
+    dtls: serde_json::Value,
+) {
+    w.with_engine(move |e| {
+        e.connect_webrtc_transport(&transport, &serde_json::from_value(dtls).unwrap())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+/// Connects the independent peer to WebRtcTransport `transport` (created with `data`) of `w`'s
+/// engine, which gets the peer's DTLS parameters with `engine_connect`.
+pub async fn connect_engine_peer(
+    w: Arc<ringsfu_core::worker::Worker>,
+    transport: uuid::Uuid,
+    data: &serde_json::Value,
+) -> TestPeer {
+    connect_peer(
+        &RemoteTransport::from_data(data),
+        None,
+        |dtls| async move { engine_connect(&w, transport, dtls).await },
+        None,
+    )
+    .await
+    .expect("peer connects")
+}
+
 /// Creates an SCTP-enabled transport and connects an independent peer with an association.
 pub async fn sctp_peer(w: &Arc<ringsfu_core::worker::Worker>, router: uuid::Uuid) -> SctpPeer {
     let data = w
@@ -77,25 +109,7 @@ pub async fn sctp_peer(w: &Arc<ringsfu_core::worker::Worker>, router: uuid::Uuid
         .unwrap();
     assert_eq!(data["sctpParameters"]["port"], 5000);
     let transport: uuid::Uuid = data["id"].as_str().unwrap().parse().unwrap();
-    let w2 = Arc::clone(w);
-    let peer = connect_peer(
-        &RemoteTransport::from_data(&data),
-        None,
-        |dtls| async move {
-            w2.with_engine(move |e| {
-                e.connect_webrtc_transport(
-                    &transport,
-                    &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
-                )
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let peer = connect_engine_peer(Arc::clone(w), transport, &data).await;
     let net_conn: Arc<dyn webrtc::util::Conn + Send + Sync> = peer.dtls.clone();
     let assoc = tokio::time::timeout(
         Duration::from_secs(20),
