@@ -658,7 +658,6 @@ fn worker_main(
             },
         };
         let backend = if uring_sender.is_some() { IoBackend::IoUring } else { IoBackend::Epoll };
-        let (dtls_tx, mut dtls_rx) = mpsc::unbounded_channel();
         // Bind the shared ports first so failures are reported before anything runs.
         let udp = match settings.udp_port {
             Some(port) => {
@@ -697,7 +696,6 @@ fn worker_main(
                 index,
                 ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() },
                 settings.cert.clone(),
-                dtls_tx,
             )),
             io: RefCell::new(IoState { udp: Slab::new(), uring_sender, tcp_writers: HashMap::new(), order: Vec::new(), socket_ids: Vec::new() }),
             observers: RefCell::new(Vec::new()),
@@ -726,13 +724,6 @@ fn worker_main(
             ctx.spawn_tcp_listener(l, SocketId::MAX);
         }
         ctx.engine.borrow_mut().set_listen_info(listen.clone());
-        // DTLS sessions report here.
-        let c = Rc::clone(&ctx);
-        tokio::task::spawn_local(async move {
-            while let Some(ev) = dtls_rx.recv().await {
-                c.with_engine(|e| e.handle_dtls_event(ev));
-            }
-        });
         // Timers.
         let c = Rc::clone(&ctx);
         tokio::task::spawn_local(async move {
