@@ -304,11 +304,12 @@ async fn join_produce_consume_pause_close() {
         consumer_id.as_str()
     );
 
-    // produceData without sctpStreamParameters: refused, naming the field.
+    // produceData without sctpStreamParameters: refused as a bad argument (400), naming the
+    // field.
     let (code, reason) = err(&a
         .request("produceData", json!({"transportId": a_send}))
         .await);
-    assert_eq!(code, 500);
+    assert_eq!(code, 400);
     assert!(reason.contains("sctpStreamParameters"), "{reason}");
     let (code, _) = err(&a
         .request("applyNetworkThrottle", json!({"secret": "x"}))

@@ -38,31 +38,16 @@ local function conflict(message)
   throw(409, "Error", message)
 end
 
--- The text of an error raised by an engine method (its first line, without mlua's wrapping).
-local function message_of(err)
-  local text = tostring(err)
-  text = text:gsub("^runtime error: ", ""):gsub("^callback error: ", "")
-  return (text:match("^[^\n]*"))
-end
-
--- Calls an engine method; its failure is answered with a status that fits the engine's message.
+-- Calls an engine method; its failure is answered with the status code the error carries
+-- (ringsfu.error_status: 400 bad argument, 404 unknown object, 409 refused state, 501 not
+-- built, 500 the rest), a 400 named TypeError as mediasoup-demo names it.
 local function engine(f, ...)
   local ok, res = pcall(f, ...)
   if ok then
     return res
   end
-  local msg = message_of(res)
-  if msg:find("^invalid state") then
-    throw(409, "Error", msg)
-  elseif msg:find("^invalid argument") or msg:find("^rtp negotiation") or msg:find("^missing ")
-      or msg:find("^invalid ") or msg:find("is not a valid id") then
-    throw(400, "TypeError", msg)
-  elseif msg:find(" not found: ") then
-    throw(404, "Error", msg)
-  elseif msg:find("^not implemented") then
-    throw(501, "Error", msg)
-  end
-  throw(500, "Error", msg)
+  local status, msg = ringsfu.error_status(res)
+  throw(status, status == 400 and "TypeError" or "Error", msg)
 end
 
 local function non_empty_string(v)

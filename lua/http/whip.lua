@@ -35,10 +35,10 @@ local function broadcasters(room)
   return room.data.broadcasters
 end
 
+-- The message of an error caught with pcall (ringsfu.error_status gives its code too).
 local function message_of(err)
-  local text = tostring(err)
-  text = text:gsub("^runtime error: ", ""):gsub("^callback error: ", "")
-  return (text:match("^[^\n]*"))
+  local _, message = ringsfu.error_status(err)
+  return message
 end
 
 local function try(status, f, ...)

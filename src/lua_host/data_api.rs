@@ -25,10 +25,11 @@ use ringsfu_core::sctp::Ppid;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::super::error::invalid;
 use super::super::lua_ref::{self, LuaRef};
 use super::super::runner;
 use super::super::Host;
-use super::{engine, from_lua, invalid, json_of, parse_id, LuaObj, ObjKind};
+use super::{engine, from_lua, json_of, parse_id, LuaObj, ObjKind};
 
 /// Default `maxMessageSize` of a direct transport (mediasoup's default).
 pub const DEFAULT_DIRECT_MAX_MESSAGE_SIZE: usize = 262_144;
@@ -248,7 +249,7 @@ fn consume_data(
     let dp = parse_id(
         &opts
             .get::<Option<String>>("dataProducerId")?
-            .ok_or_else(|| invalid("missing dataProducerId".into()))?,
+            .ok_or_else(|| invalid("missing dataProducerId"))?,
         "dataProducerId",
     )?;
     let ordered = opts.get::<Option<bool>>("ordered")?;
@@ -293,7 +294,7 @@ fn register(
         .get("id")
         .and_then(Json::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| invalid("engine returned no id".into()))?;
+        .ok_or_else(|| super::super::error::internal("engine returned no id"))?;
     if let Some(t) = direct {
         t.children.borrow_mut().push(id);
     }
@@ -393,7 +394,7 @@ impl UserData for LuaData {
             let router = this
                 .0
                 .router
-                .ok_or_else(|| invalid("directTransport without router".into()))?;
+                .ok_or_else(|| super::super::error::internal("directTransport without router"))?;
             produce_data(lua, &this.0.room, router, None, None, &opts, Some(&this.0))
         });
         methods.add_method("consumeData", |lua, this, opts: Table| {
@@ -473,7 +474,7 @@ impl UserData for LuaData {
 impl LuaData {
     fn expect(&self, kind: DataKind, method: &str) -> mlua::Result<()> {
         if self.0.kind != kind {
-            return Err(mlua::Error::RuntimeError(format!(
+            return Err(invalid(format!(
                 "{method}() is a {} method, called on a {}",
                 kind.name(),
                 self.0.kind.name()
@@ -498,9 +499,7 @@ impl LuaData {
         match self.0.kind {
             DataKind::DataProducer => engine(|e| e.set_data_producer_paused(&id, paused))?,
             DataKind::DataConsumer => engine(|e| e.set_data_consumer_paused(&id, paused))?,
-            DataKind::DirectTransport => {
-                return Err(invalid("a directTransport cannot be paused".into()))
-            }
+            DataKind::DirectTransport => return Err(invalid("a directTransport cannot be paused")),
         }
         self.0.paused.set(paused);
         Ok(())

@@ -24,8 +24,9 @@ use ringsfu_core::worker::WorkerContext;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::error::{engine_error, internal, invalid};
 use super::lua_ref::{self, LuaRef};
-use super::runner::{self, ScriptFailure};
+use super::runner;
 use super::Host;
 
 #[path = "data_api.rs"]
@@ -63,32 +64,14 @@ pub fn worker_context() -> Option<Rc<WorkerContext>> {
 
 /// Runs `f` on this worker's engine, or fails when the thread has none.
 fn engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, EngineError>) -> mlua::Result<R> {
-    let ctx =
-        ctx().ok_or_else(|| mlua::Error::RuntimeError("no media engine on this worker".into()))?;
+    let ctx = ctx().ok_or_else(|| internal("no media engine on this worker"))?;
     ctx.with_engine(f).map_err(engine_error)
-}
-
-/// Engine errors reach the peer with the engine's message (it names the problem) and the fixed
-/// status code of their kind ([`EngineError::status`]: not found 404, bad state 409, invalid
-/// 400, unsupported 501), so scripts and clients never match error text.
-pub(super) fn engine_error(e: EngineError) -> mlua::Error {
-    mlua::Error::external(ScriptFailure {
-        code: e.status(),
-        reason: e.to_string(),
-    })
 }
 
 /// The JSON of a typed engine result: the core returns structs (`ringsfu_core::api`), the Lua
 /// host is where they become mediasoup's JSON.
 pub(super) fn json_of<T: serde::Serialize>(v: &T) -> mlua::Result<Json> {
     serde_json::to_value(v).map_err(mlua::Error::external)
-}
-
-fn invalid(msg: String) -> mlua::Error {
-    mlua::Error::external(ScriptFailure {
-        code: 500,
-        reason: msg,
-    })
 }
 
 /// What kind of engine object a userdata is.
@@ -291,8 +274,7 @@ pub fn rtp_capabilities(router: Uuid) -> Option<Json> {
 
 /// The Lua value of a room's router.
 pub fn router_value(lua: &Lua, id: Uuid, room: &str) -> mlua::Result<Value> {
-    let host = Host::current()
-        .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+    let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
     if let Some(o) = host.callbacks.get(&id) {
         return o.to_lua(lua);
     }
@@ -428,9 +410,7 @@ impl UserData for LuaObj {
                 Some(t) => t,
                 None => lua.create_table()?,
             };
-            let ctx = ctx().ok_or_else(|| {
-                mlua::Error::RuntimeError("no media engine on this worker".into())
-            })?;
+            let ctx = ctx().ok_or_else(|| internal("no media engine on this worker"))?;
             let rtcp_mux = opts.get::<Option<bool>>("rtcpMux")?.unwrap_or(true);
             let comedia = opts.get::<Option<bool>>("comedia")?.unwrap_or(false);
             let enable_srtp = opts.get::<Option<bool>>("enableSrtp")?.unwrap_or(false);
@@ -438,7 +418,7 @@ impl UserData for LuaObj {
             let router = this.0.id;
             // Fail before binding ports where we can (a closed router).
             engine(|e| e.router_rtp_capabilities(&router).map(|_| ()))?;
-            let socket = ctx.bind_rtc_port().map_err(|e| invalid(e.to_string()))?;
+            let socket = ctx.bind_rtc_port().map_err(|e| internal(e.to_string()))?;
             let rtcp = if rtcp_mux {
                 None
             } else {
@@ -446,7 +426,7 @@ impl UserData for LuaObj {
                     Ok(s) => Some(s),
                     Err(e) => {
                         release_ports(&ctx, &router, socket, None);
-                        return Err(invalid(e.to_string()));
+                        return Err(internal(e.to_string()));
                     }
                 }
             };
@@ -592,7 +572,7 @@ impl UserData for LuaObj {
                 ObjKind::Transport => lua.to_value(&engine(|e| e.transport_stats(&id))?),
                 ObjKind::Producer => lua.to_value(&engine(|e| e.producer_stats(&id))?),
                 ObjKind::Consumer => lua.to_value(&engine(|e| e.consumer_stats(&id))?),
-                ObjKind::Router => Err(invalid("a router has no stats".into())),
+                ObjKind::Router => Err(invalid("a router has no stats")),
             }
         });
         methods.add_method("close", |_, this, ()| {
@@ -612,7 +592,7 @@ impl UserData for LuaObj {
             this.0.closed.set(true);
             // Closing something already gone (cascade) is not an error for scripts.
             match r {
-                Err(e) if !e.to_string().contains("not found") => Err(e),
+                Err(e) if super::error::classify(&e).code != 404 => Err(e),
                 _ => Ok(()),
             }
         });
@@ -642,7 +622,7 @@ impl UserData for LuaObj {
             this.expect(ObjKind::Consumer, "setPreferredLayers")?;
             let spatial: i64 = layers
                 .get::<Option<i64>>("spatialLayer")?
-                .ok_or_else(|| invalid("missing spatialLayer".into()))?;
+                .ok_or_else(|| invalid("missing spatialLayer"))?;
             let spatial = usize::try_from(spatial)
                 .map_err(|_| invalid(format!("wrong spatialLayer {spatial}")))?;
             // temporalLayer is accepted; temporal layer selection is not built in the engine.
@@ -654,7 +634,7 @@ impl UserData for LuaObj {
             let p = u8::try_from(priority)
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| invalid("wrong priority".into()))?;
+                .ok_or_else(|| invalid("wrong priority"))?;
             let id = this.0.id;
             engine(|e| e.set_consumer_priority(&id, p))
         });
@@ -700,7 +680,7 @@ impl UserData for LuaObj {
 impl LuaObj {
     fn expect(&self, kind: ObjKind, method: &str) -> mlua::Result<()> {
         if self.0.kind != kind {
-            return Err(mlua::Error::RuntimeError(format!(
+            return Err(invalid(format!(
                 "{method}() is a {} method, called on a {}",
                 kind.name(),
                 self.0.kind.name()
@@ -762,13 +742,12 @@ fn new_obj(
     info: Json,
     app: Option<Table>,
 ) -> mlua::Result<Value> {
-    let host = Host::current()
-        .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+    let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
     let id = info
         .get("id")
         .and_then(Json::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(|| invalid("engine returned no id".into()))?;
+        .ok_or_else(|| internal("engine returned no id"))?;
     let app_data = match app {
         Some(t) => t,
         None => lua.create_table()?,

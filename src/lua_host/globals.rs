@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mlua::{LuaSerdeExt, MultiValue, Table, Value};
 
-use super::runner::ScriptFailure;
+use super::error::{internal, invalid};
 use super::Host;
 
 /// Longest `ringsfu.sleep` / timer delay accepted (one day), so a typo cannot park a coroutine
@@ -51,7 +51,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
                 "debug" => log::Level::Debug,
                 "trace" => log::Level::Trace,
                 other => {
-                    return Err(mlua::Error::RuntimeError(format!(
+                    return Err(invalid(format!(
                         "ringsfu.log: unknown level {other:?} (error, warn, info, debug, trace)"
                     )))
                 }
@@ -68,12 +68,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
         })?,
     )?;
 
-    r.set(
-        "error",
-        lua.create_function(|_, (code, reason): (u16, String)| {
-            Err::<(), _>(mlua::Error::external(ScriptFailure { code, reason }))
-        })?,
-    )?;
+    super::error::install(lua, &r)?;
 
     r.set(
         "sleep",
@@ -141,8 +136,8 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
     r.set(
         "json_decode",
         lua.create_function(|lua, s: String| {
-            let json: serde_json::Value = serde_json::from_str(&s)
-                .map_err(|e| mlua::Error::RuntimeError(format!("json_decode: {e}")))?;
+            let json: serde_json::Value =
+                serde_json::from_str(&s).map_err(|e| invalid(format!("json_decode: {e}")))?;
             lua.to_value(&json)
         })?,
     )?;
@@ -153,11 +148,10 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
     r.set(
         "include",
         lua.create_function(move |_, path: String| {
-            let host = Host::current()
-                .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
-            let script = scripts.by_path(&path).ok_or_else(|| {
-                mlua::Error::RuntimeError(format!("ringsfu.include: no loaded script {path:?}"))
-            })?;
+            let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
+            let script = scripts
+                .by_path(&path)
+                .ok_or_else(|| internal(format!("ringsfu.include: no loaded script {path:?}")))?;
             super::room::eval_module(&host, &script.name, &script.source)
         })?,
     )?;
@@ -167,8 +161,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
     r.set(
         "spawn",
         lua.create_function(|lua, (f, args): (mlua::Function, MultiValue)| {
-            let host = Host::current()
-                .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+            let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
             let _ = lua;
             let what = match f.info().short_src {
                 Some(src) => format!(
@@ -194,7 +187,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
 /// Converts a script's delay in seconds, refusing negative, NaN and huge values.
 pub(crate) fn delay(seconds: f64) -> mlua::Result<Duration> {
     if !(0.0..=MAX_DELAY_S).contains(&seconds) {
-        return Err(mlua::Error::RuntimeError(format!(
+        return Err(invalid(format!(
             "delay {seconds} s is not within 0..{MAX_DELAY_S}"
         )));
     }

@@ -7,6 +7,7 @@
 
 pub mod calls;
 pub mod engine_api;
+pub mod error;
 mod globals;
 pub mod lua_ref;
 pub mod room;

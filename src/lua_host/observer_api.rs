@@ -21,9 +21,10 @@ use ringsfu_core::observer::registry::ObserverEvent;
 use ringsfu_core::observer::{active_speaker, ObserverError};
 use uuid::Uuid;
 
+use super::super::error::invalid;
 use super::super::runner;
 use super::super::Host;
-use super::{engine, invalid, parse_id, LuaObj, ObjKind};
+use super::{engine, parse_id, LuaObj, ObjKind};
 
 /// Which observer a [`LuaObserver`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +167,7 @@ fn producer_arg(arg: Value) -> mlua::Result<Uuid> {
     match arg {
         Value::Table(t) => match t.get::<Value>("producerId")? {
             Value::String(s) => parse_id(&s.to_str()?, "producerId"),
-            Value::Nil => Err(invalid("missing producerId".into())),
+            Value::Nil => Err(invalid("missing producerId")),
             v => Err(invalid(format!(
                 "producerId must be a string, got {}",
                 v.type_name()

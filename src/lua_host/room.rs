@@ -23,8 +23,9 @@ use tokio::task::AbortHandle;
 use uuid::Uuid;
 
 use super::engine_api;
+use super::error::{bad_state, failure, internal, HandlerError};
 use super::lua_ref::{self, LuaRef};
-use super::runner::{self, HandlerError, ScriptFailure};
+use super::runner;
 use super::{Host, HostSettings};
 
 /// A room on this worker.
@@ -201,18 +202,15 @@ impl UserData for LuaRoom {
         });
         methods.add_method("hold", |_, this, ()| {
             let room = &this.0;
-            let host = Host::current()
-                .ok_or_else(|| mlua::Error::RuntimeError("no Lua host on this thread".into()))?;
+            let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
             if room.closed.get() {
-                return Err(mlua::Error::RuntimeError("room is closed".into()));
+                return Err(bad_state("room is closed"));
             }
             // The room is live, so its registry entry exists and names this worker.
             let registry = &host.settings.registry;
             if registry.acquire(&room.id) != host.worker {
                 registry.release(&room.id);
-                return Err(mlua::Error::RuntimeError(
-                    "room is not registered on this worker".into(),
-                ));
+                return Err(internal("room is not registered on this worker"));
             }
             let live = Rc::new(Cell::new(true));
             room.holds.set(room.holds.get() + 1);
@@ -226,7 +224,7 @@ impl UserData for LuaRoom {
             let delay = super::globals::delay(seconds)?;
             let room = this.0.clone();
             if room.closed.get() {
-                return Err(mlua::Error::RuntimeError("room is closed".into()));
+                return Err(bad_state("room is closed"));
             }
             let task = tokio::task::spawn_local(async move {
                 tokio::time::sleep(delay).await;
@@ -284,13 +282,11 @@ impl UserData for LuaPeer {
                 let answer = handle.request(&method, json?).await;
                 match answer {
                     Ok(v) => to_lua(&lua, &v),
-                    Err(ProtooError::Response { code, reason }) => {
-                        Err(mlua::Error::external(ScriptFailure { code, reason }))
-                    }
-                    Err(e) => Err(mlua::Error::external(ScriptFailure {
-                        code: if e == ProtooError::Timeout { 408 } else { 500 },
-                        reason: e.to_string(),
-                    })),
+                    Err(ProtooError::Response { code, reason }) => Err(failure(code, reason)),
+                    Err(e) => Err(failure(
+                        if e == ProtooError::Timeout { 408 } else { 500 },
+                        e.to_string(),
+                    )),
                 }
             }
         });
@@ -675,7 +671,7 @@ async fn handle_request(
 ) {
     let what = format!("request {method} (room {}, peer {})", room.id, peer.id);
     let result: Result<Json, HandlerError> = async {
-        let data = to_lua(&host.lua, &data).map_err(|e| runner::classify(&e))?;
+        let data = to_lua(&host.lua, &data).map_err(|e| super::error::classify(&e))?;
         let out = if let Some(f) = room.handler("requests", &method) {
             runner::run(
                 &host.lua,

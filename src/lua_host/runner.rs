@@ -1,33 +1,16 @@
 //! Runs one handler invocation in its own coroutine, with an instruction budget, and turns a
-//! Lua failure into a protoo-style error (code + reason) plus a log line with the location.
+//! Lua failure into a protoo-style error (code + reason, see [`super::error`]) plus a log line
+//! with the location.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use mlua::{Function, HookTriggers, IntoLuaMulti, Lua, MultiValue, VmState};
 
+use super::error::{classify, full_message, HandlerError};
+
 /// Instructions between two budget checks.
 const HOOK_EVERY: u32 = 1000;
-
-/// An error a script raises on purpose with `ringsfu.error(code, reason)`; carried through
-/// Lua as a Rust error so `pcall` still catches it.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{reason}")]
-pub struct ScriptFailure {
-    /// protoo errorCode / HTTP status.
-    pub code: u16,
-    /// errorReason.
-    pub reason: String,
-}
-
-/// Why a handler produced no result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandlerError {
-    /// protoo errorCode.
-    pub code: u16,
-    /// errorReason sent to the peer.
-    pub reason: String,
-}
 
 /// Runs `f(args)` as a new coroutine to completion (it may yield on host calls), charging at
 /// most `budget` VM instructions. `what` names the handler in logs.
@@ -75,54 +58,9 @@ pub async fn run(
     })
 }
 
-/// The error code and reason a failure is answered with.
-pub fn classify(e: &mlua::Error) -> HandlerError {
-    match e {
-        mlua::Error::CallbackError { cause, .. } => classify(cause),
-        mlua::Error::WithContext { cause, .. } => classify(cause),
-        mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ScriptFailure>() {
-            Some(f) => HandlerError {
-                code: f.code,
-                reason: f.reason.clone(),
-            },
-            None => HandlerError {
-                code: 500,
-                reason: inner.to_string(),
-            },
-        },
-        mlua::Error::RuntimeError(m) => HandlerError {
-            code: 500,
-            // The peer gets the message with its location; the traceback is for the log.
-            reason: m
-                .split("\nstack traceback:")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        },
-        mlua::Error::MemoryError(_) => HandlerError {
-            code: 500,
-            reason: "Lua memory limit exceeded".into(),
-        },
-        other => HandlerError {
-            code: 500,
-            reason: other.to_string(),
-        },
-    }
-}
-
-/// The error with its Lua traceback, for logs.
-fn full_message(e: &mlua::Error) -> String {
-    match e {
-        mlua::Error::CallbackError { cause, traceback } => {
-            format!("{}\n{traceback}", full_message(cause))
-        }
-        mlua::Error::RuntimeError(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::error::ScriptFailure;
     use super::*;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -19,7 +19,7 @@ use ringsfu_core::sdp::{self, AnswerSection, AnswerTransport, Candidate, Fingerp
 use serde_json::{json, Value as Json};
 
 fn err(e: impl std::fmt::Display) -> mlua::Error {
-    mlua::Error::RuntimeError(e.to_string())
+    super::error::invalid(e.to_string())
 }
 
 fn json_of(lua: &Lua, v: Value) -> mlua::Result<Json> {

@@ -237,8 +237,8 @@ pub fn install(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
         lua.create_function(
             |lua, (token, key, opts): (Option<String>, String, mlua::Table)| {
                 let Some(alg_name) = opts.get::<Option<String>>("alg")? else {
-                    return Err(mlua::Error::RuntimeError(
-                        "ringsfu.jwt.verify: opts.alg is required (e.g. \"HS256\")".into(),
+                    return Err(crate::lua_host::error::invalid(
+                        "ringsfu.jwt.verify: opts.alg is required (e.g. \"HS256\")",
                     ));
                 };
                 let o = VerifyOptions {
@@ -256,7 +256,7 @@ pub fn install(lua: &mlua::Lua, r: &mlua::Table) -> mlua::Result<()> {
                 };
                 match result {
                     Ok(claims) => Ok((lua.to_value(&claims)?, None)),
-                    Err(JwtError::Usage(m)) => Err(mlua::Error::RuntimeError(format!(
+                    Err(JwtError::Usage(m)) => Err(crate::lua_host::error::invalid(format!(
                         "ringsfu.jwt.verify: {m}"
                     ))),
                     Err(e) => Ok((mlua::Value::Nil, Some(e.to_string()))),

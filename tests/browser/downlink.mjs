@@ -12,8 +12,10 @@
 //
 // Scenario: publisher sends 720p 3-layer simulcast; the viewer decodes 1280x720; the link drops to
 // 500 kbit/s; checks: within 5 s the viewer is moved to a layer that fits (consumerLayersChanged
-// below the top layer, decoded width < 1280, receive rate under the limit), frames keep decoding
-// (no gap over 1 s between decoded frames), downlinkBwe reports an availableBitrate under 600 k;
+// below the top layer, decoded width < 1280; then the receive rate stays under the limit and the
+// width below 1280 in 80 % of the samples: a retried higher layer may come and go), frames keep decoding
+// (no gap over 1 s between decoded frames: framesDecoded polled every 100 ms, and frames presented
+// to a <video> element timed with requestVideoFrameCallback), downlinkBwe reports an availableBitrate under 600 k;
 // then the limit is lifted and within 15 s the viewer is back on 1280x720 with a
 // consumerLayersChanged to the top layer and a downlinkBwe above 1 Mbit/s. Prints the switch-down
 // time and the longest decode gap.
@@ -160,7 +162,7 @@ async function sampleViewer(viewer) {
     const notes = window.__rs.state.notifications
       .filter((n) => n.method === 'consumerLayersChanged' || n.method === 'downlinkBwe')
       .map((n) => ({ t: n.t, method: n.method, data: n.data }));
-    return { now: Date.now(), video: v, notes };
+    return { now: Date.now(), video: v, notes, gaps: window.__rs.frameGaps() };
   });
 }
 
@@ -175,6 +177,7 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
   await waitFor(() => sampleViewer(viewer), (x) => x.video && x.video.frameWidth === 1280, 30000,
     (x) => `viewer video ${x.video && x.video.frameWidth}x${x.video && x.video.frameHeight}`);
   console.log(`# viewer decodes 1280x720 after ${((Date.now() - t0) / 1000).toFixed(1)} s unconstrained`);
+  await viewer.page.evaluate(() => window.__rs.watchVideo());
   await sleep(2000);
 
   // Constrained phase, then the limit lifted; sampled every 100 ms.
@@ -195,7 +198,8 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
         lastFrames = frames;
         lastFrameAt = x.now;
       }
-      samples.push({ t: x.now, w: x.video && x.video.frameWidth, bytes: x.video ? x.video.bytesReceived : 0 });
+      const v = x.video || {};
+      samples.push({ t: x.now, w: v.frameWidth, bytes: v.bytesReceived || 0, frames: v.framesDecoded || 0, lost: v.packetsLost, nack: v.nackCount, pli: v.pliCount, kf: v.keyFramesDecoded, freezes: v.freezeCount });
       if (stop && stop(x)) return x;
       await sleep(100);
     }
@@ -208,6 +212,7 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
     return ((b.bytes - a.bytes) * 8 * 1000) / (b.t - a.t);
   };
   await sampleUntil(Date.now() + 1000);
+  await viewer.page.evaluate(() => window.__rs.frameGaps(true));
   const tLimit = Date.now();
   sh(`tc qdisc add dev ${VH} root tbf rate ${LIMIT} burst 20kb latency 300ms`);
   console.log(`# tc: ${sh(`tc qdisc show dev ${VH}`).trim()}`);
@@ -226,6 +231,18 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
   await sampleUntil(Date.now() + 1500);
   console.log(`# receive rate over the 4 s after the lift: ${kbps(rateOver(tLift, tLift + 4000))}, last 3 s: ${kbps(rateOver(Date.now() - 3000, Date.now()))}`);
   const end = await sampleViewer(viewer);
+  const gapRec = Object.values(end.gaps)[0] || null;
+  const frameGap = gapRec ? Math.round(gapRec.maxGapMs) : null;
+  console.log(`# rendered-frame gap (requestVideoFrameCallback) since the limit: ${frameGap} ms at ${gapRec && gapRec.maxGapAt ? ((gapRec.maxGapAt - tLimit) / 1000).toFixed(1) : '-'} s, ${gapRec && gapRec.frames} frames`);
+  if (process.env.DOWNLINK_TRACE) {
+    let prev = null;
+    for (const p of samples) {
+      if (p.t < tLimit - 500 || p.t > tLift + 3000) continue;
+      const d = prev ? `+${p.frames - prev.frames}f +${Math.round(((p.bytes - prev.bytes) * 8) / Math.max(1, p.t - prev.t))}kbps` : '';
+      console.log(`#  t=${((p.t - tLimit) / 1000).toFixed(2)} w=${p.w} frames=${p.frames} ${d} lost=${p.lost} nack=${p.nack} pli=${p.pli} kf=${p.kf} freezes=${p.freezes}`);
+      prev = p;
+    }
+  }
   const layerNotes = end.notes.filter((n) => n.method === 'consumerLayersChanged');
   const bweNotes = end.notes.filter((n) => n.method === 'downlinkBwe');
   const layersTxt = layerNotes.map((n) => `${((n.t - tLimit) / 1000).toFixed(1)}s:${n.data.spatialLayer}`).join(' ');
@@ -243,16 +260,23 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
   } else {
     fail('under 500 kbit/s the viewer is moved to a lower layer within 5 s', `switch-down ${switchDownS}; layers ${layersTxt}`);
   }
-  if (constrainedRate !== null && constrainedRate < LIMIT_BPS && atLimit.video && atLimit.video.frameWidth < 1280) {
-    pass('the layer fits the link', `${kbps(constrainedRate)} received, ${atLimit.video.frameWidth} wide at the end of the limit`);
-  } else {
-    fail('the layer fits the link', `${kbps(constrainedRate)} received, ${atLimit.video && atLimit.video.frameWidth} wide at the end of the limit`);
-  }
-  if (maxGap <= 1000) pass('frames keep decoding (no gap over 1 s)', `longest ${maxGap} ms`);
-  else fail('frames keep decoding (no gap over 1 s)', `longest gap ${maxGap} ms, ${((maxGapAt - tLimit) / 1000).toFixed(1)} s after the limit`);
-  const upNote = layerNotes.find((n) => n.t > tLift && n.data.spatialLayer === 2);
-  if (climbS !== null && climbS <= 15 && upNote) {
-    pass('after the limit is lifted it climbs back to 1280x720 within 15 s', `${climbS.toFixed(1)} s`);
+  // Under a lasting limit the estimate (no probing yet) grows again and a higher layer is retried
+  // now and then, undone by the next overuse: what must hold is that the viewer lives below the
+  // top layer and under the limit, not that no retry falls on the last sample.
+  const limited = samples.filter((p) => downAt !== null && p.t > downAt && p.t <= tLift && p.w);
+  const lowShare = limited.length ? limited.filter((p) => p.w < 1280).length / limited.length : 0;
+  const fitTxt = `${kbps(constrainedRate)} received over the last 4 s of the limit; below 1280 wide in ${Math.round(lowShare * 100)} % of the samples after the switch down, ${atLimit.video && atLimit.video.frameWidth} wide at its end`;
+  if (constrainedRate !== null && constrainedRate < LIMIT_BPS && lowShare >= 0.8) pass('the layer fits the link', fitTxt);
+  else fail('the layer fits the link', fitTxt);
+  // Two measures of the same thing: framesDecoded polled every ~100 ms, and the time between
+  // frames presented to the <video> element (requestVideoFrameCallback, exact).
+  const gapTxt = `framesDecoded: longest ${maxGap} ms${maxGapAt ? ` (${((maxGapAt - tLimit) / 1000).toFixed(1)} s after the limit)` : ''}; rendered frames: longest ${frameGap} ms${gapRec && gapRec.maxGapAt ? ` (${((gapRec.maxGapAt - tLimit) / 1000).toFixed(1)} s)` : ''}, ${gapRec ? gapRec.frames : 0} frames`;
+  if (maxGap <= 1000 && frameGap !== null && frameGap <= 1000 && gapRec.frames > 100) pass('frames keep decoding (no gap over 1 s)', gapTxt);
+  else fail('frames keep decoding (no gap over 1 s)', gapTxt);
+  const upNote = layerNotes.find((n) => downNote && n.t > downNote.t && n.data.spatialLayer === 2);
+  const endWidth = end.video && end.video.frameWidth;
+  if (climbS !== null && climbS <= 15 && upNote && endWidth === 1280) {
+    pass('after the limit is lifted it climbs back to 1280x720 within 15 s', `${climbS.toFixed(1)} s (consumerLayersChanged 2 ${((upNote.t - tLift) / 1000).toFixed(1)} s after the lift), still 1280 wide 1.5 s later`);
   } else {
     fail('after the limit is lifted it climbs back to 1280x720 within 15 s', `climb ${climbS}; layers ${layersTxt}`);
   }

@@ -6,6 +6,7 @@
 //!   sending browser with feedback about every packet it sent us.
 //! * [`send`]: the send side: our own transport-wide sequence numbers on what we send and a
 //!   GoogCC-like estimate of the available outgoing bitrate from the receiver's feedback.
+//! * [`delay`]: delay-based overuse detection (trendline) used by both estimators.
 //! * [`alloc`]: distribution of that estimate over a transport's consumers (layer choice).
 //! * [`TransportBwe`]: the per-transport state the engine keeps: one call per received RTP
 //!   packet ([`TransportBwe::on_rtp`]), one per sent one ([`TransportBwe::on_packet_sent`]), the
@@ -13,6 +14,7 @@
 //!   ([`TransportBwe::poll_rtcp`]).
 
 pub mod alloc;
+pub mod delay;
 pub mod send;
 pub mod twcc;
 
@@ -21,6 +23,9 @@ use std::time::{Duration, Instant};
 use crate::rtp::{find_extension, RtpHeader};
 use send::SendSideBwe;
 use twcc::{TransportCcFeedback, TwccReceiver};
+
+/// Share of the send-side estimate retransmissions may use.
+pub const RTX_SHARE: f64 = 0.3;
 
 /// How often the REMB carrying `maxIncomingBitrate` is repeated (mediasoup: 1.5 s).
 pub const LIMITATION_REMB_INTERVAL: Duration = Duration::from_millis(1500);
@@ -57,6 +62,13 @@ pub struct TransportBwe {
     pub bad_feedback: u64,
     /// When and with which estimate the last `TransportBwe` event went out.
     last_bwe_event: Option<(Instant, u64)>,
+    /// Retransmission budget (bytes) and when it was last refilled.
+    rtx_tokens: f64,
+    rtx_refill: Option<Instant>,
+    /// Retransmissions refused for lack of budget.
+    pub rtx_refused: u64,
+    /// Layer switches down that stopped the old layer at once because the link was congested.
+    pub congestion_drains: u64,
 }
 
 impl Default for TransportBwe {
@@ -79,6 +91,10 @@ impl TransportBwe {
             max_outgoing: 0,
             bad_feedback: 0,
             last_bwe_event: None,
+            rtx_tokens: 0.0,
+            rtx_refill: None,
+            rtx_refused: 0,
+            congestion_drains: 0,
         }
     }
 
@@ -166,21 +182,49 @@ impl TransportBwe {
     }
 
     /// A transport-cc feedback FCI from the remote arrived; malformed ones are counted.
-    pub fn on_transport_cc(&mut self, fci: &[u8], now: Instant) {
+    /// Returns whether the estimate fell noticeably (the layers should be reallocated now).
+    pub fn on_transport_cc(&mut self, fci: &[u8], now: Instant) -> bool {
         let Some(s) = self.send.as_mut() else {
-            return;
+            return false;
         };
         match TransportCcFeedback::parse(fci) {
             Ok(fb) => s.on_feedback(&fb, now),
             Err(_) => self.bad_feedback += 1,
         }
+        s.take_decreased()
     }
 
-    /// A REMB from the remote arrived.
-    pub fn on_remb(&mut self, bps: u64, now: Instant) {
-        if let Some(s) = self.send.as_mut() {
-            s.on_remb(bps, now);
+    /// A REMB from the remote arrived. Returns whether the estimate fell noticeably.
+    pub fn on_remb(&mut self, bps: u64, now: Instant) -> bool {
+        let Some(s) = self.send.as_mut() else {
+            return false;
+        };
+        s.on_remb(bps, now);
+        s.take_decreased()
+    }
+
+    /// Whether a retransmission of `size` bytes may be sent now. Retransmissions get a budget of
+    /// [`RTX_SHARE`] of the estimate (a token bucket holding at most half a second of it): on a
+    /// congested link a NACK storm would otherwise fill the queue with repairs of frames the
+    /// receiver is about to give up on, and delay the keyframe of the layer switched down to.
+    /// Unlimited until the receiver sent feedback.
+    pub fn allow_retransmission(&mut self, size: usize, now: Instant) -> bool {
+        let Some(s) = self.send.as_ref().filter(|s| s.has_feedback()) else {
+            return true;
+        };
+        let rate = s.estimate_bps() as f64 / 8.0 * RTX_SHARE;
+        let cap = rate * 0.5;
+        let dt = self
+            .rtx_refill
+            .map_or(0.5, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.rtx_refill = Some(now);
+        self.rtx_tokens = (self.rtx_tokens + rate * dt).min(cap);
+        if self.rtx_tokens < size as f64 {
+            self.rtx_refused += 1;
+            return false;
         }
+        self.rtx_tokens -= size as f64;
+        true
     }
 
     /// The remote sends transport-wide sequence numbers with extension `id` (learned from a
@@ -278,6 +322,28 @@ mod tests {
         p.extend_from_slice(&[(ext_id << 4) | 1, (seq >> 8) as u8, seq as u8, 0]);
         p.extend_from_slice(&[1, 2, 3, 4]);
         p
+    }
+
+    #[test]
+    fn retransmissions_get_a_share_of_the_estimate() {
+        let t0 = Instant::now();
+        let mut bwe = TransportBwe::new();
+        // No send side, or no feedback yet: unlimited.
+        assert!((0..100).all(|_| bwe.allow_retransmission(1200, t0)));
+        bwe.set_initial_outgoing_bitrate(400_000);
+        bwe.enable_send_side(t0);
+        assert!((0..100).all(|_| bwe.allow_retransmission(1200, t0)));
+        bwe.on_remb(400_000, t0);
+        // 30 % of 400 kbit/s = 15 kB/s, at most half a second of it banked.
+        let mut sent = 0;
+        for ms in 0..2000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            while bwe.allow_retransmission(1200, now) {
+                sent += 1200;
+            }
+        }
+        assert!((27_000..=38_000).contains(&sent), "{sent} bytes in 2 s");
+        assert!(bwe.rtx_refused > 0);
     }
 
     #[test]

@@ -2,12 +2,8 @@
 //! numbers, and a GoogCC-like estimate of the available outgoing bitrate fed by the receiver's
 //! transport-cc feedback about them (or, where only that was negotiated, by its REMB).
 //!
-//! * **Delay-based** (libwebrtc's TrendlineEstimator): packets are grouped in 5 ms send bursts;
-//!   for consecutive groups the change in one-way delay (arrival delta − send delta) is
-//!   accumulated, smoothed (α = 0.9), and the least-squares slope of the last 20 smoothed values
-//!   against arrival time, times 4 × min(samples, 60), is compared with an adaptive threshold
-//!   (12.5 ms initially, adapting with k_up 0.0087 / k_down 0.039 within 6..600). A trend above
-//!   the threshold for 10 ms while still growing is overuse.
+//! * **Delay-based**: [`super::delay::DelayDetector`] (libwebrtc's TrendlineEstimator) over the
+//!   send times we recorded and the arrival times the feedback reports.
 //! * **AIMD**: on overuse the estimate becomes 0.85 × the acknowledged bitrate (what the receiver
 //!   got over the last 500 ms), at most once per 300 ms, and never below that by delay alone (an
 //!   SFU cannot send less than its consumers' lowest layers); while the delay is normal and loss
@@ -26,13 +22,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::delay::DelayDetector;
+pub use super::delay::Usage;
 use super::twcc::{SeqUnwrapper, TransportCcFeedback};
 
 const HISTORY: usize = 4096;
-const BURST_US: i64 = 5_000;
-const TREND_WINDOW: usize = 20;
-const SMOOTHING: f64 = 0.9;
-const TREND_GAIN: f64 = 4.0;
 const ACKED_WINDOW_US: i64 = 500_000;
 const ACKED_RING: usize = 512;
 const DECREASE_HOLD: Duration = Duration::from_millis(300);
@@ -42,6 +36,10 @@ const FAST_GROWTH: f64 = 1.30;
 const NEAR_CAPACITY_GROWTH: f64 = 1.03;
 const CAPACITY_MEMORY: Duration = Duration::from_secs(10);
 const SLOW_GROWTH: f64 = 1.08;
+/// A fall of the estimate by more than this fraction is signalled (see `take_decreased`).
+const DROP_SIGNAL: f64 = 0.05;
+/// How long after a decrease the path counts as congested.
+pub const CONGESTION_MEMORY: Duration = Duration::from_millis(1500);
 
 /// Lowest estimate reported.
 pub const MIN_BITRATE: u64 = 30_000;
@@ -49,24 +47,6 @@ pub const MIN_BITRATE: u64 = 30_000;
 pub const DEFAULT_INITIAL_BITRATE: u64 = 600_000;
 /// Upper bound when no `setMaxOutgoingBitrate` was given.
 pub const DEFAULT_MAX_BITRATE: u64 = 100_000_000;
-
-/// What the delay-based detector concluded from the last group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Usage {
-    /// Queueing delay is stable.
-    Normal,
-    /// Queueing delay grows: the path is overused.
-    Over,
-    /// Queueing delay shrinks (a queue drains).
-    Under,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Group {
-    first_send_us: i64,
-    last_send_us: i64,
-    last_arrival_us: i64,
-}
 
 /// The send-side estimator of one transport.
 pub struct SendSideBwe {
@@ -80,26 +60,17 @@ pub struct SendSideBwe {
     max: f64,
     remb: Option<f64>,
     desired: f64,
-    // Delay-based state.
-    group: Option<Group>,
-    prev_group: Option<Group>,
-    accumulated: f64,
-    smoothed: f64,
-    first_arrival_ms: Option<f64>,
-    window: [(f64, f64); TREND_WINDOW],
-    window_len: usize,
-    window_pos: usize,
-    samples: usize,
-    threshold: f64,
-    last_threshold_update_ms: Option<f64>,
-    overuse_since_ms: Option<f64>,
-    overuse_count: u32,
-    prev_trend: f64,
-    usage: Usage,
+    /// Delay-based overuse detection over the feedback's send/arrival times.
+    delay: DelayDetector,
     last_update: Option<Instant>,
     last_decrease: Option<Instant>,
     /// Acknowledged bitrate at the last delay-based decrease (the link's capacity, as seen then).
     capacity: Option<f64>,
+    /// The estimate fell by more than [`DROP_SIGNAL`] since [`take_decreased`](Self::take_decreased)
+    /// was last called.
+    decreased: bool,
+    /// The estimate when `decreased` was last taken.
+    signalled_estimate: f64,
     // Acknowledged bitrate: (arrival µs, size) ring of the last received packets.
     acked: Box<[(i64, u32)]>,
     acked_pos: usize,
@@ -145,24 +116,12 @@ impl SendSideBwe {
             max,
             remb: None,
             desired: 0.0,
-            group: None,
-            prev_group: None,
-            accumulated: 0.0,
-            smoothed: 0.0,
-            first_arrival_ms: None,
-            window: [(0.0, 0.0); TREND_WINDOW],
-            window_len: 0,
-            window_pos: 0,
-            samples: 0,
-            threshold: 12.5,
-            last_threshold_update_ms: None,
-            overuse_since_ms: None,
-            overuse_count: 0,
-            prev_trend: 0.0,
-            usage: Usage::Normal,
+            delay: DelayDetector::new(),
             last_update: None,
             last_decrease: None,
             capacity: None,
+            decreased: false,
+            signalled_estimate: 0.0,
             acked: vec![(0, 0); ACKED_RING].into_boxed_slice(),
             acked_pos: 0,
             acked_len: 0,
@@ -186,9 +145,25 @@ impl SendSideBwe {
         e.clamp(MIN_BITRATE as f64, self.max.max(MIN_BITRATE as f64)) as u64
     }
 
+    /// Whether the estimate fell by more than 5 % since the last call (the engine reallocates
+    /// layers at once instead of at its next periodic allocation); clears the flag.
+    pub fn take_decreased(&mut self) -> bool {
+        let d = self.decreased;
+        self.decreased = false;
+        self.signalled_estimate = self.estimate_bps() as f64;
+        d
+    }
+
+    /// Whether the path was found congested recently: a decrease (delay- or loss-based) within
+    /// the last [`CONGESTION_MEMORY`]. A layer switch down made then drains the link first.
+    pub fn congested(&self, now: Instant) -> bool {
+        self.last_decrease
+            .is_some_and(|t| now.saturating_duration_since(t) < CONGESTION_MEMORY)
+    }
+
     /// The delay-based detector's current conclusion.
     pub fn usage(&self) -> Usage {
-        self.usage
+        self.delay.usage()
     }
 
     /// Sets the upper bound (`setMaxOutgoingBitrate`; 0 removes it).
@@ -241,6 +216,7 @@ impl SendSideBwe {
             self.estimate = bps as f64;
         }
         self.last_update = Some(now);
+        self.note_estimate();
     }
 
     /// Feeds one transport-cc feedback received at `now`.
@@ -280,7 +256,7 @@ impl SendSideBwe {
             }
         });
         for &(send, arr) in &packets[..n] {
-            self.on_delay_sample(send, arr);
+            self.delay.on_sample(send, arr);
         }
         self.loss_total += total;
         self.loss_lost += lost;
@@ -317,83 +293,6 @@ impl SendSideBwe {
         Some(bytes as f64 * 8.0 / span)
     }
 
-    fn on_delay_sample(&mut self, send_us: i64, arrival_us: i64) {
-        match self.group.as_mut() {
-            Some(g) if send_us >= g.first_send_us && send_us - g.first_send_us <= BURST_US => {
-                g.last_send_us = g.last_send_us.max(send_us);
-                g.last_arrival_us = g.last_arrival_us.max(arrival_us);
-                return;
-            }
-            Some(g) if send_us < g.first_send_us => return, // reordered into a closed group
-            _ => {}
-        }
-        if let Some(done) = self.group.take() {
-            if let Some(prev) = self.prev_group {
-                let send_delta = (done.last_send_us - prev.last_send_us) as f64 / 1000.0;
-                let arrival_delta = (done.last_arrival_us - prev.last_arrival_us) as f64 / 1000.0;
-                self.on_group_delta(
-                    send_delta,
-                    arrival_delta,
-                    done.last_arrival_us as f64 / 1000.0,
-                );
-            }
-            self.prev_group = Some(done);
-        }
-        self.group = Some(Group {
-            first_send_us: send_us,
-            last_send_us: send_us,
-            last_arrival_us: arrival_us,
-        });
-    }
-
-    fn on_group_delta(&mut self, send_delta_ms: f64, arrival_delta_ms: f64, arrival_ms: f64) {
-        let delta = arrival_delta_ms - send_delta_ms;
-        self.samples += 1;
-        self.accumulated += delta;
-        self.smoothed = SMOOTHING * self.smoothed + (1.0 - SMOOTHING) * self.accumulated;
-        let first = *self.first_arrival_ms.get_or_insert(arrival_ms);
-        self.window[self.window_pos] = (arrival_ms - first, self.smoothed);
-        self.window_pos = (self.window_pos + 1) % TREND_WINDOW;
-        self.window_len = (self.window_len + 1).min(TREND_WINDOW);
-        if self.window_len < TREND_WINDOW {
-            return;
-        }
-        let slope = linear_slope(&self.window).unwrap_or(0.0);
-        let trend = slope * TREND_GAIN * (self.samples.min(60) as f64);
-        // Adaptive threshold.
-        let dt = self
-            .last_threshold_update_ms
-            .map_or(0.0, |t| (arrival_ms - t).clamp(0.0, 100.0));
-        self.last_threshold_update_ms = Some(arrival_ms);
-        if trend.abs() - self.threshold < 15.0 {
-            let k = if trend.abs() < self.threshold {
-                0.039
-            } else {
-                0.0087
-            };
-            self.threshold += k * (trend.abs() - self.threshold) * dt;
-            self.threshold = self.threshold.clamp(6.0, 600.0);
-        }
-        if trend > self.threshold {
-            let since = *self.overuse_since_ms.get_or_insert(arrival_ms);
-            self.overuse_count += 1;
-            if arrival_ms - since >= 10.0 && self.overuse_count > 1 && trend >= self.prev_trend {
-                self.usage = Usage::Over;
-                self.overuse_since_ms = None;
-                self.overuse_count = 0;
-            }
-        } else {
-            self.overuse_since_ms = None;
-            self.overuse_count = 0;
-            self.usage = if trend < -self.threshold {
-                Usage::Under
-            } else {
-                Usage::Normal
-            };
-        }
-        self.prev_trend = trend;
-    }
-
     fn update_estimate(&mut self, now: Instant, loss_window_done: bool) {
         let dt = self.last_update.map_or(0.0, |t| {
             now.saturating_duration_since(t).as_secs_f64().min(1.0)
@@ -405,7 +304,7 @@ impl SendSideBwe {
             .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
         let may_decrease = since_decrease >= DECREASE_HOLD;
         let lossy = self.last_loss > 0.02;
-        match self.usage {
+        match self.delay.usage() {
             Usage::Over if may_decrease => {
                 // 0.85 × what got through. An SFU cannot send less than its consumers' lowest
                 // layers, so an estimate already below that is not cut further by delay alone
@@ -446,22 +345,18 @@ impl SendSideBwe {
         self.estimate = self
             .estimate
             .clamp(MIN_BITRATE as f64, self.max.max(MIN_BITRATE as f64));
+        self.note_estimate();
     }
-}
 
-/// Least-squares slope of (x, y) points.
-fn linear_slope(points: &[(f64, f64)]) -> Option<f64> {
-    let n = points.len() as f64;
-    let (sx, sy) = points
-        .iter()
-        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-    let (mx, my) = (sx / n, sy / n);
-    let (mut num, mut den) = (0.0, 0.0);
-    for (x, y) in points {
-        num += (x - mx) * (y - my);
-        den += (x - mx) * (x - mx);
+    /// Raises the decrease signal when the reported estimate fell far enough.
+    fn note_estimate(&mut self) {
+        let e = self.estimate_bps() as f64;
+        if self.signalled_estimate == 0.0 || e > self.signalled_estimate {
+            self.signalled_estimate = e;
+        } else if e < (1.0 - DROP_SIGNAL) * self.signalled_estimate {
+            self.decreased = true;
+        }
     }
-    (den > 0.0).then(|| num / den)
 }
 
 #[cfg(test)]
@@ -567,6 +462,8 @@ mod tests {
         let t0 = Instant::now();
         let mut bwe = SendSideBwe::new(t0, 1_500_000, 0);
         let mut sim = Sim::new(t0);
+        assert!(!bwe.take_decreased());
+        assert!(!bwe.congested(t0));
         // 500 kbit/s bottleneck with a deep queue (no loss): only the delay signal.
         let est = sim.run(&mut bwe, 5.0, 500_000.0, 5_000.0, 0);
         let first_below = est.iter().position(|&e| e < 600_000);
@@ -574,6 +471,12 @@ mod tests {
             first_below.is_some_and(|i| i <= 30),
             "drops below 600k within 3 s: {est:?}"
         );
+        // The fall was signalled (once), and the path counts as congested for a while.
+        assert!(bwe.take_decreased(), "decrease signalled: {est:?}");
+        assert!(!bwe.take_decreased(), "signal taken");
+        let last = bwe.last_decrease.expect("a decrease");
+        assert!(bwe.congested(last + Duration::from_millis(100)));
+        assert!(!bwe.congested(last + CONGESTION_MEMORY));
         let est = sim.run(&mut bwe, 20.0, 500_000.0, 5_000.0, 0);
         let tail = &est[est.len() - 100..];
         assert!(

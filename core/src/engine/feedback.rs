@@ -24,6 +24,7 @@ impl Engine {
         // next report): a stack array, no allocation.
         let mut score_changed = [0usize; 8];
         let mut n_score_changed = 0;
+        let mut estimate_fell = false;
         for pkt in rtcp::RtcpIter::new(&buf[..len]) {
             let Ok(pkt) = pkt else {
                 self.drops.bad_rtp += 1;
@@ -77,8 +78,12 @@ impl Engine {
                 {
                     keyframe_ssrcs.push(media_ssrc);
                 }
-                RtcpPacket::TransportCc { fci, .. } => t.bwe.on_transport_cc(fci, now),
-                RtcpPacket::Remb { bitrate_bps, .. } => t.bwe.on_remb(bitrate_bps, now),
+                RtcpPacket::TransportCc { fci, .. } => {
+                    estimate_fell |= t.bwe.on_transport_cc(fci, now);
+                }
+                RtcpPacket::Remb { bitrate_bps, .. } => {
+                    estimate_fell |= t.bwe.on_remb(bitrate_bps, now);
+                }
                 RtcpPacket::Fir { entries, .. } => {
                     for e in entries {
                         if keyframe_ssrcs.len() < RTCP_KEYFRAME_LIMIT {
@@ -91,6 +96,10 @@ impl Engine {
         }
         for &c in &score_changed[..n_score_changed] {
             self.emit_consumer_score(c);
+        }
+        if estimate_fell {
+            // Reallocate at the next tick, not at the next periodic allocation.
+            self.next_alloc = Some(now);
         }
         for &ssrc in &keyframe_ssrcs {
             if let Some(c) = self.consumer_by_ssrc(tkey, ssrc) {
@@ -134,7 +143,7 @@ impl Engine {
             return;
         };
         let ct = &mut self.transports[c.transport];
-        if !ct.can_send() {
+        if !ct.can_send() || !ct.bwe.allow_retransmission(stored.len(), now) {
             return;
         }
         let dst = self.tx.next_buffer();
@@ -211,6 +220,7 @@ impl Engine {
         if self.next_alloc.is_none_or(|t| now >= t) {
             self.next_alloc = Some(now + ALLOC_INTERVAL);
             self.select_layers(now);
+            self.drain_congested(now);
         }
     }
 

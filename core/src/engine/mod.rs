@@ -627,6 +627,7 @@ impl Engine {
     }
 }
 
+mod bwe_tick;
 mod data_channels;
 mod debug;
 mod demux;

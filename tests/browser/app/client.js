@@ -531,6 +531,9 @@ async function getStats() {
         if (s.frameWidth) row.frameWidth = s.frameWidth;
         if (s.frameHeight) row.frameHeight = s.frameHeight;
         if (typeof s.totalAudioEnergy === 'number') row.totalAudioEnergy = (row.totalAudioEnergy || 0) + s.totalAudioEnergy;
+        for (const k of ['packetsLost', 'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'freezeCount', 'totalFreezesDuration', 'framesDropped']) {
+          if (typeof s[k] === 'number') row[k] = (row[k] || 0) + s[k];
+        }
       });
     } catch (error) {
       row.statsError = String(error);
@@ -640,7 +643,54 @@ function play(entry) {
   entry.element.play().catch((error) => log('audio play failed', String(error)));
 }
 
+// Renders every video consumer's track in a <video> element and records, with
+// requestVideoFrameCallback, the longest gap between two presented frames (the constrained-
+// downlink test's stall measure): { frames, maxGapMs, maxGapAt, lastAt } per consumer id.
+const frameGaps = {};
+function watchVideo() {
+  for (const [id, entry] of consumers) {
+    if (entry.consumer.kind !== 'video' || entry.videoElement) continue;
+    const el = document.createElement('video');
+    el.muted = true;
+    el.autoplay = true;
+    el.playsInline = true;
+    el.srcObject = new MediaStream([entry.consumer.track]);
+    document.body.appendChild(el);
+    entry.videoElement = el;
+    const g = { frames: 0, maxGapMs: 0, maxGapAt: null, lastAt: null, reset: false };
+    frameGaps[id] = g;
+    const onFrame = (now) => {
+      if (g.reset) {
+        g.reset = false;
+        g.maxGapMs = 0;
+        g.maxGapAt = null;
+      }
+      const t = performance.timeOrigin + now;
+      if (g.lastAt !== null && t - g.lastAt > g.maxGapMs) {
+        g.maxGapMs = t - g.lastAt;
+        g.maxGapAt = t;
+      }
+      g.lastAt = t;
+      g.frames += 1;
+      el.requestVideoFrameCallback(onFrame);
+    };
+    el.requestVideoFrameCallback(onFrame);
+    el.play().catch((error) => log('video play failed', String(error)));
+  }
+  return Object.keys(frameGaps).length;
+}
+
 window.__rs = {
+  watchVideo,
+  // The frame-gap records of watchVideo(); with reset, the maximum restarts from the next frame.
+  frameGaps(reset = false) {
+    const out = {};
+    for (const [id, g] of Object.entries(frameGaps)) {
+      out[id] = { frames: g.frames, maxGapMs: g.maxGapMs, maxGapAt: g.maxGapAt, lastAt: g.lastAt };
+      if (reset) g.reset = true;
+    }
+    return out;
+  },
   playAudio() {
     playAudio = true;
     for (const entry of consumers.values()) play(entry);
