@@ -70,6 +70,11 @@ if ! ( cd tests/browser && node quality.mjs ); then
   status=1
   echo "browser quality scenario failed; server log: $log" >&2
 fi
+echo "-- browser scenario: layers (two 720p simulcast publishers, one viewer: priority on a capped transport, preferred spatial and temporal layers)"
+if ! ( cd tests/browser && node layers.mjs ); then
+  status=1
+  echo "browser layers scenario failed; server log: $log" >&2
+fi
 echo "-- 1:1 call pages (README, \"1:1 calls\"): socket.io (seed 003) and /call WebSocket (seed 004)"
 for flow in socketio ws; do
   if ! ( cd tests/browser && RINGSFU_HTTP="http://127.0.0.1:$port" node calls.mjs $flow --relay ); then

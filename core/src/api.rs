@@ -466,6 +466,12 @@ pub struct ConsumerDump {
     pub current_layer: Option<usize>,
     /// Spatial layer wanted.
     pub target_layer: usize,
+    /// VP8 temporal layer being sent (null without temporal layer ids or when nothing is sent).
+    pub current_temporal_layer: Option<u8>,
+    /// Temporal layer wanted (3: all).
+    pub target_temporal_layer: u8,
+    /// Packets not sent because their temporal layer was above the one forwarded.
+    pub temporal_drops: u64,
     /// Priority (1..255).
     pub priority: u8,
     /// Packets sent.

@@ -33,6 +33,6 @@ pub mod turn;
 pub mod worker;
 
 // Flat paths of the previous layout.
-pub use graph::{consumer, data, producer, router, rtp_stream};
+pub use graph::{consumer, data, producer, router, rtp_stream, seq_map};
 pub use ortc::parameters as rtp_parameters;
 pub use proto::{codecs, data_channel, dtls, ice, rtcp, rtp, sctp, srtp, stun, tuple};

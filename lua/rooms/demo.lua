@@ -556,6 +556,16 @@ function R.setConsumerPriority(room, peer, data)
   return {}
 end
 
+-- ringsfu extension (not in mediasoup-demo): caps the send-side estimate of one of the peer's own
+-- transports (transport:setMaxOutgoingBitrate; 0 removes the cap), so a client can ask for less
+-- than its link carries; tests/browser/layers.mjs uses it to share a constrained transport.
+function R.setTransportMaxOutgoingBitrate(room, peer, data)
+  need_joined(peer)
+  local t = lookup(peer, "transport", "transports", data.transportId)
+  t:setMaxOutgoingBitrate(tonumber(data.bitrate) or 0)
+  return {}
+end
+
 function R.requestConsumerKeyFrame(room, peer, data)
   need_joined(peer)
   lookup(peer, "consumer", "consumers", data.consumerId):requestKeyFrame()

@@ -625,9 +625,17 @@ impl UserData for LuaObj {
                 .ok_or_else(|| invalid("missing spatialLayer"))?;
             let spatial = usize::try_from(spatial)
                 .map_err(|_| invalid(format!("wrong spatialLayer {spatial}")))?;
-            // temporalLayer is accepted; temporal layer selection is not built in the engine.
+            let temporal = match layers.get::<Option<i64>>("temporalLayer")? {
+                None => None,
+                Some(t) => Some(
+                    u8::try_from(t)
+                        .ok()
+                        .filter(|t| *t <= 3)
+                        .ok_or_else(|| invalid(format!("wrong temporalLayer {t}")))?,
+                ),
+            };
             let id = this.0.id;
-            engine(|e| e.set_consumer_preferred_layers(&id, spatial))
+            engine(|e| e.set_consumer_preferred_layers(&id, spatial, temporal))
         });
         methods.add_method("setPriority", |_, this, priority: i64| {
             this.expect(ObjKind::Consumer, "setPriority")?;
@@ -848,10 +856,16 @@ fn event_args(lua: &Lua, ev: &EngineEvent, info: &Json) -> mlua::Result<mlua::Mu
         EngineEvent::PlainTupleChange { remote, .. } => lua
             .to_value(&json!({"remoteIp": remote.ip().to_string(), "remotePort": remote.port()}))?
             .into_lua_multi(lua),
-        EngineEvent::ConsumerLayersChange { spatial_layer, .. } => match spatial_layer {
-            // The engine selects spatial layers only: temporalLayer is absent (nil).
+        EngineEvent::ConsumerLayersChange {
+            spatial_layer,
+            temporal_layer,
+            ..
+        } => match spatial_layer {
+            // As mediasoup: a stream without temporal layer ids is at temporal layer 0.
             Some(s) => lua
-                .to_value(&json!({ "spatialLayer": s }))?
+                .to_value(
+                    &json!({ "spatialLayer": s, "temporalLayer": temporal_layer.unwrap_or(0) }),
+                )?
                 .into_lua_multi(lua),
             None => Value::Nil.into_lua_multi(lua),
         },

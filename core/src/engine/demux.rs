@@ -303,13 +303,21 @@ impl Engine {
             };
             p.streams[layer].rtx_packets += 1;
         }
-        let keyframe = p.is_keyframe(&buf[..len], &hdr);
+        let vp8 = p.vp8_descriptor(&buf[..len], &hdr);
+        let keyframe = match &vp8 {
+            Some(d) => d.keyframe,
+            None => p.is_keyframe(&buf[..len], &hdr),
+        };
         if keyframe {
             p.keyframe_received(layer);
         }
         let stream = &mut p.streams[layer];
         stream.packets += 1;
         stream.bytes += len as u64;
+        if let Some(tid) = vp8.and_then(|d| d.tid) {
+            stream.temporal_bytes[tid as usize & 3] += len as u64;
+            stream.max_tid = Some(stream.max_tid.map_or(tid, |m| m.max(tid)));
+        }
         stream.last_packet = Some(now);
         let arrival = crate::rtp_stream::to_rtp_units(
             now.duration_since(stream.epoch),
@@ -357,15 +365,27 @@ impl Engine {
             }
             let dst = self.tx.next_buffer();
             let twcc_seq = ct.bwe.next_send_seq();
-            match c.forward(layer, &buf[..len], &hdr, keyframe, now, twcc_seq, dst) {
+            let outcome = c.forward(
+                layer,
+                &buf[..len],
+                &hdr,
+                keyframe,
+                vp8.as_ref(),
+                now,
+                twcc_seq,
+                dst,
+            );
+            if c.layer_switched {
+                c.layer_switched = false;
+                let (spatial_layer, temporal_layer) = c.current_layers();
+                self.events.push_back(EngineEvent::ConsumerLayersChange {
+                    consumer: c.id,
+                    spatial_layer,
+                    temporal_layer,
+                });
+            }
+            match outcome {
                 ForwardOutcome::Sent(n) => {
-                    if c.layer_switched {
-                        c.layer_switched = false;
-                        self.events.push_back(EngineEvent::ConsumerLayersChange {
-                            consumer: c.id,
-                            spatial_layer: c.current_layer,
-                        });
-                    }
                     if c.twcc_ext != 0 {
                         ct.bwe.on_packet_sent(n, now);
                     }

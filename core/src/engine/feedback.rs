@@ -134,7 +134,10 @@ impl Engine {
         let c = &mut self.consumers[ckey];
         let Some(layer) = c.current_layer else { return };
         let p = &self.producers[c.producer];
-        let pseq = c.producer_seq(consumer_seq);
+        let Some(pseq) = c.producer_seq(consumer_seq) else {
+            c.counters.nack_misses += 1;
+            return;
+        };
         let Some(stored) = p.streams[layer].store.as_ref().and_then(|s| s.get(pseq)) else {
             c.counters.nack_misses += 1;
             return;
@@ -357,17 +360,26 @@ impl Engine {
         });
     }
 
-    /// Picks each simulcast consumer's target layer: with a send-side estimate on its transport,
-    /// the layers the allocator fits into it (`bwe::alloc`), else the highest active one not
-    /// above its preference. Downgrades apply at once, upgrades once the allocator chose them
-    /// for [`LAYER_UPGRADE_HOLD`]; a changed target asks its producer for a keyframe (the switch
-    /// itself happens at that keyframe, which emits `layerschange`). Also emits each transport's
-    /// `TransportBwe` event (at most every second, sooner on a 10 % change).
+    /// Picks each simulcast consumer's target layers (spatial and VP8 temporal): with a
+    /// send-side estimate on its transport, the layers the allocator fits into it
+    /// (`bwe::alloc`), else the highest active ones not above its preference. Downgrades apply
+    /// at once, upgrades once the allocator chose them for [`LAYER_UPGRADE_HOLD`]; a changed
+    /// spatial target asks its producer for a keyframe (the switch itself happens at that
+    /// keyframe, which emits `layerschange`); a temporal target is taken at the next frame
+    /// start (up: at a layer-sync frame). Also emits each transport's `TransportBwe` event (at
+    /// most every second, sooner on a 10 % change).
     pub(super) fn select_layers(&mut self, now: Instant) {
-        use crate::bwe::alloc::{allocate, Candidate, MAX_LAYERS};
+        use crate::bwe::alloc::{
+            allocate, allocate_unlimited, Candidate, MAX_LAYERS, MAX_TEMPORAL,
+        };
         for (_, p) in self.producers.iter_mut() {
             for s in p.streams.iter_mut() {
                 s.rate.sample(s.bytes, now);
+                if s.max_tid.is_some() {
+                    for (m, b) in s.temporal_rate.iter_mut().zip(s.temporal_bytes) {
+                        m.sample(b, now);
+                    }
+                }
             }
         }
         let mut cands = std::mem::take(&mut self.alloc_cands);
@@ -383,10 +395,28 @@ impl Engine {
                     continue;
                 }
                 let p = &self.producers[c.producer];
-                let mut layers = [None; MAX_LAYERS];
+                let single = p.streams.len() == 1;
+                let n_temporal = p
+                    .streams
+                    .iter()
+                    .filter_map(|s| s.max_tid)
+                    .max()
+                    .map_or(1, |m| m as usize + 1)
+                    .min(MAX_TEMPORAL);
+                let mut layers = [[None; MAX_TEMPORAL]; MAX_LAYERS];
                 for (i, s) in p.streams.iter().take(MAX_LAYERS).enumerate() {
-                    if s.is_active(now, LAYER_ACTIVE_WINDOW) || p.streams.len() == 1 {
-                        layers[i] = Some(s.rate.bps());
+                    if !(s.is_active(now, LAYER_ACTIVE_WINDOW) || single) {
+                        continue;
+                    }
+                    if s.max_tid.is_none() || !c.vp8 {
+                        layers[i][0] = Some(s.rate.bps());
+                        continue;
+                    }
+                    // Temporal layer t costs what TIDs 0..=t carry.
+                    let mut sum = 0;
+                    for (t, m) in s.temporal_rate.iter().enumerate().take(n_temporal) {
+                        sum += m.bps();
+                        layers[i][t] = Some(sum);
                     }
                 }
                 cands.push(Candidate {
@@ -394,9 +424,13 @@ impl Engine {
                     priority: c.priority,
                     layers,
                     n_layers: p.streams.len(),
+                    n_temporal: if c.vp8 { n_temporal } else { 1 },
                     max_layer: c.preferred_layer.unwrap_or(usize::MAX),
-                    current: c.current_layer,
-                    target: 0,
+                    max_temporal: c.preferred_temporal.map_or(usize::MAX, |t| t as usize),
+                    current: c
+                        .current_layer
+                        .map(|s| (s, (c.current_temporal as usize).min(n_temporal - 1))),
+                    target: (0, 0),
                 });
             }
             // Only an estimate the receiver has informed limits the layers: a receiver that
@@ -411,24 +445,30 @@ impl Engine {
             let allocation = match available {
                 Some(a) => Some(allocate(a, &mut cands, &mut order)),
                 None => {
-                    // No estimate: the highest active layer under the preference.
-                    for c in cands.iter_mut() {
-                        let top = c.max_layer.min(c.n_layers.saturating_sub(1));
-                        c.target = (0..=top.min(MAX_LAYERS - 1))
-                            .rev()
-                            .find(|&l| c.layers[l].is_some())
-                            .unwrap_or(0);
-                    }
+                    // No estimate: the highest active layers under the preference.
+                    allocate_unlimited(&mut cands);
                     None
                 }
             };
-            for c in cands.iter().filter(|c| c.n_layers > 1) {
+            for c in cands.iter().filter(|c| c.n_layers > 1 || c.n_temporal > 1) {
                 let cons = &mut self.consumers[c.key];
-                let up = c.target > cons.target_layer;
-                if c.target == cons.target_layer {
+                // With every temporal layer wanted, the consumer forwards all TIDs (also ones
+                // the rate meters have not seen yet).
+                let top_temporal = c.target.1 + 1 >= c.n_temporal && c.preferred_all_temporal();
+                let want = (
+                    c.target.0,
+                    if top_temporal {
+                        crate::consumer::MAX_TEMPORAL_LAYER
+                    } else {
+                        c.target.1 as u8
+                    },
+                );
+                let have = (cons.target_layer, cons.target_temporal);
+                if want == have {
                     cons.upgrade_since = None;
                     continue;
                 }
+                let up = want > have;
                 if up && available.is_some() && cons.current_layer.is_some() {
                     let since = *cons.upgrade_since.get_or_insert(now);
                     if now.saturating_duration_since(since) < LAYER_UPGRADE_HOLD {
@@ -436,10 +476,11 @@ impl Engine {
                     }
                 }
                 cons.upgrade_since = None;
-                cons.target_layer = c.target;
+                cons.target_layer = want.0;
+                cons.target_temporal = want.1;
                 let pkey = cons.producer;
-                if cons.current_layer != Some(c.target) {
-                    self.request_keyframe(pkey, c.target, now);
+                if cons.current_layer != Some(want.0) {
+                    self.request_keyframe(pkey, want.0, now);
                 }
             }
             if let Some(a) = allocation {

@@ -178,6 +178,10 @@ impl Engine {
         }
         let kind = p.kind;
         let clock_rate = params.codecs.first().map(|c| c.clock_rate).unwrap_or(90000);
+        let vp8 = params
+            .codecs
+            .first()
+            .is_some_and(|c| c.mime_type.eq_ignore_ascii_case("video/VP8"));
         // As mediasoup: a consumer has its producer's type.
         let consumer_type = p.producer_type.as_str();
         let target_layer = p.streams.len().saturating_sub(1);
@@ -202,8 +206,16 @@ impl Engine {
             current_layer: None,
             target_layer,
             preferred_layer: None,
+            current_temporal: crate::consumer::MAX_TEMPORAL_LAYER,
+            target_temporal: crate::consumer::MAX_TEMPORAL_LAYER,
+            preferred_temporal: None,
+            max_tid_seen: None,
+            vp8,
+            reported_layers: (None, None),
             sync_required: true,
-            seq_offset: 0,
+            seq_map: Default::default(),
+            last_picture_id: 0,
+            last_tl0: 0,
             ts_offset: 0,
             last_seq: 0,
             last_ts: 0,
@@ -338,14 +350,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Sets a simulcast consumer's preferred spatial layer.
+    /// Sets a simulcast consumer's preferred spatial layer and, optionally, its preferred VP8
+    /// temporal layer within it (None: all); the layers chosen never go above them.
     pub fn set_consumer_preferred_layers(
         &mut self,
         consumer: &Uuid,
         spatial_layer: usize,
+        temporal_layer: Option<u8>,
     ) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
-        self.consumers[ckey].preferred_layer = Some(spatial_layer);
+        let c = &mut self.consumers[ckey];
+        c.preferred_layer = Some(spatial_layer);
+        c.preferred_temporal = temporal_layer;
         self.select_layers(Instant::now());
         Ok(())
     }

@@ -220,13 +220,15 @@ pub enum EngineEvent {
     },
     /// An RTP observer reported (volumes, silence, dominant speaker) or closed with its router.
     Observer(crate::observer::registry::ObserverEvent),
-    /// A simulcast consumer's forwarded layer changed (emitted when the switch happens, at the
-    /// new layer's keyframe).
+    /// A simulcast consumer's forwarded layers changed (emitted when the switch happens: a
+    /// spatial switch at the new layer's keyframe, a temporal one at the frame where it moved).
     ConsumerLayersChange {
         /// Consumer id.
         consumer: Uuid,
         /// Spatial layer now forwarded, None when none.
         spatial_layer: Option<usize>,
+        /// VP8 temporal layer now forwarded; None without temporal layer ids (or no layer).
+        temporal_layer: Option<u8>,
     },
     /// A transport's send-side estimate, with what its consumers want (mediasoup's `bwe` trace,
     /// direction out): at most every second, sooner when the estimate moved 10 %.
@@ -645,3 +647,5 @@ use util::{now_ms, ntp_now};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_layers;

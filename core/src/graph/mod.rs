@@ -7,3 +7,4 @@ pub mod data;
 pub mod producer;
 pub mod router;
 pub mod rtp_stream;
+pub mod seq_map;

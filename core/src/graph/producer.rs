@@ -58,6 +58,12 @@ pub struct ProducerStream {
     pub repaired: u64,
     /// Measured bitrate, sampled by the layer allocator.
     pub rate: crate::bwe::alloc::RateMeter,
+    /// Bytes received per VP8 temporal layer (TID), for the allocator's per-layer rates.
+    pub temporal_bytes: [u64; 4],
+    /// Measured bitrate of each temporal layer alone (sampled with `rate`).
+    pub temporal_rate: [crate::bwe::alloc::RateMeter; 4],
+    /// Highest VP8 TID seen on this stream (None: no temporal layer ids).
+    pub max_tid: Option<u8>,
 }
 
 impl ProducerStream {
@@ -89,6 +95,9 @@ impl ProducerStream {
             score: RecvScore::new(dtx),
             repaired: 0,
             rate: Default::default(),
+            temporal_bytes: [0; 4],
+            temporal_rate: Default::default(),
+            max_tid: None,
         }
     }
 
@@ -257,6 +266,17 @@ impl Producer {
         if let Some(s) = self.streams.get_mut(i) {
             s.last_keyframe_request = None;
         }
+    }
+
+    /// The VP8 payload descriptor of a packet, when its payload type is VP8.
+    pub fn vp8_descriptor(
+        &self,
+        buf: &[u8],
+        hdr: &RtpHeader,
+    ) -> Option<crate::codecs::Vp8Descriptor> {
+        (self.codec_of_pt[(hdr.payload_type & 0x7f) as usize] == Some(PayloadCodec::Vp8))
+            .then(|| crate::codecs::Vp8Descriptor::parse(hdr.payload(buf)))
+            .flatten()
     }
 
     /// Whether the packet is a keyframe start for its codec.

@@ -84,6 +84,96 @@ fn vp8_keyframe(p: &[u8]) -> bool {
     p.get(pos).is_some_and(|tag| tag & 0x01 == 0)
 }
 
+/// The fields of a VP8 payload descriptor (RFC 7741 §4.2) that temporal layer selection and
+/// picture-id continuity need, with the byte offsets of the rewritable ones (from the start of the
+/// RTP payload), so a forwarded copy can be patched in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Vp8Descriptor {
+    /// S=1 and PID=0: the first packet of a frame.
+    pub frame_start: bool,
+    /// The frame is a key frame (only known on its first packet).
+    pub keyframe: bool,
+    /// PictureID and whether it is the 15-bit form (M=1).
+    pub picture_id: Option<(u16, bool)>,
+    /// Offset of the PictureID field.
+    pub picture_id_at: u8,
+    /// TL0PICIDX, when L=1.
+    pub tl0_pic_idx: Option<u8>,
+    /// Offset of the TL0PICIDX byte.
+    pub tl0_at: u8,
+    /// Temporal layer index, when T=1.
+    pub tid: Option<u8>,
+    /// Y: layer sync (the frame depends only on the base layer).
+    pub layer_sync: bool,
+}
+
+impl Vp8Descriptor {
+    /// Parses the descriptor at the start of `p` (a VP8 RTP payload); `None` when truncated.
+    pub fn parse(p: &[u8]) -> Option<Vp8Descriptor> {
+        let b0 = *p.first()?;
+        let mut d = Vp8Descriptor {
+            frame_start: b0 & 0x10 != 0 && b0 & 0x07 == 0,
+            ..Default::default()
+        };
+        let mut pos = 1usize;
+        if b0 & 0x80 != 0 {
+            let x = *p.get(1)?;
+            pos = 2;
+            if x & 0x80 != 0 {
+                let hi = *p.get(pos)?;
+                d.picture_id_at = pos as u8;
+                if hi & 0x80 != 0 {
+                    let lo = *p.get(pos + 1)?;
+                    d.picture_id = Some((u16::from_be_bytes([hi & 0x7f, lo]), true));
+                    pos += 2;
+                } else {
+                    d.picture_id = Some((hi as u16, false));
+                    pos += 1;
+                }
+            }
+            if x & 0x40 != 0 {
+                d.tl0_pic_idx = Some(*p.get(pos)?);
+                d.tl0_at = pos as u8;
+                pos += 1;
+            }
+            if x & 0x30 != 0 {
+                let t = *p.get(pos)?;
+                if x & 0x20 != 0 {
+                    d.tid = Some(t >> 6);
+                    d.layer_sync = t & 0x20 != 0;
+                }
+                pos += 1;
+            }
+        }
+        d.keyframe = d.frame_start && p.get(pos).is_some_and(|tag| tag & 0x01 == 0);
+        Some(d)
+    }
+
+    /// Writes `picture_id` (kept to the field's width: 7 or 15 bits) and `tl0_pic_idx` into the
+    /// descriptor at the start of `p`, where [`parse`](Self::parse) found them. Fields the
+    /// descriptor does not carry are left alone; a payload shorter than the descriptor is not
+    /// touched.
+    pub fn rewrite(&self, p: &mut [u8], picture_id: u16, tl0_pic_idx: u8) {
+        if let Some((_, long)) = self.picture_id {
+            let at = self.picture_id_at as usize;
+            if long {
+                if let Some(f) = p.get_mut(at..at + 2) {
+                    let v = picture_id & 0x7fff;
+                    f[0] = 0x80 | (v >> 8) as u8;
+                    f[1] = v as u8;
+                }
+            } else if let Some(f) = p.get_mut(at) {
+                *f = (picture_id & 0x7f) as u8;
+            }
+        }
+        if self.tl0_pic_idx.is_some() {
+            if let Some(f) = p.get_mut(self.tl0_at as usize) {
+                *f = tl0_pic_idx;
+            }
+        }
+    }
+}
+
 /// RFC 9628 §4.2 descriptor: key frame iff not inter-predicted (P=0), start of a frame (B=1)
 /// and the base spatial layer (SID 0, or no layer indices).
 fn vp9_keyframe(p: &[u8]) -> bool {
@@ -303,6 +393,38 @@ mod tests {
     }
 
     #[test]
+    fn vp8_descriptor_fields_and_in_place_rewrite() {
+        // X; I (15-bit pid 0x0123), L (TL0PICIDX 7), T (TID 2, Y=1, KEYIDX 0); key frame tag.
+        let mut p = vec![0x90, 0xe0, 0x81, 0x23, 0x07, 0xa0];
+        p.extend_from_slice(&VP8_KEY);
+        let d = Vp8Descriptor::parse(&p).unwrap();
+        assert!(d.frame_start && d.keyframe);
+        assert_eq!(d.picture_id, Some((0x0123, true)));
+        assert_eq!(d.tl0_pic_idx, Some(7));
+        assert_eq!((d.tid, d.layer_sync), (Some(2), true));
+        d.rewrite(&mut p, 0x7ffe + 3, 200);
+        let r = Vp8Descriptor::parse(&p).unwrap();
+        assert_eq!(r.picture_id, Some((0x0001, true)), "15 bits wrap");
+        assert_eq!(r.tl0_pic_idx, Some(200));
+        assert_eq!((r.tid, r.layer_sync, r.keyframe), (Some(2), true, true));
+        assert_eq!(&p[6..], &VP8_KEY, "frame bytes untouched");
+        // 7-bit picture id, no L, T without Y; continuation packet.
+        let mut p = vec![0x80, 0xa0, 0x05, 0x40, 0x33];
+        let d = Vp8Descriptor::parse(&p).unwrap();
+        assert!(!d.frame_start && !d.keyframe);
+        assert_eq!(d.picture_id, Some((5, false)));
+        assert_eq!((d.tl0_pic_idx, d.tid, d.layer_sync), (None, Some(1), false));
+        d.rewrite(&mut p, 0x1ff, 9);
+        assert_eq!(p, [0x80, 0xa0, 0x7f, 0x40, 0x33]);
+        // K only (no T): no temporal id.
+        let d = Vp8Descriptor::parse(&[0x90, 0x10, 0x03, 0x00]).unwrap();
+        assert_eq!(d.tid, None);
+        // Truncated.
+        assert_eq!(Vp8Descriptor::parse(&[0x90, 0xe0, 0x81]), None);
+        assert_eq!(Vp8Descriptor::parse(&[]), None);
+    }
+
+    #[test]
     fn vp9_hand_built() {
         let k = |p: &[u8]| is_keyframe(PayloadCodec::Vp9, p);
         // Non-flexible, I (15-bit pid), L with SID 0 + TL0PICIDX, B.
@@ -473,6 +595,10 @@ mod tests {
                 PayloadCodec::Av1,
             ] {
                 let _ = is_keyframe(c, &p[..len]);
+            }
+            if let Some(d) = Vp8Descriptor::parse(&p[..len]) {
+                let mut q = p;
+                d.rewrite(&mut q[..len], 0xffff, 0xff);
             }
         }
     }
