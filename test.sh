@@ -70,6 +70,17 @@ if ! ( cd tests/browser && node quality.mjs ); then
   status=1
   echo "browser quality scenario failed; server log: $log" >&2
 fi
+echo "-- browser scenario: constrained downlink (viewer in a network namespace behind tbf 500 kbit/s: moved down within 5 s, no decode stall over 1 s, back to 1280x720 within 15 s after the limit is lifted)"
+# Needs root (ip netns, tc; CI runs as root) and starts its own server on a veth address (~30 s).
+if [ "$(id -u)" = 0 ] && command -v tc >/dev/null; then
+  if ! ( cd tests/browser && node downlink.mjs ); then
+    status=1
+    echo "browser downlink scenario failed; logs: tests/browser/dist/downlink-console.log" >&2
+  fi
+else
+  echo "FAIL: the downlink scenario needs root and tc (iproute2; .ci/run installs it)" >&2
+  status=1
+fi
 echo "-- browser scenario: layers (two 720p simulcast publishers, one viewer: priority on a capped transport, preferred spatial and temporal layers)"
 if ! ( cd tests/browser && node layers.mjs ); then
   status=1

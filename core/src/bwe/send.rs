@@ -8,7 +8,7 @@
 //!   got over the last 500 ms), at most once per 300 ms, and never below that by delay alone (an
 //!   SFU cannot send less than its consumers' lowest layers); while the delay is normal and loss
 //!   under 2 % it grows multiplicatively: 8 %/s, and 30 %/s once 2 s passed without a decrease;
-//!   but for 10 s after a delay-based decrease, above 1.1 × the bitrate that got through then
+//!   but for 5 s after a delay-based decrease, above 1.1 × the bitrate that got through then
 //!   (the link's capacity as last seen) only 3 %/s, so a layer that just failed is not retried at once (this SFU sends no
 //!   padding probes yet, so this is how the estimate finds room again after a limit is lifted; an
 //!   overuse brings it back). Growth stops at 1.5 × the acknowledged bitrate + 100 kbps or, when
@@ -34,7 +34,7 @@ const FAST_GROWTH_AFTER: Duration = Duration::from_secs(2);
 const FAST_GROWTH: f64 = 1.30;
 /// After an overuse, growth above 1.1 × what got through then stays this slow for this long.
 const NEAR_CAPACITY_GROWTH: f64 = 1.03;
-const CAPACITY_MEMORY: Duration = Duration::from_secs(10);
+const CAPACITY_MEMORY: Duration = Duration::from_secs(5);
 const SLOW_GROWTH: f64 = 1.08;
 /// A fall of the estimate by more than this fraction is signalled (see `take_decreased`).
 const DROP_SIGNAL: f64 = 0.05;

@@ -531,7 +531,7 @@ async function getStats() {
         if (s.frameWidth) row.frameWidth = s.frameWidth;
         if (s.frameHeight) row.frameHeight = s.frameHeight;
         if (typeof s.totalAudioEnergy === 'number') row.totalAudioEnergy = (row.totalAudioEnergy || 0) + s.totalAudioEnergy;
-        for (const k of ['packetsLost', 'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'freezeCount', 'totalFreezesDuration', 'framesDropped']) {
+        for (const k of ['framesReceived', 'packetsLost', 'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'freezeCount', 'totalFreezesDuration', 'framesDropped']) {
           if (typeof s[k] === 'number') row[k] = (row[k] || 0) + s[k];
         }
       });
