@@ -356,6 +356,10 @@ pub struct TransportStats {
     /// The send-side estimate (bits/s) once transport-cc feedback arrived.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available_outgoing_bitrate: Option<u64>,
+    /// The receive-side estimate (bits/s) announced by REMB to a remote that negotiated REMB
+    /// (abs-send-time) instead of transport-cc.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_incoming_bitrate: Option<u64>,
     /// The cap set with `setMaxOutgoingBitrate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_outgoing_bitrate: Option<u64>,

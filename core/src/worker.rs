@@ -732,7 +732,7 @@ fn bind_shared_ports(settings: &WorkerSettings) -> Result<SharedPorts, WorkerErr
 }
 
 /// Binds the worker's ports, creates its context (engine and I/O state), starts receiving on
-/// the ports and starts the DTLS-event and timer tasks. Returns the context and what it
+/// the ports and starts the timer task. Returns the context and what it
 /// listens on.
 fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenInfo), WorkerError> {
     let index = settings.index;
@@ -742,7 +742,6 @@ fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenI
     } else {
         IoBackend::Epoll
     };
-    let (dtls_tx, dtls_rx) = mpsc::unbounded_channel();
     let (udp, tcp) = bind_shared_ports(settings)?;
     let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
@@ -756,7 +755,6 @@ fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenI
                 announced_address: settings.announced_address.clone(),
             },
             settings.cert.clone(),
-            dtls_tx,
         )),
         io: RefCell::new(IoState {
             udp: Slab::new(),
@@ -797,22 +795,8 @@ fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenI
         ctx.spawn_tcp_listener(l, SocketId::MAX);
     }
     ctx.engine.borrow_mut().set_listen_info(listen.clone());
-    spawn_dtls_events(&ctx, dtls_rx);
     spawn_timers(&ctx);
     Ok((ctx, listen))
-}
-
-/// DTLS sessions report here; their events go to the engine.
-fn spawn_dtls_events(
-    ctx: &Rc<WorkerContext>,
-    mut dtls_rx: mpsc::UnboundedReceiver<crate::dtls::DtlsEvent>,
-) {
-    let c = Rc::clone(ctx);
-    tokio::task::spawn_local(async move {
-        while let Some(ev) = dtls_rx.recv().await {
-            c.with_engine(|e| e.handle_dtls_event(ev));
-        }
-    });
 }
 
 /// The engine's timers: sleeps until its next deadline (at most 100 ms), then runs them.

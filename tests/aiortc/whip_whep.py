@@ -6,7 +6,9 @@ pattern (320x240 moving bar, 15 fps, VP8) and a 440 Hz tone (Opus) through ``POS
 then plays it back through ``POST /whep/ROOM`` (the default WHEP target: the latest WHIP
 publisher) and checks what a viewer would notice: decoded video frames of the published size
 whose picture is the pattern (a bright bar on a dark background, moving) and decoded audio.
-Both sessions are ended with DELETE (200).
+Both sessions are ended with DELETE (200). aiortc negotiates REMB (abs-send-time), not
+transport-cc: its video sender must receive ringsfu's REMB estimates naming its stream, and its
+VP8 encoder must follow them (aiortc sets the encoder's target bitrate from each REMB).
 
 Usage: RINGSFU_HTTP=http://127.0.0.1:PORT [RINGSFU_WHIP_TOKEN=...] python whip_whep.py
 Output: ``PASS name`` / ``FAIL name: why`` lines, then ``N passed, M failed``; exit 1 on a failure.
@@ -24,6 +26,7 @@ import urllib.request
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 BASE = os.environ.get("RINGSFU_HTTP", "http://127.0.0.1:4443")
 TOKEN = os.environ.get("RINGSFU_WHIP_TOKEN", "")
@@ -127,6 +130,25 @@ async def post_offer(pc, path):
     return status, text, headers.get("Location") or headers.get("location")
 
 
+def spy_rembs(sender):
+    """Records the bitrate of every REMB the server sends that names `sender`'s stream."""
+    seen = []
+    handle = sender._handle_rtcp_packet
+
+    async def spy(packet):
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                if sender._ssrc in ssrcs:
+                    seen.append(bitrate)
+            except ValueError:
+                pass
+        await handle(packet)
+
+    sender._handle_rtcp_packet = spy
+    return seen
+
+
 def bar_position(frame):
     """Column range of the bright bar in the middle row of a decoded frame, or None."""
     gray = frame.reformat(format="gray")
@@ -145,8 +167,9 @@ async def main():
     pub = RTCPeerConnection()
     sub = RTCPeerConnection()
     try:
-        pub.addTransceiver(PatternTrack(), direction="sendonly")
+        video_sender = pub.addTransceiver(PatternTrack(), direction="sendonly").sender
         pub.addTransceiver(ToneTrack(), direction="sendonly")
+        rembs = spy_rembs(video_sender)
         status, text, whip_loc = await post_offer(pub, f"/whip/{room}?name=aiortc")
         if not check("aiortc WHIP POST → 201 with Location", status == 201 and whip_loc, f"{status} {text[:300]}"):
             return
@@ -218,6 +241,17 @@ async def main():
             except asyncio.TimeoutError:
                 check("aiortc WHEP viewer decodes the WHIP tone (100 audio frames, not silence)", False,
                       "fewer than 100 audio frames within 15 s")
+        # REMB: one a second once a second of the publisher's packets was measured.
+        deadline = time.monotonic() + 10
+        while len(rembs) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        encoder = getattr(video_sender, "_RTCRtpSender__encoder", None)
+        target = getattr(encoder, "target_bitrate", None)
+        check("aiortc WHIP publisher receives ringsfu's REMB estimates for its video and its encoder follows",
+              len(rembs) >= 3 and all(30_000 <= b <= 100_000_000 for b in rembs)
+              and target == max(250_000, min(rembs[-1], 1_500_000)),
+              f"REMBs (bit/s) {rembs}, encoder target {target}")
+        print(f"# REMBs (bit/s) {rembs}, encoder target {target}", flush=True)
         for name, loc in (("WHEP", whep_loc), ("WHIP", whip_loc)):
             status, text, _ = await asyncio.to_thread(http, "DELETE", loc)
             check(f"aiortc DELETE {name} session → 200", status == 200, f"{status} {text[:200]}")

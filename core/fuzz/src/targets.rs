@@ -82,7 +82,6 @@ fn cert() -> &'static DtlsCertificate {
 
 fn engine() -> Engine {
     let udp: SocketAddr = "127.0.0.1:44444".parse().unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut e = Engine::new(
         0,
         ListenInfo {
@@ -91,7 +90,6 @@ fn engine() -> Engine {
             announced_address: None,
         },
         cert().clone(),
-        tx,
     );
     let codecs: Vec<RtpCodecCapability> = serde_json::from_value(json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},

@@ -7,6 +7,7 @@
 //! * [`send`]: the send side: our own transport-wide sequence numbers on what we send and a
 //!   GoogCC-like estimate of the available outgoing bitrate from the receiver's feedback.
 //! * [`delay`]: delay-based overuse detection (trendline) used by both estimators.
+//! * [`remb`]: the receive side for remotes that negotiated REMB (abs-send-time) instead.
 //! * [`alloc`]: distribution of that estimate over a transport's consumers (layer choice).
 //! * [`TransportBwe`]: the per-transport state the engine keeps: one call per received RTP
 //!   packet ([`TransportBwe::on_rtp`]), one per sent one ([`TransportBwe::on_packet_sent`]), the
@@ -15,12 +16,14 @@
 
 pub mod alloc;
 pub mod delay;
+pub mod remb;
 pub mod send;
 pub mod twcc;
 
 use std::time::{Duration, Instant};
 
 use crate::rtp::{find_extension, RtpHeader};
+use remb::RembReceiver;
 use send::SendSideBwe;
 use twcc::{TransportCcFeedback, TwccReceiver};
 
@@ -29,6 +32,9 @@ pub const RTX_SHARE: f64 = 0.3;
 
 /// How often the REMB carrying `maxIncomingBitrate` is repeated (mediasoup: 1.5 s).
 pub const LIMITATION_REMB_INTERVAL: Duration = Duration::from_millis(1500);
+
+/// Most media SSRCs one REMB of ours names (audio, video, a simulcast's layers).
+const REMB_SSRCS: usize = 8;
 
 /// A transport's send-side numbers, as mediasoup's `bwe` trace (direction out) carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -47,6 +53,12 @@ pub struct TransportBwe {
     /// The remote's transport-wide sequence number extension id (0: not negotiated).
     twcc_ext: u8,
     twcc_rx: Option<Box<TwccReceiver>>,
+    /// The remote's abs-send-time extension id, when it expects REMB instead (0: not).
+    abs_send_time_ext: u8,
+    remb_rx: Option<Box<RembReceiver>>,
+    /// The media SSRCs a REMB names (the remote applies it only to streams it lists).
+    remb_ssrcs: [u32; REMB_SSRCS],
+    remb_ssrc_count: usize,
     /// `setMaxIncomingBitrate`: sent to the remote as a REMB every 1.5 s (browsers cap their
     /// send-side estimate with it).
     max_incoming_bitrate: Option<u64>,
@@ -83,6 +95,10 @@ impl TransportBwe {
         Self {
             twcc_ext: 0,
             twcc_rx: None,
+            abs_send_time_ext: 0,
+            remb_rx: None,
+            remb_ssrcs: [0; REMB_SSRCS],
+            remb_ssrc_count: 0,
             max_incoming_bitrate: None,
             next_limit_remb: None,
             last_media_ssrc: 0,
@@ -238,6 +254,28 @@ impl TransportBwe {
         if self.twcc_rx.is_none() {
             self.twcc_rx = Some(Box::new(TwccReceiver::new(now)));
         }
+        // transport-cc wins: the remote estimates itself.
+        self.remb_rx = None;
+        self.abs_send_time_ext = 0;
+    }
+
+    /// The remote sends abs-send-time with extension `id` and no transport-wide sequence
+    /// numbers (a REMB client): from now on its packets feed [`RembReceiver`] and REMBs carry
+    /// our estimate back. Ignored once transport-cc is on.
+    pub fn enable_remb_feedback(&mut self, id: u8, now: Instant) {
+        if id == 0 || id > 254 || self.twcc_rx.is_some() {
+            return;
+        }
+        self.abs_send_time_ext = id;
+        if self.remb_rx.is_none() {
+            self.remb_rx = Some(Box::new(RembReceiver::new(now)));
+        }
+    }
+
+    /// The REMB receive side's estimate of what the remote may send us (mediasoup's
+    /// `availableIncomingBitrate`), once it measured something.
+    pub fn available_incoming_bitrate(&self) -> Option<u64> {
+        self.remb_rx.as_ref().and_then(|r| r.estimate_bps())
     }
 
     /// Whether transport-cc feedback is sent for what this transport receives.
@@ -267,6 +305,18 @@ impl TransportBwe {
     /// (media, RTX and padding probes alike) before it is matched to a stream.
     #[inline]
     pub fn on_rtp(&mut self, buf: &[u8], hdr: &RtpHeader, now: Instant) {
+        if let Some(r) = self.remb_rx.as_mut() {
+            if let Some([a, b, c, ..]) = find_extension(buf, hdr, self.abs_send_time_ext) {
+                r.on_packet(u32::from_be_bytes([0, *a, *b, *c]), buf.len(), now);
+                if !self.remb_ssrcs[..self.remb_ssrc_count].contains(&hdr.ssrc) {
+                    // The newest streams, oldest replaced first.
+                    self.remb_ssrcs.rotate_right(1);
+                    self.remb_ssrcs[0] = hdr.ssrc;
+                    self.remb_ssrc_count = (self.remb_ssrc_count + 1).min(REMB_SSRCS);
+                }
+            }
+            return;
+        }
         let Some(rx) = self.twcc_rx.as_mut() else {
             return;
         };
@@ -279,6 +329,10 @@ impl TransportBwe {
     /// The earliest time [`poll_rtcp`](Self::poll_rtcp) has something to send.
     pub fn next_timeout(&self) -> Option<Instant> {
         let a = self.twcc_rx.as_ref().and_then(|r| r.next_feedback());
+        let a = match (a, self.remb_rx.as_ref().and_then(|r| r.next_due())) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
+        };
         match (a, self.next_limit_remb) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -295,6 +349,13 @@ impl TransportBwe {
                     None => rx.feedback_done(now),
                 }
             }
+        }
+        if self.remb_rx.is_some() {
+            // The estimate's REMB carries the limit too.
+            let cap = self.max_incoming_bitrate;
+            let bps = self.remb_rx.as_mut().and_then(|r| r.poll(now, cap))?;
+            let ssrcs = &self.remb_ssrcs[..self.remb_ssrc_count];
+            return crate::rtcp::write_remb(buf, sender_ssrc, bps, ssrcs).ok();
         }
         if let (Some(bps), Some(t)) = (self.max_incoming_bitrate, self.next_limit_remb) {
             if now >= t {
@@ -400,5 +461,52 @@ mod tests {
         assert!(bwe
             .poll_rtcp(t0 + Duration::from_millis(1700), 1, &mut buf)
             .is_some());
+    }
+
+    fn rtp_with_abs_send_time(ssrc: u32, abs: u32, ext_id: u8) -> Vec<u8> {
+        let mut p = vec![0x90, 96, 0, 1, 0, 0, 0, 1];
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1]);
+        let a = abs.to_be_bytes();
+        p.extend_from_slice(&[(ext_id << 4) | 2, a[1], a[2], a[3]]);
+        p.extend_from_slice(&[0u8; 900]);
+        p
+    }
+
+    #[test]
+    fn a_remb_client_gets_rembs_naming_its_streams_until_transport_cc_takes_over() {
+        let t0 = Instant::now();
+        let mut bwe = TransportBwe::new();
+        bwe.enable_remb_feedback(4, t0);
+        let mut buf = [0u8; 1500];
+        let mut rembs = Vec::new();
+        for i in 0..300u32 {
+            let at = Duration::from_millis(u64::from(i) * 10);
+            let abs = ((at.as_micros() << 18) / 1_000_000) as u32;
+            let p = rtp_with_abs_send_time(if i % 3 == 0 { 11 } else { 22 }, abs, 4);
+            bwe.on_rtp(&p, &RtpHeader::parse(&p).unwrap(), t0 + at);
+            while let Some(n) = bwe.poll_rtcp(t0 + at, 1, &mut buf) {
+                let Some(Ok(RtcpPacket::Remb {
+                    bitrate_bps, ssrcs, ..
+                })) = RtcpIter::new(&buf[..n]).next()
+                else {
+                    panic!("REMB");
+                };
+                rembs.push((bitrate_bps, ssrcs.collect::<Vec<_>>()));
+            }
+        }
+        assert!(rembs.len() >= 2, "{rembs:?}");
+        let (bps, ssrcs) = rembs.last().unwrap();
+        assert!(ssrcs.contains(&11) && ssrcs.contains(&22), "{ssrcs:?}");
+        assert!(*bps >= 700_000, "about 740 kbit/s arrive: {bps}");
+        assert!(bwe
+            .available_incoming_bitrate()
+            .is_some_and(|b| b >= 700_000));
+        // A producer with transport-cc on the same transport: feedback replaces REMB.
+        bwe.enable_receive_feedback(3, t0 + Duration::from_secs(3));
+        assert_eq!(bwe.available_incoming_bitrate(), None);
+        assert!(bwe
+            .poll_rtcp(t0 + Duration::from_secs(5), 1, &mut buf)
+            .is_none());
     }
 }

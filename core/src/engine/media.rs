@@ -72,6 +72,9 @@ impl Engine {
                 uri::RTP_STREAM_ID => t.ext_rid = h.id,
                 uri::REPAIRED_RTP_STREAM_ID => t.ext_rrid = h.id,
                 crate::bwe::twcc::TWCC_URI => t.bwe.enable_receive_feedback(h.id, Instant::now()),
+                // A REMB client (no transport-wide seq): enable_remb_feedback ignores it once
+                // transport-cc is on, whichever producer negotiated what first.
+                uri::ABS_SEND_TIME => t.bwe.enable_remb_feedback(h.id, Instant::now()),
                 _ => {}
             }
         }

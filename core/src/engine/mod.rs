@@ -8,12 +8,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use slab::Slab;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::consumer::{Consumer, ConsumerCounters, ForwardOutcome};
 use crate::data::{DataConsumer, DataCounters, DataMessage, DataProducer, StreamIdAllocator};
-use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
+use crate::dtls::{DtlsCertificate, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
 use crate::ice::{IceEvent, IceServer, IceState};
 use crate::io::{Route, SocketId, TxQueue, PACKET_BUF_SIZE};
 use crate::ortc;
@@ -27,8 +26,8 @@ use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, Sct
 use crate::srtp::{self, SrtpContext, SrtpProfile};
 use crate::stun::StunMessage;
 use crate::transport::{
-    dtls_tag, route_for, split_dtls_tag, tuple_info, DemuxKeys, DtlsState, PlainState, Transport,
-    TransportCounters, TransportKind, WebRtcState,
+    route_for, tuple_info, DemuxKeys, DtlsState, PlainState, Transport, TransportCounters,
+    TransportKind, WebRtcState,
 };
 use crate::tuple::TransportTuple;
 
@@ -262,9 +261,6 @@ pub struct DropCounters {
     pub unknown_ssrc: u64,
     /// Packets on a plain transport from an address other than its remote.
     pub plain_wrong_source: u64,
-    /// DTLS events from a session of a transport that is closed (its slab key may have a new
-    /// owner): dropped.
-    pub stale_dtls_events: u64,
 }
 
 /// A transport's counters as metrics totals.
@@ -392,7 +388,6 @@ pub struct Engine {
     pub(super) retired: crate::metrics::TrafficTotals,
     listen: ListenInfo,
     cert: DtlsCertificate,
-    dtls_events: mpsc::UnboundedSender<DtlsEvent>,
     routers: Slab<Router>,
     transports: Slab<Transport>,
     data_producers: Slab<DataProducer>,
@@ -421,20 +416,13 @@ pub struct Engine {
     /// RTCP feedback collected while parsing a compound packet (reused: no allocation per packet).
     rtcp_nacks: Vec<(u32, u16)>,
     rtcp_keyframes: Vec<u32>,
-    /// Generation of the next transport (see `Transport::generation`).
-    next_generation: u32,
     stun_scratch: Box<[u8]>,
     released_sockets: Vec<SocketId>,
 }
 
 impl Engine {
     /// A new engine for worker `worker_index`. DTLS sessions report on `dtls_events`.
-    pub fn new(
-        worker_index: usize,
-        listen: ListenInfo,
-        cert: DtlsCertificate,
-        dtls_events: mpsc::UnboundedSender<DtlsEvent>,
-    ) -> Self {
+    pub fn new(worker_index: usize, listen: ListenInfo, cert: DtlsCertificate) -> Self {
         Self {
             worker_index,
             tx: TxQueue::new(),
@@ -442,7 +430,6 @@ impl Engine {
             retired: crate::metrics::TrafficTotals::default(),
             listen,
             cert,
-            dtls_events,
             routers: Slab::new(),
             transports: Slab::new(),
             data_producers: Slab::new(),
@@ -470,7 +457,6 @@ impl Engine {
             nack_scratch: Vec::with_capacity(64),
             rtcp_nacks: Vec::with_capacity(RTCP_NACK_LIMIT),
             rtcp_keyframes: Vec::with_capacity(RTCP_KEYFRAME_LIMIT),
-            next_generation: 0,
             stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
             released_sockets: Vec::new(),
         }
@@ -647,6 +633,7 @@ mod bwe_tick;
 mod data_channels;
 mod debug;
 mod demux;
+mod dtls;
 mod feedback;
 mod media;
 mod offerer;

@@ -84,6 +84,7 @@ impl Engine {
             rtcp_mux: plain_kind.map(|p| p.rtcp_socket.is_none()),
             comedia: plain_kind.map(|p| p.comedia),
             available_outgoing_bitrate: t.bwe.available_outgoing_bitrate(),
+            available_incoming_bitrate: t.bwe.available_incoming_bitrate(),
             max_outgoing_bitrate: t.bwe.max_outgoing_bitrate(),
             max_incoming_bitrate: t.bwe.max_incoming_bitrate(),
         }])

@@ -103,13 +103,12 @@ impl Vp8Source {
 }
 
 fn rig(encodings: Value) -> Rig {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let listen = ListenInfo {
         udp: Some((0, "127.0.0.1:54000".parse().unwrap())),
         tcp: None,
         announced_address: None,
     };
-    let mut e = Engine::new(0, listen, DtlsCertificate::generate().unwrap(), tx);
+    let mut e = Engine::new(0, listen, DtlsCertificate::generate().unwrap());
     let codecs = ortc::validate_media_codecs(&json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
