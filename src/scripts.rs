@@ -35,6 +35,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../lua/lib/whip_util.lua"),
     ),
     (
+        "lua/lib/demo_peers.lua",
+        include_str!("../lua/lib/demo_peers.lua"),
+    ),
+    (
         "lua/calls/call_relay.lua",
         include_str!("../lua/calls/call_relay.lua"),
     ),

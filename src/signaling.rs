@@ -56,7 +56,7 @@ impl ProtooHandler for Protoo {
             let (reply_tx, reply_rx) = oneshot::channel();
             let settings = shared.host.clone();
             let posted = worker.post(Box::new(move || {
-                room::connect(settings, index, req, rx, reply_tx);
+                room::protoo::connect(settings, index, req, rx, reply_tx);
             }));
             if !posted {
                 shared.registry.release(&room_id);
@@ -207,13 +207,8 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
     if !shared.host.create_rooms_over_http && shared.registry.worker_of(&room_id).is_none() {
         return room_not_found(&room_id);
     }
-    let index = shared.registry.acquire(&room_id);
-    let Some(worker) = shared.workers.get(index) else {
-        shared.registry.release(&room_id);
-        return HttpResponse::text(500, "Error: no worker");
-    };
-    let call = room::HttpCall {
-        room_id: room_id.clone(),
+    let call = room::http::HttpCall {
+        room_id,
         method: req.method.as_str().to_owned(),
         segments: segments.collect(),
         query: req.query,
@@ -223,9 +218,27 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         text: None,
         headers: req.headers,
     };
+    call_on_room_worker(shared, call).await
+}
+
+/// Runs an HTTP `call` on its room's worker (chosen, and the room registered, here; the room is
+/// created there if needed) and awaits the script's answer. The registration is undone when the
+/// worker cannot take the call.
+pub(crate) async fn call_on_room_worker(
+    shared: &Shared,
+    call: room::http::HttpCall,
+) -> HttpResponse {
+    let room_id = call.room_id.clone();
+    let index = shared.registry.acquire(&room_id);
+    let Some(worker) = shared.workers.get(index) else {
+        shared.registry.release(&room_id);
+        return HttpResponse::text(500, "Error: no worker");
+    };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();
-    if !worker.post(Box::new(move || room::http_call(settings, index, call, tx))) {
+    if !worker.post(Box::new(move || {
+        room::http::http_call(settings, index, call, tx)
+    })) {
         shared.registry.release(&room_id);
         return HttpResponse::text(500, format!("Error: worker {index} is gone"));
     }

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 
 fn engine(transports: usize) -> (Engine, String, String) {
     let udp: SocketAddr = "127.0.0.1:44444".parse().unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut e = Engine::new(
         0,
         ListenInfo {
@@ -24,7 +23,6 @@ fn engine(transports: usize) -> (Engine, String, String) {
             announced_address: None,
         },
         DtlsCertificate::generate().unwrap(),
-        tx,
         Instant::now(),
         std::time::SystemTime::now(),
         [7; 32],

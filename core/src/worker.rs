@@ -345,20 +345,24 @@ impl WorkerContext {
         {
             let mut e = self.engine.borrow_mut();
             self.flush(&mut e.tx);
-            let released = e.take_released_sockets();
-            if !released.is_empty() {
-                let mut io = self.io.borrow_mut();
-                for s in released {
-                    if io.udp.contains(s as usize) {
-                        let entry = io.udp.remove(s as usize);
-                        if let Some(t) = entry.task {
-                            t.abort();
-                        }
-                    }
-                }
+            for s in e.take_released_sockets() {
+                self.release_rtc_port(s);
             }
         }
         self.dispatch_events();
+    }
+
+    /// Closes a UDP socket of this worker (a port from [`WorkerContext::bind_rtc_port`]): stops
+    /// its receive task and gives the port back. Closed transports' sockets come here; so do
+    /// ports bound for a transport whose creation then failed. Unknown ids are ignored.
+    pub fn release_rtc_port(&self, sid: SocketId) {
+        let mut io = self.io.borrow_mut();
+        if io.udp.contains(sid as usize) {
+            let entry = io.udp.remove(sid as usize);
+            if let Some(t) = entry.task {
+                t.abort();
+            }
+        }
     }
 
     fn dispatch_events(&self) {
@@ -626,143 +630,198 @@ fn worker_main(
     tasks: mpsc::UnboundedReceiver<Task>,
     ready: std::sync::mpsc::Sender<Result<(ListenInfo, IoBackend), WorkerError>>,
 ) {
-    let index = settings.index;
-    if let Some(core) = settings.pin_core {
-        if let Err(e) = crate::io::pin_current_thread(core) {
-            log::warn!("worker {index}: cannot pin to core {core}: {e}");
-        }
-    }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // Named so a test can prove no blocking-pool thread is ever started on a worker runtime.
-        .thread_name(format!("ringsfu-w{index}-blocking"))
-        .build()
-    {
+    pin_thread(&settings);
+    let rt = match worker_runtime(settings.index) {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(WorkerError::Thread(index, e)));
+            let _ = ready.send(Err(e));
             return;
         }
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let uring_sender = match settings.backend {
-            IoBackend::Epoll => None,
-            IoBackend::IoUring => match crate::io::uring::UringSender::new() {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    if index == 0 {
-                        log::warn!("io_uring is unavailable here ({e}; seccomp profile or kernel.io_uring_disabled): using the epoll backend");
-                    }
-                    None
-                }
-            },
+        let (ctx, listen) = match start_worker(&settings) {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
         };
-        let backend = if uring_sender.is_some() { IoBackend::IoUring } else { IoBackend::Epoll };
-        let (dtls_tx, mut dtls_rx) = mpsc::unbounded_channel();
-        // Bind the shared ports first so failures are reported before anything runs.
-        let udp = match settings.udp_port {
-            Some(port) => {
-                let addr = SocketAddr::new(settings.listen_ip, port);
-                match bind_udp(addr, false) {
-                    Ok(s) => Some(s),
-                    Err(source) => {
-                        let _ = ready.send(Err(WorkerError::Bind { index, what: "UDP", addr, source }));
-                        return;
-                    }
-                }
-            }
-            None => None,
-        };
-        let tcp = match settings.tcp_port {
-            Some(port) => {
-                let addr = SocketAddr::new(settings.listen_ip, port);
-                match std::net::TcpListener::bind(addr).and_then(|l| {
-                    l.set_nonblocking(true)?;
-                    tokio::net::TcpListener::from_std(l)
-                }) {
-                    Ok(l) => Some(l),
-                    Err(source) => {
-                        let _ = ready.send(Err(WorkerError::Bind { index, what: "TCP", addr, source }));
-                        return;
-                    }
-                }
-            }
-            None => None,
-        };
-        let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
-        let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-        let ctx = Rc::new(WorkerContext {
-            index,
-            engine: RefCell::new(Engine::new(
-                index,
-                ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() },
-                settings.cert.clone(),
-                dtls_tx,
-                Instant::now(),
-                SystemTime::now(),
-                os_seed(),
-            )),
-            io: RefCell::new(IoState { udp: Slab::new(), uring_sender, tcp_writers: HashMap::new(), order: Vec::new(), socket_ids: Vec::new() }),
-            observers: RefCell::new(Vec::new()),
-            dispatching: Cell::new(false),
-            listen_ip: settings.listen_ip,
-            backend,
-            rtc_port_range: settings.rtc_port_range,
-            next_port: Cell::new(settings.rtc_port_range.0),
-            next_tcp_conn: Cell::new(1),
-            stop: RefCell::new(None),
-            io_totals: Cell::new(crate::metrics::IoTotals::default()),
-            engine_clock: Cell::new(Instant::now()),
-        });
-        let mut listen = ListenInfo { udp: None, tcp: tcp_addr, announced_address: settings.announced_address.clone() };
-        if let (Some(sock), Some(addr)) = (udp, udp_addr) {
-            match ctx.add_udp(sock, RECV_BATCH) {
-                Ok(sid) => listen.udp = Some((sid, addr)),
-                Err(source) => {
-                    let _ = ready.send(Err(WorkerError::Bind { index, what: "UDP", addr, source }));
-                    return;
-                }
-            }
-        }
-        if let Some(l) = tcp {
-            // TCP frames carry the shared UDP socket id only as a label; routing uses the conn id.
-            ctx.spawn_tcp_listener(l, SocketId::MAX);
-        }
-        ctx.engine.borrow_mut().set_listen_info(listen.clone());
-        // DTLS sessions report here.
-        let c = Rc::clone(&ctx);
-        tokio::task::spawn_local(async move {
-            while let Some(ev) = dtls_rx.recv().await {
-                let now = c.now();
-                c.with_engine(|e| e.handle_dtls_event(ev, now));
-            }
-        });
-        // Timers.
-        let c = Rc::clone(&ctx);
-        tokio::task::spawn_local(async move {
-            loop {
-                let now = Instant::now();
-                let next = c.engine.borrow().poll_timeout().unwrap_or(now + Duration::from_millis(100));
-                let next = next.min(now + Duration::from_millis(100)).max(now + Duration::from_millis(1));
-                tokio::time::sleep_until(next.into()).await;
-                let now = c.now();
-                c.with_engine(|e| e.handle_timeout(now, SystemTime::now()));
-            }
-        });
         let (stop_tx, stop_rx) = oneshot::channel();
         *ctx.stop.borrow_mut() = Some(stop_tx);
-        let _ = ready.send(Ok((listen, backend)));
-        let c = Rc::clone(&ctx);
-        let mut tasks = tasks;
-        let serve = async move {
-            while let Some(task) = tasks.recv().await {
-                task(&c);
+        let _ = ready.send(Ok((listen, ctx.backend)));
+        serve_tasks(&ctx, tasks, stop_rx).await;
+    });
+}
+
+/// Pins the worker thread to its core, when configured (a failure is logged).
+fn pin_thread(settings: &WorkerSettings) {
+    if let Some(core) = settings.pin_core {
+        if let Err(e) = crate::io::pin_current_thread(core) {
+            log::warn!("worker {}: cannot pin to core {core}: {e}", settings.index);
+        }
+    }
+}
+
+/// The worker's single-threaded runtime.
+fn worker_runtime(index: usize) -> Result<tokio::runtime::Runtime, WorkerError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Named so a test can prove no blocking-pool thread is ever started on a worker runtime.
+        .thread_name(format!("ringsfu-w{index}-blocking"))
+        .build()
+        .map_err(|e| WorkerError::Thread(index, e))
+}
+
+/// The io_uring sender when the io_uring backend is configured and usable here; None: epoll.
+fn uring_sender(backend: IoBackend, index: usize) -> Option<crate::io::uring::UringSender> {
+    if backend == IoBackend::Epoll {
+        return None;
+    }
+    match crate::io::uring::UringSender::new() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            if index == 0 {
+                log::warn!(
+                    "io_uring is unavailable here ({e}; seccomp profile or \
+                     kernel.io_uring_disabled): using the epoll backend"
+                );
             }
-        };
-        tokio::select! {
-            _ = serve => {}
-            _ = stop_rx => {}
+            None
+        }
+    }
+}
+
+/// The worker's shared UDP socket and TCP listener, each when configured.
+type SharedPorts = (Option<std::net::UdpSocket>, Option<tokio::net::TcpListener>);
+
+/// Binds the worker's shared ports first, so a failure is reported before anything runs.
+fn bind_shared_ports(settings: &WorkerSettings) -> Result<SharedPorts, WorkerError> {
+    let index = settings.index;
+    let udp = match settings.udp_port {
+        Some(port) => {
+            let addr = SocketAddr::new(settings.listen_ip, port);
+            let sock = bind_udp(addr, false).map_err(|source| WorkerError::Bind {
+                index,
+                what: "UDP",
+                addr,
+                source,
+            })?;
+            Some(sock)
+        }
+        None => None,
+    };
+    let tcp = match settings.tcp_port {
+        Some(port) => {
+            let addr = SocketAddr::new(settings.listen_ip, port);
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| {
+                    l.set_nonblocking(true)?;
+                    tokio::net::TcpListener::from_std(l)
+                })
+                .map_err(|source| WorkerError::Bind {
+                    index,
+                    what: "TCP",
+                    addr,
+                    source,
+                })?;
+            Some(listener)
+        }
+        None => None,
+    };
+    Ok((udp, tcp))
+}
+
+/// Binds the worker's ports, creates its context (engine and I/O state), starts receiving on
+/// the ports and starts the timer task. Returns the context and what it
+/// listens on.
+fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenInfo), WorkerError> {
+    let index = settings.index;
+    let uring_sender = uring_sender(settings.backend, index);
+    let backend = if uring_sender.is_some() {
+        IoBackend::IoUring
+    } else {
+        IoBackend::Epoll
+    };
+    let (udp, tcp) = bind_shared_ports(settings)?;
+    let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
+    let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    // The engine clock starts here: the engine and `WorkerContext::now` share this first reading.
+    let start = Instant::now();
+    let ctx = Rc::new(WorkerContext {
+        index,
+        engine: RefCell::new(Engine::new(
+            index,
+            ListenInfo {
+                udp: None,
+                tcp: tcp_addr,
+                announced_address: settings.announced_address.clone(),
+            },
+            settings.cert.clone(),
+            start,
+            SystemTime::now(),
+            os_seed(),
+        )),
+        io: RefCell::new(IoState {
+            udp: Slab::new(),
+            uring_sender,
+            tcp_writers: HashMap::new(),
+            order: Vec::new(),
+            socket_ids: Vec::new(),
+        }),
+        observers: RefCell::new(Vec::new()),
+        dispatching: Cell::new(false),
+        listen_ip: settings.listen_ip,
+        backend,
+        rtc_port_range: settings.rtc_port_range,
+        next_port: Cell::new(settings.rtc_port_range.0),
+        next_tcp_conn: Cell::new(1),
+        stop: RefCell::new(None),
+        io_totals: Cell::new(crate::metrics::IoTotals::default()),
+        engine_clock: Cell::new(start),
+    });
+    let mut listen = ListenInfo {
+        udp: None,
+        tcp: tcp_addr,
+        announced_address: settings.announced_address.clone(),
+    };
+    if let (Some(sock), Some(addr)) = (udp, udp_addr) {
+        let sid = ctx
+            .add_udp(sock, RECV_BATCH)
+            .map_err(|source| WorkerError::Bind {
+                index,
+                what: "UDP",
+                addr,
+                source,
+            })?;
+        listen.udp = Some((sid, addr));
+    }
+    if let Some(l) = tcp {
+        // TCP frames carry the shared UDP socket id only as a label; routing uses the conn id.
+        ctx.spawn_tcp_listener(l, SocketId::MAX);
+    }
+    ctx.engine.borrow_mut().set_listen_info(listen.clone());
+    spawn_timers(&ctx);
+    Ok((ctx, listen))
+}
+
+/// The engine's timers: sleeps until its next deadline (at most 100 ms), then runs them.
+fn spawn_timers(ctx: &Rc<WorkerContext>) {
+    let c = Rc::clone(ctx);
+    tokio::task::spawn_local(async move {
+        loop {
+            let now = Instant::now();
+            let next = c
+                .engine
+                .borrow()
+                .poll_timeout()
+                .unwrap_or(now + Duration::from_millis(100));
+            let next = next
+                .min(now + Duration::from_millis(100))
+                .max(now + Duration::from_millis(1));
+            tokio::time::sleep_until(next.into()).await;
+            let now = c.now();
+            c.with_engine(|e| e.handle_timeout(now, SystemTime::now()));
         }
     });
 }
@@ -773,6 +832,23 @@ fn os_seed() -> crate::engine::RngSeed {
     let mut seed = crate::engine::RngSeed::default();
     rand::rngs::OsRng.fill_bytes(&mut seed);
     seed
+}
+
+/// Runs the tasks posted to the worker until it is stopped or every sender is gone.
+async fn serve_tasks(
+    ctx: &Rc<WorkerContext>,
+    mut tasks: mpsc::UnboundedReceiver<Task>,
+    stop: oneshot::Receiver<()>,
+) {
+    let serve = async {
+        while let Some(task) = tasks.recv().await {
+            task(ctx);
+        }
+    };
+    tokio::select! {
+        _ = serve => {}
+        _ = stop => {}
+    }
 }
 
 /// A boxed future that stays on the worker thread.

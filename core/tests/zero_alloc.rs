@@ -270,6 +270,25 @@ async fn forwarding_allocates_nothing_per_packet() {
     {
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The temporal-layer preference applies once the warm-up showed the stream's temporal ids
+    // (the next layer-selection tick, every 250 ms): wait for it, so the measured window runs
+    // the drop path from its start.
+    let first = consumer_ids[0];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let target = worker
+            .with_engine(move |e| e.consumer_dump(&first).unwrap().target_temporal_layer)
+            .await
+            .unwrap();
+        if target == 0 || Instant::now() >= deadline {
+            assert_eq!(
+                target, 0,
+                "the preferred temporal layer 0 never became the target"
+            );
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     worker
         .run(|_| COUNT_HERE.with(|c| c.set(true)))
         .await
@@ -297,8 +316,6 @@ async fn forwarding_allocates_nothing_per_packet() {
         forwarded >= 5000 * (CONSUMERS as u64 - 1) + 1250,
         "forwarded only {forwarded}"
     );
-    // The NACKs were handled (answered from the store) on the measured path.
-    let first = consumer_ids[0];
     let temporal_drops = worker
         .with_engine(move |e| e.consumer_dump(&first).unwrap().temporal_drops)
         .await
@@ -307,6 +324,7 @@ async fn forwarding_allocates_nothing_per_packet() {
         temporal_drops > 5000,
         "the temporal-layer-0 consumer dropped only {temporal_drops}"
     );
+    // The NACKs were handled (answered from the store) on the measured path.
     let retransmitted = worker
         .with_engine(move |e| {
             consumer_ids

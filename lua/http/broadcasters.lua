@@ -18,7 +18,7 @@
 
 local api = {}
 
-local demo = ringsfu.include("lua/rooms/demo.lua").lib
+local demo = ringsfu.include("lua/lib/demo_peers.lua")
 
 -- Errors ----------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@
 local api = {}
 
 local util = ringsfu.include("lua/lib/whip_util.lua")
-local demo = ringsfu.include("lua/rooms/demo.lua").lib
+local demo = ringsfu.include("lua/lib/demo_peers.lua")
 
 local fail = util.fail
 

@@ -12,6 +12,15 @@ demo.notifications = {}
 
 local MEDIASOUP_VERSION = "3.14.16"
 
+-- The peer model shared with the broadcaster and WHIP scripts (lua/lib/demo_peers.lua).
+local peers = ringsfu.include("lua/lib/demo_peers.lua")
+local state = peers.state
+local joined_peers = peers.joined_peers
+local peer_info = peers.peer_info
+local over_limit = peers.over_limit
+local create_consumer = peers.create_consumer
+local observe_audio = peers.observe_audio
+
 -- Helpers -------------------------------------------------------------------------------------
 
 local function fail(reason)
@@ -20,20 +29,6 @@ end
 
 local function not_built(what)
   ringsfu.error(500, what .. " is not built in ringsfu yet")
-end
-
--- Per-peer state lives in peer.data (filled lazily: requests may arrive before on_peer_open ran).
-local function state(peer)
-  local d = peer.data
-  if d.transports == nil then
-    d.joined = false
-    d.transports = {}
-    d.producers = {}
-    d.consumers = {}
-    d.dataProducers = {}
-    d.dataConsumers = {}
-  end
-  return d
 end
 
 local function need_joined(peer)
@@ -50,128 +45,12 @@ local function lookup(peer, what, map, id)
   return obj
 end
 
--- Joined peers other than `except`.
-local function joined_peers(room, except)
-  local out = {}
-  for _, p in ipairs(room:peers()) do
-    if p ~= except and p.id ~= (except and except.id) and state(p).joined then
-      out[#out + 1] = p
-    end
-  end
-  return out
-end
-
-local function peer_info(p)
-  local d = state(p)
-  return { id = p.id, displayName = d.displayName, device = d.device }
-end
-
--- Per-peer limits (`limits` in lua/config.lua, or a routed room script's own `limits` table,
--- read through room.limits): how many entries `map` has against limit `name`; nil when under.
-local function over_limit(room, name, map)
-  local max = room.limits[name]
-  if not max or max <= 0 then
-    return nil
-  end
-  local n = 0
-  for _ in pairs(map) do
-    n = n + 1
-  end
-  if n >= max then
-    return "limit " .. name .. " (" .. max .. ") reached"
-  end
-  return nil
-end
-
 -- Answers the current request 429 when `map` is at limit `name`.
 local function check_limit(room, peer, name, map)
   local why = over_limit(room, name, map)
   if why then
     ringsfu.limit_hit(name, "room " .. room.id .. " peer " .. peer.id)
     ringsfu.error(429, why)
-  end
-end
-
--- Consumers (protoo.md §5): created paused, `newConsumer` sent, resumed when the client accepts.
-local function create_consumer(room, consumer_peer, producer_peer, producer)
-  local d = state(consumer_peer)
-  if d.rtpCapabilities == nil or consumer_peer.closed or producer.closed then
-    return
-  end
-  if over_limit(room, "consumersPerPeer", d.consumers) then
-    ringsfu.limit_hit("consumersPerPeer", "room " .. room.id .. " peer " .. consumer_peer.id)
-    return
-  end
-  local ok, can = pcall(room.router.canConsume, room.router, producer.id, d.rtpCapabilities)
-  if not ok or not can then
-    return
-  end
-  local transport
-  for _, t in pairs(d.transports) do
-    if t.appData.consuming then
-      transport = t
-      break
-    end
-  end
-  if transport == nil then
-    return
-  end
-  local replicas = room.data.consumerReplicas or 0
-  for _ = 1, 1 + replicas do
-    local ok2, consumer = pcall(transport.consume, transport, {
-      producerId = producer.id,
-      rtpCapabilities = d.rtpCapabilities,
-      paused = true,
-      enableRtx = true,
-      appData = producer.appData,
-    })
-    if not ok2 then
-      ringsfu.log("warn", "consume failed for peer", consumer_peer.id, ":", consumer)
-      return
-    end
-    local cid = consumer.id
-    d.consumers[cid] = consumer
-    consumer:on("transportclose", function()
-      d.consumers[cid] = nil
-    end)
-    consumer:on("producerclose", function()
-      d.consumers[cid] = nil
-      consumer_peer:notify("consumerClosed", { consumerId = cid })
-    end)
-    consumer:on("producerpause", function()
-      consumer_peer:notify("consumerPaused", { consumerId = cid })
-    end)
-    consumer:on("producerresume", function()
-      consumer_peer:notify("consumerResumed", { consumerId = cid })
-    end)
-    consumer:on("score", function(score)
-      consumer_peer:notify("consumerScore", { consumerId = cid, score = score })
-    end)
-    consumer:on("layerschange", function(layers)
-      consumer_peer:notify("consumerLayersChanged", {
-        consumerId = cid,
-        spatialLayer = layers and layers.spatialLayer or ringsfu.null,
-        temporalLayer = layers and layers.temporalLayer or ringsfu.null,
-      })
-    end)
-    local accepted, err = pcall(consumer_peer.request, consumer_peer, "newConsumer", {
-      peerId = producer_peer.id,
-      producerId = producer.id,
-      id = cid,
-      kind = consumer.kind,
-      rtpParameters = consumer.rtpParameters,
-      type = consumer.type,
-      appData = producer.appData,
-      producerPaused = consumer.producerPaused,
-    })
-    if accepted then
-      if not consumer.closed then
-        consumer:resume()
-      end
-    else
-      -- protoo.md §5 e: log only; the consumer stays paused.
-      ringsfu.log("warn", "newConsumer refused by peer", consumer_peer.id, ":", err)
-    end
   end
 end
 
@@ -305,22 +184,6 @@ local function create_observers(room)
   end)
   room.data.audioLevelObserver = alo
   room.data.activeSpeakerObserver = aso
-end
-
--- Audio producers are watched by both observers (failures are logged, never fatal).
-local function observe_audio(room, producer)
-  if producer.kind ~= "audio" then
-    return
-  end
-  for _, key in ipairs({ "audioLevelObserver", "activeSpeakerObserver" }) do
-    local o = room.data[key]
-    if o ~= nil and not o.closed then
-      local ok, err = pcall(o.addProducer, o, { producerId = producer.id })
-      if not ok then
-        ringsfu.log("warn", key, "addProducer", producer.id, "failed:", err)
-      end
-    end
-  end
 end
 
 -- Lifecycle hooks -----------------------------------------------------------------------------
@@ -646,17 +509,8 @@ function R.resetNetworkThrottle()
   ringsfu.error(403, "operation NOT allowed: network throttling is not built in ringsfu")
 end
 
--- Helpers for other scripts that share this room's peers (lua/http/broadcasters.lua gets them
--- with ringsfu.include): `create_consumer(room, consumer_peer, owner, producer)` where `owner`
--- is anything with an `id` (a peer or a broadcaster), `joined_peers(room, except?)`,
--- `peer_info(peer)`, `state(peer)`, `observe_audio(room, producer)` (adds an audio producer
--- to the room's audio level and active speaker observers).
-demo.lib = {
-  create_consumer = create_consumer,
-  observe_audio = observe_audio,
-  joined_peers = joined_peers,
-  peer_info = peer_info,
-  state = state,
-}
+-- The shared peer model (lua/lib/demo_peers.lua), kept here under its old name for scripts that
+-- include this room to reach it.
+demo.lib = peers
 
 return demo

@@ -17,9 +17,8 @@
 //! WebSocket task talk to it through a channel. Signaling rate only: nothing here is on the
 //! media path.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,54 +34,18 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::server::Ctx;
+use crate::ctx::{sleep_until_opt, stopped, Ctx};
+use crate::eio_sessions::Cmd;
+use crate::request::{parse_query, text, upgrade_response};
 use crate::session::{
-    count_drop, random_id, sleep_until_opt, text, SessionHandle, SessionInbound, SessionKind,
-    SessionOpen, SessionOutbound, SessionRoutes,
+    count_drop, random_id, SessionHandle, SessionInbound, SessionKind, SessionOpen,
+    SessionOutbound, SessionRoutes,
 };
 
 /// Largest polling POST body (Engine.IO's `maxPayload` default).
 pub(crate) const MAX_PAYLOAD: usize = 1_000_000;
 /// Packet separator in polling payloads.
 const SEPARATOR: char = '\x1e';
-
-/// Live Engine.IO sessions by sid.
-#[derive(Debug, Default)]
-pub(crate) struct Registry {
-    map: Mutex<HashMap<String, mpsc::UnboundedSender<Cmd>>>,
-}
-
-impl Registry {
-    fn get(&self, sid: &str) -> Option<mpsc::UnboundedSender<Cmd>> {
-        self.map.lock().ok()?.get(sid).cloned()
-    }
-    fn insert(&self, sid: String, tx: mpsc::UnboundedSender<Cmd>) {
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(sid, tx);
-        }
-    }
-    fn remove(&self, sid: &str) {
-        if let Ok(mut m) = self.map.lock() {
-            m.remove(sid);
-        }
-    }
-}
-
-/// What requests and the WebSocket task tell a session's driver.
-#[derive(Debug)]
-enum Cmd {
-    /// A polling GET waits for packets.
-    Poll(oneshot::Sender<String>),
-    /// Packets from a polling POST or a WebSocket frame.
-    Packets(Vec<String>),
-    /// The WebSocket finished the upgrade: send there from now on.
-    Upgrade(mpsc::UnboundedSender<String>),
-    /// A WebSocket passed the probe: answer the pending poll (and any new one) with a noop,
-    /// so the client can pause polling and finish the upgrade.
-    Probe,
-    /// The WebSocket (the session's transport) ended.
-    TransportClosed(String),
-}
 
 /// An Engine.IO error answer (`{"code": N, "message": "..."}`, status 400 or 403).
 fn eio_error(status: StatusCode, code: u8, message: &str) -> Response<Full<Bytes>> {
@@ -104,7 +67,7 @@ pub(crate) async fn handle(
     ctx: Arc<Ctx>,
     routes: SessionRoutes,
 ) -> Response<Full<Bytes>> {
-    let query = crate::http::parse_query(req.uri().query());
+    let query = parse_query(req.uri().query());
     let q = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if req.method() == Method::OPTIONS {
         let mut resp = text(StatusCode::NO_CONTENT, "");
@@ -323,7 +286,7 @@ impl Driver {
                     pong_deadline.get_or_insert(Instant::now() + self.routes.ping_timeout);
                 }
                 _ = sleep_until_opt(pong_deadline) => return "ping timeout".into(),
-                _ = crate::server::stopped(&mut shutdown) => {
+                _ = stopped(&mut shutdown) => {
                     self.queue.push("41".into());
                     self.queue.push("1".into());
                     self.flush();
@@ -522,7 +485,7 @@ async fn websocket(
     query: Vec<(String, String)>,
     sid: Option<String>,
 ) -> Response<Full<Bytes>> {
-    let resp = match crate::session::upgrade_response(&req) {
+    let resp = match upgrade_response(&req) {
         Ok(r) => r,
         Err(e) => return e,
     };
@@ -538,7 +501,7 @@ async fn websocket(
         }
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let config = crate::session::ws_config(&ctx);
+    let config = ctx.ws_config();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,

@@ -23,16 +23,21 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod ctx;
+mod eio_sessions;
 mod engineio;
 mod error;
+mod handler;
 mod http;
 pub mod limits;
 pub mod message;
 mod origin;
 mod peer;
 mod protoo;
+mod request;
 mod server;
 mod session;
+mod session_endpoint;
 mod static_files;
 mod tls;
 mod ws;
@@ -42,7 +47,7 @@ pub use crate::config::{
     DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use crate::error::{PluginError, ProtooError};
-pub use crate::http::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
+pub use crate::handler::{HttpBody, HttpHandler, HttpRequest, HttpResponse};
 pub use crate::origin::{OriginList, OriginVerdict};
 pub use crate::peer::{live_peer_handles, PeerHandle};
 pub use crate::protoo::{ConnectRequest, PeerInbound, ProtooHandler, Reject};
@@ -58,12 +63,12 @@ pub use crate::session::{
 pub mod fuzzing {
     /// Splits and percent-decodes a request path (as the HTTP side does).
     pub fn path_segments(path: &str) -> Vec<String> {
-        crate::http::path_segments(path)
+        crate::request::path_segments(path)
     }
 
     /// Decodes a query string (as the HTTP side does).
     pub fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-        crate::http::parse_query(query)
+        crate::request::parse_query(query)
     }
 
     /// Parses a request body as the HTTP side does: blank → None, else JSON or an error.

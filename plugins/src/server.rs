@@ -16,8 +16,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ServerConfig;
+use crate::ctx::{stopped, Ctx};
 use crate::error::PluginError;
-use crate::http::HttpHandler;
+use crate::handler::HttpHandler;
 use crate::protoo::ProtooHandler;
 
 /// Time a client has to finish the TLS handshake.
@@ -26,23 +27,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
-/// What every connection task shares.
-pub(crate) struct Ctx {
-    pub(crate) config: ServerConfig,
-    pub(crate) protoo: Arc<dyn ProtooHandler>,
-    pub(crate) http: Arc<dyn HttpHandler>,
-    /// Becomes `true` (or is dropped) when the server shuts down.
-    pub(crate) shutdown: watch::Receiver<bool>,
-    /// Runtime for request timers, so `PeerHandle::request` works from any thread.
-    pub(crate) runtime: tokio::runtime::Handle,
-    /// Per-client-IP connection counts and request buckets.
-    pub(crate) ips: Arc<crate::limits::IpTable>,
-    /// socket.io and plain WebSocket event sessions (the call scripts), if served.
-    pub(crate) sessions: Option<crate::session::SessionRoutes>,
-    /// Live Engine.IO sessions.
-    pub(crate) eio: crate::engineio::Registry,
-}
 
 /// A running server. Dropping it (or calling [`ServerHandle::shutdown`]) stops accepting
 /// connections, lets in-flight HTTP requests finish, and closes every WebSocket peer with
@@ -124,7 +108,7 @@ pub async fn serve_with_sessions(
         runtime,
         ips: Arc::default(),
         sessions,
-        eio: crate::engineio::Registry::default(),
+        eio: crate::eio_sessions::Registry::default(),
     });
     let accept_task = tokio::spawn(accept_loop(listener, acceptor, ctx));
     log::info!(
@@ -182,9 +166,9 @@ where
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let ctx = ctx.clone();
         async move {
-            let resp = if crate::session::claims(&req, &ctx) {
-                crate::session::handle(req, remote_addr, ctx).await
-            } else if crate::ws::is_upgrade(req.headers()) {
+            let resp = if crate::session_endpoint::claims(&req, &ctx) {
+                crate::session_endpoint::handle(req, remote_addr, ctx).await
+            } else if crate::request::is_upgrade(req.headers()) {
                 crate::ws::handle_upgrade(req, remote_addr, ctx).await
             } else {
                 crate::http::handle_http(req, remote_addr, ctx).await
@@ -208,10 +192,4 @@ where
     if let Err(e) = result {
         log::debug!("HTTP connection from {remote_addr} ended: {e}");
     }
-}
-
-/// Resolves once the server is shutting down (flag set or sender dropped).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // The guard wait_for returns is not Send: drop it here, not in the caller's future.
-    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }

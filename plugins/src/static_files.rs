@@ -30,7 +30,7 @@ pub(crate) async fn load(dir: &Path, url_path: &str) -> Option<(&'static str, By
 /// Maps a URL path to a path under `dir`, refusing anything that could climb out of it.
 fn resolve(dir: &Path, url_path: &str) -> Option<PathBuf> {
     let mut out = dir.to_path_buf();
-    for segment in crate::http::path_segments(url_path) {
+    for segment in crate::request::path_segments(url_path) {
         let unsafe_segment = segment == "."
             || segment == ".."
             || segment.contains(['\\', '\0', '/'])

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -21,10 +21,11 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::ctx::{sleep_until_opt, Ctx};
 use crate::message::{self, ProtooMessage};
 use crate::peer::{Outbound, PeerHandle};
 use crate::protoo::{ConnectRequest, PeerInbound};
-use crate::server::Ctx;
+use crate::request::{header_has_token, offers_subprotocol, parse_query, text};
 
 /// The only subprotocol accepted.
 const SUBPROTOCOL: &str = "protoo";
@@ -34,11 +35,6 @@ const CLOSE_CODE_TOO_BIG: u16 = 1009;
 const CLOSE_CODE_GOING_AWAY: u16 = 1001;
 /// How long a closing connection waits for the peer's close frame before dropping TCP.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Whether the request asks for a WebSocket upgrade (`Upgrade: websocket`).
-pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
-    header_has_token(headers, header::UPGRADE, "websocket")
-}
 
 /// Runs the protocol checks, asks the handler, and answers 101 (spawning the peer task) or
 /// an error status.
@@ -51,13 +47,13 @@ pub(crate) async fn handle_upgrade(
     if req.method() != http::Method::GET
         || !header_has_token(headers, header::CONNECTION, "upgrade")
     {
-        return text_response(StatusCode::BAD_REQUEST, "invalid WebSocket upgrade request");
+        return text(StatusCode::BAD_REQUEST, "invalid WebSocket upgrade request");
     }
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        let mut resp = text_response(
+        let mut resp = text(
             StatusCode::UPGRADE_REQUIRED,
             "unsupported WebSocket version",
         );
@@ -68,12 +64,12 @@ pub(crate) async fn handle_upgrade(
         return resp;
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return text_response(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
     };
     let accept_key = derive_accept_key(key.as_bytes());
     // protoo-server checks the subprotocol before the demo looks at the query: 403 first.
     if !offers_subprotocol(headers, SUBPROTOCOL) {
-        return text_response(
+        return text(
             StatusCode::FORBIDDEN,
             "invalid/missing Sec-WebSocket-Protocol",
         );
@@ -84,7 +80,7 @@ pub(crate) async fn handle_upgrade(
         crate::origin::check(headers, ctx.config.tls.is_some(), &ctx.config.ws_origins)
     {
         log::info!("WebSocket from {remote_addr}: origin {origin:?} refused");
-        return text_response(
+        return text(
             StatusCode::FORBIDDEN,
             &format!("origin {origin:?} is not allowed (config security.wsOrigins)"),
         );
@@ -99,12 +95,12 @@ pub(crate) async fn handle_upgrade(
             "connectionsPerIp",
             &format!("{} already has {max} connections", remote_addr.ip()),
         );
-        return text_response(
+        return text(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("limit connectionsPerIp ({max}) reached for this address"),
         );
     };
-    let query = crate::http::parse_query(req.uri().query());
+    let query = parse_query(req.uri().query());
     let param = |name: &str| {
         query
             .iter()
@@ -113,14 +109,14 @@ pub(crate) async fn handle_upgrade(
             .filter(|v| !v.is_empty())
     };
     let (Some(room_id), Some(peer_id)) = (param("roomId"), param("peerId")) else {
-        return text_response(
+        return text(
             StatusCode::BAD_REQUEST,
             "Connection request without roomId and/or peerId",
         );
     };
     for (what, id) in [("roomId", &room_id), ("peerId", &peer_id)] {
         if let Err(e) = crate::limits::check_id(what, id) {
-            return text_response(StatusCode::BAD_REQUEST, &e);
+            return text(StatusCode::BAD_REQUEST, &e);
         }
     }
 
@@ -151,7 +147,7 @@ pub(crate) async fn handle_upgrade(
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return text_response(status, &reject.reason);
+            return text(status, &reject.reason);
         }
     };
 
@@ -452,43 +448,4 @@ where
         offset = end;
     }
     sink.flush().await
-}
-
-/// Sleeps until `deadline`, or forever when there is none.
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Whether any value of header `name` has the comma-separated token `token`, ASCII
-/// case-insensitively (right for `Upgrade` and `Connection`).
-fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    header_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
-}
-
-/// Whether the client offers subprotocol `name`; subprotocol names are case-sensitive
-/// (RFC 6455 §4.1, and protoo-server compares exactly).
-fn offers_subprotocol(headers: &HeaderMap, name: &str) -> bool {
-    header_tokens(headers, header::SEC_WEBSOCKET_PROTOCOL).any(|t| t == name)
-}
-
-fn header_tokens(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-}
-
-fn text_response(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(text.to_owned())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }

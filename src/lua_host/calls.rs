@@ -117,7 +117,8 @@ fn app(host: &Host, name: &str) -> Result<Table, String> {
         .scripts
         .by_path(name)
         .ok_or_else(|| format!("call script {name:?} is not loaded"))?;
-    let t = super::room::eval_module(host, &script.name, &script.source)
+    let t = host
+        .eval_module(&script.name, &script.source)
         .map_err(|e| format!("call script {name} failed to load: {e}"))?;
     APPS.with(|a| a.borrow_mut().insert(name.to_owned(), t.clone()));
     Ok(t)

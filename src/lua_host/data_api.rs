@@ -28,9 +28,10 @@ use uuid::Uuid;
 
 use super::super::error::invalid;
 use super::super::lua_ref::{self, LuaRef};
+use super::super::options::{parse, ConsumeDataOpts, DirectTransportOpts, ProduceDataOpts};
 use super::super::runner;
 use super::super::Host;
-use super::{engine, from_lua, json_of, parse_id, LuaObj, ObjKind};
+use super::{engine, json_of, parse_id, LuaObj, ObjKind};
 
 /// Default `maxMessageSize` of a direct transport (mediasoup's default).
 pub const DEFAULT_DIRECT_MAX_MESSAGE_SIZE: usize = 262_144;
@@ -141,8 +142,9 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
             Some(t) => t,
             None => lua.create_table()?,
         };
-        let max = opts
-            .get::<Option<i64>>("maxMessageSize")?
+        let o: DirectTransportOpts = parse(lua, Some(&opts), "createDirectTransport")?;
+        let max = o
+            .max_message_size
             .unwrap_or(DEFAULT_DIRECT_MAX_MESSAGE_SIZE as i64);
         let max = usize::try_from(max)
             .ok()
@@ -167,11 +169,10 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
     });
     methods.add_method("produceData", |lua, this, opts: Table| {
         this.expect(ObjKind::Transport, "produceData")?;
-        let params: SctpStreamParameters = from_lua(
-            lua,
-            opts.get("sctpStreamParameters")?,
-            "sctpStreamParameters",
-        )?;
+        let o: ProduceDataOpts = parse(lua, Some(&opts), "produceData")?;
+        let params = o
+            .sctp_stream_parameters
+            .ok_or_else(|| invalid("missing sctpStreamParameters"))?;
         let router = router_of(&this.0)?;
         let transport = this.0.id;
         produce_data(
@@ -213,9 +214,10 @@ fn produce_data(
     opts: &Table,
     direct: Option<&DataObj>,
 ) -> mlua::Result<Value> {
-    let label = opts.get::<Option<String>>("label")?.unwrap_or_default();
-    let protocol = opts.get::<Option<String>>("protocol")?.unwrap_or_default();
-    let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
+    let o: ProduceDataOpts = parse(lua, Some(opts), "produceData")?;
+    let label = o.label.unwrap_or_default();
+    let protocol = o.protocol.unwrap_or_default();
+    let paused = o.paused.unwrap_or(false);
     let app = app_json(lua, opts)?;
     let info = engine(|e| {
         e.produce_data(
@@ -248,16 +250,15 @@ fn consume_data(
     opts: &Table,
     direct: Option<&DataObj>,
 ) -> mlua::Result<Value> {
-    let dp = parse_id(
-        &opts
-            .get::<Option<String>>("dataProducerId")?
-            .ok_or_else(|| invalid("missing dataProducerId"))?,
-        "dataProducerId",
-    )?;
-    let ordered = opts.get::<Option<bool>>("ordered")?;
-    let life = opts.get::<Option<u16>>("maxPacketLifeTime")?;
-    let retransmits = opts.get::<Option<u16>>("maxRetransmits")?;
-    let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
+    let o: ConsumeDataOpts = parse(lua, Some(opts), "consumeData")?;
+    let dp = o
+        .data_producer_id
+        .ok_or_else(|| invalid("missing dataProducerId"))?;
+    let dp = parse_id(&dp, "dataProducerId")?;
+    let ordered = o.ordered;
+    let life = o.max_packet_life_time;
+    let retransmits = o.max_retransmits;
+    let paused = o.paused.unwrap_or(false);
     let app = app_json(lua, opts)?;
     let info = engine(|e| {
         e.consume_data(
@@ -644,7 +645,7 @@ pub fn on_event(host: &Rc<Host>, ev: &EngineEvent) -> bool {
                 "transport {} event sctpstatechange (room {})",
                 obj.id, obj.room
             );
-            spawn_all(host, &what, handlers, || state.into_lua_multi(&host.lua));
+            runner::spawn_each(host, &what, handlers, || state.into_lua_multi(&host.lua));
         }
         _ => return false,
     }
@@ -675,33 +676,5 @@ fn run_handlers<A: IntoLuaMulti>(
         obj.id,
         obj.room
     );
-    spawn_all(host, &what, handlers, || args()?.into_lua_multi(&host.lua));
-}
-
-/// Runs each callback in its own coroutine with the budget (as the engine API's events).
-fn spawn_all(
-    host: &Rc<Host>,
-    what: &str,
-    handlers: Vec<Function>,
-    args: impl FnOnce() -> mlua::Result<mlua::MultiValue>,
-) {
-    if handlers.is_empty() {
-        return;
-    }
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            log::warn!("lua {what}: cannot build arguments: {e}");
-            return;
-        }
-    };
-    for f in handlers {
-        let host = host.clone();
-        let args = args.clone();
-        let what = what.to_owned();
-        tokio::task::spawn_local(async move {
-            let budget = host.settings.limits.instruction_limit;
-            let _ = runner::run(&host.lua, &what, budget, f, args).await;
-        });
-    }
+    runner::spawn_each(host, &what, handlers, || args()?.into_lua_multi(&host.lua));
 }

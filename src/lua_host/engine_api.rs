@@ -20,13 +20,14 @@ use ringsfu_core::api::{DtlsParameters, PlainConnectParams};
 use ringsfu_core::engine::{
     ConsumeOptions, Engine, EngineError, EngineEvent, ProduceOptions, WebRtcTransportOptions,
 };
-use ringsfu_core::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability, RtpParameters};
+use ringsfu_core::rtp_parameters::{RtpCapabilities, RtpCodecCapability};
 use ringsfu_core::worker::WorkerContext;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::error::{engine_error, internal, invalid};
 use super::lua_ref::{self, LuaRef};
+use super::options::{parse, ConsumeOpts, PlainTransportOpts, ProduceOpts, WebRtcTransportOpts};
 use super::runner;
 use super::Host;
 
@@ -369,28 +370,21 @@ impl UserData for LuaObj {
                 Some(t) => t,
                 None => lua.create_table()?,
             };
-            let consent: f64 = opts
-                .get::<Option<f64>>("iceConsentTimeout")?
-                .unwrap_or(30.0);
+            let o: WebRtcTransportOpts = parse(lua, Some(&opts), "createWebRtcTransport")?;
+            let consent = o.ice_consent_timeout.unwrap_or(30.0);
             if !(0.0..=3600.0).contains(&consent) {
                 return Err(invalid(format!("iceConsentTimeout {consent} out of range")));
             }
-            let sctp = match opts.get::<Option<Table>>("numSctpStreams")? {
-                Some(t) => Some((
-                    t.get::<Option<u16>>("OS")?.unwrap_or(1024),
-                    t.get::<Option<u16>>("MIS")?.unwrap_or(1024),
-                )),
-                None => None,
-            };
+            let sctp = o
+                .num_sctp_streams
+                .map(|n| (n.os.unwrap_or(1024), n.mis.unwrap_or(1024)));
             let options = WebRtcTransportOptions {
-                enable_udp: opts.get::<Option<bool>>("enableUdp")?.unwrap_or(true),
-                enable_tcp: opts.get::<Option<bool>>("enableTcp")?.unwrap_or(true),
-                prefer_udp: opts.get::<Option<bool>>("preferUdp")?.unwrap_or(false),
+                enable_udp: o.enable_udp.unwrap_or(true),
+                enable_tcp: o.enable_tcp.unwrap_or(true),
+                prefer_udp: o.prefer_udp.unwrap_or(false),
                 ice_consent_timeout: Duration::from_secs_f64(consent),
                 sctp,
-                initial_available_outgoing_bitrate: match opts
-                    .get::<Option<i64>>("initialAvailableOutgoingBitrate")?
-                {
+                initial_available_outgoing_bitrate: match o.initial_available_outgoing_bitrate {
                     None => 0,
                     Some(b) if (0..=1_000_000_000).contains(&b) => b as u64,
                     Some(b) => {
@@ -414,10 +408,11 @@ impl UserData for LuaObj {
                 None => lua.create_table()?,
             };
             let ctx = ctx().ok_or_else(|| internal("no media engine on this worker"))?;
-            let rtcp_mux = opts.get::<Option<bool>>("rtcpMux")?.unwrap_or(true);
-            let comedia = opts.get::<Option<bool>>("comedia")?.unwrap_or(false);
-            let enable_srtp = opts.get::<Option<bool>>("enableSrtp")?.unwrap_or(false);
-            let suite = opts.get::<Option<String>>("srtpCryptoSuite")?;
+            let o: PlainTransportOpts = parse(lua, Some(&opts), "createPlainTransport")?;
+            let rtcp_mux = o.rtcp_mux.unwrap_or(true);
+            let comedia = o.comedia.unwrap_or(false);
+            let enable_srtp = o.enable_srtp.unwrap_or(false);
+            let suite = o.srtp_crypto_suite;
             let router = this.0.id;
             // Fail before binding ports where we can (a closed router).
             engine(|e| e.router_rtp_capabilities(&router).map(|_| ()))?;
@@ -428,7 +423,7 @@ impl UserData for LuaObj {
                 match ctx.bind_rtc_port() {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        release_ports(&ctx, &router, socket, None);
+                        release_ports(&ctx, socket, None);
                         return Err(internal(e.to_string()));
                     }
                 }
@@ -448,7 +443,7 @@ impl UserData for LuaObj {
             let info = match created {
                 Ok(info) => json_of(&info)?,
                 Err(e) => {
-                    release_ports(&ctx, &router, socket, rtcp);
+                    release_ports(&ctx, socket, rtcp);
                     return Err(engine_error(e));
                 }
             };
@@ -497,10 +492,12 @@ impl UserData for LuaObj {
         });
         methods.add_method("produce", |lua, this, opts: Table| {
             this.expect(ObjKind::Transport, "produce")?;
-            let kind: MediaKind = from_lua(lua, opts.get("kind")?, "kind")?;
-            let rtp_parameters: RtpParameters =
-                from_lua(lua, opts.get("rtpParameters")?, "rtpParameters")?;
-            let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
+            let o: ProduceOpts = parse(lua, Some(&opts), "produce")?;
+            let kind = o.kind.ok_or_else(|| invalid("missing kind"))?;
+            let rtp_parameters = o
+                .rtp_parameters
+                .ok_or_else(|| invalid("missing rtpParameters"))?;
+            let paused = o.paused.unwrap_or(false);
             let app_json: Json = match opts.get::<Value>("appData")? {
                 Value::Nil => Json::Null,
                 v => lua.from_value(v).unwrap_or(Json::Null),
@@ -527,15 +524,18 @@ impl UserData for LuaObj {
         });
         methods.add_method("consume", |lua, this, opts: Table| {
             this.expect(ObjKind::Transport, "consume")?;
-            let producer_id = parse_id(&opts.get::<String>("producerId")?, "producerId")?;
-            let rtp_capabilities: RtpCapabilities =
-                from_lua(lua, opts.get("rtpCapabilities")?, "rtpCapabilities")?;
-            let paused = opts.get::<Option<bool>>("paused")?.unwrap_or(false);
-            let enable_rtx = opts.get::<Option<bool>>("enableRtx")?.unwrap_or(false);
+            let o: ConsumeOpts = parse(lua, Some(&opts), "consume")?;
+            let producer_id = o.producer_id.ok_or_else(|| invalid("missing producerId"))?;
+            let producer_id = parse_id(&producer_id, "producerId")?;
+            let rtp_capabilities = o
+                .rtp_capabilities
+                .ok_or_else(|| invalid("missing rtpCapabilities"))?;
+            let paused = o.paused.unwrap_or(false);
+            let enable_rtx = o.enable_rtx.unwrap_or(false);
             // `offerer = true`: rtpCapabilities come from an SDP offer (WHEP, ringsfu.sdp) and
             // the consumer uses that offer's payload types, extension ids and `mid`.
-            let offerer = opts.get::<Option<bool>>("offerer")?.unwrap_or(false);
-            let mid = opts.get::<Option<String>>("mid")?;
+            let offerer = o.offerer.unwrap_or(false);
+            let mid = o.mid;
             let id = this.0.id;
             let info = engine(|e| {
                 let o = ConsumeOptions {
@@ -709,36 +709,16 @@ impl LuaObj {
     }
 }
 
-/// Gives back ports bound for a plain transport whose creation failed. The worker has no call
-/// to unbind a port by itself, but closing a plain transport hands its sockets back: so the
-/// ports are wrapped in a bare plain transport (which cannot fail on a live router) and it is
-/// closed at once. Nothing else sees that transport (no script object, no event handler).
+/// Gives back ports bound for a plain transport whose creation failed.
 fn release_ports(
     ctx: &WorkerContext,
-    router: &Uuid,
     socket: (ringsfu_core::io::SocketId, std::net::SocketAddr),
     rtcp: Option<(ringsfu_core::io::SocketId, std::net::SocketAddr)>,
 ) {
-    ctx.with_engine(|e| {
-        match e.create_plain_transport(
-            router,
-            socket,
-            rtcp,
-            false,
-            false,
-            None,
-            Json::Null,
-            Instant::now(),
-        ) {
-            Ok(info) => {
-                let id = Uuid::parse_str(&info.id).ok();
-                if let Some(id) = id {
-                    let _ = e.close_transport(&id, Instant::now());
-                }
-            }
-            Err(err) => log::warn!("ports {socket:?}/{rtcp:?} not released: {err}"),
-        }
-    });
+    ctx.release_rtc_port(socket.0);
+    if let Some((sid, _)) = rtcp {
+        ctx.release_rtc_port(sid);
+    }
 }
 
 fn parse_id(s: &str, what: &str) -> mlua::Result<Uuid> {
@@ -836,30 +816,15 @@ fn on_event(ev: &EngineEvent) {
     if gone {
         host.callbacks.remove(&id);
     }
-    if handlers.is_empty() {
-        return;
-    }
-    let args = match event_args(&host.lua, ev, &obj.info) {
-        Ok(a) => a,
-        Err(e) => {
-            log::warn!("lua event {name}: cannot build arguments: {e}");
-            return;
-        }
-    };
-    for f in handlers {
-        let host = host.clone();
-        let args = args.clone();
-        let what = format!(
-            "{} {} event {name} (room {})",
-            obj.kind.name(),
-            obj.id,
-            obj.room
-        );
-        tokio::task::spawn_local(async move {
-            let budget = host.settings.limits.instruction_limit;
-            let _ = runner::run(&host.lua, &what, budget, f, args).await;
-        });
-    }
+    let what = format!(
+        "{} {} event {name} (room {})",
+        obj.kind.name(),
+        obj.id,
+        obj.room
+    );
+    runner::spawn_each(&host, &what, handlers, || {
+        event_args(&host.lua, ev, &obj.info)
+    });
 }
 
 /// The callback arguments of an event.

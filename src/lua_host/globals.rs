@@ -1,16 +1,11 @@
 //! The `ringsfu` global table: logging, errors, sleeping, JSON helpers, configuration.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use mlua::{LuaSerdeExt, MultiValue, Table, Value};
 
 use super::error::{internal, invalid};
 use super::Host;
-
-/// Longest `ringsfu.sleep` / timer delay accepted (one day), so a typo cannot park a coroutine
-/// forever.
-pub(crate) const MAX_DELAY_S: f64 = 86_400.0;
 
 /// Installs `ringsfu` and trims the standard library to what room scripts may use.
 pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
@@ -73,7 +68,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
     r.set(
         "sleep",
         lua.create_async_function(|_, seconds: f64| async move {
-            tokio::time::sleep(delay(seconds)?).await;
+            tokio::time::sleep(super::runner::delay(seconds)?).await;
             Ok(())
         })?,
     )?;
@@ -152,7 +147,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
             let script = scripts
                 .by_path(&path)
                 .ok_or_else(|| internal(format!("ringsfu.include: no loaded script {path:?}")))?;
-            super::room::eval_module(&host, &script.name, &script.source)
+            host.eval_module(&script.name, &script.source)
         })?,
     )?;
 
@@ -160,9 +155,8 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
     // current one yields or ends; failures are logged.
     r.set(
         "spawn",
-        lua.create_function(|lua, (f, args): (mlua::Function, MultiValue)| {
+        lua.create_function(|_, (f, args): (mlua::Function, MultiValue)| {
             let host = Host::current().ok_or_else(|| internal("no Lua host on this thread"))?;
-            let _ = lua;
             let what = match f.info().short_src {
                 Some(src) => format!(
                     "spawned function ({src}:{})",
@@ -170,10 +164,7 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
                 ),
                 None => "spawned function".to_owned(),
             };
-            tokio::task::spawn_local(async move {
-                let budget = host.settings.limits.instruction_limit;
-                let _ = super::runner::run(&host.lua, &what, budget, f, args).await;
-            });
+            super::runner::spawn(&host, what, f, args);
             Ok(())
         })?,
     )?;
@@ -182,14 +173,4 @@ pub(crate) fn install(host: &Rc<Host>) -> mlua::Result<()> {
     crate::ops::limits::install(lua, &r)?;
     g.set("ringsfu", r)?;
     Ok(())
-}
-
-/// Converts a script's delay in seconds, refusing negative, NaN and huge values.
-pub(crate) fn delay(seconds: f64) -> mlua::Result<Duration> {
-    if !(0.0..=MAX_DELAY_S).contains(&seconds) {
-        return Err(invalid(format!(
-            "delay {seconds} s is not within 0..{MAX_DELAY_S}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }

@@ -9,18 +9,20 @@ pub mod calls;
 pub mod engine_api;
 pub mod error;
 mod globals;
+pub mod json;
 pub mod lua_ref;
+mod options;
 pub mod room;
 pub mod runner;
 mod sdp_api;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use mlua::{Function, Lua};
+use mlua::{Function, HookTriggers, Lua, Table, Value as LuaValue, VmState};
 use serde_json::{json, Value};
 
 use crate::config::LuaLimits;
@@ -151,6 +153,46 @@ impl Host {
             .borrow_mut()
             .insert(name.to_owned(), (source.clone(), f.clone()));
         Ok(f)
+    }
+
+    /// Runs a script chunk (with the instruction budget; it may not wait) and returns its table.
+    /// The chunk is compiled once per worker and script version (see [`Host::chunk`]); each call
+    /// runs it afresh, so every room gets its own hook table and module-level locals.
+    pub(crate) fn eval_module(&self, name: &str, source: &Arc<str>) -> mlua::Result<Table> {
+        let f = self.chunk(name, source)?;
+        let thread = self.lua.create_thread(f)?;
+        let limit = self.budget();
+        let used = Rc::new(Cell::new(0u64));
+        thread.set_hook(
+            HookTriggers::new().every_nth_instruction(1000),
+            move |_, _| {
+                used.set(used.get() + 1000);
+                if used.get() > limit {
+                    return Err(mlua::Error::RuntimeError(format!(
+                        "instruction limit ({limit}) exceeded while loading"
+                    )));
+                }
+                Ok(VmState::Continue)
+            },
+        )?;
+        let v: LuaValue = thread.resume(())?;
+        if thread.status() == mlua::thread::ThreadStatus::Resumable {
+            return Err(mlua::Error::RuntimeError(
+                "a room script may not wait while it loads".into(),
+            ));
+        }
+        match v {
+            LuaValue::Table(t) => Ok(t),
+            other => Err(mlua::Error::RuntimeError(format!(
+                "a room script must return a table of hooks, it returned a {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// The instruction budget of one handler invocation.
+    pub(crate) fn budget(&self) -> u64 {
+        self.settings.limits.instruction_limit
     }
 
     /// What this worker's Lua state holds (`GET /admin/debug`): memory, rooms, peers, the

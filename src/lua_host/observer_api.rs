@@ -23,6 +23,7 @@ use ringsfu_core::observer::{active_speaker, ObserverError};
 use uuid::Uuid;
 
 use super::super::error::invalid;
+use super::super::options::{parse, rounded, ActiveSpeakerObserverOpts, AudioLevelObserverOpts};
 use super::super::runner;
 use super::super::Host;
 use super::{engine, parse_id, LuaObj, ObjKind};
@@ -88,19 +89,6 @@ fn observer_error(e: ObserverError) -> mlua::Error {
     invalid(e.to_string())
 }
 
-/// A number option of `opts`, or `default` when absent; an error naming it when not a number.
-fn number(opts: &Table, key: &str, default: i64) -> mlua::Result<i64> {
-    match opts.get::<Value>(key)? {
-        Value::Nil => Ok(default),
-        Value::Integer(i) => Ok(i),
-        Value::Number(n) if n.is_finite() => Ok(n.round() as i64),
-        v => Err(invalid(format!(
-            "{key} must be a number, got {}",
-            v.type_name()
-        ))),
-    }
-}
-
 /// Router methods: `createAudioLevelObserver{maxEntries?, threshold?, interval?, appData?}` and
 /// `createActiveSpeakerObserver{interval?, appData?}`.
 pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
@@ -112,10 +100,11 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
                 Some(t) => t,
                 None => lua.create_table()?,
             };
+            let p: AudioLevelObserverOpts = parse(lua, Some(&opts), "createAudioLevelObserver")?;
             let o = AudioLevelOptions::new(
-                number(&opts, "maxEntries", 1)?,
-                number(&opts, "threshold", -80)?,
-                number(&opts, "interval", 1000)?,
+                rounded(p.max_entries, 1),
+                rounded(p.threshold, -80),
+                rounded(p.interval, 1000),
             )
             .map_err(observer_error)?;
             let router = this.0.id;
@@ -131,7 +120,9 @@ pub fn add_methods<M: UserDataMethods<LuaObj>>(methods: &mut M) {
                 Some(t) => t,
                 None => lua.create_table()?,
             };
-            let interval = active_speaker::interval_from_ms(number(&opts, "interval", 300)?);
+            let p: ActiveSpeakerObserverOpts =
+                parse(lua, Some(&opts), "createActiveSpeakerObserver")?;
+            let interval = active_speaker::interval_from_ms(rounded(p.interval, 300));
             let router = this.0.id;
             let id =
                 engine(|e| e.create_active_speaker_observer(&router, interval, Instant::now()))?;
@@ -356,29 +347,11 @@ fn run_handlers(
         .filter(|(n, _)| n == event)
         .map(|(_, f)| f.clone())
         .collect();
-    if handlers.is_empty() {
-        return;
-    }
-    let args = match args() {
-        Ok(a) => a,
-        Err(e) => {
-            log::warn!("lua observer event {event}: cannot build arguments: {e}");
-            return;
-        }
-    };
     let what = format!(
         "{} observer {} event {event} (room {})",
         obj.kind.name(),
         obj.id,
         obj.room
     );
-    for f in handlers {
-        let host = host.clone();
-        let args = args.clone();
-        let what = what.clone();
-        tokio::task::spawn_local(async move {
-            let budget = host.settings.limits.instruction_limit;
-            let _ = runner::run(&host.lua, &what, budget, f, args).await;
-        });
-    }
+    runner::spawn_each(host, &what, handlers, args);
 }

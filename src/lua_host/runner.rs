@@ -4,13 +4,69 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use mlua::{Function, HookTriggers, IntoLuaMulti, Lua, MultiValue, VmState};
 
-use super::error::{classify, full_message, HandlerError};
+use super::error::{classify, full_message, invalid, HandlerError};
+use super::Host;
 
 /// Instructions between two budget checks.
 const HOOK_EVERY: u32 = 1000;
+
+/// Longest `ringsfu.sleep` / timer delay accepted (one day), so a typo cannot park a coroutine
+/// forever.
+pub(crate) const MAX_DELAY_S: f64 = 86_400.0;
+
+/// Converts a script's delay in seconds, refusing negative, NaN and huge values.
+pub(crate) fn delay(seconds: f64) -> mlua::Result<Duration> {
+    if !(0.0..=MAX_DELAY_S).contains(&seconds) {
+        return Err(invalid(format!(
+            "delay {seconds} s is not within 0..{MAX_DELAY_S}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Runs `f(args)` in the background, in its own coroutine with the host's budget (hooks,
+/// event callbacks, `ringsfu.spawn`); a failure is logged under `what`. The one way the host
+/// starts a handler nobody waits for.
+pub fn spawn(host: &Rc<Host>, what: String, f: Function, args: impl IntoLuaMulti) {
+    let args = match args.into_lua_multi(&host.lua) {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("lua {what}: bad arguments: {e}");
+            return;
+        }
+    };
+    let host = host.clone();
+    tokio::task::spawn_local(async move {
+        let _ = run(&host.lua, &what, host.budget(), f, args).await;
+    });
+}
+
+/// Runs every callback of one event with the same arguments, each by [`spawn`]; the
+/// arguments are built only when there is a callback.
+pub fn spawn_each(
+    host: &Rc<Host>,
+    what: &str,
+    handlers: Vec<Function>,
+    args: impl FnOnce() -> mlua::Result<MultiValue>,
+) {
+    if handlers.is_empty() {
+        return;
+    }
+    let args = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            log::warn!("lua {what}: cannot build arguments: {e}");
+            return;
+        }
+    };
+    for f in handlers {
+        spawn(host, what.to_owned(), f, args.clone());
+    }
+}
 
 /// Runs `f(args)` as a new coroutine to completion (it may yield on host calls), charging at
 /// most `budget` VM instructions. `what` names the handler in logs.

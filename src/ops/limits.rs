@@ -31,11 +31,12 @@ pub fn effective(config: &LimitsConfig, module: Option<&Table>) -> LimitsConfig 
 }
 
 /// `room.limits` as Lua sees it: `{rooms, peersPerRoom, transportsPerPeer, ...}` (0: none).
-pub fn lua_table(lua: &Lua, module: Option<&Table>) -> mlua::Result<mlua::Value> {
-    let config = crate::lua_host::Host::current()
-        .map(|h| h.settings.limits_config)
-        .unwrap_or_default();
-    lua.to_value(&effective(&config, module))
+pub fn lua_table(
+    lua: &Lua,
+    config: &LimitsConfig,
+    module: Option<&Table>,
+) -> mlua::Result<mlua::Value> {
+    lua.to_value(&effective(config, module))
 }
 
 /// Installs `ringsfu.limit_hit(name, detail)`: counts a hit of the limit `name` in `/metrics`

@@ -325,7 +325,6 @@ pub fn render(samples: &[WorkerSample], shared: Option<&Shared>) -> String {
             ("srtp", d.srtp),
             ("unknown_ssrc", d.unknown_ssrc),
             ("plain_wrong_source", d.plain_wrong_source),
-            ("stale_dtls_events", d.stale_dtls_events),
             ("send_buffer_full", m.io.send_drops),
         ] {
             drops.push((wl(s.worker, "reason", reason), v));

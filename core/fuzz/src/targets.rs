@@ -82,7 +82,6 @@ fn cert() -> &'static DtlsCertificate {
 
 fn engine() -> Engine {
     let udp: SocketAddr = "127.0.0.1:44444".parse().unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let mut e = Engine::new(
         0,
         ListenInfo {
@@ -91,7 +90,6 @@ fn engine() -> Engine {
             announced_address: None,
         },
         cert().clone(),
-        tx,
         Instant::now(),
         std::time::SystemTime::now(),
         [7; 32],

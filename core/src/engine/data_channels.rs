@@ -47,13 +47,20 @@ impl Engine {
             };
             let id = t.id;
             let Some(w) = t.webrtc_mut() else { return };
-            let (Some(sctp), Some(dtls)) = (w.sctp.as_mut(), w.dtls.as_ref()) else {
+            let (Some(sctp), Some(dtls)) = (w.sctp.as_mut(), w.dtls.as_mut()) else {
                 return;
             };
+            let mut sent = false;
             while let Some(pkt) = sctp.poll_transmit(now) {
-                dtls.send_application_data(pkt);
+                dtls.send_application_data(&pkt);
+                sent = true;
             }
-            let Some(ev) = sctp.poll_event() else { return };
+            let ev = sctp.poll_event();
+            if sent {
+                // The records go out (or the session reports its failure).
+                self.drive_dtls(tkey, now);
+            }
+            let Some(ev) = ev else { return };
             match ev {
                 SctpEvent::Connected => self.events.push_back(EngineEvent::SctpStateChange {
                     transport: id,

@@ -28,13 +28,7 @@ impl Engine {
                     self.drops.unknown_tuple += 1;
                     return;
                 };
-                if let Some(w) = self.transports[tkey].webrtc_mut() {
-                    match &w.dtls {
-                        Some(d) => d.handle_input(&buf[..len]),
-                        None if w.early_dtls.len() < 8 => w.early_dtls.push(buf[..len].to_vec()),
-                        None => {}
-                    }
-                }
+                self.handle_dtls_record(tkey, &buf[..len], now);
             }
             128..=191 => {
                 let Some(tkey) = self.path_owner(&src) else {
@@ -155,7 +149,7 @@ impl Engine {
             t.route = Some(route);
             t.rtcp_route = Some(route);
         }
-        self.maybe_start_dtls(tkey);
+        self.maybe_start_dtls(tkey, now);
     }
 
     /// Decrypts an incoming packet of transport `tkey` in place (see

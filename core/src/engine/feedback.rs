@@ -213,6 +213,7 @@ impl Engine {
         self.next_tick = Some(now + TICK);
         self.send_nacks(now);
         self.send_bwe_feedback(now);
+        self.dtls_timers(now);
         self.sctp_timers(now);
         self.run_observers(now);
         if self.next_report.is_none_or(|t| now >= t) {

@@ -9,12 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::{Rng, RngCore};
 use serde_json::Value;
 use slab::Slab;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::consumer::{Consumer, ConsumerCounters, ForwardOutcome};
 use crate::data::{DataConsumer, DataCounters, DataMessage, DataProducer, StreamIdAllocator};
-use crate::dtls::{DtlsCertificate, DtlsEvent, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
+use crate::dtls::{DtlsCertificate, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
 use crate::ice::{IceEvent, IceServer, IceState};
 use crate::io::{Route, SocketId, TxQueue, PACKET_BUF_SIZE};
 use crate::ortc;
@@ -28,8 +27,8 @@ use crate::sctp::{Ppid, Reliability, SctpAssociation, SctpConfig, SctpEvent, Sct
 use crate::srtp::{self, SrtpContext, SrtpProfile};
 use crate::stun::StunMessage;
 use crate::transport::{
-    dtls_tag, route_for, split_dtls_tag, tuple_info, DemuxKeys, DtlsState, PlainState, Transport,
-    TransportCounters, TransportKind, WebRtcState,
+    route_for, tuple_info, DemuxKeys, DtlsState, PlainState, Transport, TransportCounters,
+    TransportKind, WebRtcState,
 };
 use crate::tuple::TransportTuple;
 
@@ -263,9 +262,6 @@ pub struct DropCounters {
     pub unknown_ssrc: u64,
     /// Packets on a plain transport from an address other than its remote.
     pub plain_wrong_source: u64,
-    /// DTLS events from a session of a transport that is closed (its slab key may have a new
-    /// owner): dropped.
-    pub stale_dtls_events: u64,
 }
 
 /// A transport's counters as metrics totals.
@@ -393,7 +389,6 @@ pub struct Engine {
     pub(super) retired: crate::metrics::TrafficTotals,
     listen: ListenInfo,
     cert: DtlsCertificate,
-    dtls_events: mpsc::UnboundedSender<DtlsEvent>,
     routers: Slab<Router>,
     transports: Slab<Transport>,
     data_producers: Slab<DataProducer>,
@@ -422,8 +417,6 @@ pub struct Engine {
     /// RTCP feedback collected while parsing a compound packet (reused: no allocation per packet).
     rtcp_nacks: Vec<(u32, u16)>,
     rtcp_keyframes: Vec<u32>,
-    /// Generation of the next transport (see `Transport::generation`).
-    next_generation: u32,
     stun_scratch: Box<[u8]>,
     released_sockets: Vec<SocketId>,
     /// Maps `now` onto the wall clock (see [`clock`]).
@@ -433,14 +426,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A new engine for worker `worker_index`. DTLS sessions report on `dtls_events`. `now` and
+    /// A new engine for worker `worker_index`. `now` and
     /// `wall` are the monotonic and wall clocks read together; `seed` seeds the engine's RNG (see
     /// [`clock`]: the engine reads neither clock nor OS randomness itself).
     pub fn new(
         worker_index: usize,
         listen: ListenInfo,
         cert: DtlsCertificate,
-        dtls_events: mpsc::UnboundedSender<DtlsEvent>,
         now: Instant,
         wall: SystemTime,
         seed: RngSeed,
@@ -452,7 +444,6 @@ impl Engine {
             retired: crate::metrics::TrafficTotals::default(),
             listen,
             cert,
-            dtls_events,
             routers: Slab::new(),
             transports: Slab::new(),
             data_producers: Slab::new(),
@@ -480,7 +471,6 @@ impl Engine {
             nack_scratch: Vec::with_capacity(64),
             rtcp_nacks: Vec::with_capacity(RTCP_NACK_LIMIT),
             rtcp_keyframes: Vec::with_capacity(RTCP_KEYFRAME_LIMIT),
-            next_generation: 0,
             stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
             released_sockets: Vec::new(),
             wall: WallClock::new(now, wall),
@@ -589,15 +579,18 @@ impl Engine {
         Ok(&self.routers[key].rtp_capabilities)
     }
 
-    /// Whether `rtp_capabilities` can consume the producer.
+    /// Whether `rtp_capabilities` can consume the producer (invalid capabilities are an error,
+    /// as in [`Engine::consume`]).
     pub fn can_consume(
         &self,
         producer: &Uuid,
         rtp_capabilities: &RtpCapabilities,
     ) -> Result<bool, EngineError> {
         let p = &self.producers[self.producer_key(producer)?];
-        ortc::can_consume(&p.consumable, rtp_capabilities)
-            .map_err(|e| EngineError::Ortc(e.to_string()))
+        let mut caps = rtp_capabilities.clone();
+        ortc::normalize_rtp_capabilities(&mut caps)
+            .map_err(|e| EngineError::Invalid(format!("rtpCapabilities: {e}")))?;
+        ortc::can_consume(&p.consumable, &caps).map_err(|e| EngineError::Ortc(e.to_string()))
     }
 
     /// Closes a router and everything in it.
@@ -661,6 +654,7 @@ pub mod clock;
 mod data_channels;
 mod debug;
 mod demux;
+mod dtls;
 mod feedback;
 mod media;
 mod offerer;

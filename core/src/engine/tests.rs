@@ -1,32 +1,20 @@
-//! Engine tests that need its private state: stale DTLS events, demux bookkeeping on close.
+//! Engine tests that need its private state: demux bookkeeping on close, DTLS start.
 
 use super::*;
 use serde_json::json;
 
-fn engine() -> (Engine, mpsc::UnboundedReceiver<DtlsEvent>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+fn engine() -> Engine {
     let listen = ListenInfo {
         udp: Some((0, "127.0.0.1:52000".parse().unwrap())),
         tcp: Some("127.0.0.1:52000".parse().unwrap()),
         announced_address: None,
     };
     let cert = DtlsCertificate::generate().unwrap();
-    (
-        Engine::new(
-            0,
-            listen,
-            cert,
-            tx,
-            Instant::now(),
-            SystemTime::now(),
-            [7; 32],
-        ),
-        rx,
-    )
+    Engine::new(0, listen, cert, Instant::now(), SystemTime::now(), [7; 32])
 }
 
 fn router(e: &mut Engine) -> Uuid {
-    let codecs = ortc::validate_media_codecs(&json!([
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
     ]))
     .unwrap();
@@ -43,62 +31,9 @@ fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
     (id, key)
 }
 
-fn connected(we_are_client: bool) -> DtlsOutput {
-    let profile = SrtpProfile::Aes128CmHmacSha1_80;
-    DtlsOutput::Connected {
-        profile,
-        material: vec![7; srtp::keying_material_len(profile)],
-        we_are_client,
-    }
-}
-
-#[test]
-fn dtls_event_of_a_closed_transport_is_dropped_not_delivered_to_the_keys_next_owner() {
-    let (mut e, _rx) = engine();
-    let r = router(&mut e);
-    let (a, key_a) = webrtc(&mut e, &r);
-    let stale_tag = dtls_tag(e.transports[key_a].generation, key_a);
-    e.close_transport(&a, Instant::now()).unwrap();
-    let (b, key_b) = webrtc(&mut e, &r);
-    assert_eq!(
-        key_a, key_b,
-        "the slab reuses the key (the case this guards)"
-    );
-    while e.poll_event().is_some() {}
-
-    // A `Connected` (with keys) still queued from A's session arrives after B took the key.
-    e.handle_dtls_event((stale_tag, connected(false)), Instant::now());
-    let t = &e.transports[key_b];
-    assert!(
-        t.srtp_in.is_none() && t.srtp_out.is_none(),
-        "stale keys installed"
-    );
-    assert_eq!(t.webrtc().unwrap().dtls_state, DtlsState::New);
-    assert_eq!(e.drops.stale_dtls_events, 1);
-    assert!(e.poll_event().is_none(), "no event for B from A's session");
-
-    // B's own session's events are delivered.
-    let tag_b = dtls_tag(e.transports[key_b].generation, key_b);
-    e.handle_dtls_event((tag_b, connected(false)), Instant::now());
-    assert!(e.transports[key_b].srtp_in.is_some());
-    assert_eq!(
-        e.transports[key_b].webrtc().unwrap().dtls_state,
-        DtlsState::Connected
-    );
-    assert_eq!(e.drops.stale_dtls_events, 1);
-    assert!(matches!(
-        e.poll_event(),
-        Some(EngineEvent::DtlsStateChange { transport, state: DtlsState::Connected, .. }) if transport == b
-    ));
-
-    // An event for a key nobody holds is dropped and counted too.
-    e.handle_dtls_event((dtls_tag(99, 1000), DtlsOutput::Closed), Instant::now());
-    assert_eq!(e.drops.stale_dtls_events, 2);
-}
-
 #[test]
 fn closing_a_transport_removes_exactly_its_demux_entries() {
-    let (mut e, _rx) = engine();
+    let mut e = engine();
     let r = router(&mut e);
     let (a, key_a) = webrtc(&mut e, &r);
     let (_b, key_b) = webrtc(&mut e, &r);
@@ -152,7 +87,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
 
 #[test]
 fn engine_errors_have_fixed_status_codes() {
-    let (mut e, _rx) = engine();
+    let mut e = engine();
     let r = router(&mut e);
     let missing = e
         .close_transport(&Uuid::new_v4(), Instant::now())
@@ -181,7 +116,7 @@ fn engine_errors_have_fixed_status_codes() {
 
 #[test]
 fn consumer_mids_count_per_transport_and_sdes_keys_round_trip_base64() {
-    let (mut e, _rx) = engine();
+    let mut e = engine();
     let r = router(&mut e);
     let (_a, ka) = webrtc(&mut e, &r);
     let (_b, kb) = webrtc(&mut e, &r);
@@ -202,8 +137,8 @@ fn consumer_mids_count_per_transport_and_sdes_keys_round_trip_base64() {
 /// rule (`ortc::producer_type`): a single VP8 encoding with temporal layers is `simulcast`.
 #[test]
 fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
-    let (mut e, _rx) = engine();
-    let codecs = ortc::validate_media_codecs(&json!([
+    let mut e = engine();
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000},
         {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 0}}
     ]))
@@ -280,4 +215,33 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
             "consumer of {mime} {encodings}"
         );
     }
+    // Consumer capabilities are normalized and checked (mediasoup's validateRtpCapabilities):
+    // an RTX codec whose apt is no payload type is refused, by can_consume too.
+    let mut bad = caps.clone();
+    assert!(bad.codecs[1].is_rtx());
+    bad.codecs[1]
+        .parameters
+        .insert("apt".into(), Value::from("x"));
+    let pid = e.producers.iter().next().map(|(_, p)| p.id).unwrap();
+    assert!(matches!(
+        e.can_consume(&pid, &bad),
+        Err(EngineError::Invalid(_))
+    ));
+    let err = e
+        .consume(
+            &t,
+            ConsumeOptions {
+                producer_id: pid,
+                rtp_capabilities: bad,
+                paused: true,
+                enable_rtx: false,
+                app_data: Value::Null,
+            },
+            Instant::now(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Invalid(m) if m.contains("codecs[1].parameters.apt invalid")),
+        "{err}"
+    );
 }

@@ -103,14 +103,20 @@ impl Vp8Source {
 }
 
 fn rig(encodings: Value) -> Rig {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let listen = ListenInfo {
         udp: Some((0, "127.0.0.1:54000".parse().unwrap())),
         tcp: None,
         announced_address: None,
     };
-    let mut e = Engine::new(0, listen, DtlsCertificate::generate().unwrap(), tx);
-    let codecs = ortc::validate_media_codecs(&json!([
+    let mut e = Engine::new(
+        0,
+        listen,
+        DtlsCertificate::generate().unwrap(),
+        Instant::now(),
+        std::time::SystemTime::now(),
+        [7; 32],
+    );
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();

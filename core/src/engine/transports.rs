@@ -17,8 +17,6 @@ impl Engine {
     ) -> usize {
         let id = self.new_id();
         let rtcp_ssrc = self.rng.gen::<u32>() | 1;
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
         let key = self.transports.insert(Transport {
             id,
             router: router_key,
@@ -42,7 +40,6 @@ impl Engine {
             created: now,
             rtcp_ssrc,
             bwe: crate::bwe::TransportBwe::new(),
-            generation,
             demux: DemuxKeys::default(),
             mids: ortc::ConsumerMidAllocator::new(),
         });
@@ -181,8 +178,8 @@ impl Engine {
         })
     }
 
-    /// Applies the remote `dtlsParameters` (`{role, fingerprints}`): decides our DTLS role and starts
-    /// the handshake once ICE has a path.
+    /// Applies the remote `dtlsParameters` (`{role, fingerprints}`): decides our DTLS role; the
+    /// handshake starts with the next DTLS record or engine tick (as client: once ICE has a path).
     pub fn connect_webrtc_transport(
         &mut self,
         transport: &Uuid,
@@ -219,37 +216,8 @@ impl Engine {
         }
         w.remote_fingerprint = Some(fp);
         w.dtls_role = Some(role);
-        self.maybe_start_dtls(key);
+        // The session starts with the next DTLS record or engine tick (they bring `now`).
         Ok(())
-    }
-
-    pub(super) fn maybe_start_dtls(&mut self, key: usize) {
-        let t = &mut self.transports[key];
-        let has_path = t.route.is_some();
-        let tag = dtls_tag(t.generation, key);
-        let Some(w) = t.webrtc_mut() else { return };
-        if w.dtls.is_some() {
-            return;
-        }
-        let (Some(role), Some(fp)) = (w.dtls_role, w.remote_fingerprint.clone()) else {
-            return;
-        };
-        // As server we may wait for the ClientHello at once; as client we need a path to send on.
-        if role == DtlsRole::Client && !has_path {
-            return;
-        }
-        let session = DtlsSession::start(role, &self.cert, fp, tag, self.dtls_events.clone());
-        for d in w.early_dtls.drain(..) {
-            session.handle_input(&d);
-        }
-        w.dtls = Some(session);
-        w.dtls_state = DtlsState::Connecting;
-        let id = t.id;
-        self.events.push_back(EngineEvent::DtlsStateChange {
-            transport: id,
-            state: DtlsState::Connecting,
-            reason: None,
-        });
     }
 
     /// New ICE credentials (ICE restart); the old ones stay valid until the new ones are used.
@@ -276,90 +244,6 @@ impl Engine {
             password: pwd,
             ice_lite: true,
         })
-    }
-
-    /// Handles what a DTLS session reported.
-    /// An event from a session of a closed transport is dropped and counted
-    /// ([`DropCounters::stale_dtls_events`]), even when its slab key has a new owner.
-    pub fn handle_dtls_event(&mut self, (tag, out): DtlsEvent, now: Instant) {
-        let (generation, key) = split_dtls_tag(tag);
-        let Some(t) = self
-            .transports
-            .get_mut(key)
-            .filter(|t| t.generation == generation)
-        else {
-            self.drops.stale_dtls_events += 1;
-            return;
-        };
-        let id = t.id;
-        match out {
-            DtlsOutput::Transmit(data) => {
-                if let Some(route) = t.route {
-                    self.tx.push(&data, route);
-                }
-            }
-            DtlsOutput::Connected {
-                profile,
-                material,
-                we_are_client,
-            } => match srtp::contexts_from_dtls(profile, &material, we_are_client) {
-                Ok((outbound, inbound)) => {
-                    t.srtp_out = Some(outbound);
-                    t.srtp_in = Some(inbound);
-                    if let Some(w) = t.webrtc_mut() {
-                        w.dtls_state = DtlsState::Connected;
-                    }
-                    self.events.push_back(EngineEvent::DtlsStateChange {
-                        transport: id,
-                        state: DtlsState::Connected,
-                        reason: None,
-                    });
-                    self.start_sctp(key, we_are_client, now);
-                    // Receivers are ready now: ask for keyframes for their video.
-                    let consumers = self.transports[key].consumers.clone();
-                    for c in consumers {
-                        self.consumer_wants_keyframe(c, now);
-                    }
-                }
-                Err(e) => self.dtls_failed(key, format!("SRTP keys: {e}")),
-            },
-            DtlsOutput::Failed(reason) => self.dtls_failed(key, reason),
-            DtlsOutput::Closed => {
-                if let Some(w) = t.webrtc_mut() {
-                    w.dtls_state = DtlsState::Closed;
-                    w.dtls = None;
-                }
-                t.srtp_out = None;
-                self.events.push_back(EngineEvent::DtlsStateChange {
-                    transport: id,
-                    state: DtlsState::Closed,
-                    reason: None,
-                });
-            }
-            DtlsOutput::ApplicationData(data) => {
-                if let Some(sctp) = t.webrtc_mut().and_then(|w| w.sctp.as_mut()) {
-                    sctp.handle_input(now, &data);
-                    self.process_sctp(key, now);
-                }
-            }
-        }
-    }
-
-    pub(super) fn dtls_failed(&mut self, key: usize, reason: String) {
-        let t = &mut self.transports[key];
-        log::warn!("transport {}: DTLS failed: {reason}", t.id);
-        if let Some(w) = t.webrtc_mut() {
-            w.dtls_state = DtlsState::Failed;
-            w.dtls = None;
-        }
-        t.srtp_out = None;
-        t.srtp_in = None;
-        let id = t.id;
-        self.events.push_back(EngineEvent::DtlsStateChange {
-            transport: id,
-            state: DtlsState::Failed,
-            reason: Some(reason),
-        });
     }
 
     // ---------------------------------------------------------------- PlainTransport
@@ -541,6 +425,7 @@ impl Engine {
     /// Closes a transport with its producers (their consumers close too) and consumers.
     pub fn close_transport(&mut self, transport: &Uuid, now: Instant) -> Result<(), EngineError> {
         let key = self.transport_key(transport)?;
+        self.close_dtls(key);
         let producers = self.transports[key].producers.clone();
         for p in producers {
             let pid = self.producers[p].id;

@@ -1,31 +1,31 @@
-//! DTLS (RFC 5763/5764) for WebRtcTransports, on webrtc-rs's `dtls` crate (0.17).
+//! DTLS 1.2 (RFC 6347, DTLS-SRTP RFC 5763/5764) for WebRtcTransports, sans-IO, on the `dimpl`
+//! crate (the DTLS state machine str0m uses).
 //!
-//! The crate is async and spawns tokio tasks; it runs on the worker's own current-thread runtime, so no
-//! thread is started per connection and the packet loop never waits for a handshake. To the engine a
-//! [`DtlsSession`] looks sans-IO: it is fed datagrams with [`DtlsSession::handle_input`], and everything
-//! it produces (datagrams to send, the exported SRTP keys, failure, application data for SCTP) arrives as
-//! [`DtlsOutput`] on the worker's DTLS channel, tagged with the transport key.
+//! A [`DtlsSession`] is a plain value owned by its transport: the engine feeds it received records
+//! with [`DtlsSession::handle_input`], runs its retransmission timer with
+//! [`DtlsSession::handle_timeout`] when [`DtlsSession::poll_timeout`] says so, and drains what it
+//! produced with [`DtlsSession::poll_output`] (records to send, `Connected` with the SRTP keying
+//! material, application data for SCTP, failure, close). No task, no channel, no clock: time is
+//! always an argument.
 //!
-//! Why `dtls` and not the sans-IO `rtc-dtls`: `dtls` 0.17 was measured working here (server handshake
-//! over a channel-fed `Conn`, ~1.7 ms in memory); the handshake is not the hot path.
+//! Randomness: the handshake's random values, ECDHE keys and signatures come from `dimpl`'s own
+//! CSPRNG (operating-system entropy). That is cryptographic randomness and deliberately not the
+//! engine's seeded test RNG.
+//!
+//! Measured against the async `dtls` 0.17 crate this replaced: see docs/architecture.md (DTLS).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use dtls::config::{ClientAuthType, Config, ExtendedMasterSecretType};
-use dtls::conn::DTLSConn;
-use dtls::crypto::Certificate;
-use dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use sha1::Digest as _;
-use tokio::sync::mpsc;
-use webrtc_util::conn::Conn;
-use webrtc_util::KeyingMaterialExporter;
 
 use crate::srtp::SrtpProfile;
 
-/// How long a handshake may take before the transport's DTLS state becomes failed.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a handshake may take (from the session's start) before it fails.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest DTLS record we emit (handshake flights are fragmented to fit; SCTP packets are smaller).
+const MTU: usize = 1200;
 
 /// Errors creating or loading the DTLS certificate.
 #[derive(Debug, thiserror::Error)]
@@ -68,40 +68,61 @@ pub fn fingerprint_of(der: &[u8], algorithm: &str) -> Option<Fingerprint> {
     })
 }
 
-/// The process's DTLS certificate (ECDSA P-256), shared by every transport.
+/// The process's DTLS certificate (ECDSA P-256, self-signed), shared by every transport, with the
+/// `dimpl` configuration every session uses.
 #[derive(Clone)]
 pub struct DtlsCertificate {
-    cert: Certificate,
+    cert: dimpl::DtlsCertificate,
+    config: Arc<dimpl::Config>,
     fingerprints: Vec<Fingerprint>,
 }
 
 impl DtlsCertificate {
-    /// Generates a fresh self-signed ECDSA P-256 certificate.
+    /// Generates a fresh self-signed ECDSA P-256 certificate (once per process, at start).
     pub fn generate() -> Result<Self, DtlsError> {
-        let cert = Certificate::generate_self_signed(vec!["ringsfu".to_string()])
-            .map_err(|e| DtlsError::Certificate(e.to_string()))?;
-        Ok(Self::from_certificate(cert))
+        let err = |e: rcgen::Error| DtlsError::Certificate(e.to_string());
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(err)?;
+        let cert = rcgen::CertificateParams::new(vec!["ringsfu".to_string()])
+            .map_err(err)?
+            .self_signed(&key)
+            .map_err(err)?;
+        Self::from_der(cert.der().to_vec(), key.serialize_der())
     }
 
-    /// Loads a certificate and private key from PEM text (both in one string is fine).
+    /// Loads a certificate and its ECDSA private key from PEM text (both in one string is fine).
     pub fn from_pem(cert_and_key_pem: &str) -> Result<Self, DtlsError> {
-        let cert = Certificate::from_pem(cert_and_key_pem)
-            .map_err(|e| DtlsError::Certificate(e.to_string()))?;
-        Ok(Self::from_certificate(cert))
+        let blocks =
+            pem::parse_many(cert_and_key_pem).map_err(|e| DtlsError::Certificate(e.to_string()))?;
+        let cert = blocks
+            .iter()
+            .find(|b| b.tag() == "CERTIFICATE")
+            .ok_or_else(|| DtlsError::Certificate("no CERTIFICATE block".into()))?;
+        let key = rcgen::KeyPair::from_pem(cert_and_key_pem)
+            .map_err(|e| DtlsError::Certificate(format!("private key: {e}")))?;
+        Self::from_der(cert.contents().to_vec(), key.serialize_der())
     }
 
-    fn from_certificate(cert: Certificate) -> Self {
-        let der = cert
-            .certificate
-            .first()
-            .map(|c| c.as_ref().to_vec())
-            .unwrap_or_default();
+    fn from_der(der: Vec<u8>, pkcs8_key: Vec<u8>) -> Result<Self, DtlsError> {
         // mediasoup-client uses the LAST fingerprint for its SDP: keep sha-256 last.
         let fingerprints = ["sha-1", "sha-224", "sha-384", "sha-512", "sha-256"]
             .iter()
             .filter_map(|alg| fingerprint_of(&der, alg))
             .collect();
-        Self { cert, fingerprints }
+        let config = dimpl::Config::builder()
+            .mtu(MTU)
+            .handshake_timeout(HANDSHAKE_TIMEOUT)
+            // Our peers (browsers, mediasoup-client) always present a certificate.
+            .require_client_certificate(true)
+            .build()
+            .map_err(|e| DtlsError::Certificate(format!("DTLS config: {e}")))?;
+        Ok(Self {
+            cert: dimpl::DtlsCertificate {
+                certificate: der,
+                private_key: pkcs8_key,
+            },
+            config: Arc::new(config),
+            fingerprints,
+        })
     }
 
     /// Fingerprints of the certificate, one per algorithm, sha-256 last.
@@ -119,220 +140,493 @@ pub enum DtlsRole {
     Server,
 }
 
-/// What a DTLS session produces, delivered on the worker's DTLS channel.
-#[derive(Debug)]
-pub enum DtlsOutput {
+/// What a DTLS session produced; drained with [`DtlsSession::poll_output`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum DtlsOutput<'a> {
     /// A datagram to send to the transport's selected tuple.
-    Transmit(Vec<u8>),
-    /// Handshake done: SRTP profile and keying material (RFC 5764 §4.2 layout).
+    Transmit(&'a [u8]),
+    /// Handshake done and the peer's certificate matched its signaled fingerprint.
     Connected {
-        /// The negotiated protection profile.
+        /// The negotiated SRTP protection profile.
         profile: SrtpProfile,
-        /// Exported keying material for that profile.
-        material: Vec<u8>,
+        /// Exported keying material for that profile (RFC 5764 §4.2 layout).
+        material: &'a [u8],
         /// Whether we were the DTLS client (decides which half of the material is ours).
         we_are_client: bool,
     },
-    /// The handshake failed (timeout, bad fingerprint, alert).
+    /// Application data (an SCTP packet) received over the connection.
+    ApplicationData(&'a [u8]),
+    /// The handshake or connection failed (timeout, bad fingerprint, fatal alert); the session
+    /// is dead and should be dropped.
     Failed(String),
-    /// The connection was closed by the peer after it was up.
+    /// The peer sent `close_notify` after the connection was up.
     Closed,
-    /// Application data (SCTP packets) received over the connection.
-    ApplicationData(Vec<u8>),
 }
 
-/// A message on the worker's DTLS channel: which transport it concerns and what happened.
-pub type DtlsEvent = (u64, DtlsOutput);
+/// What `poll_output` copied into `out` (the borrow is taken after the loop).
+enum Pending {
+    Transmit(usize),
+    Connected(SrtpProfile, usize),
+    ApplicationData(usize),
+    Failed(String),
+    Closed,
+}
 
-/// One DTLS connection of a transport.
+/// One DTLS connection of a transport (sans-IO).
 pub struct DtlsSession {
-    inbound: mpsc::UnboundedSender<Vec<u8>>,
-    app_out: mpsc::UnboundedSender<Vec<u8>>,
-    task: tokio::task::JoinHandle<()>,
+    dtls: dimpl::Dtls,
+    role: DtlsRole,
+    remote: Fingerprint,
+    deadline: Instant,
+    /// When dimpl wants `handle_timeout` next (learned from its `Output::Timeout`).
+    timer: Option<Instant>,
+    /// The last `now` passed in (dimpl's logical clock).
+    now: Instant,
+    peer_verified: bool,
+    handshake_done: bool,
+    keys: Option<(SrtpProfile, dimpl::KeyingMaterial)>,
+    connected_reported: bool,
+    /// A failure not yet reported; once reported the session is `dead`.
+    failure: Option<String>,
+    dead: bool,
+    closed: bool,
+    /// dimpl writes its output here.
+    scratch: Vec<u8>,
+    /// What `poll_output` returns borrows from here.
+    out: Vec<u8>,
 }
 
 impl DtlsSession {
-    /// Starts a handshake in `role`. `remote` is the peer's first signaled fingerprint: its certificate
-    /// must hash to it or the handshake fails. Outputs go to `events`, tagged with `key`.
-    /// Must be called inside the worker's tokio runtime.
-    pub fn start(
-        role: DtlsRole,
-        cert: &DtlsCertificate,
-        remote: Fingerprint,
-        key: u64,
-        events: mpsc::UnboundedSender<DtlsEvent>,
-    ) -> Self {
-        let (inbound, inbound_rx) = mpsc::unbounded_channel();
-        let (app_out, mut app_out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        let conn = Arc::new(ChannelConn {
-            rx: tokio::sync::Mutex::new(inbound_rx),
-            key,
-            events: events.clone(),
-        });
-        let expected = remote.clone();
-        let config = Config {
-            certificates: vec![cert.cert.clone()],
-            srtp_protection_profiles: vec![
-                SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
-                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
-                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
-            ],
-            client_auth: ClientAuthType::RequireAnyClientCert,
-            extended_master_secret: ExtendedMasterSecretType::Require,
-            // WebRTC certificates are self-signed: trust comes from the signaled fingerprint.
-            insecure_skip_verify: true,
-            verify_peer_certificate: Some(Arc::new(move |certs: &[Vec<u8>], _| {
-                let Some(der) = certs.first() else {
-                    return Err(dtls::Error::Other("peer sent no certificate".into()));
-                };
-                match fingerprint_of(der, &expected.algorithm.to_ascii_lowercase()) {
-                    Some(fp) if fp.value.eq_ignore_ascii_case(&expected.value) => Ok(()),
-                    _ => Err(dtls::Error::Other(
-                        "certificate fingerprint mismatch".into(),
-                    )),
-                }
-            })),
-            ..Default::default()
+    /// Starts a handshake in `role` at `now`. `remote` is the peer's signaled fingerprint: its
+    /// certificate must hash to it or the session fails.
+    pub fn new(role: DtlsRole, cert: &DtlsCertificate, remote: Fingerprint, now: Instant) -> Self {
+        let mut dtls = dimpl::Dtls::new_12(Arc::clone(&cert.config), cert.cert.clone(), now);
+        if role == DtlsRole::Client {
+            dtls.set_active(true);
+        }
+        let mut s = Self {
+            dtls,
+            role,
+            remote,
+            deadline: now + HANDSHAKE_TIMEOUT,
+            timer: None,
+            now,
+            peer_verified: false,
+            handshake_done: false,
+            keys: None,
+            connected_reported: false,
+            failure: None,
+            dead: false,
+            closed: false,
+            scratch: vec![0u8; 2048],
+            out: Vec::with_capacity(2048),
         };
-        let is_client = role == DtlsRole::Client;
-        let task = tokio::spawn(async move {
-            let handshake = tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                DTLSConn::new(conn, config, is_client, None),
-            )
-            .await;
-            let dtls_conn = match handshake {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    let _ = events.send((key, DtlsOutput::Failed(e.to_string())));
-                    return;
+        // A client queues its ClientHello here.
+        s.handle_timeout(now);
+        s
+    }
+
+    /// Our role.
+    pub fn role(&self) -> DtlsRole {
+        self.role
+    }
+
+    /// Whether the handshake completed (and the peer certificate was verified).
+    pub fn is_connected(&self) -> bool {
+        self.connected_reported
+    }
+
+    /// Feeds one DTLS record datagram received on the transport's selected tuple at `now`.
+    /// Malformed or stray records are dropped inside; a fatal error (alert, bad handshake) is
+    /// reported by the next [`Self::poll_output`] as [`DtlsOutput::Failed`].
+    pub fn handle_input(&mut self, datagram: &[u8], now: Instant) {
+        if self.dead || self.failure.is_some() {
+            return;
+        }
+        self.advance(now);
+        if let Err(e) = self.dtls.handle_packet(datagram) {
+            self.fail(e.to_string());
+        }
+    }
+
+    /// Runs retransmission and the handshake deadline; call when [`Self::poll_timeout`] is due
+    /// (calling earlier is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.dead || self.failure.is_some() {
+            return;
+        }
+        if !self.connected_reported && now >= self.deadline {
+            self.fail("handshake timeout".into());
+            return;
+        }
+        self.advance(now);
+    }
+
+    fn advance(&mut self, now: Instant) {
+        // dimpl's clock must not run backwards.
+        let now = now.max(self.now);
+        self.now = now;
+        if let Err(e) = self.dtls.handle_timeout(now) {
+            self.fail(e.to_string());
+        }
+    }
+
+    /// When [`Self::handle_timeout`] should run next (`None` once the session is dead).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.dead {
+            return None;
+        }
+        if self.failure.is_some() {
+            return Some(self.now);
+        }
+        let handshake = (!self.connected_reported).then_some(self.deadline);
+        match (self.timer, handshake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends application data (an SCTP packet) once connected; the record comes out of
+    /// [`Self::poll_output`]. Dropped (SCTP retransmits) if the connection is not up.
+    pub fn send_application_data(&mut self, data: &[u8]) {
+        if !self.connected_reported || self.dead || self.closed {
+            return;
+        }
+        if let Err(e) = self.dtls.send_application_data(data) {
+            self.fail(e.to_string());
+        }
+    }
+
+    /// Starts a graceful close: a connected session queues a `close_notify` alert for
+    /// [`Self::poll_output`]; a handshaking one just stops.
+    pub fn close(&mut self) {
+        if self.dead || self.closed {
+            return;
+        }
+        self.closed = true;
+        let _ = self.dtls.close();
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.failure.is_none() && !self.dead {
+            self.failure = Some(reason);
+        }
+    }
+
+    /// The next thing the session produced, or `None` when it has nothing more until the next
+    /// input or timeout.
+    pub fn poll_output(&mut self) -> Option<DtlsOutput<'_>> {
+        let pending = self.next_pending()?;
+        Some(match pending {
+            Pending::Transmit(n) => DtlsOutput::Transmit(&self.out[..n]),
+            Pending::ApplicationData(n) => DtlsOutput::ApplicationData(&self.out[..n]),
+            Pending::Connected(profile, n) => DtlsOutput::Connected {
+                profile,
+                material: &self.out[..n],
+                we_are_client: self.role == DtlsRole::Client,
+            },
+            Pending::Failed(reason) => DtlsOutput::Failed(reason),
+            Pending::Closed => DtlsOutput::Closed,
+        })
+    }
+
+    fn next_pending(&mut self) -> Option<Pending> {
+        if self.dead {
+            return None;
+        }
+        if let Some(reason) = self.failure.take() {
+            self.dead = true;
+            return Some(Pending::Failed(reason));
+        }
+        loop {
+            match self.dtls.poll_output(&mut self.scratch) {
+                dimpl::Output::Packet(p) => {
+                    self.out.clear();
+                    self.out.extend_from_slice(p);
+                    return Some(Pending::Transmit(self.out.len()));
                 }
-                Err(_) => {
-                    let _ = events.send((key, DtlsOutput::Failed("handshake timeout".into())));
-                    return;
+                dimpl::Output::BufferTooSmall { needed } => self.scratch.resize(needed, 0),
+                dimpl::Output::Timeout(t) => {
+                    self.timer = Some(t);
+                    return self.maybe_connected();
                 }
-            };
-            let profile_id = dtls_conn.selected_srtpprotection_profile() as u16;
-            let Some(profile) = SrtpProfile::from_dtls_id(profile_id) else {
-                let _ = events.send((
-                    key,
-                    DtlsOutput::Failed(format!("no usable SRTP profile ({profile_id:#x})")),
-                ));
-                return;
-            };
-            let state = dtls_conn.connection_state().await;
-            let len = crate::srtp::keying_material_len(profile);
-            let material = match state
-                .export_keying_material("EXTRACTOR-dtls_srtp", &[], len)
-                .await
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = events.send((key, DtlsOutput::Failed(format!("key export: {e}"))));
-                    return;
+                dimpl::Output::PeerCert(der) => {
+                    let alg = self.remote.algorithm.to_ascii_lowercase();
+                    match fingerprint_of(der, &alg) {
+                        Some(fp) if fp.value.eq_ignore_ascii_case(&self.remote.value) => {
+                            self.peer_verified = true;
+                        }
+                        _ => {
+                            self.dead = true;
+                            return Some(Pending::Failed(
+                                "certificate fingerprint mismatch".into(),
+                            ));
+                        }
+                    }
                 }
-            };
-            let _ = events.send((
-                key,
+                dimpl::Output::Connected => self.handshake_done = true,
+                dimpl::Output::KeyingMaterial(material, profile) => match srtp_profile(profile) {
+                    Some(profile) => self.keys = Some((profile, material)),
+                    None => {
+                        self.dead = true;
+                        return Some(Pending::Failed(format!(
+                            "unusable SRTP profile {profile:?}"
+                        )));
+                    }
+                },
+                dimpl::Output::ApplicationData(data) => {
+                    self.out.clear();
+                    self.out.extend_from_slice(data);
+                    return Some(Pending::ApplicationData(self.out.len()));
+                }
+                dimpl::Output::CloseNotify => {
+                    self.dead = true;
+                    return Some(Pending::Closed);
+                }
+                // `Output` is non-exhaustive: anything new is not ours to act on.
+                _ => {}
+            }
+        }
+    }
+
+    /// At the end of a poll cycle (every event of the step drained, keys included): reports
+    /// `Connected` once the handshake finished, the certificate matched and keys exist.
+    fn maybe_connected(&mut self) -> Option<Pending> {
+        if self.connected_reported || !self.handshake_done {
+            return None;
+        }
+        if !self.peer_verified {
+            self.dead = true;
+            return Some(Pending::Failed("peer sent no certificate".into()));
+        }
+        let Some((profile, material)) = self.keys.take() else {
+            self.dead = true;
+            return Some(Pending::Failed("no SRTP profile negotiated".into()));
+        };
+        self.connected_reported = true;
+        self.out.clear();
+        self.out.extend_from_slice(&material);
+        Some(Pending::Connected(profile, self.out.len()))
+    }
+}
+
+fn srtp_profile(p: dimpl::SrtpProfile) -> Option<SrtpProfile> {
+    match p {
+        dimpl::SrtpProfile::AES128_CM_SHA1_80 => Some(SrtpProfile::Aes128CmHmacSha1_80),
+        dimpl::SrtpProfile::AEAD_AES_128_GCM => Some(SrtpProfile::AeadAes128Gcm),
+        dimpl::SrtpProfile::AEAD_AES_256_GCM => Some(SrtpProfile::AeadAes256Gcm),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What one side produced in a step: records for the other side and everything else.
+    #[derive(Default)]
+    struct Drained {
+        records: Vec<Vec<u8>>,
+        connected: Option<(SrtpProfile, Vec<u8>, bool)>,
+        data: Vec<Vec<u8>>,
+        failed: Option<String>,
+        closed: bool,
+    }
+
+    fn drain(s: &mut DtlsSession) -> Drained {
+        let mut d = Drained::default();
+        while let Some(out) = s.poll_output() {
+            match out {
+                DtlsOutput::Transmit(r) => d.records.push(r.to_vec()),
                 DtlsOutput::Connected {
                     profile,
                     material,
-                    we_are_client: is_client,
-                },
-            ));
-            let mut buf = vec![0u8; 65536];
-            loop {
-                tokio::select! {
-                    r = dtls_conn.read(&mut buf, None) => match r {
-                        Ok(n) => {
-                            let _ = events.send((key, DtlsOutput::ApplicationData(buf[..n].to_vec())));
-                        }
-                        Err(_) => {
-                            let _ = events.send((key, DtlsOutput::Closed));
-                            return;
-                        }
-                    },
-                    m = app_out_rx.recv() => match m {
-                        Some(data) => { let _ = dtls_conn.write(&data, None).await; }
-                        None => { let _ = dtls_conn.close().await; return; }
-                    },
+                    we_are_client,
+                } => d.connected = Some((profile, material.to_vec(), we_are_client)),
+                DtlsOutput::ApplicationData(a) => d.data.push(a.to_vec()),
+                DtlsOutput::Failed(r) => d.failed = Some(r),
+                DtlsOutput::Closed => d.closed = true,
+            }
+        }
+        d
+    }
+
+    fn sha256(c: &DtlsCertificate) -> Fingerprint {
+        c.fingerprints().last().unwrap().clone()
+    }
+
+    /// A client and a server session over a virtual wire; `drop_next` drops that many of the
+    /// client→server records (a lost flight).
+    struct Pair {
+        client: DtlsSession,
+        server: DtlsSession,
+        now: Instant,
+        c: Drained,
+        s: Drained,
+    }
+
+    impl Pair {
+        fn new(server_expects: Fingerprint) -> Self {
+            let (cc, sc) = (
+                DtlsCertificate::generate().unwrap(),
+                DtlsCertificate::generate().unwrap(),
+            );
+            let now = Instant::now();
+            let expected = if server_expects.value.is_empty() {
+                sha256(&cc)
+            } else {
+                server_expects
+            };
+            Self {
+                client: DtlsSession::new(DtlsRole::Client, &cc, sha256(&sc), now),
+                server: DtlsSession::new(DtlsRole::Server, &sc, expected, now),
+                now,
+                c: Drained::default(),
+                s: Drained::default(),
+            }
+        }
+
+        /// Exchanges records until both sides are quiet, dropping the first `drop` client records.
+        fn run(&mut self, mut drop: usize) {
+            for _ in 0..50 {
+                let c = drain(&mut self.client);
+                let s = drain(&mut self.server);
+                if c.records.is_empty() && s.records.is_empty() {
+                    merge(&mut self.c, c);
+                    merge(&mut self.s, s);
+                    return;
                 }
+                for r in &c.records {
+                    if drop > 0 {
+                        drop -= 1;
+                        continue;
+                    }
+                    self.server.handle_input(r, self.now);
+                }
+                for r in &s.records {
+                    self.client.handle_input(r, self.now);
+                }
+                merge(&mut self.c, c);
+                merge(&mut self.s, s);
             }
+            panic!("no quiet point");
+        }
+
+        /// Advances virtual time to the earliest timer and runs it on both sides.
+        fn tick(&mut self) {
+            let next = [self.client.poll_timeout(), self.server.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            self.now = self.now.max(next);
+            self.client.handle_timeout(self.now);
+            self.server.handle_timeout(self.now);
+        }
+    }
+
+    fn merge(into: &mut Drained, d: Drained) {
+        into.records.extend(d.records);
+        into.data.extend(d.data);
+        into.connected = into.connected.take().or(d.connected);
+        into.failed = into.failed.take().or(d.failed);
+        into.closed |= d.closed;
+    }
+
+    fn empty() -> Fingerprint {
+        Fingerprint {
+            algorithm: "sha-256".into(),
+            value: String::new(),
+        }
+    }
+
+    #[test]
+    fn client_and_server_agree_on_srtp_keys_and_carry_application_data() {
+        let mut p = Pair::new(empty());
+        p.run(0);
+        let (cp, ck, c_client) = p.c.connected.clone().expect("client connected");
+        let (sp, sk, s_client) = p.s.connected.clone().expect("server connected");
+        assert_eq!(cp, sp);
+        assert_eq!(cp, SrtpProfile::AeadAes256Gcm, "our preference");
+        assert_eq!(ck, sk, "both export the same keying material");
+        assert_eq!(ck.len(), crate::srtp::keying_material_len(cp));
+        assert!(c_client && !s_client);
+        assert!(p.client.is_connected() && p.server.is_connected());
+
+        p.client.send_application_data(b"sctp packet");
+        p.run(0);
+        assert_eq!(p.s.data, vec![b"sctp packet".to_vec()]);
+
+        // close_notify reaches the other side as Closed.
+        p.server.close();
+        p.run(0);
+        assert!(p.c.closed);
+        assert_eq!(
+            p.client.poll_timeout(),
+            None,
+            "a closed session has no timer"
+        );
+    }
+
+    #[test]
+    fn a_certificate_not_matching_the_signaled_fingerprint_fails_the_handshake() {
+        let mut p = Pair::new(Fingerprint {
+            algorithm: "sha-256".into(),
+            value: "AB:CD".into(),
         });
-        Self {
-            inbound,
-            app_out,
-            task,
-        }
+        p.run(0);
+        assert_eq!(
+            p.s.failed.as_deref(),
+            Some("certificate fingerprint mismatch")
+        );
+        assert!(p.s.connected.is_none(), "no keys for an unverified peer");
     }
 
-    /// Feeds one DTLS record datagram received on the transport's selected tuple.
-    pub fn handle_input(&self, datagram: &[u8]) {
-        let _ = self.inbound.send(datagram.to_vec());
+    #[test]
+    fn a_lost_flight_is_retransmitted_when_the_timer_runs() {
+        let mut p = Pair::new(empty());
+        // The ClientHello is lost: nothing moves until the client's retransmission timer.
+        p.run(1);
+        assert!(p.c.connected.is_none() && p.s.records.is_empty());
+        let t = p.client.poll_timeout().expect("client timer armed");
+        assert!(t > p.now, "a timer in the future, not a busy loop");
+        p.tick();
+        p.run(0);
+        assert!(p.c.connected.is_some() && p.s.connected.is_some());
     }
 
-    /// Sends application data (an SCTP packet) once connected.
-    pub fn send_application_data(&self, data: Vec<u8>) {
-        let _ = self.app_out.send(data);
-    }
-}
-
-impl Drop for DtlsSession {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The `Conn` the dtls crate reads and writes: datagrams come from the engine over a channel and go
-/// back to it as [`DtlsOutput::Transmit`].
-struct ChannelConn {
-    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
-    key: u64,
-    events: mpsc::UnboundedSender<DtlsEvent>,
-}
-
-fn placeholder_addr() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 0))
-}
-
-#[async_trait::async_trait]
-impl Conn for ChannelConn {
-    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
-        Ok(())
-    }
-    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        match self.rx.lock().await.recv().await {
-            Some(d) => {
-                let n = d.len().min(buf.len());
-                buf[..n].copy_from_slice(&d[..n]);
-                Ok(n)
+    #[test]
+    fn a_handshake_with_no_answer_fails_at_the_deadline() {
+        let cert = DtlsCertificate::generate().unwrap();
+        let start = Instant::now();
+        let mut s = DtlsSession::new(DtlsRole::Client, &cert, sha256(&cert), start);
+        let mut now = start;
+        let mut failed = None;
+        for _ in 0..100 {
+            let d = drain(&mut s);
+            if d.failed.is_some() {
+                failed = d.failed;
+                break;
             }
-            None => Err(webrtc_util::Error::ErrClosedListener),
+            now = s.poll_timeout().unwrap().max(now);
+            s.handle_timeout(now);
         }
+        assert!(failed.is_some(), "no failure");
+        assert!(
+            now - start <= HANDSHAKE_TIMEOUT,
+            "failed at {:?}",
+            now - start
+        );
+        assert_eq!(s.poll_timeout(), None);
     }
-    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
-        let n = self.recv(buf).await?;
-        Ok((n, placeholder_addr()))
-    }
-    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        self.events
-            .send((self.key, DtlsOutput::Transmit(buf.to_vec())))
-            .map_err(|_| webrtc_util::Error::ErrClosedListener)?;
-        Ok(buf.len())
-    }
-    async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
-        self.send(buf).await
-    }
-    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(placeholder_addr())
-    }
-    fn remote_addr(&self) -> Option<SocketAddr> {
-        None
-    }
-    async fn close(&self) -> webrtc_util::Result<()> {
-        Ok(())
-    }
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
-        self
+
+    #[test]
+    fn garbage_records_are_ignored_not_fatal() {
+        let mut p = Pair::new(empty());
+        p.server.handle_input(&[22, 254, 253, 0, 0, 0], p.now);
+        p.server.handle_input(&[0xff; 40], p.now);
+        p.run(0);
+        assert!(p.s.failed.is_none(), "{:?}", p.s.failed);
+        assert!(p.s.connected.is_some());
     }
 }

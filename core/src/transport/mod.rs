@@ -78,6 +78,7 @@ pub struct WebRtcState {
     /// DTLS state.
     pub dtls_state: DtlsState,
     /// DTLS datagrams that arrived before connect() (replayed when the session starts).
+    /// The session itself is sans-IO (`crate::dtls`): the engine drives it, no task runs.
     pub early_dtls: Vec<Vec<u8>>,
     /// Whether SCTP was requested at creation.
     pub enable_sctp: bool,
@@ -163,10 +164,6 @@ pub struct Transport {
     pub rtcp_ssrc: u32,
     /// Congestion control: transport-cc feedback for what we receive, incoming bitrate limit.
     pub bwe: crate::bwe::TransportBwe,
-    /// This transport's generation, unique within its engine. Slab keys are reused after a close;
-    /// the DTLS session's events carry `(generation, key)` (see [`dtls_tag`]) so an event still
-    /// queued from a closed transport is dropped instead of landing on the key's next owner.
-    pub generation: u32,
     /// MIDs of the consumers on this transport (`"0"`, `"1"`, ...).
     pub mids: crate::ortc::ConsumerMidAllocator,
     /// The demultiplexer entries this transport registered, so closing it removes exactly those.
@@ -184,17 +181,6 @@ pub struct DemuxKeys {
     pub tcp_conns: Vec<u32>,
     /// A PlainTransport's own sockets (RTP and, without rtcp-mux, RTCP).
     pub plain_sockets: Vec<SocketId>,
-}
-
-/// The tag a transport's DTLS session puts on its events: generation in the high 32 bits, slab key
-/// in the low 32 bits.
-pub fn dtls_tag(generation: u32, key: usize) -> u64 {
-    ((generation as u64) << 32) | (key as u32 as u64)
-}
-
-/// Splits a DTLS event tag into (generation, slab key).
-pub fn split_dtls_tag(tag: u64) -> (u32, usize) {
-    ((tag >> 32) as u32, (tag & 0xffff_ffff) as usize)
 }
 
 /// Why an incoming packet was not decrypted (the engine counts both as SRTP drops).
