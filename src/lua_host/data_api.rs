@@ -196,14 +196,6 @@ fn router_of(o: &super::Obj) -> mlua::Result<Uuid> {
         .ok_or_else(|| invalid(format!("{} {} has no router", o.kind.name(), o.id)))
 }
 
-/// The appData table of `opts` as JSON for the engine (Null when absent).
-fn app_json(lua: &Lua, opts: &Table) -> mlua::Result<Json> {
-    Ok(match opts.get::<Value>("appData")? {
-        Value::Nil => Json::Null,
-        v => lua.from_value(v).unwrap_or(Json::Null),
-    })
-}
-
 fn produce_data(
     lua: &Lua,
     room: &str,
@@ -217,7 +209,6 @@ fn produce_data(
     let label = o.label.unwrap_or_default();
     let protocol = o.protocol.unwrap_or_default();
     let paused = o.paused.unwrap_or(false);
-    let app = app_json(lua, opts)?;
     let info = engine(|e| {
         e.produce_data(
             &router,
@@ -226,7 +217,6 @@ fn produce_data(
             &label,
             &protocol,
             paused,
-            app,
         )
     })?;
     let info = json_of(&info)?;
@@ -257,18 +247,8 @@ fn consume_data(
     let life = o.max_packet_life_time;
     let retransmits = o.max_retransmits;
     let paused = o.paused.unwrap_or(false);
-    let app = app_json(lua, opts)?;
-    let info = engine(|e| {
-        e.consume_data(
-            transport.as_ref(),
-            &dp,
-            ordered,
-            life,
-            retransmits,
-            paused,
-            app,
-        )
-    })?;
+    let info =
+        engine(|e| e.consume_data(transport.as_ref(), &dp, ordered, life, retransmits, paused))?;
     let info = json_of(&info)?;
     register(
         lua,

@@ -225,13 +225,13 @@ impl Callbacks {
 pub struct LuaObj(pub Rc<Obj>);
 
 /// Creates a router for a room on this thread's engine; None when there is no engine.
-pub fn create_router(codecs: &[Json], room: &str) -> Option<Result<Uuid, String>> {
+pub fn create_router(codecs: &[Json]) -> Option<Result<Uuid, String>> {
     let ctx = ctx()?;
     let parsed: Result<Vec<RtpCodecCapability>, String> =
         serde_path_to_error::deserialize(Json::Array(codecs.to_vec()))
             .map_err(|e| format!("router.mediaCodecs{}: {}", e.path(), e.inner()));
     Some(parsed.and_then(|codecs| {
-        ctx.with_engine(|e| e.create_router(&codecs, json!({ "roomId": room })))
+        ctx.with_engine(|e| e.create_router(&codecs))
             .map_err(|e| e.to_string())
     }))
 }
@@ -248,7 +248,7 @@ pub fn check_media_codecs(codecs: &[Json]) -> Result<(), String> {
 }
 
 /// The engine's live objects and table sizes (None on a thread without an engine).
-pub fn engine_counts() -> Option<Json> {
+pub fn engine_counts() -> Option<ringsfu_core::engine::TableSizes> {
     let ctx = ctx()?;
     Some(ctx.with_engine(|e| e.table_sizes()))
 }
@@ -392,7 +392,6 @@ impl UserData for LuaObj {
                         )))
                     }
                 },
-                app_data: Json::Null,
             };
             let router = this.0.id;
             let info = json_of(&engine(|e| e.create_webrtc_transport(&router, options))?)?;
@@ -433,7 +432,6 @@ impl UserData for LuaObj {
                     comedia,
                     enable_srtp,
                     suite.as_deref(),
-                    Json::Null,
                 )
             });
             let info = match created {
@@ -494,10 +492,6 @@ impl UserData for LuaObj {
                 .rtp_parameters
                 .ok_or_else(|| invalid("missing rtpParameters"))?;
             let paused = o.paused.unwrap_or(false);
-            let app_json: Json = match opts.get::<Value>("appData")? {
-                Value::Nil => Json::Null,
-                v => lua.from_value(v).unwrap_or(Json::Null),
-            };
             let id = this.0.id;
             let info = engine(|e| {
                 e.produce(
@@ -506,7 +500,6 @@ impl UserData for LuaObj {
                         kind,
                         rtp_parameters,
                         paused,
-                        app_data: app_json,
                     },
                 )
             })?;
@@ -538,7 +531,6 @@ impl UserData for LuaObj {
                     rtp_capabilities,
                     paused,
                     enable_rtx,
-                    app_data: Json::Null,
                 };
                 if offerer {
                     e.consume_for_offerer(&id, o, mid)
