@@ -63,11 +63,17 @@ local function over_limit(room, name, map)
   return nil
 end
 
--- The peer's transport created with `consuming: true`, if any.
-local function consuming_transport(d)
+-- Where `consumer_peer` would consume `producer` (a producer or data producer): its state and
+-- its transport created with `consuming: true`; nil when it has none, did not join with
+-- `caps_key` (rtpCapabilities / sctpCapabilities), or either side closed.
+local function consuming_side(consumer_peer, producer, caps_key)
+  local d = state(consumer_peer)
+  if d[caps_key] == nil or consumer_peer.closed or producer.closed then
+    return nil
+  end
   for _, t in pairs(d.transports) do
     if t.appData.consuming then
-      return t
+      return d, t
     end
   end
   return nil
@@ -102,8 +108,8 @@ end
 
 -- Consumers (protoo.md §5): created paused, `newConsumer` sent, resumed when the client accepts.
 local function create_consumer(room, consumer_peer, producer_peer, producer)
-  local d = state(consumer_peer)
-  if d.rtpCapabilities == nil or consumer_peer.closed or producer.closed then
+  local d, transport = consuming_side(consumer_peer, producer, "rtpCapabilities")
+  if transport == nil then
     return
   end
   if over_limit(room, "consumersPerPeer", d.consumers) then
@@ -112,10 +118,6 @@ local function create_consumer(room, consumer_peer, producer_peer, producer)
   end
   local ok, can = pcall(room.router.canConsume, room.router, producer.id, d.rtpCapabilities)
   if not ok or not can then
-    return
-  end
-  local transport = consuming_transport(d)
-  if transport == nil then
     return
   end
   local replicas = room.data.consumerReplicas or 0
@@ -172,11 +174,7 @@ end
 -- with `newDataConsumer` (`producer_peer` nil for the bot). Not paused: the spec has no
 -- accept-then-resume rule here.
 local function create_data_consumer(room, consumer_peer, producer_peer, data_producer)
-  local d = state(consumer_peer)
-  if d.sctpCapabilities == nil or consumer_peer.closed or data_producer.closed then
-    return
-  end
-  local transport = consuming_transport(d)
+  local d, transport = consuming_side(consumer_peer, data_producer, "sctpCapabilities")
   if transport == nil then
     return
   end

@@ -17,43 +17,42 @@ use super::super::error::invalid;
 use super::object::{add_info_fields, add_pause_methods, Handle, Kind, Obj, Tag};
 use super::{close_in_engine, engine, parse_id, LuaProducer};
 
-/// The AudioLevelObserver kind.
-pub enum AudioLevelObserver {}
+/// Both observers have the same fields and methods; only their tag (events, objectType)
+/// differs.
+macro_rules! observer_kind {
+    ($(#[$doc:meta])* $kind:ident, $tag:expr) => {
+        $(#[$doc])*
+        pub enum $kind {}
 
-/// The ActiveSpeakerObserver kind.
-pub enum ActiveSpeakerObserver {}
+        impl Kind for $kind {
+            const TAG: Tag = $tag;
 
-impl Kind for AudioLevelObserver {
-    const TAG: Tag = Tag::AudioLevelObserver;
+            fn add_fields<F: UserDataFields<Handle<Self>>>(fields: &mut F) {
+                add_observer_fields(fields);
+            }
 
-    fn add_fields<F: UserDataFields<Handle<Self>>>(fields: &mut F) {
-        add_observer_fields(fields);
-    }
+            fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
+                add_observer_methods(methods);
+            }
 
-    fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
-        add_observer_methods(methods);
-    }
-
-    fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
-        close_observer(obj)
-    }
+            fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
+                let id = obj.id;
+                close_in_engine(|e| e.close_observer(&id))
+            }
+        }
+    };
 }
 
-impl Kind for ActiveSpeakerObserver {
-    const TAG: Tag = Tag::ActiveSpeakerObserver;
-
-    fn add_fields<F: UserDataFields<Handle<Self>>>(fields: &mut F) {
-        add_observer_fields(fields);
-    }
-
-    fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
-        add_observer_methods(methods);
-    }
-
-    fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
-        close_observer(obj)
-    }
-}
+observer_kind!(
+    /// The AudioLevelObserver kind.
+    AudioLevelObserver,
+    Tag::AudioLevelObserver
+);
+observer_kind!(
+    /// The ActiveSpeakerObserver kind.
+    ActiveSpeakerObserver,
+    Tag::ActiveSpeakerObserver
+);
 
 /// `observer.type` (`"audiolevel"` / `"activespeaker"`) and `observer.paused`.
 fn add_observer_fields<K: Kind, F: UserDataFields<Handle<K>>>(fields: &mut F) {
@@ -82,11 +81,6 @@ fn add_observer_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M)
             e.resume_observer(id)
         }
     });
-}
-
-fn close_observer(obj: &Obj) -> mlua::Result<()> {
-    let id = obj.id;
-    close_in_engine(|e| e.close_observer(&id))
 }
 
 /// The `producerId` of an `{producerId = ...}` argument (a producer object is accepted too).
