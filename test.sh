@@ -38,18 +38,27 @@ sed 's/^  calls = {/  turn = { users = { alice = "alicepw", bob = "bobpw" }, den
 # The browser test pages are served from http://127.0.0.1:<another port> (tests/browser/lib):
 # a cross origin, which the server refuses by default (security.wsOrigins for the protoo
 # WebSocket, security.corsOrigins for whip.mjs's WHIP/WHEP fetches). Allow exactly that origin.
-RINGSFU_WS_ORIGINS="http://127.0.0.1:*" RINGSFU_CORS_ORIGINS="http://127.0.0.1:*" \
-  RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
-  RINGSFU_TURN_PORT=$turn_port RINGSFU_TURN_RELAY_PORTS=$turn_lo-$(( turn_lo + 99 )) \
-  RINGSFU_TURN_ALLOW_LOOPBACK_PEERS=true RINGSFU_TURN_SECRET=$turn_secret \
-  ./target/ci/ringsfu --config "$turn_cfg/lua/config.lua" >"$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 200); do
-  if grep -q " up: " "$log"; then break; fi
-  if ! kill -0 $server 2>/dev/null; then cat "$log"; echo "FAIL: server exited" >&2; exit 1; fi
-  sleep 0.1
-done
+# start_server LOG [NAME=VALUE...]: starts the server with the test settings (the overrides last:
+# they win), waits until it is up, sets $started.
+start_server() {
+  local out=$1; shift
+  env RINGSFU_WS_ORIGINS="http://127.0.0.1:*" RINGSFU_CORS_ORIGINS="http://127.0.0.1:*" \
+    RINGSFU_HTTP_PORT=$port RINGSFU_RTC_PORT=$rtc_port RINGSFU_LOG_LEVEL=info RINGSFU_WHIP_TOKEN=whip-test-token \
+    RINGSFU_TURN_PORT=$turn_port RINGSFU_TURN_RELAY_PORTS=$turn_lo-$(( turn_lo + 99 )) \
+    RINGSFU_TURN_ALLOW_LOOPBACK_PEERS=true RINGSFU_TURN_SECRET=$turn_secret "$@" \
+    ./target/ci/ringsfu --config "$turn_cfg/lua/config.lua" >"$out" 2>&1 &
+  started=$!
+  for _ in $(seq 1 200); do
+    if grep -q " up: " "$out"; then return 0; fi
+    if ! kill -0 $started 2>/dev/null; then cat "$out"; echo "FAIL: server exited" >&2; exit 1; fi
+    sleep 0.1
+  done
+}
+server=
+uring_server=
+trap 'kill $server $uring_server 2>/dev/null || true; wait $server $uring_server 2>/dev/null || true' EXIT
+start_server "$log"
+server=$started
 export RINGSFU_WS="ws://127.0.0.1:$port"
 status=0
 for variant in "plain:" "simulcast:RINGSFU_SIMULCAST=1" "tcp:RINGSFU_FORCE_TCP=1"; do
@@ -122,5 +131,18 @@ if tests/aiortc/.venv/bin/python -c 'import aiortc' 2>/dev/null; then
 else
   echo "FAIL: aiortc missing (tests/aiortc/.venv; .ci/run installs it: python3 -m venv tests/aiortc/.venv && tests/aiortc/.venv/bin/pip install aiortc==1.16.0)" >&2
   status=1
+fi
+echo "-- browser scenario on the io_uring backend: plain (run.mjs against a second server with ioBackend io_uring)"
+uring_log=$(mktemp /tmp/ringsfu-e2e-uring.XXXXXX.log)
+start_server "$uring_log" RINGSFU_IO_BACKEND=io_uring RINGSFU_HTTP_PORT=$(( port + 1 )) \
+  RINGSFU_RTC_PORT=$(( rtc_port + 2 )) RINGSFU_TURN_PORT=$(( turn_port + 1 )) \
+  RINGSFU_TURN_RELAY_PORTS=$(( turn_lo + 100 ))-$(( turn_lo + 199 ))
+uring_server=$started
+if grep -q "io_uring is unavailable" "$uring_log"; then
+  echo "NOTE: io_uring is unavailable on this machine: this run used the epoll fallback" >&2
+fi
+if ! ( cd tests/browser && RINGSFU_WS="ws://127.0.0.1:$(( port + 1 ))" node run.mjs ); then
+  status=1
+  echo "browser scenario plain on io_uring failed; server log: $uring_log" >&2
 fi
 exit $status

@@ -39,10 +39,11 @@ pub(crate) fn parse<T: DeserializeOwned>(
         .from_value(Value::Table(copy))
         .map_err(|e| invalid(format!("{what} options: {e}")))?;
     // An empty Lua table converts to an empty array or object alike.
-    let json = match json {
+    let mut json = match json {
         Json::Array(a) if a.is_empty() => Json::Object(Default::default()),
         other => other,
     };
+    integral_floats_to_integers(&mut json);
     serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
@@ -52,6 +53,25 @@ pub(crate) fn parse<T: DeserializeOwned>(
             invalid(format!("invalid {path}: {inner}"))
         }
     })
+}
+
+/// Lua 5.4 numbers written `5e5` or computed with `/` are floats; one with an integral value is
+/// made an integer so it fills an integer field (`maxBitrate = rate / 2`, `ssrc = 1e6`), as
+/// mediasoup (JavaScript numbers) accepts it. A fractional value still fails, naming its path.
+fn integral_floats_to_integers(v: &mut Json) {
+    match v {
+        Json::Number(n) => {
+            let int = n
+                .as_f64()
+                .filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() <= 9.0e15);
+            if let Some(f) = int {
+                *v = Json::from(f as i64);
+            }
+        }
+        Json::Array(a) => a.iter_mut().for_each(integral_floats_to_integers),
+        Json::Object(o) => o.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// `numSctpStreams` of `createWebRtcTransport` (a client's `sctpCapabilities.numStreams`,
@@ -228,5 +248,67 @@ mod tests {
         assert!(o.data_producer_id.is_none());
         let o = parse::<ConsumeDataOpts>(&lua, None, "consumeData").unwrap();
         assert!(o.paused.is_none());
+    }
+
+    /// RTP parameters are checked for shape here (serde, path-named); what serde cannot check
+    /// is the engine's (`ortc::normalize_rtp_parameters`).
+    #[test]
+    fn rtp_parameters_shape_errors_name_the_path() {
+        let lua = Lua::new();
+        let produce = |src: &str| {
+            let t: Table = lua.load(src).eval().unwrap();
+            parse::<ProduceOpts>(&lua, Some(&t), "produce")
+        };
+        let codec = "{ mimeType = 'video/VP8', payloadType = 96, clockRate = 90000 }";
+        let rtx = "{ mimeType = 'video/rtx', clockRate = 90000, parameters = { apt = 96 } }";
+        let err = produce(&format!(
+            "return {{ kind = 'video', rtpParameters = {{ codecs = {{ {codec}, {rtx} }} }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("invalid rtpParameters.codecs[1]: missing field `payloadType`"),
+            "{err}"
+        );
+        let err = produce(&format!(
+            "return {{ kind = 'video', rtpParameters = {{ codecs = {{ {codec} }}, encodings = {{ {{ ssrc = '123' }} }} }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("invalid rtpParameters.encodings[0].ssrc"),
+            "{err}"
+        );
+        let err = produce(&format!(
+            "return {{ kind = 'video', rtpParameters = {{ codecs = {{ {codec} }}, encodings = {{ {{ ssrc = 1, rtx = {{ foo = 1 }} }} }} }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("invalid rtpParameters.encodings[0].rtx: missing field `ssrc`"),
+            "{err}"
+        );
+        let err = produce("return { kind = 'video', rtpParameters = { mid = '0' } }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `codecs`"), "{err}");
+        // Integral floats fill integer fields; a fraction does not.
+        let o = produce(&format!(
+            "return {{ kind = 'video', rtpParameters = {{ codecs = {{ {codec} }}, encodings = {{ {{ ssrc = 1e6, maxBitrate = 3000000 / 2, scaleResolutionDownBy = 2.0 }} }} }} }}"
+        ))
+        .unwrap();
+        let enc = &o.rtp_parameters.unwrap().encodings[0];
+        assert_eq!(enc.ssrc, Some(1_000_000));
+        assert_eq!(enc.max_bitrate, Some(1_500_000));
+        assert_eq!(enc.scale_resolution_down_by, Some(2.0));
+        let err = produce(&format!(
+            "return {{ kind = 'video', rtpParameters = {{ codecs = {{ {codec} }}, encodings = {{ {{ ssrc = 1.5 }} }} }} }}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("invalid rtpParameters.encodings[0].ssrc"),
+            "{err}"
+        );
     }
 }

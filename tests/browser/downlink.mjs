@@ -32,7 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS, DIST, HERE, buildClientBundle } from './lib/browser.mjs';
-import { createReport, fileLogger, kbps, openPeer, sleep, waitFor } from './lib/session.mjs';
+import { createReport, fileLogger, kbps, openPeer, runScenario, sleep, waitFor } from './lib/session.mjs';
 
 const BIN = process.env.RINGSFU_BIN || path.join(HERE, '..', '..', 'target', 'ci', 'ringsfu');
 const LIMIT = process.env.RINGSFU_DOWNLINK_LIMIT || '500kbit';
@@ -290,46 +290,31 @@ async function scenario(pubBrowser, viewBrowser, origin, ws) {
   }
 }
 
-async function main() {
-  const hard = setTimeout(() => {
-    fail('downlink', `hard timeout ${HARD_TIMEOUT_S} s`);
-    console.log(report.summary());
-    teardown();
-    process.exit(1);
-  }, HARD_TIMEOUT_S * 1000);
-  if (!existsSync(BIN)) throw new Error(`no ringsfu binary at ${BIN} (cargo build --profile ci --bin ringsfu)`);
-  const wrapper = path.join(os.tmpdir(), `chromium-in-${NS}.sh`);
-  let server = null;
-  let page = null;
-  let browsers = [];
-  try {
-    setupNetwork();
-    await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} ${CHROMIUM} "$@"\n`);
-    await chmod(wrapper, 0o755);
-    server = await startServer();
-    page = await servePage();
-    const pubBrowser = await launch(page.origin, CHROMIUM);
-    browsers.push(pubBrowser);
-    const viewBrowser = await launch(page.origin, wrapper);
-    browsers.push(viewBrowser);
-    await scenario(pubBrowser, viewBrowser, page.origin, server.ws);
-  } catch (error) {
-    fail('downlink scenario', error.message || error);
-  } finally {
+const wrapper = path.join(os.tmpdir(), `chromium-in-${NS}.sh`);
+let server = null;
+let page = null;
+const browsers = [];
+runScenario({
+  name: 'downlink',
+  report,
+  hardTimeoutS: HARD_TIMEOUT_S,
+  cleanup: async () => {
     for (const b of browsers) await b.close().catch(() => {});
     if (page) page.server.close();
     if (server) server.proc.kill('SIGTERM');
     teardown();
     await rm(wrapper, { force: true });
-    clearTimeout(hard);
-  }
-  console.log(report.summary());
-  process.exit(report.failed ? 1 : 0);
-}
-
-main().catch((e) => {
-  fail('downlink', e.message || e);
-  teardown();
-  console.log(report.summary());
-  process.exit(1);
+  },
+}, async () => {
+  if (!existsSync(BIN)) throw new Error(`no ringsfu binary at ${BIN} (cargo build --profile ci --bin ringsfu)`);
+  setupNetwork();
+  await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NS} ${CHROMIUM} "$@"\n`);
+  await chmod(wrapper, 0o755);
+  server = await startServer();
+  page = await servePage();
+  const pubBrowser = await launch(page.origin, CHROMIUM);
+  browsers.push(pubBrowser);
+  const viewBrowser = await launch(page.origin, wrapper);
+  browsers.push(viewBrowser);
+  await scenario(pubBrowser, viewBrowser, page.origin, server.ws);
 });

@@ -20,8 +20,8 @@
 // Output: `PASS name` / `FAIL name: why` lines, then `N passed, M failed`; exit status 1 on failure.
 
 import path from 'node:path';
-import { DIST, buildClientBundle, launchBrowser, serveClient } from './lib/browser.mjs';
-import { createReport, fileLogger, kbps, openPeer, sleep, waitFor } from './lib/session.mjs';
+import { DIST, withPageAndBrowser } from './lib/browser.mjs';
+import { createReport, fileLogger, kbps, openPeer, runScenario, sleep, waitFor } from './lib/session.mjs';
 
 const SERVER_WS = process.env.RINGSFU_WS || 'ws://127.0.0.1:4443';
 const LOG_FILE = process.env.RINGSFU_BROWSER_LOG || path.join(DIST, 'layers-console.log');
@@ -43,28 +43,6 @@ async function layerRates(peer, ms) {
   await sleep(ms);
   const b = await bytes();
   return Object.fromEntries(Object.keys(b).map((rid) => [rid, ((b[rid] - (a[rid] || 0)) * 8 * 1000) / ms]));
-}
-
-async function main() {
-  const hard = setTimeout(() => {
-    fail('layers', `hard timeout ${HARD_TIMEOUT_S} s`);
-    console.log(report.summary());
-    process.exit(1);
-  }, HARD_TIMEOUT_S * 1000);
-  await buildClientBundle({ sourcemap: false });
-  const { server, origin } = await serveClient();
-  const browser = await launchBrowser();
-  try {
-    await scenario(browser, origin);
-  } catch (error) {
-    fail('layers scenario', error.message || error);
-  } finally {
-    await browser.close().catch(() => {});
-    server.close();
-    clearTimeout(hard);
-  }
-  console.log(report.summary());
-  process.exit(report.failed ? 1 : 0);
 }
 
 async function scenario(browser, origin) {
@@ -190,4 +168,4 @@ async function scenario(browser, origin) {
   else fail('consumerLayersChanged reported temporalLayer 0 then 2', layerNotes.join(' '));
 }
 
-main();
+runScenario({ name: 'layers', report, hardTimeoutS: HARD_TIMEOUT_S }, () => withPageAndBrowser(scenario));

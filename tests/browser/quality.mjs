@@ -19,8 +19,8 @@
 // Output: `PASS name` / `FAIL name: why` lines, then `N passed, M failed`; exit status 1 on failure.
 
 import path from 'node:path';
-import { DIST, buildClientBundle, launchBrowser, serveClient } from './lib/browser.mjs';
-import { createReport, fileLogger, kbps, openPeer, waitFor } from './lib/session.mjs';
+import { DIST, withPageAndBrowser } from './lib/browser.mjs';
+import { createReport, fileLogger, kbps, openPeer, runScenario, waitFor } from './lib/session.mjs';
 
 const SERVER_WS = process.env.RINGSFU_WS || 'ws://127.0.0.1:4443';
 const WINDOW_S = Number(process.env.RINGSFU_QUALITY_SECONDS || 26);
@@ -33,12 +33,6 @@ const HARD_TIMEOUT_S = 150;
 const report = createReport();
 const { pass, fail } = report;
 const logLine = fileLogger(LOG_FILE);
-
-async function buildAndServe() {
-  await buildClientBundle({ sourcemap: false });
-  return serveClient();
-}
-
 
 async function uplinkScenario(browser, origin) {
   const roomId = `quality-${Date.now().toString(36)}`;
@@ -107,25 +101,4 @@ async function uplinkScenario(browser, origin) {
   else fail('viewer decodes 1280x720', `at the end: ${viewerAtEnd}; ${last}`);
 }
 
-async function main() {
-  const hard = setTimeout(() => {
-    fail('quality', `hard timeout ${HARD_TIMEOUT_S} s`);
-    console.log(report.summary());
-    process.exit(1);
-  }, HARD_TIMEOUT_S * 1000);
-  const { server, origin } = await buildAndServe();
-  const browser = await launchBrowser();
-  try {
-    await uplinkScenario(browser, origin);
-  } catch (error) {
-    fail('uplink scenario', error.message || error);
-  } finally {
-    await browser.close().catch(() => {});
-    server.close();
-    clearTimeout(hard);
-  }
-  console.log(report.summary());
-  process.exit(report.failed ? 1 : 0);
-}
-
-main();
+runScenario({ name: 'quality', report, hardTimeoutS: HARD_TIMEOUT_S }, () => withPageAndBrowser(uplinkScenario));

@@ -7,6 +7,7 @@
 //! * [`send`]: the send side: our own transport-wide sequence numbers on what we send and a
 //!   GoogCC-like estimate of the available outgoing bitrate from the receiver's feedback.
 //! * [`delay`]: delay-based overuse detection (trendline) used by both estimators.
+//! * [`rate_window`]: the received-bitrate meter both estimators measure arrivals with.
 //! * [`remb`]: the receive side for remotes that negotiated REMB (abs-send-time) instead.
 //! * [`alloc`]: distribution of that estimate over a transport's consumers (layer choice).
 //! * [`TransportBwe`]: the per-transport state the engine keeps: one call per received RTP
@@ -16,6 +17,7 @@
 
 pub mod alloc;
 pub mod delay;
+pub mod rate_window;
 pub mod remb;
 pub mod send;
 pub mod twcc;

@@ -16,6 +16,7 @@
 use std::time::{Duration, Instant};
 
 use super::delay::{DelayDetector, Usage};
+use super::rate_window::RateWindow;
 use super::send::MIN_BITRATE;
 
 /// Arrivals kept for the incoming bitrate (a second of 1,000 pps).
@@ -40,9 +41,7 @@ pub struct RembReceiver {
     delay: DelayDetector,
     last_abs: Option<u32>,
     send_us: i64,
-    arrivals: Box<[(i64, u32)]>,
-    pos: usize,
-    len: usize,
+    arrivals: RateWindow,
     estimate: Option<f64>,
     last_update: Option<Instant>,
     last_decrease: Option<Instant>,
@@ -62,9 +61,7 @@ impl RembReceiver {
             delay: DelayDetector::new(),
             last_abs: None,
             send_us: 0,
-            arrivals: vec![(0, 0); RATE_RING].into_boxed_slice(),
-            pos: 0,
-            len: 0,
+            arrivals: RateWindow::new(RATE_RING, RATE_WINDOW_US, 500_000),
             estimate: None,
             last_update: None,
             last_decrease: None,
@@ -91,34 +88,14 @@ impl RembReceiver {
         self.first_arrival.get_or_insert(now);
         let arrival_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
         self.delay.on_sample(self.send_us, arrival_us);
-        self.arrivals[self.pos] = (arrival_us, size as u32);
-        self.pos = (self.pos + 1) % RATE_RING;
-        self.len = (self.len + 1).min(RATE_RING);
+        self.arrivals.push(arrival_us, size as u32);
         self.packets += 1;
     }
 
     /// What arrived over the last second (measured over at least half a second), bits/s.
     pub fn incoming_bitrate(&self, now: Instant) -> Option<f64> {
-        if self.len < 4 {
-            return None;
-        }
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
-        let newest = (self.pos + RATE_RING - 1) % RATE_RING;
-        let mut bytes = 0u64;
-        let mut first = now_us;
-        for i in 0..self.len {
-            let (t, size) = self.arrivals[(newest + RATE_RING - i) % RATE_RING];
-            if now_us - t > RATE_WINDOW_US {
-                break;
-            }
-            bytes += u64::from(size);
-            first = first.min(t);
-        }
-        if bytes == 0 {
-            return None;
-        }
-        let span = (now_us - first).max(500_000) as f64 / 1e6;
-        Some(bytes as f64 * 8.0 / span)
+        self.arrivals.bitrate(now_us)
     }
 
     /// The current estimate, once something was measured.

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::delay::DelayDetector;
 pub use super::delay::Usage;
+use super::rate_window::RateWindow;
 use super::twcc::{SeqUnwrapper, TransportCcFeedback};
 
 const HISTORY: usize = 4096;
@@ -71,10 +72,8 @@ pub struct SendSideBwe {
     decreased: bool,
     /// The estimate when `decreased` was last taken.
     signalled_estimate: f64,
-    // Acknowledged bitrate: (arrival µs, size) ring of the last received packets.
-    acked: Box<[(i64, u32)]>,
-    acked_pos: usize,
-    acked_len: usize,
+    /// Acknowledged bitrate: the receiver's arrival times (its clock, µs) and sizes.
+    acked: RateWindow,
     // Loss window.
     loss_total: u32,
     loss_lost: u32,
@@ -122,9 +121,7 @@ impl SendSideBwe {
             capacity: None,
             decreased: false,
             signalled_estimate: 0.0,
-            acked: vec![(0, 0); ACKED_RING].into_boxed_slice(),
-            acked_pos: 0,
-            acked_len: 0,
+            acked: RateWindow::new(ACKED_RING, ACKED_WINDOW_US, 100_000),
             loss_total: 0,
             loss_lost: 0,
             feedbacks: 0,
@@ -231,7 +228,6 @@ impl SendSideBwe {
         let sent = &self.sent;
         let unwrap = &mut self.fb_unwrap;
         let acked = &mut self.acked;
-        let (acked_pos, acked_len) = (&mut self.acked_pos, &mut self.acked_len);
         fb.for_each(|r| {
             let s = unwrap.unwrap(r.seq);
             // The arrival clock advances with every received packet, ours or not.
@@ -247,9 +243,7 @@ impl SendSideBwe {
                 lost += 1;
                 return;
             }
-            acked[*acked_pos] = (arrival, e.2);
-            *acked_pos = (*acked_pos + 1) % ACKED_RING;
-            *acked_len = (*acked_len + 1).min(ACKED_RING);
+            acked.push(arrival, e.2);
             if n < packets.len() {
                 packets[n] = (e.1, arrival);
                 n += 1;
@@ -274,23 +268,7 @@ impl SendSideBwe {
 
     /// What the receiver got over the last 500 ms of arrivals, in bits per second.
     pub fn acked_bitrate(&self) -> Option<f64> {
-        if self.acked_len < 4 {
-            return None;
-        }
-        let newest = (self.acked_pos + ACKED_RING - 1) % ACKED_RING;
-        let end = self.acked[newest].0;
-        let mut bytes = 0u64;
-        let mut first = end;
-        for i in 0..self.acked_len {
-            let (t, size) = self.acked[(newest + ACKED_RING - i) % ACKED_RING];
-            if end - t > ACKED_WINDOW_US {
-                break;
-            }
-            bytes += size as u64;
-            first = first.min(t);
-        }
-        let span = (end - first).max(100_000) as f64 / 1e6;
-        Some(bytes as f64 * 8.0 / span)
+        self.acked.bitrate(self.acked.newest()?)
     }
 
     fn update_estimate(&mut self, now: Instant, loss_window_done: bool) {

@@ -90,10 +90,12 @@ impl Engine {
     pub fn consume(
         &mut self,
         transport: &Uuid,
-        opts: ConsumeOptions,
+        mut opts: ConsumeOptions,
     ) -> Result<ConsumerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let pkey = self.producer_key(&opts.producer_id)?;
+        ortc::normalize_rtp_capabilities(&mut opts.rtp_capabilities)
+            .map_err(|e| EngineError::Invalid(format!("rtpCapabilities: {e}")))?;
         if self.producers[pkey].router != self.transports[tkey].router {
             return Err(EngineError::Invalid(
                 "producer belongs to another router".into(),

@@ -562,15 +562,18 @@ impl Engine {
         Ok(&self.routers[key].rtp_capabilities)
     }
 
-    /// Whether `rtp_capabilities` can consume the producer.
+    /// Whether `rtp_capabilities` can consume the producer (invalid capabilities are an error,
+    /// as in [`Engine::consume`]).
     pub fn can_consume(
         &self,
         producer: &Uuid,
         rtp_capabilities: &RtpCapabilities,
     ) -> Result<bool, EngineError> {
         let p = &self.producers[self.producer_key(producer)?];
-        ortc::can_consume(&p.consumable, rtp_capabilities)
-            .map_err(|e| EngineError::Ortc(e.to_string()))
+        let mut caps = rtp_capabilities.clone();
+        ortc::normalize_rtp_capabilities(&mut caps)
+            .map_err(|e| EngineError::Invalid(format!("rtpCapabilities: {e}")))?;
+        ortc::can_consume(&p.consumable, &caps).map_err(|e| EngineError::Ortc(e.to_string()))
     }
 
     /// Closes a router and everything in it.

@@ -14,7 +14,7 @@ fn engine() -> Engine {
 }
 
 fn router(e: &mut Engine) -> Uuid {
-    let codecs = ortc::validate_media_codecs(&json!([
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
     ]))
     .unwrap();
@@ -132,7 +132,7 @@ fn consumer_mids_count_per_transport_and_sdes_keys_round_trip_base64() {
 #[test]
 fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
     let mut e = engine();
-    let codecs = ortc::validate_media_codecs(&json!([
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000},
         {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 0}}
     ]))
@@ -205,4 +205,32 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
             "consumer of {mime} {encodings}"
         );
     }
+    // Consumer capabilities are normalized and checked (mediasoup's validateRtpCapabilities):
+    // an RTX codec whose apt is no payload type is refused, by can_consume too.
+    let mut bad = caps.clone();
+    assert!(bad.codecs[1].is_rtx());
+    bad.codecs[1]
+        .parameters
+        .insert("apt".into(), Value::from("x"));
+    let pid = e.producers.iter().next().map(|(_, p)| p.id).unwrap();
+    assert!(matches!(
+        e.can_consume(&pid, &bad),
+        Err(EngineError::Invalid(_))
+    ));
+    let err = e
+        .consume(
+            &t,
+            ConsumeOptions {
+                producer_id: pid,
+                rtp_capabilities: bad,
+                paused: true,
+                enable_rtx: false,
+                app_data: Value::Null,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Invalid(m) if m.contains("codecs[1].parameters.apt invalid")),
+        "{err}"
+    );
 }

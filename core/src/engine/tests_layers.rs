@@ -109,7 +109,7 @@ fn rig(encodings: Value) -> Rig {
         announced_address: None,
     };
     let mut e = Engine::new(0, listen, DtlsCertificate::generate().unwrap());
-    let codecs = ortc::validate_media_codecs(&json!([
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();

@@ -3,8 +3,9 @@
 //! Field names follow mediasoup exactly (camelCase, `OS`/`MIS` for SCTP stream counts).
 //! Optional fields that are `None` are omitted when serializing, and unknown input fields are
 //! ignored, so objects produced by mediasoup-client deserialize and what we emit is accepted by
-//! it. Syntactic validation with path-named errors and mediasoup's defaulting rules live in
-//! [`crate::ortc`] (`validate_rtp_parameters`, `validate_rtp_capabilities`).
+//! it. Deserializing checks the shape (types, integer ranges); what a type cannot express and
+//! mediasoup's defaulting rules live in [`crate::ortc`] (`normalize_rtp_parameters`,
+//! `normalize_rtp_capabilities`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

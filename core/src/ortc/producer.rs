@@ -236,7 +236,7 @@ pub(super) fn is_media_codec(mime_type: &str) -> bool {
 }
 
 /// The worker-level producer checks (spec §5.2.4) and the producer type (§5.3, [`producer_type`]).
-/// Call after JSON validation.
+/// Call after [`normalize_rtp_parameters`].
 pub fn validate_producer_rtp_parameters(
     kind: MediaKind,
     params: &RtpParameters,

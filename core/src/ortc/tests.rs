@@ -1,12 +1,37 @@
 //! Tests of the ORTC functions against mediasoup's behaviour.
 
 use super::*;
+use serde::de::DeserializeOwned;
 use serde_json::json;
+
+/// JSON into a typed value the way the Lua host does it (serde: shape, types, ranges), then
+/// the typed normalization the engine applies (`normalize`).
+fn typed<T: DeserializeOwned>(
+    v: Value,
+    normalize: fn(&mut T) -> Result<(), OrtcError>,
+) -> Result<T, OrtcError> {
+    let mut t: T = serde_json::from_value(v).map_err(|e| OrtcError::Invalid(e.to_string()))?;
+    normalize(&mut t)?;
+    Ok(t)
+}
+
+fn rtp_parameters(v: Value) -> Result<RtpParameters, OrtcError> {
+    typed(v, normalize_rtp_parameters)
+}
+
+fn rtp_capabilities(v: Value) -> Result<RtpCapabilities, OrtcError> {
+    typed(v, normalize_rtp_capabilities)
+}
+
+/// Router media codecs: serde only (`generate_router_rtp_capabilities` normalizes each).
+fn media_codecs(v: Value) -> Result<Vec<RtpCodecCapability>, OrtcError> {
+    typed(v, |_| Ok(()))
+}
 
 const V_FB: &str = r#"[{"type":"nack","parameter":""},{"type":"nack","parameter":"pli"},{"type":"ccm","parameter":"fir"},{"type":"goog-remb","parameter":""},{"type":"transport-cc","parameter":""}]"#;
 
 fn demo_media_codecs() -> Vec<RtpCodecCapability> {
-    validate_media_codecs(&json!([
+    media_codecs(json!([
         {"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2},
         {"kind":"video","mimeType":"video/VP8","clockRate":90000,
          "parameters":{"x-google-start-bitrate":1000}},
@@ -90,22 +115,22 @@ fn demo_router_capabilities_exact() {
 
 #[test]
 fn router_capabilities_errors_and_fixed_pts() {
-    let parse = |v: Value| validate_media_codecs(&v).unwrap();
+    let parse = |v: Value| media_codecs(v).unwrap();
     assert_eq!(
         generate_router_rtp_capabilities(&parse(
-            json!([{"mimeType":"audio/foo","clockRate":8000}])
+            json!([{"kind":"audio","mimeType":"audio/foo","clockRate":8000}])
         )),
         Err(OrtcError::MediaCodecNotSupported("audio/foo".into()))
     );
     // Opus must be stereo in the table: mono opus is not supported.
     assert!(generate_router_rtp_capabilities(&parse(
-        json!([{"mimeType":"audio/opus","clockRate":48000}])
+        json!([{"kind":"audio","mimeType":"audio/opus","clockRate":48000}])
     ))
     .is_err());
     let caps = generate_router_rtp_capabilities(&parse(json!([
-        {"mimeType":"audio/PCMU","clockRate":8000},
-        {"mimeType":"video/VP8","clockRate":90000,"preferredPayloadType":101},
-        {"mimeType":"audio/opus","clockRate":48000,"channels":2}
+        {"kind":"audio","mimeType":"audio/PCMU","clockRate":8000},
+        {"kind":"video","mimeType":"video/VP8","clockRate":90000,"preferredPayloadType":101},
+        {"kind":"audio","mimeType":"audio/opus","clockRate":48000,"channels":2}
     ])))
     .unwrap();
     let pts: Vec<_> = caps
@@ -119,14 +144,14 @@ fn router_capabilities_errors_and_fixed_pts() {
     assert_eq!(caps.codecs[0].kind, MediaKind::Audio);
     assert_eq!(
         generate_router_rtp_capabilities(&parse(json!([
-            {"mimeType":"video/VP8","clockRate":90000},
-            {"mimeType":"video/VP9","clockRate":90000,"preferredPayloadType":101}
+            {"kind":"video","mimeType":"video/VP8","clockRate":90000},
+            {"kind":"video","mimeType":"video/VP9","clockRate":90000,"preferredPayloadType":101}
         ]))),
         Err(OrtcError::DuplicatedPreferredPayloadType(101))
     );
     // 32 dynamic PTs = 16 video codecs with RTX; a 17th cannot be allocated.
     let many: Vec<Value> = (0..17)
-        .map(|_| json!({"mimeType":"video/VP8","clockRate":90000}))
+        .map(|_| json!({"kind":"video","mimeType":"video/VP8","clockRate":90000}))
         .collect();
     assert!(generate_router_rtp_capabilities(&parse(Value::Array(many[..16].to_vec()))).is_ok());
     assert_eq!(
@@ -134,7 +159,7 @@ fn router_capabilities_errors_and_fixed_pts() {
         Err(OrtcError::DynamicPayloadTypesExhausted)
     );
     let multi = generate_router_rtp_capabilities(&parse(json!([
-        {"mimeType":"audio/multiopus","clockRate":48000,"channels":6,
+        {"kind":"audio","mimeType":"audio/multiopus","clockRate":48000,"channels":6,
          "parameters":{"num_streams":4,"coupled_streams":2}}
     ])))
     .unwrap();
@@ -181,7 +206,7 @@ fn chrome_recv_caps() -> RtpCapabilities {
     let twcc = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
     let act = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
     let pd = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
-    validate_rtp_capabilities(&json!({
+    rtp_capabilities(json!({
         "codecs":[
             {"mimeType":"audio/opus","kind":"audio","preferredPayloadType":100,"clockRate":48000,"channels":2,
              "parameters":{"minptime":10,"useinbandfec":1},
@@ -210,18 +235,16 @@ fn in_ssrc_range(ssrc: u32) -> bool {
     (100_000_000..=999_999_999 + 16).contains(&ssrc)
 }
 
+/// What serde cannot check, normalization does, naming the field.
 #[test]
-fn validation_names_offending_field() {
-    let err = |v: Value| validate_rtp_parameters(&v).unwrap_err().to_string();
-    let mut p = chrome_vp8_simulcast_producer();
-    p["codecs"][1]
-        .as_object_mut()
-        .unwrap()
-        .remove("payloadType");
-    assert_eq!(err(p), "invalid parameters: codecs[1].payloadType missing");
+fn normalization_names_offending_field() {
+    let err = |v: Value| rtp_parameters(v).unwrap_err().to_string();
     let mut p = chrome_vp8_simulcast_producer();
     p["codecs"][0]["mimeType"] = json!("vp8");
     assert_eq!(err(p), "invalid parameters: codecs[0].mimeType invalid");
+    let mut p = chrome_vp8_simulcast_producer();
+    p["codecs"][0]["mimeType"] = json!("");
+    assert_eq!(err(p), "invalid parameters: codecs[0].mimeType missing");
     let mut p = chrome_vp8_simulcast_producer();
     p["codecs"][1]["parameters"]["apt"] = json!("96");
     assert_eq!(
@@ -232,57 +255,83 @@ fn validation_names_offending_field() {
     p["codecs"][0]["parameters"]["x"] = json!([1]);
     assert_eq!(err(p), "invalid parameters: codecs[0].parameters.x invalid");
     let mut p = chrome_vp8_simulcast_producer();
+    p["codecs"][0]["rtcpFeedback"][2]["type"] = json!("");
+    assert_eq!(
+        err(p),
+        "invalid parameters: codecs[0].rtcpFeedback[2].type missing"
+    );
+    let mut p = chrome_vp8_simulcast_producer();
     p["headerExtensions"][2]["id"] = json!(0);
     assert_eq!(err(p), "invalid parameters: headerExtensions[2].id invalid");
     let mut p = chrome_vp8_simulcast_producer();
-    p["encodings"][1]["rtx"] = json!({"foo":1});
-    assert_eq!(err(p), "invalid parameters: encodings[1].rtx.ssrc missing");
-    let mut p = chrome_vp8_simulcast_producer();
-    p["encodings"][2]["ssrc"] = json!("123");
-    assert_eq!(err(p), "invalid parameters: encodings[2].ssrc invalid");
+    p["headerExtensions"][1]["uri"] = json!("");
+    assert_eq!(
+        err(p),
+        "invalid parameters: headerExtensions[1].uri missing"
+    );
     let mut p = chrome_vp8_simulcast_producer();
     p["codecs"][0]["payloadType"] = json!(200);
     assert_eq!(err(p), "invalid parameters: codecs[0].payloadType invalid");
+    let caps_err = |v: Value| rtp_capabilities(v).unwrap_err().to_string();
     assert_eq!(
-        err(json!({"mid":"0"})),
-        "invalid parameters: codecs missing"
+        caps_err(
+            json!({"codecs":[{"kind":"video","mimeType":"video/VP8","clockRate":90000,
+            "preferredPayloadType":128}]})
+        ),
+        "invalid parameters: codecs[0].preferredPayloadType invalid"
     );
     assert_eq!(
-        err(json!([])),
-        "invalid parameters: rtpParameters is not an object"
+        caps_err(
+            json!({"codecs":[{"kind":"video","mimeType":"video/rtx","clockRate":90000,
+            "parameters":{"apt":"x"}}]})
+        ),
+        "invalid parameters: codecs[0].parameters.apt invalid"
     );
-    let caps_err = validate_rtp_capabilities(
-        &json!({"codecs":[],"headerExtensions":[{"uri":"x","preferredId":1}]}),
-    )
-    .unwrap_err()
-    .to_string();
     assert_eq!(
-        caps_err,
-        "invalid parameters: headerExtensions[0].kind invalid"
+        caps_err(json!({"headerExtensions":[{"kind":"audio","uri":"","preferredId":1}]})),
+        "invalid parameters: headerExtensions[0].uri missing"
     );
+    // Shape errors are serde's (path-named at the Lua edge, see src/lua_host/options.rs).
+    let mut p = chrome_vp8_simulcast_producer();
+    p["codecs"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("payloadType");
+    assert!(err(p).contains("missing field `payloadType`"));
+    let mut p = chrome_vp8_simulcast_producer();
+    p["encodings"][2]["ssrc"] = json!("123");
+    assert!(err(p).contains("invalid type"));
+    assert!(err(json!({"mid":"0"})).contains("missing field `codecs`"));
 }
 
 #[test]
-fn validation_applies_defaults() {
+fn normalization_applies_defaults() {
     // Plain RTP (ffmpeg): no mid, no extensions, no cname, minimal codec.
-    let p = validate_rtp_parameters(&json!({
+    let p = rtp_parameters(json!({
+        "mid": "",
         "codecs":[{"mimeType":"audio/opus","payloadType":101,"clockRate":48000,
+                   "parameters":{"x":null},
                    "rtcpFeedback":[{"type":"nack"}],"unknownField":true}],
-        "encodings":[{"ssrc":1111}],
-        "rtcp":{"reducedSize":false}
+        "encodings":[{"ssrc":1111,"rid":"","scalabilityMode":""}],
+        "rtcp":{"reducedSize":false,"cname":""}
     }))
     .unwrap();
     assert_eq!(p.codecs[0].channels, Some(1));
+    assert_eq!(p.codecs[0].parameters["x"], json!(""));
     assert_eq!(
         p.codecs[0].rtcp_feedback,
         vec![RtcpFeedback::new("nack", "")]
     );
     assert_eq!(p.encodings[0].dtx, Some(false));
+    assert_eq!(p.encodings[0].rid, None);
+    assert_eq!(p.encodings[0].scalability_mode, None);
     assert!(p.rtcp.reduced_size);
+    assert_eq!(p.rtcp.cname, None);
     assert_eq!(p.mid, None);
     assert!(p.header_extensions.is_empty());
-    let caps = validate_rtp_capabilities(&json!({
-        "codecs":[{"mimeType":"video/VP8","clockRate":90000,"channels":3}],
+    // kind is taken from the mimeType (mediasoup overrides it too).
+    let caps = rtp_capabilities(json!({
+        "codecs":[{"kind":"audio","mimeType":"video/VP8","clockRate":90000,"channels":3}],
         "headerExtensions":[{"kind":"video","uri":"urn:3gpp:video-orientation","preferredId":11}]
     }))
     .unwrap();
@@ -294,7 +343,7 @@ fn validation_applies_defaults() {
     );
     assert!(!caps.header_extensions[0].preferred_encrypt);
     assert_eq!(
-        validate_rtp_capabilities(&json!({})).unwrap(),
+        rtp_capabilities(json!({})).unwrap(),
         RtpCapabilities::default()
     );
 }
@@ -302,7 +351,7 @@ fn validation_applies_defaults() {
 #[test]
 fn chrome_audio_producer_mapped_and_consumed() {
     let caps = router_caps();
-    let mut params = validate_rtp_parameters(&chrome_audio_producer()).unwrap();
+    let mut params = rtp_parameters(chrome_audio_producer()).unwrap();
     assert_eq!(
         validate_producer_rtp_parameters(MediaKind::Audio, &params),
         Ok(ProducerType::Simple)
@@ -365,7 +414,7 @@ fn chrome_audio_producer_mapped_and_consumed() {
 #[test]
 fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
     let caps = router_caps();
-    let mut params = validate_rtp_parameters(&chrome_vp8_simulcast_producer()).unwrap();
+    let mut params = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     let mut cname = ProducerCname::new();
     assert_eq!(cname.apply(&mut params), "k3JvI9+7v0d4dX1q");
     assert_eq!(
@@ -490,7 +539,7 @@ fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
 #[test]
 fn pipe_consumer_parameters() {
     let caps = router_caps();
-    let mut params = validate_rtp_parameters(&chrome_vp8_simulcast_producer()).unwrap();
+    let mut params = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps).unwrap();
     let consumable =
         get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).unwrap();
@@ -532,7 +581,7 @@ fn h264_producer(plid: &str, asym: bool, pmode: i64) -> RtpParameters {
     if asym {
         params["level-asymmetry-allowed"] = json!(1);
     }
-    validate_rtp_parameters(&json!({
+    rtp_parameters(json!({
         "mid":"2",
         "codecs":[{"mimeType":"video/H264","payloadType":125,"clockRate":90000,"parameters":params,"rtcpFeedback":[]},
                   {"mimeType":"video/rtx","payloadType":107,"clockRate":90000,"parameters":{"apt":125}}],
@@ -690,14 +739,14 @@ fn h264_profile_level_id_rules() {
 #[test]
 fn can_consume_requires_common_media_codec() {
     let caps = router_caps();
-    let mut params = validate_rtp_parameters(&chrome_vp8_simulcast_producer()).unwrap();
+    let mut params = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps).unwrap();
     let consumable =
         get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).unwrap();
     // Only VP9 + RTX: the RTX codec matches but no media codec does.
-    let vp9_only = validate_rtp_capabilities(&json!({"codecs":[
-        {"mimeType":"video/VP9","preferredPayloadType":103,"clockRate":90000,"parameters":{"profile-id":2}},
-        {"mimeType":"video/rtx","preferredPayloadType":102,"clockRate":90000,"parameters":{"apt":101}}
+    let vp9_only = rtp_capabilities(json!({"codecs":[
+        {"kind":"video","mimeType":"video/VP9","preferredPayloadType":103,"clockRate":90000,"parameters":{"profile-id":2}},
+        {"kind":"video","mimeType":"video/rtx","preferredPayloadType":102,"clockRate":90000,"parameters":{"apt":101}}
     ]}))
     .unwrap();
     assert_eq!(can_consume(&consumable, &vp9_only), Ok(false));
@@ -710,13 +759,13 @@ fn can_consume_requires_common_media_codec() {
         Err(OrtcError::NoCompatibleMediaCodecs)
     );
     // VP9 profile-id must match strictly.
-    let mut vp9 = validate_rtp_parameters(&json!({
+    let mut vp9 = rtp_parameters(json!({
         "codecs":[{"mimeType":"video/VP9","payloadType":98,"clockRate":90000,"parameters":{"profile-id":0}}],
         "encodings":[{"ssrc":5,"scalabilityMode":"L3T3_KEY"}]
     }))
     .unwrap();
     assert!(get_producer_rtp_parameters_mapping(&mut vp9, &caps).is_err());
-    let mut vp9 = validate_rtp_parameters(&json!({
+    let mut vp9 = rtp_parameters(json!({
         "codecs":[{"mimeType":"video/VP9","payloadType":98,"clockRate":90000,"parameters":{"profile-id":"2"}}],
         "encodings":[{"ssrc":5,"scalabilityMode":"L3T3_KEY","maxBitrate":5000000}]
     }))
@@ -760,7 +809,7 @@ fn can_consume_requires_common_media_codec() {
 #[test]
 fn rtx_mapping_errors() {
     let caps = router_caps();
-    let mut p = validate_rtp_parameters(&chrome_vp8_simulcast_producer()).unwrap();
+    let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     p.codecs[1].parameters.insert("apt".into(), json!(55));
     assert_eq!(
         get_producer_rtp_parameters_mapping(&mut p, &caps),
@@ -768,13 +817,13 @@ fn rtx_mapping_errors() {
     );
     let mut no_rtx_caps = caps.clone();
     no_rtx_caps.codecs.retain(|c| !c.is_rtx());
-    let mut p = validate_rtp_parameters(&chrome_vp8_simulcast_producer()).unwrap();
+    let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     assert_eq!(
         get_producer_rtp_parameters_mapping(&mut p, &no_rtx_caps),
         Err(OrtcError::NoRtxCodecForCapabilityCodec(101))
     );
     // Consumable parameters need the mapping to cover the producer.
-    let mut p = validate_rtp_parameters(&chrome_vp8_simulcast_producer()).unwrap();
+    let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     let mut m = get_producer_rtp_parameters_mapping(&mut p, &caps).unwrap();
     m.encodings.pop();
     assert!(matches!(
@@ -785,9 +834,8 @@ fn rtx_mapping_errors() {
 
 #[test]
 fn producer_checks_and_type() {
-    let check = |v: Value, kind| {
-        validate_producer_rtp_parameters(kind, &validate_rtp_parameters(&v).unwrap())
-    };
+    let check =
+        |v: Value, kind| validate_producer_rtp_parameters(kind, &rtp_parameters(v).unwrap());
     let vp8 = json!({"mimeType":"video/VP8","payloadType":96,"clockRate":90000});
     // Single VP8 stream with temporal layers is a one-stream simulcast.
     assert_eq!(
@@ -861,13 +909,12 @@ fn producer_checks_and_type() {
 #[test]
 fn cname_and_mid_rules() {
     let mut cname = ProducerCname::new();
-    let mut no_cname =
-        validate_rtp_parameters(&json!({"codecs":[],"encodings":[{"ssrc":1}]})).unwrap();
+    let mut no_cname = rtp_parameters(json!({"codecs":[],"encodings":[{"ssrc":1}]})).unwrap();
     let generated = cname.apply(&mut no_cname);
     assert_eq!(generated.len(), 8);
     assert_eq!(no_cname.rtcp.cname.as_deref(), Some(generated.as_str()));
     // A later producer's own CNAME is overridden by the transport's.
-    let mut p = validate_rtp_parameters(&chrome_audio_producer()).unwrap();
+    let mut p = rtp_parameters(chrome_audio_producer()).unwrap();
     assert_eq!(cname.apply(&mut p), generated);
     assert_eq!(p.rtcp.cname.as_deref(), Some(generated.as_str()));
     assert_eq!(cname.get(), Some(generated.as_str()));
@@ -932,9 +979,7 @@ fn producer_type_follows_mediasoups_table() {
     let h264 = codec("video/H264", 102);
     let opus = json!({"mimeType":"audio/opus","payloadType":111,"clockRate":48000,"channels":2});
     let ty = |codecs: Value, encodings: Value| {
-        producer_type(
-            &validate_rtp_parameters(&json!({"codecs": codecs, "encodings": encodings})).unwrap(),
-        )
+        producer_type(&rtp_parameters(json!({"codecs": codecs, "encodings": encodings})).unwrap())
     };
     use ProducerType::*;
     let simple_or_layered = [

@@ -1,12 +1,10 @@
 use super::*;
-use crate::ortc::{
-    generate_router_rtp_capabilities, validate_media_codecs, validate_producer_rtp_parameters,
-};
-use crate::rtp_parameters::{MediaKind, RtpCapabilities};
+use crate::ortc::{generate_router_rtp_capabilities, validate_producer_rtp_parameters};
+use crate::rtp_parameters::{MediaKind, RtpCapabilities, RtpCodecCapability};
 
 /// The mediasoup-demo router codecs (opus, VP8, VP9, H264 x2).
 fn router() -> RtpCapabilities {
-    let codecs = validate_media_codecs(&serde_json::json!([
+    let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(serde_json::json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000},
         {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 2}},

@@ -1,4 +1,4 @@
-// Shared by the browser tests (run.mjs, quality.mjs, calls.mjs, whip.mjs): the Chromium binary and
+// Shared by the browser tests (run.mjs, quality.mjs, layers.mjs, downlink.mjs, calls.mjs, whip.mjs): the Chromium binary and
 // flags, launching it, and bundling + serving the mediasoup-client test page (app/client.js).
 
 import { mkdir, readFile } from 'node:fs/promises';
@@ -97,4 +97,23 @@ export async function serveClient() {
     server.listen(0, '127.0.0.1', resolve);
   });
   return { server, origin: `http://127.0.0.1:${server.address().port}` };
+}
+
+/**
+ * Bundles and serves the test page, launches one Chromium, runs `fn(browser, origin)` and closes
+ * both whatever happens.
+ */
+export async function withPageAndBrowser(fn) {
+  await buildClientBundle({ sourcemap: false });
+  const { server, origin } = await serveClient();
+  try {
+    const browser = await launchBrowser();
+    try {
+      return await fn(browser, origin);
+    } finally {
+      await browser.close().catch(() => {});
+    }
+  } finally {
+    server.close();
+  }
 }

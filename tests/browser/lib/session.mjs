@@ -1,5 +1,6 @@
-// Shared by the scripted browser sessions (quality.mjs, downlink.mjs): PASS/FAIL reporting, the
-// page console log, polling, and opening one peer of the test page (app/client.js) in a browser.
+// Shared by the scripted browser sessions (quality.mjs, layers.mjs, downlink.mjs): PASS/FAIL
+// reporting, the bounded scenario runner, the page console log, polling, and opening one peer of
+// the test page (app/client.js) in a browser.
 
 import { appendFile } from 'node:fs/promises';
 
@@ -22,6 +23,31 @@ export function createReport() {
     summary: () => `${report.passed} passed, ${report.failed} failed`,
   };
   return report;
+}
+
+/**
+ * Runs one scenario to its summary line and exits the process (status 1 on any failure): `body`
+ * runs under a hard timeout of `hardTimeoutS` seconds; an error it throws is a FAIL of `name`;
+ * `cleanup` (closing browsers, servers, network namespaces) runs in every case, the timeout
+ * included, before the summary.
+ */
+export async function runScenario({ name, report, hardTimeoutS, cleanup = async () => {} }, body) {
+  const finish = async () => {
+    await Promise.resolve().then(cleanup).catch((e) => console.log(`# cleanup: ${e.message || e}`));
+    console.log(report.summary());
+    process.exit(report.failed ? 1 : 0);
+  };
+  const hard = setTimeout(() => {
+    report.fail(name, `hard timeout ${hardTimeoutS} s`);
+    finish();
+  }, hardTimeoutS * 1000);
+  try {
+    await body();
+  } catch (error) {
+    report.fail(`${name} scenario`, error.message || error);
+  }
+  clearTimeout(hard);
+  await finish();
 }
 
 /** A function appending a timestamped line to `file` (errors ignored). */
