@@ -207,13 +207,8 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
     if !shared.host.create_rooms_over_http && shared.registry.worker_of(&room_id).is_none() {
         return room_not_found(&room_id);
     }
-    let index = shared.registry.acquire(&room_id);
-    let Some(worker) = shared.workers.get(index) else {
-        shared.registry.release(&room_id);
-        return HttpResponse::text(500, "Error: no worker");
-    };
     let call = room::http::HttpCall {
-        room_id: room_id.clone(),
+        room_id,
         method: req.method.as_str().to_owned(),
         segments: segments.collect(),
         query: req.query,
@@ -222,6 +217,22 @@ async fn room_api(shared: &Shared, req: HttpRequest) -> HttpResponse {
         script: None,
         text: None,
         headers: req.headers,
+    };
+    call_on_room_worker(shared, call).await
+}
+
+/// Runs an HTTP `call` on its room's worker (chosen, and the room registered, here; the room is
+/// created there if needed) and awaits the script's answer. The registration is undone when the
+/// worker cannot take the call.
+pub(crate) async fn call_on_room_worker(
+    shared: &Shared,
+    call: room::http::HttpCall,
+) -> HttpResponse {
+    let room_id = call.room_id.clone();
+    let index = shared.registry.acquire(&room_id);
+    let Some(worker) = shared.workers.get(index) else {
+        shared.registry.release(&room_id);
+        return HttpResponse::text(500, "Error: no worker");
     };
     let (tx, rx) = oneshot::channel();
     let settings = shared.host.clone();

@@ -3,10 +3,9 @@
 //! `ringsfu.sdp` for the offer/answer.
 
 use ringsfu_plugins::{HttpRequest, HttpResponse};
-use tokio::sync::oneshot;
 
 use crate::lua_host::room;
-use crate::signaling::Shared;
+use crate::signaling::{call_on_room_worker, Shared};
 
 /// The script serving `/whip/...` and `/whep/...` (embedded; a file of that path next to the
 /// config wins).
@@ -35,13 +34,8 @@ pub async fn call(shared: &Shared, req: HttpRequest) -> HttpResponse {
     if let Err(rej) = shared.ops.admit_room(&shared.registry, &room_id) {
         return HttpResponse::text(rej.status, rej.reason);
     }
-    let index = shared.registry.acquire(&room_id);
-    let Some(worker) = shared.workers.get(index) else {
-        shared.registry.release(&room_id);
-        return HttpResponse::text(500, "no worker");
-    };
     let call = room::http::HttpCall {
-        room_id: room_id.clone(),
+        room_id,
         method: req.method.as_str().to_owned(),
         segments: std::iter::once(endpoint).chain(segments).collect(),
         query: req.query,
@@ -51,14 +45,5 @@ pub async fn call(shared: &Shared, req: HttpRequest) -> HttpResponse {
         text: req.text,
         headers: req.headers,
     };
-    let (tx, rx) = oneshot::channel();
-    let settings = shared.host.clone();
-    if !worker.post(Box::new(move || {
-        room::http::http_call(settings, index, call, tx)
-    })) {
-        shared.registry.release(&room_id);
-        return HttpResponse::text(500, format!("worker {index} is gone"));
-    }
-    rx.await
-        .unwrap_or_else(|_| HttpResponse::text(500, "the worker dropped the request"))
+    call_on_room_worker(shared, call).await
 }
