@@ -189,9 +189,10 @@ impl InProcessServer {
         let mut routers = Vec::new();
         for w in &self.workers {
             let c = codecs.clone();
-            routers.push(self.rt.block_on(
-                w.with_engine(move |e| e.create_router(&c, Value::Null, Instant::now())),
-            )??);
+            routers.push(
+                self.rt
+                    .block_on(w.with_engine(move |e| e.create_router(&c, Instant::now())))??,
+            );
         }
         let mut plan = Plan {
             producers: Vec::new(),
@@ -219,7 +220,6 @@ impl InProcessServer {
                         kind,
                         rtp_parameters: params,
                         paused: false,
-                        app_data: Value::Null,
                     },
                     Instant::now(),
                 )
@@ -253,7 +253,6 @@ impl InProcessServer {
                             rtp_capabilities: caps,
                             paused: false,
                             enable_rtx: false,
-                            app_data: Value::Null,
                         },
                         Instant::now(),
                     )
@@ -297,7 +296,6 @@ impl InProcessServer {
                     false,
                     true,
                     Some(&suite_owned),
-                    Value::Null,
                     Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
@@ -341,9 +339,9 @@ impl InProcessServer {
             .workers
             .get(i)
             .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
-        Ok(self.rt.block_on(
-            w.with_engine(move |e| e.create_router(&codecs, Value::Null, Instant::now())),
-        )??)
+        Ok(self
+            .rt
+            .block_on(w.with_engine(move |e| e.create_router(&codecs, Instant::now())))??)
     }
 
     /// Closes a router on worker `i` (and with it every transport, producer and consumer in it).
@@ -361,9 +359,9 @@ impl InProcessServer {
     pub fn create_idle_webrtc(&self, count: usize) -> Result<(), ServerError> {
         let codecs = media_codecs()?;
         let w = &self.workers[0];
-        let router = self.rt.block_on(
-            w.with_engine(move |e| e.create_router(&codecs, Value::Null, Instant::now())),
-        )??;
+        let router = self
+            .rt
+            .block_on(w.with_engine(move |e| e.create_router(&codecs, Instant::now())))??;
         let mut left = count;
         while left > 0 {
             let n = left.min(200);

@@ -839,7 +839,6 @@ async fn publish(
                     kind,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
                 Instant::now(),
             )
@@ -1086,7 +1085,6 @@ async fn subscribe(
                         rtp_capabilities: caps,
                         paused: false,
                         enable_rtx: false,
-                        app_data: Value::Null,
                     },
                     Instant::now(),
                 )

@@ -11,7 +11,6 @@ use common::*;
 use ringsfu_core::data::DataMessage;
 use ringsfu_core::engine::EngineEvent;
 use ringsfu_core::sctp::Ppid;
-use serde_json::Value;
 use uuid::Uuid;
 use webrtc::data::data_channel::DataChannel;
 
@@ -41,7 +40,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null, Instant::now()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -68,17 +67,8 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // A direct (in-process) consumer receives what the peer sends: text, binary, 200 KB.
     let dc = w
         .with_engine(move |e| {
-            e.consume_data(
-                None,
-                &producer,
-                None,
-                None,
-                None,
-                false,
-                Value::Null,
-                Instant::now(),
-            )
-            .map(|v| serde_json::to_value(v).unwrap())
+            e.consume_data(None, &producer, None, None, None, false, Instant::now())
+                .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -104,17 +94,8 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // stream id the server picked (negotiated channel, as mediasoup-client does).
     let bot = w
         .with_engine(move |e| {
-            e.produce_data(
-                &router,
-                None,
-                None,
-                "bot",
-                "",
-                false,
-                Value::Null,
-                Instant::now(),
-            )
-            .map(|v| serde_json::to_value(v).unwrap())
+            e.produce_data(&router, None, None, "bot", "", false, Instant::now())
+                .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -123,17 +104,8 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let t = a.transport;
     let cons = w
         .with_engine(move |e| {
-            e.consume_data(
-                Some(&t),
-                &bot,
-                None,
-                None,
-                None,
-                false,
-                Value::Null,
-                Instant::now(),
-            )
-            .map(|v| serde_json::to_value(v).unwrap())
+            e.consume_data(Some(&t), &bot, None, None, None, false, Instant::now())
+                .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()
@@ -186,7 +158,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null, Instant::now()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -206,7 +178,6 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
                 "chat",
                 "",
                 false,
-                Value::Null,
                 Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
@@ -225,7 +196,6 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
                 None,
                 None,
                 false,
-                Value::Null,
                 Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())

@@ -52,7 +52,7 @@ struct Setup {
 async fn setup(enable_srtp: bool) -> Setup {
     let worker = spawn_worker();
     let router = worker
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null, Instant::now()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -67,7 +67,6 @@ async fn setup(enable_srtp: bool) -> Setup {
                     true,
                     enable_srtp,
                     Some("AES_CM_128_HMAC_SHA1_80"),
-                    Value::Null,
                     Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
@@ -110,7 +109,6 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     kind,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
                 Instant::now(),
             )
@@ -130,7 +128,6 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     rtp_capabilities: caps,
                     paused: false,
                     enable_rtx: true,
-                    app_data: Value::Null,
                 },
                 Instant::now(),
             )

@@ -42,7 +42,7 @@ fn spawn_worker(index: usize) -> Arc<Worker> {
 }
 
 async fn create_router(w: &Worker) -> Uuid {
-    w.with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null, Instant::now()))
+    w.with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap()
@@ -71,7 +71,6 @@ async fn produce(w: &Worker, transport: Uuid, kind: MediaKind, params: Value) ->
                     kind,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
                 Instant::now(),
             )
@@ -93,7 +92,6 @@ async fn consume(w: &Worker, transport: Uuid, producer: Uuid) -> Value {
                 rtp_capabilities: caps,
                 paused: false,
                 enable_rtx: true,
-                app_data: Value::Null,
             },
             Instant::now(),
         )

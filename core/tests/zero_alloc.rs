@@ -105,7 +105,7 @@ async fn forwarding_allocates_nothing_per_packet() {
     ]))
     .unwrap();
     let router = worker
-        .with_engine(move |e| e.create_router(&codecs, Value::Null, Instant::now()))
+        .with_engine(move |e| e.create_router(&codecs, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -123,7 +123,6 @@ async fn forwarding_allocates_nothing_per_packet() {
                             connect_to.is_none(),
                             false,
                             None,
-                            Value::Null,
                             Instant::now(),
                         )
                         .map(|v| serde_json::to_value(v).unwrap())
@@ -163,7 +162,6 @@ async fn forwarding_allocates_nothing_per_packet() {
                     kind: MediaKind::Video,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
                 Instant::now(),
             )
@@ -196,7 +194,6 @@ async fn forwarding_allocates_nothing_per_packet() {
                         rtp_capabilities: caps,
                         paused: false,
                         enable_rtx: false,
-                        app_data: Value::Null,
                     },
                     Instant::now(),
                 )

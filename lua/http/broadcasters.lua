@@ -424,14 +424,8 @@ local function create_consumer(room, b, tid, query)
     enableRtx = true,
   })
   local cid = consumer.id
-  b.consumers[cid] = consumer
-  -- Removed silently: the broadcaster is not told (as in mediasoup-demo).
-  consumer:on("transportclose", function()
-    b.consumers[cid] = nil
-  end)
-  consumer:on("producerclose", function()
-    b.consumers[cid] = nil
-  end)
+  -- Removed silently when it closes: the broadcaster is not told (as in mediasoup-demo).
+  demo.track(b.consumers, consumer, "producerclose")
   return {
     status = 200,
     body = {

@@ -8,8 +8,11 @@
 -- `over_limit(room, name, map)`: why `map` is at the room's limit `name`, or nil;
 -- `create_consumer(room, consumer_peer, owner, producer)`: the demo consumer flow (paused,
 -- `newConsumer`, resumed when accepted) where `owner` is anything with an `id` (a peer or a
--- broadcaster); `observe_audio(room, producer)`: adds an audio producer to the room's audio level
--- and active speaker observers (room.data.audioLevelObserver / activeSpeakerObserver).
+-- broadcaster); `create_data_consumer(room, consumer_peer, owner?, data_producer)`: the same for
+-- data consumers (`newDataConsumer`, not paused); `track(map, obj, producer_close_event,
+-- on_producer_close?)`: keeps a consumer or data consumer in `map` until it closes;
+-- `observe_audio(room, producer)`: adds an audio producer to the room's audio level and active
+-- speaker observers (room.data.audioLevelObserver / activeSpeakerObserver).
 
 local lib = {}
 
@@ -60,10 +63,53 @@ local function over_limit(room, name, map)
   return nil
 end
 
+-- Where `consumer_peer` would consume `producer` (a producer or data producer): its state and
+-- its transport created with `consuming: true`; nil when it has none, did not join with
+-- `caps_key` (rtpCapabilities / sctpCapabilities), or either side closed.
+local function consuming_side(consumer_peer, producer, caps_key)
+  local d = state(consumer_peer)
+  if d[caps_key] == nil or consumer_peer.closed or producer.closed then
+    return nil
+  end
+  for _, t in pairs(d.transports) do
+    if t.appData.consuming then
+      return d, t
+    end
+  end
+  return nil
+end
+
+-- Keeps a consumer or data consumer in `map` (the peer's consumers or dataConsumers) while it
+-- lives: it leaves silently with its transport, and with its producer (`producer_close_event`),
+-- after which `on_producer_close(id)` (optional) tells the client.
+local function track(map, obj, producer_close_event, on_producer_close)
+  local id = obj.id
+  map[id] = obj
+  obj:on("transportclose", function()
+    map[id] = nil
+  end)
+  obj:on(producer_close_event, function()
+    map[id] = nil
+    if on_producer_close then
+      on_producer_close(id)
+    end
+  end)
+end
+
+-- Offers a new consumer or data consumer to the client with request `method`; true when the
+-- client accepted it (a refusal is only logged: protoo.md §5 e).
+local function offer(peer, method, body)
+  local accepted, err = pcall(peer.request, peer, method, body)
+  if not accepted then
+    ringsfu.log("warn", method .. " refused by peer", peer.id, ":", err)
+  end
+  return accepted
+end
+
 -- Consumers (protoo.md §5): created paused, `newConsumer` sent, resumed when the client accepts.
 local function create_consumer(room, consumer_peer, producer_peer, producer)
-  local d = state(consumer_peer)
-  if d.rtpCapabilities == nil or consumer_peer.closed or producer.closed then
+  local d, transport = consuming_side(consumer_peer, producer, "rtpCapabilities")
+  if transport == nil then
     return
   end
   if over_limit(room, "consumersPerPeer", d.consumers) then
@@ -72,16 +118,6 @@ local function create_consumer(room, consumer_peer, producer_peer, producer)
   end
   local ok, can = pcall(room.router.canConsume, room.router, producer.id, d.rtpCapabilities)
   if not ok or not can then
-    return
-  end
-  local transport
-  for _, t in pairs(d.transports) do
-    if t.appData.consuming then
-      transport = t
-      break
-    end
-  end
-  if transport == nil then
     return
   end
   local replicas = room.data.consumerReplicas or 0
@@ -98,12 +134,7 @@ local function create_consumer(room, consumer_peer, producer_peer, producer)
       return
     end
     local cid = consumer.id
-    d.consumers[cid] = consumer
-    consumer:on("transportclose", function()
-      d.consumers[cid] = nil
-    end)
-    consumer:on("producerclose", function()
-      d.consumers[cid] = nil
+    track(d.consumers, consumer, "producerclose", function()
       consumer_peer:notify("consumerClosed", { consumerId = cid })
     end)
     consumer:on("producerpause", function()
@@ -122,7 +153,7 @@ local function create_consumer(room, consumer_peer, producer_peer, producer)
         temporalLayer = layers and layers.temporalLayer or ringsfu.null,
       })
     end)
-    local accepted, err = pcall(consumer_peer.request, consumer_peer, "newConsumer", {
+    local accepted = offer(consumer_peer, "newConsumer", {
       peerId = producer_peer.id,
       producerId = producer.id,
       id = cid,
@@ -132,15 +163,38 @@ local function create_consumer(room, consumer_peer, producer_peer, producer)
       appData = producer.appData,
       producerPaused = consumer.producerPaused,
     })
-    if accepted then
-      if not consumer.closed then
-        consumer:resume()
-      end
-    else
-      -- protoo.md §5 e: log only; the consumer stays paused.
-      ringsfu.log("warn", "newConsumer refused by peer", consumer_peer.id, ":", err)
+    -- A refused consumer stays paused.
+    if accepted and not consumer.closed then
+      consumer:resume()
     end
   end
+end
+
+-- Data consumers (protoo.md §6): a DataConsumer of `data_producer` for `consumer_peer`, announced
+-- with `newDataConsumer` (`producer_peer` nil for the bot). Not paused: the spec has no
+-- accept-then-resume rule here.
+local function create_data_consumer(room, consumer_peer, producer_peer, data_producer)
+  local d, transport = consuming_side(consumer_peer, data_producer, "sctpCapabilities")
+  if transport == nil then
+    return
+  end
+  local ok, dc = pcall(transport.consumeData, transport, { dataProducerId = data_producer.id })
+  if not ok then
+    ringsfu.log("warn", "consumeData failed for peer", consumer_peer.id, ":", dc)
+    return
+  end
+  track(d.dataConsumers, dc, "dataproducerclose", function(id)
+    consumer_peer:notify("dataConsumerClosed", { dataConsumerId = id })
+  end)
+  offer(consumer_peer, "newDataConsumer", {
+    peerId = producer_peer and producer_peer.id or ringsfu.null,
+    dataProducerId = data_producer.id,
+    id = dc.id,
+    sctpStreamParameters = dc.sctpStreamParameters,
+    label = dc.label,
+    protocol = dc.protocol,
+    appData = data_producer.appData,
+  })
 end
 
 -- Audio producers are watched by both observers (failures are logged, never fatal).
@@ -164,6 +218,8 @@ lib.joined_peers = joined_peers
 lib.peer_info = peer_info
 lib.over_limit = over_limit
 lib.create_consumer = create_consumer
+lib.create_data_consumer = create_data_consumer
+lib.track = track
 lib.observe_audio = observe_audio
 
 return lib

@@ -19,6 +19,7 @@ local joined_peers = peers.joined_peers
 local peer_info = peers.peer_info
 local over_limit = peers.over_limit
 local create_consumer = peers.create_consumer
+local create_data_consumer = peers.create_data_consumer
 local observe_audio = peers.observe_audio
 
 -- Helpers -------------------------------------------------------------------------------------
@@ -71,55 +72,6 @@ local function watch_transport(peer, transport)
 end
 
 -- Data channels and the bot (protoo.md §6) ---------------------------------------------------
-
--- The peer's transport created with `consuming: true`, if any.
-local function consuming_transport(d)
-  for _, t in pairs(d.transports) do
-    if t.appData.consuming then
-      return t
-    end
-  end
-  return nil
-end
-
--- A DataConsumer of `data_producer` for `consumer_peer`, announced with `newDataConsumer`
--- (`producer_peer` nil for the bot). Not paused: the spec has no accept-then-resume rule here.
-local function create_data_consumer(room, consumer_peer, producer_peer, data_producer)
-  local d = state(consumer_peer)
-  if d.sctpCapabilities == nil or consumer_peer.closed or data_producer.closed then
-    return
-  end
-  local transport = consuming_transport(d)
-  if transport == nil then
-    return
-  end
-  local ok, dc = pcall(transport.consumeData, transport, { dataProducerId = data_producer.id })
-  if not ok then
-    ringsfu.log("warn", "consumeData failed for peer", consumer_peer.id, ":", dc)
-    return
-  end
-  local id = dc.id
-  d.dataConsumers[id] = dc
-  dc:on("transportclose", function()
-    d.dataConsumers[id] = nil
-  end)
-  dc:on("dataproducerclose", function()
-    d.dataConsumers[id] = nil
-    consumer_peer:notify("dataConsumerClosed", { dataConsumerId = id })
-  end)
-  local accepted, err = pcall(consumer_peer.request, consumer_peer, "newDataConsumer", {
-    peerId = producer_peer and producer_peer.id or ringsfu.null,
-    dataProducerId = data_producer.id,
-    id = id,
-    sctpStreamParameters = dc.sctpStreamParameters,
-    label = dc.label,
-    protocol = dc.protocol,
-    appData = data_producer.appData,
-  })
-  if not accepted then
-    ringsfu.log("warn", "newDataConsumer refused by peer", consumer_peer.id, ":", err)
-  end
-end
 
 -- The room bot: a DirectTransport (max message size 512) with one DataProducer labelled `bot`.
 local function create_bot(room)

@@ -74,8 +74,8 @@ pub struct Host {
     pub(crate) worker: usize,
     /// Rooms of this worker by id.
     pub(crate) rooms: RefCell<HashMap<String, Rc<room::Room>>>,
-    /// Engine-event callbacks registered by scripts.
-    pub(crate) callbacks: engine_api::Callbacks,
+    /// The engine objects scripts hold (with their callbacks), by id.
+    pub(crate) objects: engine_api::Registry,
     /// Start of the host, for `ringsfu.now()`.
     pub(crate) started: Instant,
     /// Compiled script chunks by script name, with the source they were compiled from: a
@@ -116,7 +116,7 @@ impl Host {
             settings: settings.clone(),
             worker,
             rooms: RefCell::new(HashMap::new()),
-            callbacks: engine_api::Callbacks::default(),
+            objects: engine_api::Registry::default(),
             started: Instant::now(),
             chunks: RefCell::new(HashMap::new()),
         });
@@ -207,10 +207,7 @@ impl Host {
         let rooms = self.rooms.borrow();
         let peers: usize = rooms.values().map(|r| r.peer_count()).sum();
         let mut objects = serde_json::Map::new();
-        for (kind, n) in self.callbacks.counts() {
-            objects.insert(kind.to_owned(), json!(n));
-        }
-        for (kind, n) in engine_api::data_api::counts() {
+        for (kind, n) in self.objects.counts() {
             objects.insert(kind.to_owned(), json!(n));
         }
         json!({

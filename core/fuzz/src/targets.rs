@@ -19,7 +19,7 @@ use ringsfu_core::rtp_parameters::{MediaKind, RtpCodecCapability};
 use ringsfu_core::sctp::{set_packet_checksum, validate_packet, SctpAssociation, SctpConfig};
 use ringsfu_core::stun::{attr, StunMessage};
 use ringsfu_core::tuple::{Protocol, TransportTuple};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
@@ -99,9 +99,7 @@ fn engine() -> Engine {
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let router = e
-        .create_router(&codecs, Value::Null, Instant::now())
-        .unwrap();
+    let router = e.create_router(&codecs, Instant::now()).unwrap();
     e.create_webrtc_transport(&router, WebRtcTransportOptions::default(), Instant::now())
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -113,7 +111,6 @@ fn engine() -> Engine {
             true,
             false,
             None,
-            Value::Null,
             Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
@@ -132,7 +129,6 @@ fn engine() -> Engine {
                 kind: MediaKind::Video,
                 rtp_parameters: params,
                 paused: false,
-                app_data: Value::Null,
             },
             Instant::now(),
         )
@@ -149,7 +145,6 @@ fn engine() -> Engine {
                 false,
                 false,
                 None,
-                Value::Null,
                 Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
@@ -172,7 +167,6 @@ fn engine() -> Engine {
                 rtp_capabilities: caps.clone(),
                 paused: false,
                 enable_rtx: false,
-                app_data: Value::Null,
             },
             Instant::now(),
         )

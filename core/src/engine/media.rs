@@ -50,7 +50,6 @@ impl Engine {
             ptype,
             &mapped_ssrcs,
             opts.paused,
-            opts.app_data,
             now,
         );
         let pkey = self.producers.insert(producer);
@@ -237,7 +236,6 @@ impl Engine {
             priority: 1,
             counters: ConsumerCounters::default(),
             last_rr: None,
-            app_data: opts.app_data,
             score: crate::score::SendScore::new(),
             twcc_ext,
             upgrade_since: None,

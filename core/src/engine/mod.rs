@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::{Rng, RngCore};
-use serde_json::Value;
 use slab::Slab;
 use uuid::Uuid;
 
@@ -320,8 +319,6 @@ pub struct WebRtcTransportOptions {
     pub sctp: Option<(u16, u16)>,
     /// `initialAvailableOutgoingBitrate`: where the send-side estimate starts, bits/s (0: 600 000).
     pub initial_available_outgoing_bitrate: u64,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 impl Default for WebRtcTransportOptions {
@@ -333,7 +330,6 @@ impl Default for WebRtcTransportOptions {
             ice_consent_timeout: Duration::from_secs(30),
             sctp: None,
             initial_available_outgoing_bitrate: 0,
-            app_data: Value::Null,
         }
     }
 }
@@ -358,8 +354,6 @@ pub struct ProduceOptions {
     pub rtp_parameters: RtpParameters,
     /// Start paused.
     pub paused: bool,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 /// Options of `consume`.
@@ -373,8 +367,6 @@ pub struct ConsumeOptions {
     pub paused: bool,
     /// Offer RTX to the receiver when both sides support it.
     pub enable_rtx: bool,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 /// The engine of one worker.
@@ -556,7 +548,6 @@ impl Engine {
     pub fn create_router(
         &mut self,
         media_codecs: &[RtpCodecCapability],
-        app_data: Value,
         _now: Instant,
     ) -> Result<Uuid, EngineError> {
         let caps = ortc::generate_router_rtp_capabilities(media_codecs)
@@ -567,7 +558,6 @@ impl Engine {
             rtp_capabilities: caps,
             transports: Vec::new(),
             producers: Vec::new(),
-            app_data,
         });
         self.router_ids.insert(id, key);
         Ok(id)
@@ -664,6 +654,7 @@ mod transports;
 mod util;
 
 pub use clock::{EngineRng, RngSeed, WallClock};
+pub use debug::TableSizes;
 pub use util::{base64_decode, base64_encode};
 
 #[cfg(test)]

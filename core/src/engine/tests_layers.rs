@@ -7,7 +7,7 @@
 use super::*;
 use crate::codecs::Vp8Descriptor;
 use crate::tuple::Protocol;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const PT: u8 = 101;
 const PRODUCER_ADDR: &str = "127.0.0.1:54010";
@@ -120,9 +120,7 @@ fn rig(encodings: Value) -> Rig {
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let r = e
-        .create_router(&codecs, Value::Null, Instant::now())
-        .unwrap();
+    let r = e.create_router(&codecs, Instant::now()).unwrap();
     let plain = |e: &mut Engine, socket: SocketId, addr: &str, comedia: bool| {
         let info = e
             .create_plain_transport(
@@ -132,7 +130,6 @@ fn rig(encodings: Value) -> Rig {
                 comedia,
                 false,
                 None,
-                Value::Null,
                 Instant::now(),
             )
             .unwrap();
@@ -160,7 +157,6 @@ fn rig(encodings: Value) -> Rig {
                 kind: MediaKind::Video,
                 rtp_parameters: params,
                 paused: false,
-                app_data: Value::Null,
             },
             Instant::now(),
         )
@@ -174,7 +170,6 @@ fn rig(encodings: Value) -> Rig {
                 rtp_capabilities: caps,
                 paused: false,
                 enable_rtx: false,
-                app_data: Value::Null,
             },
             Instant::now(),
         )

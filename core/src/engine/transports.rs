@@ -12,7 +12,6 @@ impl Engine {
         &mut self,
         router_key: usize,
         kind: TransportKind,
-        app_data: Value,
         now: Instant,
     ) -> usize {
         let id = self.new_id();
@@ -36,7 +35,6 @@ impl Engine {
             ext_rid: 0,
             ext_rrid: 0,
             counters: TransportCounters::default(),
-            app_data,
             created: now,
             rtcp_ssrc,
             bwe: crate::bwe::TransportBwe::new(),
@@ -86,12 +84,7 @@ impl Engine {
             sctp: None,
             sctp_out_streams: opts.sctp.map(|(_, mis)| StreamIdAllocator::new(mis)),
         };
-        let key = self.new_transport(
-            router_key,
-            TransportKind::WebRtc(Box::new(state)),
-            opts.app_data.clone(),
-            now,
-        );
+        let key = self.new_transport(router_key, TransportKind::WebRtc(Box::new(state)), now);
         self.ufrags.insert(ufrag.clone(), key);
         self.transports[key].demux.ufrags.push(ufrag);
         self.transports[key]
@@ -258,7 +251,6 @@ impl Engine {
         comedia: bool,
         enable_srtp: bool,
         srtp_crypto_suite: Option<&str>,
-        app_data: Value,
         now: Instant,
     ) -> Result<PlainTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
@@ -290,12 +282,7 @@ impl Engine {
             enable_srtp,
             local_srtp,
         };
-        let key = self.new_transport(
-            router_key,
-            TransportKind::Plain(Box::new(state)),
-            app_data,
-            now,
-        );
+        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)), now);
         self.transports[key].srtp_out = srtp_out;
         self.plain_sockets.insert(socket.0, key);
         self.transports[key].demux.plain_sockets.push(socket.0);

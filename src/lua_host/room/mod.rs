@@ -123,7 +123,7 @@ pub(super) fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Ro
             log::error!("room {room_id}: script {} failed to load: {e}", script.name);
             Reject::new(500, format!("room script {} failed to load", script.name))
         })?;
-    let router = match engine_api::create_router(&host.settings.media_codecs, room_id) {
+    let router = match engine_api::create_router(&host.settings.media_codecs) {
         Some(Ok(id)) => Some(id),
         Some(Err(e)) => {
             log::error!("room {room_id}: cannot create router: {e}");
@@ -244,7 +244,7 @@ pub(crate) fn close_room(host: &Rc<Host>, room: &Rc<Room>, why: &str) {
         if let Some(router) = room2.router {
             engine_api::close_router(&host2, router);
         }
-        host2.callbacks.drop_room(&room2.id);
+        engine_api::drop_room(&host2, &room2.id);
         // Nothing of the room stays rooted in Rust: its peers' and its own userdata, its
         // script instances (whose closures may hold them) go to Lua's collector.
         for p in &peers {

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use mlua::{Table, Value};
+use mlua::{IntoLua, MultiValue, Table, Value};
 use ringsfu_plugins::{ConnectRequest, PeerInbound, Reject};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
@@ -247,6 +247,40 @@ async fn connection_verdict(
     }
 }
 
+/// Runs the room script's handler of a request or notification `method`:
+/// `M[table][method](room, peer, data)`, else the catch-all hook `hook(room, peer, method,
+/// data)`. None when the script has neither.
+async fn dispatch(
+    host: &Host,
+    room: &Rc<Room>,
+    peer: &Rc<Peer>,
+    (table, hook): (&str, &str),
+    method: &str,
+    data: &Json,
+    what: &str,
+) -> Option<Result<MultiValue, HandlerError>> {
+    let (f, catch_all) = match room.handler(table, method) {
+        Some(f) => (f, false),
+        None => (room.hook(hook)?, true),
+    };
+    let args = (|| -> mlua::Result<MultiValue> {
+        let lua = &host.lua;
+        let mut args = vec![
+            LuaRoom(room.clone()).into_lua(lua)?,
+            LuaPeer(peer.clone()).into_lua(lua)?,
+        ];
+        if catch_all {
+            args.push(method.into_lua(lua)?);
+        }
+        args.push(to_lua(lua, data)?);
+        Ok(MultiValue::from_vec(args))
+    })();
+    Some(match args {
+        Ok(args) => runner::run(&host.lua, what, host.budget(), f, args).await,
+        Err(e) => Err(super::super::error::classify(&e)),
+    })
+}
+
 async fn handle_request(
     host: Rc<Host>,
     room: Rc<Room>,
@@ -256,44 +290,21 @@ async fn handle_request(
     data: Json,
 ) {
     let what = format!("request {method} (room {}, peer {})", room.id, peer.id);
-    let result: Result<Json, HandlerError> = async {
-        let data = to_lua(&host.lua, &data).map_err(|e| super::super::error::classify(&e))?;
-        let out = if let Some(f) = room.handler("requests", &method) {
-            runner::run(
-                &host.lua,
-                &what,
-                host.budget(),
-                f,
-                (LuaRoom(room.clone()), LuaPeer(peer.clone()), data),
-            )
-            .await?
-        } else if let Some(f) = room.hook("on_request") {
-            runner::run(
-                &host.lua,
-                &what,
-                host.budget(),
-                f,
-                (
-                    LuaRoom(room.clone()),
-                    LuaPeer(peer.clone()),
-                    method.as_str(),
-                    data,
-                ),
-            )
-            .await?
-        } else {
-            return Err(HandlerError {
-                code: 500,
-                reason: format!("unknown request.method \"{method}\""),
-            });
-        };
-        let first = out.into_iter().next().unwrap_or(Value::Nil);
-        to_json(&host.lua, first).map_err(|e| HandlerError {
+    let kinds = ("requests", "on_request");
+    let result = match dispatch(&host, &room, &peer, kinds, &method, &data, &what).await {
+        None => Err(HandlerError {
             code: 500,
-            reason: format!("bad response from {what}: {e}"),
-        })
-    }
-    .await;
+            reason: format!("unknown request.method \"{method}\""),
+        }),
+        Some(Err(e)) => Err(e),
+        Some(Ok(out)) => {
+            let first = out.into_iter().next().unwrap_or(Value::Nil);
+            to_json(&host.lua, first).map_err(|e| HandlerError {
+                code: 500,
+                reason: format!("bad response from {what}: {e}"),
+            })
+        }
+    };
     match result {
         Ok(v) => peer.handle.respond_ok(id, v),
         Err(e) => peer.handle.respond_error(id, e.code, &e.reason),
@@ -308,33 +319,11 @@ async fn handle_notification(
     data: Json,
 ) {
     let what = format!("notification {method} (room {}, peer {})", room.id, peer.id);
-    let Ok(data) = to_lua(&host.lua, &data) else {
-        return;
-    };
-    if let Some(f) = room.handler("notifications", &method) {
-        let _ = runner::run(
-            &host.lua,
-            &what,
-            host.budget(),
-            f,
-            (LuaRoom(room.clone()), LuaPeer(peer.clone()), data),
-        )
-        .await;
-    } else if let Some(f) = room.hook("on_notification") {
-        let _ = runner::run(
-            &host.lua,
-            &what,
-            host.budget(),
-            f,
-            (
-                LuaRoom(room.clone()),
-                LuaPeer(peer.clone()),
-                method.as_str(),
-                data,
-            ),
-        )
-        .await;
-    } else {
+    let kinds = ("notifications", "on_notification");
+    if dispatch(&host, &room, &peer, kinds, &method, &data, &what)
+        .await
+        .is_none()
+    {
         log::debug!("{what}: no handler, ignored");
     }
 }
