@@ -190,7 +190,7 @@ impl InProcessServer {
             let c = codecs.clone();
             routers.push(
                 self.rt
-                    .block_on(w.with_engine(move |e| e.create_router(&c, Value::Null)))??,
+                    .block_on(w.with_engine(move |e| e.create_router(&c)))??,
             );
         }
         let mut plan = Plan {
@@ -219,7 +219,6 @@ impl InProcessServer {
                         kind,
                         rtp_parameters: params,
                         paused: false,
-                        app_data: Value::Null,
                     },
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
@@ -252,7 +251,6 @@ impl InProcessServer {
                             rtp_capabilities: caps,
                             paused: false,
                             enable_rtx: false,
-                            app_data: Value::Null,
                         },
                     )
                     .map(|v| serde_json::to_value(v).unwrap())
@@ -288,16 +286,8 @@ impl InProcessServer {
         let data = self.rt.block_on(w.run(move |ctx| {
             let s = ctx.bind_rtc_port()?;
             Ok::<_, ServerError>(ctx.with_engine(|e| {
-                e.create_plain_transport(
-                    &router,
-                    s,
-                    None,
-                    false,
-                    true,
-                    Some(&suite_owned),
-                    Value::Null,
-                )
-                .map(|v| serde_json::to_value(v).unwrap())
+                e.create_plain_transport(&router, s, None, false, true, Some(&suite_owned))
+                    .map(|v| serde_json::to_value(v).unwrap())
             })?)
         }))??;
         let id = uuid_of(&data)?;
@@ -339,7 +329,7 @@ impl InProcessServer {
             .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
         Ok(self
             .rt
-            .block_on(w.with_engine(move |e| e.create_router(&codecs, Value::Null)))??)
+            .block_on(w.with_engine(move |e| e.create_router(&codecs)))??)
     }
 
     /// Closes a router on worker `i` (and with it every transport, producer and consumer in it).
@@ -359,7 +349,7 @@ impl InProcessServer {
         let w = &self.workers[0];
         let router = self
             .rt
-            .block_on(w.with_engine(move |e| e.create_router(&codecs, Value::Null)))??;
+            .block_on(w.with_engine(move |e| e.create_router(&codecs)))??;
         let mut left = count;
         while left > 0 {
             let n = left.min(200);

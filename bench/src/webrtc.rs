@@ -837,7 +837,6 @@ async fn publish(
                     kind,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
             )
             .map(|v| serde_json::to_value(v).unwrap())
@@ -1083,7 +1082,6 @@ async fn subscribe(
                         rtp_capabilities: caps,
                         paused: false,
                         enable_rtx: false,
-                        app_data: Value::Null,
                     },
                 )
                 .map(|v| serde_json::to_value(v).unwrap())

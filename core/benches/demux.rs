@@ -28,7 +28,7 @@ fn engine(transports: usize) -> (Engine, String, String) {
         json!([{"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}]),
     )
     .unwrap();
-    let router = e.create_router(&codecs, Value::Null).unwrap();
+    let router = e.create_router(&codecs).unwrap();
     let mut last = Value::Null;
     for _ in 0..transports {
         last = e

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn associations_start_no_threads() {
@@ -24,7 +23,7 @@ async fn associations_start_no_threads() {
     }
     let w = spawn_sctp_worker();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .with_engine(|e| e.create_router(&demo_media_codecs()))
         .await
         .unwrap()
         .unwrap();

@@ -10,7 +10,6 @@ use common::*;
 use ringsfu_core::data::DataMessage;
 use ringsfu_core::engine::EngineEvent;
 use ringsfu_core::sctp::Ppid;
-use serde_json::Value;
 use uuid::Uuid;
 use webrtc::data::data_channel::DataChannel;
 
@@ -40,7 +39,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .with_engine(|e| e.create_router(&demo_media_codecs()))
         .await
         .unwrap()
         .unwrap();
@@ -67,7 +66,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // A direct (in-process) consumer receives what the peer sends: text, binary, 200 KB.
     let dc = w
         .with_engine(move |e| {
-            e.consume_data(None, &producer, None, None, None, false, Value::Null)
+            e.consume_data(None, &producer, None, None, None, false)
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -94,7 +93,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // stream id the server picked (negotiated channel, as mediasoup-client does).
     let bot = w
         .with_engine(move |e| {
-            e.produce_data(&router, None, None, "bot", "", false, Value::Null)
+            e.produce_data(&router, None, None, "bot", "", false)
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -104,7 +103,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let t = a.transport;
     let cons = w
         .with_engine(move |e| {
-            e.consume_data(Some(&t), &bot, None, None, None, false, Value::Null)
+            e.consume_data(Some(&t), &bot, None, None, None, false)
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -156,7 +155,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .with_engine(|e| e.create_router(&demo_media_codecs()))
         .await
         .unwrap()
         .unwrap();
@@ -176,7 +175,6 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
                 "chat",
                 "",
                 false,
-                Value::Null,
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -187,7 +185,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let tb = b.transport;
     let c = w
         .with_engine(move |e| {
-            e.consume_data(Some(&tb), &producer, None, None, None, false, Value::Null)
+            e.consume_data(Some(&tb), &producer, None, None, None, false)
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await

@@ -27,7 +27,7 @@ const VP8_PT: u8 = 96;
 
 fn router(sim: &mut Sim) -> Uuid {
     sim.engine
-        .create_router(&common::demo_media_codecs(), Value::Null)
+        .create_router(&common::demo_media_codecs())
         .unwrap()
 }
 
@@ -48,7 +48,6 @@ fn produce(sim: &mut Sim, peer: PeerId, kind: MediaKind, params: Value) -> Uuid 
                 kind,
                 rtp_parameters,
                 paused: false,
-                app_data: Value::Null,
             },
         )
         .unwrap();
@@ -67,7 +66,6 @@ fn consume(sim: &mut Sim, peer: PeerId, producer: Uuid) -> ConsumerInfo {
                 rtp_capabilities: caps,
                 paused: false,
                 enable_rtx: true,
-                app_data: Value::Null,
             },
         )
         .unwrap();
@@ -634,7 +632,7 @@ fn sctp_association_starts_and_a_data_channel_message_arrives() {
     // A server-side (direct) data consumer receives what the peer sends on the channel.
     let dc: Uuid = sim
         .engine
-        .consume_data(None, &dp, None, None, None, false, Value::Null)
+        .consume_data(None, &dp, None, None, None, false)
         .unwrap()
         .id
         .parse()

@@ -51,7 +51,7 @@ struct Setup {
 async fn setup(enable_srtp: bool) -> Setup {
     let worker = spawn_worker();
     let router = worker
-        .with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+        .with_engine(|e| e.create_router(&demo_media_codecs()))
         .await
         .unwrap()
         .unwrap();
@@ -66,7 +66,6 @@ async fn setup(enable_srtp: bool) -> Setup {
                     true,
                     enable_srtp,
                     Some("AES_CM_128_HMAC_SHA1_80"),
-                    Value::Null,
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })
@@ -108,7 +107,6 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     kind,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
             )
             .map(|v| serde_json::to_value(v).unwrap())
@@ -127,7 +125,6 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     rtp_capabilities: caps,
                     paused: false,
                     enable_rtx: true,
-                    app_data: Value::Null,
                 },
             )
             .map(|v| serde_json::to_value(v).unwrap())

@@ -41,7 +41,7 @@ fn spawn_worker(index: usize) -> Arc<Worker> {
 }
 
 async fn create_router(w: &Worker) -> Uuid {
-    w.with_engine(|e| e.create_router(&demo_media_codecs(), Value::Null))
+    w.with_engine(|e| e.create_router(&demo_media_codecs()))
         .await
         .unwrap()
         .unwrap()
@@ -70,7 +70,6 @@ async fn produce(w: &Worker, transport: Uuid, kind: MediaKind, params: Value) ->
                     kind,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
             )
             .map(|v| serde_json::to_value(v).unwrap())
@@ -91,7 +90,6 @@ async fn consume(w: &Worker, transport: Uuid, producer: Uuid) -> Value {
                 rtp_capabilities: caps,
                 paused: false,
                 enable_rtx: true,
-                app_data: Value::Null,
             },
         )
         .map(|v| serde_json::to_value(v).unwrap())

@@ -105,7 +105,7 @@ async fn forwarding_allocates_nothing_per_packet() {
     ]))
     .unwrap();
     let router = worker
-        .with_engine(move |e| e.create_router(&codecs, Value::Null))
+        .with_engine(move |e| e.create_router(&codecs))
         .await
         .unwrap()
         .unwrap();
@@ -116,15 +116,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                 let s = ctx.bind_rtc_port().unwrap();
                 ctx.with_engine(|e| {
                     let d = e
-                        .create_plain_transport(
-                            &router,
-                            s,
-                            None,
-                            connect_to.is_none(),
-                            false,
-                            None,
-                            Value::Null,
-                        )
+                        .create_plain_transport(&router, s, None, connect_to.is_none(), false, None)
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
                     let id: Uuid = d["id"].as_str().unwrap().parse().unwrap();
@@ -161,7 +153,6 @@ async fn forwarding_allocates_nothing_per_packet() {
                     kind: MediaKind::Video,
                     rtp_parameters,
                     paused: false,
-                    app_data: Value::Null,
                 },
             )
             .map(|v| serde_json::to_value(v).unwrap())
@@ -193,7 +184,6 @@ async fn forwarding_allocates_nothing_per_packet() {
                         rtp_capabilities: caps,
                         paused: false,
                         enable_rtx: false,
-                        app_data: Value::Null,
                     },
                 )
                 .map(|v| serde_json::to_value(v).unwrap())

@@ -19,7 +19,7 @@ use ringsfu_core::rtp_parameters::{MediaKind, RtpCodecCapability};
 use ringsfu_core::sctp::{set_packet_checksum, validate_packet, SctpAssociation, SctpConfig};
 use ringsfu_core::stun::{attr, StunMessage};
 use ringsfu_core::tuple::{Protocol, TransportTuple};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// A target's entry point.
 pub type Target = fn(&[u8]);
@@ -96,7 +96,7 @@ fn engine() -> Engine {
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let router = e.create_router(&codecs, Value::Null).unwrap();
+    let router = e.create_router(&codecs).unwrap();
     e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -108,7 +108,6 @@ fn engine() -> Engine {
             true,
             false,
             None,
-            Value::Null,
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -126,7 +125,6 @@ fn engine() -> Engine {
                 kind: MediaKind::Video,
                 rtp_parameters: params,
                 paused: false,
-                app_data: Value::Null,
             },
         )
         .map(|v| serde_json::to_value(v).unwrap())
@@ -142,7 +140,6 @@ fn engine() -> Engine {
                 false,
                 false,
                 None,
-                Value::Null,
             )
             .map(|v| serde_json::to_value(v).unwrap())
             .unwrap();
@@ -163,7 +160,6 @@ fn engine() -> Engine {
                 rtp_capabilities: caps.clone(),
                 paused: false,
                 enable_rtx: false,
-                app_data: Value::Null,
             },
         )
         .map(|v| serde_json::to_value(v).unwrap())

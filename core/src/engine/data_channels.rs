@@ -124,7 +124,6 @@ impl Engine {
                 open.label.clone(),
                 open.protocol.clone(),
                 false,
-                Value::Null,
             );
             let transport = self.transports[tkey].id;
             if let Some(sctp) = self.transports[tkey]
@@ -222,7 +221,6 @@ impl Engine {
         label: String,
         protocol: String,
         paused: bool,
-        app_data: Value,
     ) -> Uuid {
         let id = Uuid::new_v4();
         let stream = params.as_ref().map(|p| p.stream_id);
@@ -236,7 +234,6 @@ impl Engine {
             paused,
             consumers: Vec::new(),
             counters: DataCounters::default(),
-            app_data,
         });
         self.data_producer_ids.insert(id, key);
         if let Some(tk) = transport {
@@ -260,7 +257,6 @@ impl Engine {
         label: &str,
         protocol: &str,
         paused: bool,
-        app_data: Value,
     ) -> Result<DataProducerInfo, EngineError> {
         let rkey = self.router_key(router)?;
         let tkey = match transport {
@@ -317,7 +313,6 @@ impl Engine {
             label.to_string(),
             protocol.to_string(),
             paused,
-            app_data,
         );
         Ok(self.data_producers[self.data_producer_ids[&id]].info())
     }
@@ -333,7 +328,6 @@ impl Engine {
         max_packet_life_time: Option<u16>,
         max_retransmits: Option<u16>,
         paused: bool,
-        app_data: Value,
     ) -> Result<DataConsumerInfo, EngineError> {
         let dp = self.data_producer_key(data_producer)?;
         let tkey = match transport {
@@ -407,7 +401,6 @@ impl Engine {
             paused,
             data_producer_paused: dp_paused,
             counters: DataCounters::default(),
-            app_data,
         });
         self.data_consumer_ids.insert(id, key);
         self.data_producers[dp].consumers.push(key);

@@ -48,7 +48,6 @@ impl Engine {
             ptype,
             &mapped_ssrcs,
             opts.paused,
-            opts.app_data,
         );
         let pkey = self.producers.insert(producer);
         self.producer_ids.insert(id, pkey);
@@ -231,7 +230,6 @@ impl Engine {
             priority: 1,
             counters: ConsumerCounters::default(),
             last_rr: None,
-            app_data: opts.app_data,
             score: crate::score::SendScore::new(),
             twcc_ext,
             upgrade_since: None,

@@ -6,7 +6,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
 use slab::Slab;
 use uuid::Uuid;
 
@@ -319,8 +318,6 @@ pub struct WebRtcTransportOptions {
     pub sctp: Option<(u16, u16)>,
     /// `initialAvailableOutgoingBitrate`: where the send-side estimate starts, bits/s (0: 600 000).
     pub initial_available_outgoing_bitrate: u64,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 impl Default for WebRtcTransportOptions {
@@ -332,7 +329,6 @@ impl Default for WebRtcTransportOptions {
             ice_consent_timeout: Duration::from_secs(30),
             sctp: None,
             initial_available_outgoing_bitrate: 0,
-            app_data: Value::Null,
         }
     }
 }
@@ -357,8 +353,6 @@ pub struct ProduceOptions {
     pub rtp_parameters: RtpParameters,
     /// Start paused.
     pub paused: bool,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 /// Options of `consume`.
@@ -372,8 +366,6 @@ pub struct ConsumeOptions {
     pub paused: bool,
     /// Offer RTX to the receiver when both sides support it.
     pub enable_rtx: bool,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 /// The engine of one worker.
@@ -540,7 +532,6 @@ impl Engine {
     pub fn create_router(
         &mut self,
         media_codecs: &[RtpCodecCapability],
-        app_data: Value,
     ) -> Result<Uuid, EngineError> {
         let caps = ortc::generate_router_rtp_capabilities(media_codecs)
             .map_err(|e| EngineError::Ortc(e.to_string()))?;
@@ -550,7 +541,6 @@ impl Engine {
             rtp_capabilities: caps,
             transports: Vec::new(),
             producers: Vec::new(),
-            app_data,
         });
         self.router_ids.insert(id, key);
         Ok(id)
@@ -645,6 +635,7 @@ mod stats;
 mod transports;
 mod util;
 
+pub use debug::TableSizes;
 pub use util::{base64_decode, base64_encode};
 use util::{now_ms, ntp_now};
 

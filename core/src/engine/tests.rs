@@ -1,7 +1,7 @@
 //! Engine tests that need its private state: demux bookkeeping on close, DTLS start.
 
 use super::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn engine() -> Engine {
     let listen = ListenInfo {
@@ -18,7 +18,7 @@ fn router(e: &mut Engine) -> Uuid {
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
     ]))
     .unwrap();
-    e.create_router(&codecs, Value::Null).unwrap()
+    e.create_router(&codecs).unwrap()
 }
 
 fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
@@ -56,7 +56,6 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
                 false,
                 false,
                 None,
-                Value::Null,
             )
             .unwrap();
         let id: Uuid = data.id.parse().unwrap();
@@ -137,7 +136,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
         {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 0}}
     ]))
     .unwrap();
-    let r = e.create_router(&codecs, Value::Null).unwrap();
+    let r = e.create_router(&codecs).unwrap();
     let (t, _) = webrtc(&mut e, &r);
     let caps = e.routers[e.router_ids[&r]].rtp_capabilities.clone();
     let cases = [
@@ -182,7 +181,6 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                     kind: MediaKind::Video,
                     rtp_parameters: params,
                     paused: false,
-                    app_data: Value::Null,
                 },
             )
             .unwrap();
@@ -196,7 +194,6 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                     rtp_capabilities: caps.clone(),
                     paused: true,
                     enable_rtx: false,
-                    app_data: Value::Null,
                 },
             )
             .unwrap();
@@ -225,7 +222,6 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                 rtp_capabilities: bad,
                 paused: true,
                 enable_rtx: false,
-                app_data: Value::Null,
             },
         )
         .unwrap_err();
@@ -233,4 +229,47 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
         matches!(&err, EngineError::Invalid(m) if m.contains("codecs[1].parameters.apt invalid")),
         "{err}"
     );
+}
+
+/// The debug dump's table sizes keep their JSON keys (the soak test and operators read them).
+#[test]
+fn table_sizes_serialize_with_the_debug_dump_keys() {
+    let mut e = engine();
+    assert_eq!(e.table_sizes(), TableSizes::default());
+    let r = router(&mut e);
+    webrtc(&mut e, &r);
+    let sizes = e.table_sizes();
+    assert_eq!(
+        (sizes.routers, sizes.transports, sizes.ice_ufrags),
+        (1, 1, 1)
+    );
+    let v = serde_json::to_value(sizes).unwrap();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut want = vec![
+        "routers",
+        "transports",
+        "producers",
+        "consumers",
+        "dataProducers",
+        "dataConsumers",
+        "rtpObservers",
+        "routerIds",
+        "transportIds",
+        "producerIds",
+        "consumerIds",
+        "dataProducerIds",
+        "dataConsumerIds",
+        "iceUfrags",
+        "udpPaths",
+        "tcpPaths",
+        "plainSockets",
+        "ssrcEntries",
+        "midEntries",
+        "sctpStreamEntries",
+        "pendingEvents",
+    ];
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    assert_eq!(v["routers"], json!(1));
 }

@@ -7,7 +7,7 @@
 use super::*;
 use crate::codecs::Vp8Descriptor;
 use crate::tuple::Protocol;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const PT: u8 = 101;
 const PRODUCER_ADDR: &str = "127.0.0.1:54010";
@@ -113,7 +113,7 @@ fn rig(encodings: Value) -> Rig {
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let r = e.create_router(&codecs, Value::Null).unwrap();
+    let r = e.create_router(&codecs).unwrap();
     let plain = |e: &mut Engine, socket: SocketId, addr: &str, comedia: bool| {
         let info = e
             .create_plain_transport(
@@ -123,7 +123,6 @@ fn rig(encodings: Value) -> Rig {
                 comedia,
                 false,
                 None,
-                Value::Null,
             )
             .unwrap();
         info.id.parse::<Uuid>().unwrap()
@@ -149,7 +148,6 @@ fn rig(encodings: Value) -> Rig {
                 kind: MediaKind::Video,
                 rtp_parameters: params,
                 paused: false,
-                app_data: Value::Null,
             },
         )
         .unwrap();
@@ -162,7 +160,6 @@ fn rig(encodings: Value) -> Rig {
                 rtp_capabilities: caps,
                 paused: false,
                 enable_rtx: false,
-                app_data: Value::Null,
             },
         )
         .unwrap();

@@ -8,12 +8,7 @@ use crate::api::{
 };
 
 impl Engine {
-    pub(super) fn new_transport(
-        &mut self,
-        router_key: usize,
-        kind: TransportKind,
-        app_data: Value,
-    ) -> usize {
+    pub(super) fn new_transport(&mut self, router_key: usize, kind: TransportKind) -> usize {
         let id = Uuid::new_v4();
         let key = self.transports.insert(Transport {
             id,
@@ -34,7 +29,6 @@ impl Engine {
             ext_rid: 0,
             ext_rrid: 0,
             counters: TransportCounters::default(),
-            app_data,
             created: Instant::now(),
             rtcp_ssrc: rand::random::<u32>() | 1,
             bwe: crate::bwe::TransportBwe::new(),
@@ -83,11 +77,7 @@ impl Engine {
             sctp: None,
             sctp_out_streams: opts.sctp.map(|(_, mis)| StreamIdAllocator::new(mis)),
         };
-        let key = self.new_transport(
-            router_key,
-            TransportKind::WebRtc(Box::new(state)),
-            opts.app_data.clone(),
-        );
+        let key = self.new_transport(router_key, TransportKind::WebRtc(Box::new(state)));
         self.ufrags.insert(ufrag.clone(), key);
         self.transports[key].demux.ufrags.push(ufrag);
         self.transports[key]
@@ -249,7 +239,6 @@ impl Engine {
         comedia: bool,
         enable_srtp: bool,
         srtp_crypto_suite: Option<&str>,
-        app_data: Value,
     ) -> Result<PlainTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         let mut local_srtp = None;
@@ -280,7 +269,7 @@ impl Engine {
             enable_srtp,
             local_srtp,
         };
-        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)), app_data);
+        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)));
         self.transports[key].srtp_out = srtp_out;
         self.plain_sockets.insert(socket.0, key);
         self.transports[key].demux.plain_sockets.push(socket.0);

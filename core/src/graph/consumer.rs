@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::codecs::Vp8Descriptor;
@@ -111,8 +110,6 @@ pub struct Consumer {
     pub counters: ConsumerCounters,
     /// Last receiver report: fraction lost (0..=255) and RTT if known.
     pub last_rr: Option<(u8, Option<Duration>)>,
-    /// Opaque user data.
-    pub app_data: Value,
     /// Quality score of what it sends (mediasoup's), updated on the peer's receiver reports.
     pub score: crate::score::SendScore,
     /// Outgoing transport-wide sequence number extension id (0: not negotiated): every packet

@@ -2,8 +2,6 @@
 //! WebRtcTransport's SCTP association or "direct" (in-process, for server-side scripts like the
 //! demo's bot).
 
-use serde_json::Value;
-
 use crate::api::{DataConsumerInfo, DataProducerInfo};
 use uuid::Uuid;
 
@@ -41,8 +39,6 @@ pub struct DataProducer {
     pub consumers: Vec<usize>,
     /// Messages received.
     pub counters: DataCounters,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 impl DataProducer {
@@ -92,8 +88,6 @@ pub struct DataConsumer {
     pub data_producer_paused: bool,
     /// Messages sent.
     pub counters: DataCounters,
-    /// Opaque user data.
-    pub app_data: Value,
 }
 
 impl DataConsumer {

@@ -138,8 +138,6 @@ pub struct Producer {
     pub ext_map: [u8; 256],
     /// Consumer keys of this producer.
     pub consumers: Vec<usize>,
-    /// Opaque user data.
-    pub app_data: Value,
     /// Keys of the RTP observers watching this producer (see `crate::observer`).
     pub observers: Vec<usize>,
     /// Peer's id of the RFC 6464 audio level header extension (0: not negotiated).
@@ -163,7 +161,6 @@ impl Producer {
         producer_type: crate::ortc::ProducerType,
         mapped_ssrcs: &[u32],
         paused: bool,
-        app_data: Value,
     ) -> Self {
         let video = kind == MediaKind::Video;
         let mut pt_map = [255u8; 128];
@@ -239,7 +236,6 @@ impl Producer {
             codec_of_pt,
             ext_map,
             consumers: Vec::new(),
-            app_data,
             observers: Vec::new(),
             audio_level_ext,
             score_dirty: false,
@@ -310,7 +306,6 @@ mod tests {
             crate::ortc::ProducerType::Simple,
             &[1111],
             false,
-            Value::Null,
         )
     }
 

@@ -1,7 +1,6 @@
 //! Router: one room's media graph. It owns nothing on the packet path itself; it records which
 //! transports and producers belong to the room and the capabilities consumers are negotiated against.
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::rtp_parameters::RtpCapabilities;
@@ -16,6 +15,4 @@ pub struct Router {
     pub transports: Vec<usize>,
     /// Producer keys.
     pub producers: Vec<usize>,
-    /// Opaque user data.
-    pub app_data: Value,
 }

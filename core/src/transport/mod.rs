@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::data::StreamIdAllocator;
@@ -156,8 +155,6 @@ pub struct Transport {
     pub ext_rrid: u8,
     /// Counters.
     pub counters: TransportCounters,
-    /// Opaque data set at creation (returned in dumps).
-    pub app_data: Value,
     /// Creation time.
     pub created: Instant,
     /// The SSRC we use as sender in RTCP feedback.

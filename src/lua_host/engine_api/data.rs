@@ -169,14 +169,6 @@ impl Kind for DataConsumer {
     }
 }
 
-/// The appData table of `opts` as JSON for the engine (Null when absent).
-fn app_json(lua: &Lua, opts: &Table) -> mlua::Result<Json> {
-    Ok(match opts.get::<Value>("appData")? {
-        Value::Nil => Json::Null,
-        v => lua.from_value(v).unwrap_or(Json::Null),
-    })
-}
-
 /// `transport:produceData{...}` and `directTransport:produceData{...}`.
 pub fn produce_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> {
     let o: ProduceDataOpts = parse(lua, Some(opts), "produceData")?;
@@ -192,7 +184,6 @@ pub fn produce_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> 
     let label = o.label.unwrap_or_default();
     let protocol = o.protocol.unwrap_or_default();
     let paused = o.paused.unwrap_or(false);
-    let app = app_json(lua, opts)?;
     let router = parent.router;
     let info = engine(|e| {
         e.produce_data(
@@ -202,7 +193,6 @@ pub fn produce_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> 
             &label,
             &protocol,
             paused,
-            app,
         )
     })?;
     let obj = new_data_obj(on, Tag::DataProducer, json_of(&info)?, paused)?;
@@ -217,7 +207,6 @@ pub fn consume_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> 
         .ok_or_else(|| invalid("missing dataProducerId"))?;
     let dp = parse_id(&dp, "dataProducerId")?;
     let paused = o.paused.unwrap_or(false);
-    let app = app_json(lua, opts)?;
     let transport = match on {
         On::Sctp(t) => Some(t.id),
         On::Direct(_) => None,
@@ -230,7 +219,6 @@ pub fn consume_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> 
             o.max_packet_life_time,
             o.max_retransmits,
             paused,
-            app,
         )
     })?;
     let obj = new_data_obj(on, Tag::DataConsumer, json_of(&info)?, paused)?;

@@ -104,13 +104,13 @@ fn host() -> mlua::Result<Rc<Host>> {
 }
 
 /// Creates a router for a room on this thread's engine; None when there is no engine.
-pub fn create_router(codecs: &[Json], room: &str) -> Option<Result<Uuid, String>> {
+pub fn create_router(codecs: &[Json]) -> Option<Result<Uuid, String>> {
     let ctx = ctx()?;
     let parsed: Result<Vec<RtpCodecCapability>, String> =
         serde_path_to_error::deserialize(Json::Array(codecs.to_vec()))
             .map_err(|e| format!("router.mediaCodecs{}: {}", e.path(), e.inner()));
     Some(parsed.and_then(|codecs| {
-        ctx.with_engine(|e| e.create_router(&codecs, json!({ "roomId": room })))
+        ctx.with_engine(|e| e.create_router(&codecs))
             .map_err(|e| e.to_string())
     }))
 }
@@ -127,7 +127,7 @@ pub fn check_media_codecs(codecs: &[Json]) -> Result<(), String> {
 }
 
 /// The engine's live objects and table sizes (None on a thread without an engine).
-pub fn engine_counts() -> Option<Json> {
+pub fn engine_counts() -> Option<ringsfu_core::engine::TableSizes> {
     let ctx = ctx()?;
     Some(ctx.with_engine(|e| e.table_sizes()))
 }

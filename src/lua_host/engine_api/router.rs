@@ -148,7 +148,6 @@ fn webrtc_options(o: WebRtcTransportOpts) -> mlua::Result<WebRtcTransportOptions
             .num_sctp_streams
             .map(|n| (n.os.unwrap_or(1024), n.mis.unwrap_or(1024))),
         initial_available_outgoing_bitrate,
-        app_data: Json::Null,
     })
 }
 
@@ -182,7 +181,6 @@ fn create_plain_transport(router: Uuid, o: PlainTransportOpts) -> mlua::Result<J
             comedia,
             enable_srtp,
             suite.as_deref(),
-            Json::Null,
         )
     });
     match created {

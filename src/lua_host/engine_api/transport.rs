@@ -7,7 +7,6 @@ use std::rc::Rc;
 use mlua::{LuaSerdeExt, Table, UserDataFields, UserDataMethods, Value};
 use ringsfu_core::api::{DtlsParameters, PlainConnectParams};
 use ringsfu_core::engine::{ConsumeOptions, ProduceOptions};
-use serde_json::Value as Json;
 
 use super::super::error::invalid;
 use super::super::options::{parse, ConsumeOpts, ProduceOpts};
@@ -117,15 +116,10 @@ fn add_common_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M) {
             .rtp_parameters
             .ok_or_else(|| invalid("missing rtpParameters"))?;
         let paused = o.paused.unwrap_or(false);
-        let app_data: Json = match opts.get::<Value>("appData")? {
-            Value::Nil => Json::Null,
-            v => lua.from_value(v).unwrap_or(Json::Null),
-        };
         let options = ProduceOptions {
             kind,
             rtp_parameters,
             paused,
-            app_data,
         };
         let id = this.id();
         let info = json_of(&engine(|e| e.produce(&id, options))?)?;
@@ -143,7 +137,6 @@ fn add_common_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M) {
                 .ok_or_else(|| invalid("missing rtpCapabilities"))?,
             paused: o.paused.unwrap_or(false),
             enable_rtx: o.enable_rtx.unwrap_or(false),
-            app_data: Json::Null,
         };
         let paused = options.paused;
         // `offerer = true`: rtpCapabilities come from an SDP offer (WHEP, ringsfu.sdp) and the

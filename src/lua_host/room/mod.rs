@@ -123,7 +123,7 @@ pub(super) fn get_or_create_room(host: &Rc<Host>, room_id: &str) -> Result<Rc<Ro
             log::error!("room {room_id}: script {} failed to load: {e}", script.name);
             Reject::new(500, format!("room script {} failed to load", script.name))
         })?;
-    let router = match engine_api::create_router(&host.settings.media_codecs, room_id) {
+    let router = match engine_api::create_router(&host.settings.media_codecs) {
         Some(Ok(id)) => Some(id),
         Some(Err(e)) => {
             log::error!("room {room_id}: cannot create router: {e}");
