@@ -174,7 +174,7 @@ fn worker_metrics(w: &Worker) -> Option<ringsfu_core::metrics::WorkerMetrics> {
     rx.recv_timeout(Duration::from_secs(5)).ok()
 }
 
-fn drops_by_reason(d: &ringsfu_core::engine::DropCounters) -> Vec<(String, u64)> {
+fn drops_by_reason(d: &ringsfu_core::metrics::DropCounters) -> Vec<(String, u64)> {
     let v = serde_json::to_value(d).unwrap_or_default();
     v.as_object()
         .map(|m| {

@@ -5,53 +5,42 @@
 //! the worker thread at scrape time, and counters of closed objects are folded into the
 //! engine's running totals when they close, so every `*_total` only grows.
 
-use crate::engine::DropCounters;
+use crate::consumer::ConsumerCounters;
+use crate::transport::TransportCounters;
 
-/// Traffic counters that only grow.
+/// Traffic counters that only grow: the transports' and the consumers' own counters summed
+/// (live objects plus those closed before).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct TrafficTotals {
-    /// RTP packets received on transports (after SRTP).
-    pub rtp_packets_received: u64,
-    /// RTP bytes received on transports.
-    pub rtp_bytes_received: u64,
-    /// RTP packets sent on transports.
-    pub rtp_packets_sent: u64,
-    /// RTP bytes sent on transports.
-    pub rtp_bytes_sent: u64,
-    /// RTCP packets received.
-    pub rtcp_packets_received: u64,
-    /// RTCP packets sent.
-    pub rtcp_packets_sent: u64,
-    /// RTP packets consumers forwarded (one per receiver).
-    pub forwarded_packets: u64,
-    /// RTP bytes consumers forwarded.
-    pub forwarded_bytes: u64,
-    /// Retransmissions sent in answer to NACKs (RTX or plain).
-    pub retransmitted_packets: u64,
-    /// NACK packets received from consumers.
-    pub nacks_received: u64,
-    /// NACKed packets no longer in the retransmission store.
-    pub nack_misses: u64,
-    /// PLI/FIR received from consumers.
-    pub keyframe_requests_received: u64,
+    /// RTP/RTCP packets and bytes received and sent on transports (RTP after SRTP), and their
+    /// SRTP / unknown-SSRC drops.
+    pub transports: TransportCounters,
+    /// What consumers forwarded (one packet per receiver), retransmitted in answer to NACKs,
+    /// and the NACKs, NACK misses and PLI/FIR they received.
+    pub consumers: ConsumerCounters,
 }
 
-impl TrafficTotals {
-    /// Adds `o` into `self`.
-    pub fn add(&mut self, o: &TrafficTotals) {
-        self.rtp_packets_received += o.rtp_packets_received;
-        self.rtp_bytes_received += o.rtp_bytes_received;
-        self.rtp_packets_sent += o.rtp_packets_sent;
-        self.rtp_bytes_sent += o.rtp_bytes_sent;
-        self.rtcp_packets_received += o.rtcp_packets_received;
-        self.rtcp_packets_sent += o.rtcp_packets_sent;
-        self.forwarded_packets += o.forwarded_packets;
-        self.forwarded_bytes += o.forwarded_bytes;
-        self.retransmitted_packets += o.retransmitted_packets;
-        self.nacks_received += o.nacks_received;
-        self.nack_misses += o.nack_misses;
-        self.keyframe_requests_received += o.keyframe_requests_received;
-    }
+/// Drop counters of the worker's shared ports, per reason.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct DropCounters {
+    /// Datagrams whose first byte matches no protocol (RFC 7983).
+    pub unknown_protocol: u64,
+    /// STUN that failed to parse.
+    pub bad_stun: u64,
+    /// STUN whose USERNAME names no transport.
+    pub unknown_ufrag: u64,
+    /// STUN rejected by a transport's ICE (integrity, role, attributes).
+    pub ice_rejected: u64,
+    /// DTLS/RTP/RTCP from a tuple no transport owns.
+    pub unknown_tuple: u64,
+    /// RTP/RTCP that failed to parse after decryption.
+    pub bad_rtp: u64,
+    /// SRTP/SRTCP failing authentication or replay checks.
+    pub srtp: u64,
+    /// RTP for an SSRC no producer has.
+    pub unknown_ssrc: u64,
+    /// Packets on a plain transport from an address other than its remote.
+    pub plain_wrong_source: u64,
 }
 
 /// Socket-level counters of a worker (every UDP socket it owns: the shared port and plain

@@ -253,62 +253,62 @@ pub fn render(samples: &[WorkerSample], shared: Option<&Shared>) -> String {
     b.counter(
         "ringsfu_rtp_packets_received",
         "RTP packets received on transports (after SRTP)",
-        &eng(|m| m.engine.traffic.rtp_packets_received),
+        &eng(|m| m.engine.traffic.transports.rtp_packets_received),
     );
     b.counter(
         "ringsfu_rtp_received_bytes",
         "RTP bytes received on transports",
-        &eng(|m| m.engine.traffic.rtp_bytes_received),
+        &eng(|m| m.engine.traffic.transports.rtp_bytes_received),
     );
     b.counter(
         "ringsfu_rtp_packets_sent",
         "RTP packets sent on transports",
-        &eng(|m| m.engine.traffic.rtp_packets_sent),
+        &eng(|m| m.engine.traffic.transports.rtp_packets_sent),
     );
     b.counter(
         "ringsfu_rtp_sent_bytes",
         "RTP bytes sent on transports",
-        &eng(|m| m.engine.traffic.rtp_bytes_sent),
+        &eng(|m| m.engine.traffic.transports.rtp_bytes_sent),
     );
     b.counter(
         "ringsfu_rtcp_packets_received",
         "RTCP packets received",
-        &eng(|m| m.engine.traffic.rtcp_packets_received),
+        &eng(|m| m.engine.traffic.transports.rtcp_packets_received),
     );
     b.counter(
         "ringsfu_rtcp_packets_sent",
         "RTCP packets sent",
-        &eng(|m| m.engine.traffic.rtcp_packets_sent),
+        &eng(|m| m.engine.traffic.transports.rtcp_packets_sent),
     );
     b.counter(
         "ringsfu_forwarded_packets",
         "RTP packets forwarded to consumers (one per receiver)",
-        &eng(|m| m.engine.traffic.forwarded_packets),
+        &eng(|m| m.engine.traffic.consumers.packets),
     );
     b.counter(
         "ringsfu_forwarded_bytes",
         "RTP bytes forwarded to consumers",
-        &eng(|m| m.engine.traffic.forwarded_bytes),
+        &eng(|m| m.engine.traffic.consumers.bytes),
     );
     b.counter(
         "ringsfu_nack_received",
         "NACK packets received from consumers",
-        &eng(|m| m.engine.traffic.nacks_received),
+        &eng(|m| m.engine.traffic.consumers.nacks),
     );
     b.counter(
         "ringsfu_nack_misses",
         "NACKed packets no longer in the retransmission store",
-        &eng(|m| m.engine.traffic.nack_misses),
+        &eng(|m| m.engine.traffic.consumers.nack_misses),
     );
     b.counter(
         "ringsfu_retransmitted_packets",
         "Retransmissions sent (RTX or plain) in answer to NACKs",
-        &eng(|m| m.engine.traffic.retransmitted_packets),
+        &eng(|m| m.engine.traffic.consumers.retransmitted),
     );
     b.counter(
         "ringsfu_keyframe_requests_received",
         "PLI/FIR received from consumers",
-        &eng(|m| m.engine.traffic.keyframe_requests_received),
+        &eng(|m| m.engine.traffic.consumers.keyframe_requests),
     );
     // Drops.
     let mut drops: Vec<(Labels, u64)> = Vec::new();

@@ -289,7 +289,7 @@ impl Engine {
     pub fn close_consumer(&mut self, consumer: &Uuid, _now: Instant) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         let c = self.consumers.remove(ckey);
-        self.retired.add(&super::consumer_totals(&c.counters));
+        self.retired.consumers.add(&c.counters);
         self.consumer_ids.remove(consumer);
         if let Some(p) = self.producers.get_mut(c.producer) {
             p.consumers.retain(|k| *k != ckey);

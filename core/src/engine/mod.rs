@@ -15,6 +15,7 @@ use crate::data::{DataConsumer, DataCounters, DataMessage, DataProducer, StreamI
 use crate::dtls::{DtlsCertificate, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
 use crate::ice::{IceEvent, IceServer, IceState};
 use crate::io::{Route, SocketId, TxQueue, PACKET_BUF_SIZE};
+use crate::metrics::{DropCounters, TrafficTotals};
 use crate::ortc;
 use crate::producer::Producer;
 use crate::router::Router;
@@ -240,59 +241,6 @@ pub enum EngineEvent {
     },
 }
 
-/// Drop counters of the worker's shared ports, per reason.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
-pub struct DropCounters {
-    /// Datagrams whose first byte matches no protocol (RFC 7983).
-    pub unknown_protocol: u64,
-    /// STUN that failed to parse.
-    pub bad_stun: u64,
-    /// STUN whose USERNAME names no transport.
-    pub unknown_ufrag: u64,
-    /// STUN rejected by a transport's ICE (integrity, role, attributes).
-    pub ice_rejected: u64,
-    /// DTLS/RTP/RTCP from a tuple no transport owns.
-    pub unknown_tuple: u64,
-    /// RTP/RTCP that failed to parse after decryption.
-    pub bad_rtp: u64,
-    /// SRTP/SRTCP failing authentication or replay checks.
-    pub srtp: u64,
-    /// RTP for an SSRC no producer has.
-    pub unknown_ssrc: u64,
-    /// Packets on a plain transport from an address other than its remote.
-    pub plain_wrong_source: u64,
-}
-
-/// A transport's counters as metrics totals.
-pub(super) fn transport_totals(
-    c: &crate::transport::TransportCounters,
-) -> crate::metrics::TrafficTotals {
-    crate::metrics::TrafficTotals {
-        rtp_packets_received: c.rtp_packets_received,
-        rtp_bytes_received: c.rtp_bytes_received,
-        rtp_packets_sent: c.rtp_packets_sent,
-        rtp_bytes_sent: c.rtp_bytes_sent,
-        rtcp_packets_received: c.rtcp_packets_received,
-        rtcp_packets_sent: c.rtcp_packets_sent,
-        ..Default::default()
-    }
-}
-
-/// A consumer's counters as metrics totals.
-pub(super) fn consumer_totals(
-    c: &crate::consumer::ConsumerCounters,
-) -> crate::metrics::TrafficTotals {
-    crate::metrics::TrafficTotals {
-        forwarded_packets: c.packets,
-        forwarded_bytes: c.bytes,
-        retransmitted_packets: c.retransmitted,
-        nacks_received: c.nacks,
-        nack_misses: c.nack_misses,
-        keyframe_requests_received: c.keyframe_requests,
-        ..Default::default()
-    }
-}
-
 /// Where a datagram came from.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketSource {
@@ -378,7 +326,7 @@ pub struct Engine {
     /// Shared-port drop counters.
     pub drops: DropCounters,
     /// Counters of closed transports and consumers (so `/metrics` totals never go down).
-    pub(super) retired: crate::metrics::TrafficTotals,
+    pub(super) retired: TrafficTotals,
     listen: ListenInfo,
     cert: DtlsCertificate,
     routers: Slab<Router>,
@@ -433,7 +381,7 @@ impl Engine {
             worker_index,
             tx: TxQueue::new(),
             drops: DropCounters::default(),
-            retired: crate::metrics::TrafficTotals::default(),
+            retired: TrafficTotals::default(),
             listen,
             cert,
             routers: Slab::new(),
@@ -483,7 +431,7 @@ impl Engine {
             ..EngineMetrics::default()
         };
         for (_, t) in &self.transports {
-            m.traffic.add(&transport_totals(&t.counters));
+            m.traffic.transports.add(&t.counters);
             let (kind, state) = match &t.kind {
                 TransportKind::WebRtc(w) => ("webrtc", w.dtls_state.as_str()),
                 TransportKind::Plain(p) => (
@@ -513,7 +461,7 @@ impl Engine {
         }
         for (_, c) in &self.consumers {
             m.consumers[usize::from(c.kind == MediaKind::Video)] += 1;
-            m.traffic.add(&consumer_totals(&c.counters));
+            m.traffic.consumers.add(&c.counters);
         }
         m
     }

@@ -442,7 +442,7 @@ impl Engine {
             let _ = self.close_data_consumer(&id, now);
         }
         let t = self.transports.remove(key);
-        self.retired.add(&super::transport_totals(&t.counters));
+        self.retired.transports.add(&t.counters);
         self.transport_ids.remove(transport);
         // Remove exactly the demultiplexer entries this transport registered (an entry another
         // transport took over since is left alone).

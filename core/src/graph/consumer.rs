@@ -15,7 +15,7 @@ use crate::seq_map::SeqMap;
 pub const MAX_TEMPORAL_LAYER: u8 = 3;
 
 /// Counters of a consumer.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ConsumerCounters {
     /// RTP packets sent.
     pub packets: u64,
@@ -31,6 +31,19 @@ pub struct ConsumerCounters {
     pub nacks: u64,
     /// Packets not sent because their temporal layer is above the one forwarded.
     pub temporal_drops: u64,
+}
+
+impl ConsumerCounters {
+    /// Adds `o` into `self` (the worker's running totals, [`crate::metrics::TrafficTotals`]).
+    pub fn add(&mut self, o: &ConsumerCounters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.retransmitted += o.retransmitted;
+        self.nack_misses += o.nack_misses;
+        self.keyframe_requests += o.keyframe_requests;
+        self.nacks += o.nacks;
+        self.temporal_drops += o.temporal_drops;
+    }
 }
 
 /// A consumer owned by a worker.

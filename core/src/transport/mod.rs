@@ -44,7 +44,7 @@ impl DtlsState {
 }
 
 /// Counters of one transport (plain integers owned by the worker).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct TransportCounters {
     /// RTP packets received and decrypted.
     pub rtp_packets_received: u64,
@@ -62,6 +62,20 @@ pub struct TransportCounters {
     pub srtp_drops: u64,
     /// RTP packets for no known producer stream.
     pub unknown_ssrc_drops: u64,
+}
+
+impl TransportCounters {
+    /// Adds `o` into `self` (the worker's running totals, [`crate::metrics::TrafficTotals`]).
+    pub fn add(&mut self, o: &TransportCounters) {
+        self.rtp_packets_received += o.rtp_packets_received;
+        self.rtp_bytes_received += o.rtp_bytes_received;
+        self.rtp_packets_sent += o.rtp_packets_sent;
+        self.rtp_bytes_sent += o.rtp_bytes_sent;
+        self.rtcp_packets_received += o.rtcp_packets_received;
+        self.rtcp_packets_sent += o.rtcp_packets_sent;
+        self.srtp_drops += o.srtp_drops;
+        self.unknown_ssrc_drops += o.unknown_ssrc_drops;
+    }
 }
 
 /// WebRtcTransport-specific state.
