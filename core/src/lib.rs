@@ -22,6 +22,7 @@ pub mod bwe;
 pub mod engine;
 pub mod graph;
 pub mod io;
+pub mod keys;
 pub mod metrics;
 pub mod observer;
 pub mod ortc;

@@ -14,6 +14,8 @@
 
 use std::time::Instant;
 
+use crate::keys::ConsumerKey;
+
 /// Most spatial layers considered per consumer.
 pub const MAX_LAYERS: usize = 4;
 /// Most temporal layers considered per spatial layer (VP8's TID has two bits).
@@ -63,7 +65,7 @@ impl RateMeter {
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate {
     /// Engine key of the consumer (passed through).
-    pub key: usize,
+    pub key: ConsumerKey,
     /// 1..=255; higher is served first and more often.
     pub priority: u8,
     /// Rate in bits per second of spatial layer `s` up to temporal layer `t` (that temporal
@@ -210,6 +212,7 @@ pub fn allocate(available: u64, cands: &mut [Candidate], order: &mut Vec<usize>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Key;
 
     fn spatial(rates: [Option<u64>; MAX_LAYERS]) -> [[Option<u64>; MAX_TEMPORAL]; MAX_LAYERS] {
         rates.map(|r| [r, None, None, None])
@@ -217,7 +220,7 @@ mod tests {
 
     fn cand(key: usize, priority: u8, current: Option<usize>) -> Candidate {
         Candidate {
-            key,
+            key: ConsumerKey::from_index(key),
             priority,
             layers: spatial([Some(150_000), Some(500_000), Some(1_500_000), None]),
             n_layers: 3,
@@ -239,7 +242,7 @@ mod tests {
             layers[s][2] = Some(rate);
         }
         Candidate {
-            key,
+            key: ConsumerKey::from_index(key),
             priority,
             layers,
             n_layers: 3,
@@ -360,7 +363,7 @@ mod tests {
         let mut order = vec![];
         // Room for one consumer at layer 2 and one at layer 0 (plus audio).
         let audio = Candidate {
-            key: 9,
+            key: ConsumerKey::from_index(9),
             priority: 1,
             layers: spatial([Some(40_000), None, None, None]),
             n_layers: 1,

@@ -15,7 +15,7 @@ impl Engine {
     /// Without congestion (preferred layers, a layer that went inactive) the old layer keeps
     /// flowing until the switch, leaving no gap.
     pub(super) fn drain_congested(&mut self, now: Instant) {
-        for tkey in 0..self.transports.capacity() {
+        for tkey in self.transports.slots() {
             let Some(t) = self.transports.get(tkey) else {
                 continue;
             };

@@ -10,7 +10,12 @@ impl Engine {
         self.max_message_size = bytes;
     }
 
-    pub(super) fn start_sctp(&mut self, tkey: usize, we_are_dtls_client: bool, now: Instant) {
+    pub(super) fn start_sctp(
+        &mut self,
+        tkey: TransportKey,
+        we_are_dtls_client: bool,
+        now: Instant,
+    ) {
         let max = self.max_message_size;
         let id = self.transports[tkey].id;
         let Some(w) = self.transports[tkey].webrtc_mut() else {
@@ -40,7 +45,7 @@ impl Engine {
     }
 
     /// Drains an association: its packets go out over DTLS, its events are acted on.
-    pub(super) fn process_sctp(&mut self, tkey: usize, now: Instant) {
+    pub(super) fn process_sctp(&mut self, tkey: TransportKey, now: Instant) {
         loop {
             let Some(t) = self.transports.get_mut(tkey) else {
                 return;
@@ -95,7 +100,7 @@ impl Engine {
 
     pub(super) fn on_sctp_message(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         stream_id: u16,
         ppid: Ppid,
         data: Vec<u8>,
@@ -149,7 +154,7 @@ impl Engine {
     }
 
     /// Fans a message from data producer `dp` out to its data consumers.
-    pub(super) fn deliver_data(&mut self, dp: usize, msg: DataMessage, now: Instant) {
+    pub(super) fn deliver_data(&mut self, dp: DataProducerKey, msg: DataMessage, now: Instant) {
         let p = &mut self.data_producers[dp];
         p.counters.messages += 1;
         p.counters.bytes += msg.data.len() as u64;
@@ -198,7 +203,7 @@ impl Engine {
     }
 
     pub(super) fn sctp_timers(&mut self, now: Instant) {
-        for tkey in 0..self.transports.capacity() {
+        for tkey in self.transports.slots() {
             let Some(t) = self.transports.get_mut(tkey) else {
                 continue;
             };
@@ -215,8 +220,8 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn insert_data_producer(
         &mut self,
-        router: usize,
-        transport: Option<usize>,
+        router: RouterKey,
+        transport: Option<TransportKey>,
         params: Option<SctpStreamParameters>,
         label: String,
         protocol: String,
@@ -498,7 +503,7 @@ impl Engine {
     }
 
     /// The slab key of data producer `id` (404 when unknown).
-    pub(super) fn data_producer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+    pub(super) fn data_producer_key(&self, id: &Uuid) -> Result<DataProducerKey, EngineError> {
         self.data_producer_ids
             .get(id)
             .copied()
@@ -506,7 +511,7 @@ impl Engine {
     }
 
     /// The slab key of data consumer `id` (404 when unknown).
-    pub(super) fn data_consumer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+    pub(super) fn data_consumer_key(&self, id: &Uuid) -> Result<DataConsumerKey, EngineError> {
         self.data_consumer_ids
             .get(id)
             .copied()

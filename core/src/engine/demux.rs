@@ -49,7 +49,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn path_owner(&self, src: &PacketSource) -> Option<usize> {
+    pub(super) fn path_owner(&self, src: &PacketSource) -> Option<TransportKey> {
         match src.tcp_conn {
             Some(c) => self.tcp_paths.get(&c).copied(),
             None => self.udp_paths.get(&(src.socket, src.tuple.remote)).copied(),
@@ -156,7 +156,7 @@ impl Engine {
     /// [`Transport::unprotect_incoming`]); `None` when it is dropped (counted).
     pub(super) fn unprotect_incoming(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         buf: &mut [u8],
         len: usize,
         rtcp: bool,
@@ -176,7 +176,7 @@ impl Engine {
     /// reports first is latched by them), or RTCP on the RTCP socket without rtcp-mux.
     pub(super) fn handle_plain(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         src: PacketSource,
         buf: &mut Box<[u8]>,
         len: usize,
@@ -222,7 +222,7 @@ impl Engine {
     /// its RTCP too), or with `rtcp_socket` the remote of its separate RTCP socket.
     fn latch_plain_remote(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         socket: SocketId,
         from: SocketAddr,
         rtcp_socket: bool,
@@ -254,7 +254,7 @@ impl Engine {
     /// stream and forwarded.
     pub(super) fn handle_rtp(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         buf: &mut Box<[u8]>,
         len: usize,
         now: Instant,
@@ -423,10 +423,10 @@ impl Engine {
     /// layers and streams whose SSRCs were not signaled), and remembers it.
     pub(super) fn learn_ssrc(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         buf: &[u8],
         hdr: &RtpHeader,
-    ) -> Option<(usize, usize, bool)> {
+    ) -> Option<(ProducerKey, usize, bool)> {
         let t = &mut self.transports[tkey];
         let mid = (t.ext_mid != 0)
             .then(|| rtp::find_extension(buf, hdr, t.ext_mid))

@@ -7,7 +7,7 @@ use super::*;
 impl Engine {
     /// Starts the transport's DTLS session at `now` once `connect()` gave role and fingerprint
     /// (as client also once ICE has a path), and replays records that arrived before it.
-    pub(super) fn maybe_start_dtls(&mut self, key: usize, now: Instant) {
+    pub(super) fn maybe_start_dtls(&mut self, key: TransportKey, now: Instant) {
         let t = &mut self.transports[key];
         let has_path = t.route.is_some();
         let id = t.id;
@@ -37,7 +37,7 @@ impl Engine {
     }
 
     /// A DTLS record received on transport `key`'s path.
-    pub(super) fn handle_dtls_record(&mut self, key: usize, record: &[u8], now: Instant) {
+    pub(super) fn handle_dtls_record(&mut self, key: TransportKey, record: &[u8], now: Instant) {
         let Some(w) = self.transports[key].webrtc_mut() else {
             return;
         };
@@ -64,7 +64,7 @@ impl Engine {
     /// Per tick: starts sessions whose `connect()` came since, and runs due DTLS timers
     /// (retransmissions, the handshake deadline).
     pub(super) fn dtls_timers(&mut self, now: Instant) {
-        for key in 0..self.transports.capacity() {
+        for key in self.transports.slots() {
             let Some(w) = self.transports.get_mut(key).and_then(|t| t.webrtc_mut()) else {
                 continue;
             };
@@ -86,7 +86,7 @@ impl Engine {
 
     /// Drains transport `key`'s DTLS session: records go to its selected tuple, application data
     /// into its SCTP association, and connect/failure/close change its state.
-    pub(super) fn drive_dtls(&mut self, key: usize, now: Instant) {
+    pub(super) fn drive_dtls(&mut self, key: TransportKey, now: Instant) {
         let mut sctp_input = false;
         let mut keys = None;
         let mut end = None;
@@ -174,7 +174,7 @@ impl Engine {
         }
     }
 
-    fn dtls_closed(&mut self, key: usize) {
+    fn dtls_closed(&mut self, key: TransportKey) {
         let t = &mut self.transports[key];
         if let Some(w) = t.webrtc_mut() {
             w.dtls_state = DtlsState::Closed;
@@ -189,7 +189,7 @@ impl Engine {
         });
     }
 
-    pub(super) fn dtls_failed(&mut self, key: usize, reason: String) {
+    pub(super) fn dtls_failed(&mut self, key: TransportKey, reason: String) {
         let t = &mut self.transports[key];
         log::warn!("transport {}: DTLS failed: {reason}", t.id);
         if let Some(w) = t.webrtc_mut() {
@@ -207,7 +207,7 @@ impl Engine {
     }
 
     /// Sends `close_notify` on a transport that is being closed (best effort: one datagram).
-    pub(super) fn close_dtls(&mut self, key: usize) {
+    pub(super) fn close_dtls(&mut self, key: TransportKey) {
         let t = &mut self.transports[key];
         let route = t.route;
         let Some(d) = t.webrtc_mut().and_then(|w| w.dtls.as_mut()) else {

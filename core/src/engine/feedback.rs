@@ -7,7 +7,7 @@ impl Engine {
     /// A clear RTCP compound packet (decrypted by the caller) of transport `tkey`.
     pub(super) fn handle_rtcp(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         buf: &mut Box<[u8]>,
         len: usize,
         now: Instant,
@@ -22,7 +22,7 @@ impl Engine {
         keyframe_ssrcs.clear();
         // Consumers whose score changed with this report (a few per packet; more wait for the
         // next report): a stack array, no allocation.
-        let mut score_changed = [0usize; 8];
+        let mut score_changed = [ConsumerKey::from_index(0); 8];
         let mut n_score_changed = 0;
         let mut estimate_fell = false;
         for pkt in rtcp::RtcpIter::new(&buf[..len]) {
@@ -122,7 +122,7 @@ impl Engine {
         self.rtcp_keyframes = keyframe_ssrcs;
     }
 
-    pub(super) fn consumer_by_ssrc(&self, tkey: usize, ssrc: u32) -> Option<usize> {
+    pub(super) fn consumer_by_ssrc(&self, tkey: TransportKey, ssrc: u32) -> Option<ConsumerKey> {
         self.transports[tkey]
             .consumers
             .iter()
@@ -130,7 +130,7 @@ impl Engine {
             .find(|c| self.consumers[*c].ssrc == ssrc)
     }
 
-    pub(super) fn retransmit(&mut self, ckey: usize, consumer_seq: u16, now: Instant) {
+    pub(super) fn retransmit(&mut self, ckey: ConsumerKey, consumer_seq: u16, now: Instant) {
         let c = &mut self.consumers[ckey];
         let Some(layer) = c.current_layer else { return };
         let p = &self.producers[c.producer];
@@ -173,7 +173,7 @@ impl Engine {
     /// transport's RTCP destination.
     pub(super) fn send_rtcp(
         &mut self,
-        tkey: usize,
+        tkey: TransportKey,
         build: impl FnOnce(&Transport, &mut [u8]) -> Result<usize, rtcp::RtcpError>,
     ) {
         let Some(t) = self.transports.get_mut(tkey) else {
@@ -248,7 +248,7 @@ impl Engine {
 
     pub(super) fn send_nacks(&mut self, now: Instant) {
         // Index walk instead of collecting keys: this runs every tick and must not allocate.
-        for pkey in 0..self.producers.capacity() {
+        for pkey in self.producers.slots() {
             if !self.producers.contains(pkey) {
                 continue;
             }
@@ -281,7 +281,7 @@ impl Engine {
         // Index walks and a stack buffer: once a second per transport, but still no allocation.
         let (ntp_sec, ntp_frac) = self.wall.ntp(now);
         let mut pkt = [0u8; 1200];
-        for tkey in 0..self.transports.capacity() {
+        for tkey in self.transports.slots() {
             let Some(t) = self.transports.get(tkey) else {
                 continue;
             };
@@ -338,7 +338,7 @@ impl Engine {
     /// Congestion-control RTCP due on each transport (transport-cc feedback, limitation REMB).
     fn send_bwe_feedback(&mut self, now: Instant) {
         let mut pkt = [0u8; 1200];
-        for tkey in 0..self.transports.capacity() {
+        for tkey in self.transports.slots() {
             // Bounded: a backlog beyond 8 packets waits for the next tick.
             for _ in 0..8 {
                 let Some(t) = self.transports.get_mut(tkey) else {
@@ -354,7 +354,7 @@ impl Engine {
     }
 
     /// Queues an already built plaintext RTCP packet to a transport.
-    pub(super) fn send_rtcp_bytes(&mut self, tkey: usize, data: &[u8]) {
+    pub(super) fn send_rtcp_bytes(&mut self, tkey: TransportKey, data: &[u8]) {
         self.send_rtcp(tkey, |_, buf| {
             let n = data.len().min(buf.len());
             buf[..n].copy_from_slice(&data[..n]);
@@ -386,7 +386,7 @@ impl Engine {
         }
         let mut cands = std::mem::take(&mut self.alloc_cands);
         let mut order = std::mem::take(&mut self.alloc_order);
-        for tkey in 0..self.transports.capacity() {
+        for tkey in self.transports.slots() {
             let Some(t) = self.transports.get(tkey) else {
                 continue;
             };

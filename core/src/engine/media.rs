@@ -450,7 +450,7 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn consumer_wants_keyframe(&mut self, ckey: usize, now: Instant) {
+    pub(super) fn consumer_wants_keyframe(&mut self, ckey: ConsumerKey, now: Instant) {
         let Some(c) = self.consumers.get(ckey) else {
             return;
         };
@@ -461,7 +461,7 @@ impl Engine {
         self.request_keyframe(p, layer, now);
     }
 
-    pub(super) fn request_keyframe(&mut self, pkey: usize, stream: usize, now: Instant) {
+    pub(super) fn request_keyframe(&mut self, pkey: ProducerKey, stream: usize, now: Instant) {
         let Some(p) = self.producers.get_mut(pkey) else {
             return;
         };

@@ -6,8 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::keys::{
+    ConsumerKey, DataConsumerKey, DataProducerKey, Key, KeySlab, ProducerKey, RouterKey,
+    TransportKey,
+};
 use rand::{Rng, RngCore};
-use slab::Slab;
 use uuid::Uuid;
 
 use crate::consumer::{Consumer, ConsumerCounters, ForwardOutcome};
@@ -329,23 +332,23 @@ pub struct Engine {
     pub(super) retired: TrafficTotals,
     listen: ListenInfo,
     cert: DtlsCertificate,
-    routers: Slab<Router>,
-    transports: Slab<Transport>,
-    data_producers: Slab<DataProducer>,
-    data_consumers: Slab<DataConsumer>,
-    data_producer_ids: HashMap<Uuid, usize>,
-    data_consumer_ids: HashMap<Uuid, usize>,
+    routers: KeySlab<RouterKey, Router>,
+    transports: KeySlab<TransportKey, Transport>,
+    data_producers: KeySlab<DataProducerKey, DataProducer>,
+    data_consumers: KeySlab<DataConsumerKey, DataConsumer>,
+    data_producer_ids: HashMap<Uuid, DataProducerKey>,
+    data_consumer_ids: HashMap<Uuid, DataConsumerKey>,
     max_message_size: usize,
-    producers: Slab<Producer>,
-    consumers: Slab<Consumer>,
-    router_ids: HashMap<Uuid, usize>,
-    transport_ids: HashMap<Uuid, usize>,
-    producer_ids: HashMap<Uuid, usize>,
-    consumer_ids: HashMap<Uuid, usize>,
-    ufrags: HashMap<String, usize>,
-    udp_paths: HashMap<(SocketId, SocketAddr), usize>,
-    tcp_paths: HashMap<u32, usize>,
-    plain_sockets: HashMap<SocketId, usize>,
+    producers: KeySlab<ProducerKey, Producer>,
+    consumers: KeySlab<ConsumerKey, Consumer>,
+    router_ids: HashMap<Uuid, RouterKey>,
+    transport_ids: HashMap<Uuid, TransportKey>,
+    producer_ids: HashMap<Uuid, ProducerKey>,
+    consumer_ids: HashMap<Uuid, ConsumerKey>,
+    ufrags: HashMap<String, TransportKey>,
+    udp_paths: HashMap<(SocketId, SocketAddr), TransportKey>,
+    tcp_paths: HashMap<u32, TransportKey>,
+    plain_sockets: HashMap<SocketId, TransportKey>,
     events: VecDeque<EngineEvent>,
     observers: crate::observer::registry::RtpObservers,
     next_tick: Option<Instant>,
@@ -384,15 +387,15 @@ impl Engine {
             retired: TrafficTotals::default(),
             listen,
             cert,
-            routers: Slab::new(),
-            transports: Slab::new(),
-            data_producers: Slab::new(),
-            data_consumers: Slab::new(),
+            routers: KeySlab::new(),
+            transports: KeySlab::new(),
+            data_producers: KeySlab::new(),
+            data_consumers: KeySlab::new(),
             data_producer_ids: HashMap::new(),
             data_consumer_ids: HashMap::new(),
             max_message_size: crate::sctp::DEFAULT_MAX_MESSAGE_SIZE,
-            producers: Slab::new(),
-            consumers: Slab::new(),
+            producers: KeySlab::new(),
+            consumers: KeySlab::new(),
             router_ids: HashMap::new(),
             transport_ids: HashMap::new(),
             producer_ids: HashMap::new(),
@@ -561,25 +564,25 @@ impl Engine {
         self.routers.len()
     }
 
-    pub(super) fn router_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+    pub(super) fn router_key(&self, id: &Uuid) -> Result<RouterKey, EngineError> {
         self.router_ids
             .get(id)
             .copied()
             .ok_or_else(|| not_found("router", id))
     }
-    pub(super) fn transport_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+    pub(super) fn transport_key(&self, id: &Uuid) -> Result<TransportKey, EngineError> {
         self.transport_ids
             .get(id)
             .copied()
             .ok_or_else(|| not_found("transport", id))
     }
-    pub(super) fn producer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+    pub(super) fn producer_key(&self, id: &Uuid) -> Result<ProducerKey, EngineError> {
         self.producer_ids
             .get(id)
             .copied()
             .ok_or_else(|| not_found("producer", id))
     }
-    pub(super) fn consumer_key(&self, id: &Uuid) -> Result<usize, EngineError> {
+    pub(super) fn consumer_key(&self, id: &Uuid) -> Result<ConsumerKey, EngineError> {
         self.consumer_ids
             .get(id)
             .copied()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::{not_found, Engine, EngineError, EngineEvent};
+use crate::keys::{ConsumerKey, ProducerKey, RouterKey};
 use crate::observer::audio_level::AudioLevelOptions;
 use crate::observer::registry::ObserverEvent;
 use crate::rtp_parameters::MediaKind;
@@ -90,7 +91,7 @@ impl Engine {
         Ok(())
     }
 
-    fn unobserve(&mut self, okey: usize, pkey: usize, now: Instant) {
+    fn unobserve(&mut self, okey: usize, pkey: ProducerKey, now: Instant) {
         let events = &mut self.events;
         self.observers.remove_producer(okey, pkey, now, &mut |e| {
             events.push_back(EngineEvent::Observer(e))
@@ -134,7 +135,7 @@ impl Engine {
     }
 
     /// Hook: a router is closing; its observers close with `RouterClosed` events.
-    pub(super) fn observers_router_closed(&mut self, rkey: usize) {
+    pub(super) fn observers_router_closed(&mut self, rkey: RouterKey) {
         for okey in self.observers.of_router(rkey) {
             if let Some(id) = self.observers.get(okey).map(|o| o.id) {
                 self.drop_observer(okey);
@@ -147,7 +148,7 @@ impl Engine {
     }
 
     /// Hook: a producer is closing; it leaves its observers.
-    pub(super) fn observers_producer_closed(&mut self, pkey: usize, now: Instant) {
+    pub(super) fn observers_producer_closed(&mut self, pkey: ProducerKey, now: Instant) {
         let okeys = std::mem::take(&mut self.producers[pkey].observers);
         for okey in okeys {
             self.unobserve(okey, pkey, now);
@@ -155,7 +156,7 @@ impl Engine {
     }
 
     /// Hook: a producer was paused or resumed.
-    pub(super) fn observers_producer_paused(&mut self, pkey: usize, paused: bool) {
+    pub(super) fn observers_producer_paused(&mut self, pkey: ProducerKey, paused: bool) {
         let p = &self.producers[pkey];
         if !p.observers.is_empty() {
             self.observers
@@ -179,7 +180,7 @@ impl Engine {
     /// inactivity, and emits `ProducerScore` (and `ConsumerScore` for its consumers) where a
     /// score changed or a stream started.
     pub(super) fn update_scores(&mut self, now: Instant) {
-        for pkey in 0..self.producers.capacity() {
+        for pkey in self.producers.slots() {
             let Some(p) = self.producers.get_mut(pkey) else {
                 continue;
             };
@@ -209,7 +210,7 @@ impl Engine {
         }
     }
 
-    fn emit_producer_score(&mut self, pkey: usize) {
+    fn emit_producer_score(&mut self, pkey: ProducerKey) {
         let p = &self.producers[pkey];
         let mut scores = ProducerScores::default();
         for (i, s) in p.streams.iter().enumerate() {
@@ -232,7 +233,7 @@ impl Engine {
     }
 
     /// Queues a consumer's `ConsumerScore` event (fixed size: no allocation).
-    pub(super) fn emit_consumer_score(&mut self, ckey: usize) {
+    pub(super) fn emit_consumer_score(&mut self, ckey: ConsumerKey) {
         let Some(c) = self.consumers.get(ckey) else {
             return;
         };

@@ -193,7 +193,11 @@ impl Engine {
 
     /// What stats and dump both show of a transport's connection: ICE/DTLS state and selected
     /// tuple (WebRTC), or the tuples of `plain` (a PlainTransport's data).
-    fn transport_state(&self, key: usize, plain: Option<&PlainTransportInfo>) -> TransportState {
+    fn transport_state(
+        &self,
+        key: TransportKey,
+        plain: Option<&PlainTransportInfo>,
+    ) -> TransportState {
         let mut state = TransportState::default();
         if let Some(w) = self.transports[key].webrtc() {
             state.ice_state = Some(w.ice.state().as_str());

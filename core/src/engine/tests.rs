@@ -21,7 +21,7 @@ fn router(e: &mut Engine) -> Uuid {
     e.create_router(&codecs, Instant::now()).unwrap()
 }
 
-fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
+fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, TransportKey) {
     let data = e
         .create_webrtc_transport(r, WebRtcTransportOptions::default(), Instant::now())
         .unwrap();

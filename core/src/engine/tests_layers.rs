@@ -17,7 +17,7 @@ const PEER: &str = "127.0.0.1:54099";
 struct Rig {
     e: Engine,
     consumer: Uuid,
-    ckey: usize,
+    ckey: ConsumerKey,
     consumer_ssrc: u32,
     src: PacketSource,
     now: Instant,

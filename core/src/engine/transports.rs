@@ -10,10 +10,10 @@ use crate::api::{
 impl Engine {
     pub(super) fn new_transport(
         &mut self,
-        router_key: usize,
+        router_key: RouterKey,
         kind: TransportKind,
         now: Instant,
-    ) -> usize {
+    ) -> TransportKey {
         let id = self.new_id();
         let rtcp_ssrc = self.rng.gen::<u32>() | 1;
         let key = self.transports.insert(Transport {
@@ -137,7 +137,7 @@ impl Engine {
 
     pub(super) fn webrtc_transport_data(
         &self,
-        key: usize,
+        key: TransportKey,
         opts: &WebRtcTransportOptions,
     ) -> Result<WebRtcTransportInfo, EngineError> {
         let t = &self.transports[key];
@@ -295,7 +295,7 @@ impl Engine {
     }
 
     /// A PlainTransport's data (`None` for another kind).
-    pub(super) fn plain_transport_data(&self, key: usize) -> Option<PlainTransportInfo> {
+    pub(super) fn plain_transport_data(&self, key: TransportKey) -> Option<PlainTransportInfo> {
         let t = &self.transports[key];
         let TransportKind::Plain(p) = &t.kind else {
             return None;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::codecs::Vp8Descriptor;
+use crate::keys::{ProducerKey, TransportKey};
 use crate::rtp::{write_forwarded, Rewrite, RtpHeader};
 use crate::rtp_parameters::{MediaKind, RtpParameters};
 use crate::seq_map::SeqMap;
@@ -53,11 +54,11 @@ pub struct Consumer {
     /// audio or video.
     pub kind: MediaKind,
     /// Producer key.
-    pub producer: usize,
+    pub producer: ProducerKey,
     /// Producer id (for events after the producer is gone).
     pub producer_id: Uuid,
     /// Transport key.
-    pub transport: usize,
+    pub transport: TransportKey,
     /// The parameters the receiver was told.
     pub rtp_parameters: RtpParameters,
     /// "simple", "simulcast" or "svc".

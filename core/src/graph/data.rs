@@ -5,6 +5,7 @@
 use crate::api::{DataConsumerInfo, DataProducerInfo};
 use uuid::Uuid;
 
+use crate::keys::{DataConsumerKey, DataProducerKey, RouterKey, TransportKey};
 use crate::rtp_parameters::SctpStreamParameters;
 use crate::sctp::{Ppid, Reliability};
 
@@ -24,9 +25,9 @@ pub struct DataProducer {
     /// Public id.
     pub id: Uuid,
     /// Router key.
-    pub router: usize,
+    pub router: RouterKey,
     /// Transport key; `None` for a direct data producer.
-    pub transport: Option<usize>,
+    pub transport: Option<TransportKey>,
     /// Incoming SCTP stream parameters (None for direct).
     pub sctp_stream_parameters: Option<SctpStreamParameters>,
     /// Channel label.
@@ -36,7 +37,7 @@ pub struct DataProducer {
     /// Paused: messages are dropped.
     pub paused: bool,
     /// Data consumer keys.
-    pub consumers: Vec<usize>,
+    pub consumers: Vec<DataConsumerKey>,
     /// Messages received.
     pub counters: DataCounters,
 }
@@ -69,11 +70,11 @@ pub struct DataConsumer {
     /// Public id.
     pub id: Uuid,
     /// Data producer key.
-    pub data_producer: usize,
+    pub data_producer: DataProducerKey,
     /// Data producer id (for events after it is gone).
     pub data_producer_id: Uuid,
     /// Transport key; `None` for a direct data consumer (messages become engine events).
-    pub transport: Option<usize>,
+    pub transport: Option<TransportKey>,
     /// Outgoing SCTP stream parameters (None for direct).
     pub sctp_stream_parameters: Option<SctpStreamParameters>,
     /// How messages are sent on the stream.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::codecs::PayloadCodec;
+use crate::keys::{ConsumerKey, RouterKey, TransportKey};
 use crate::rtp::RtpHeader;
 use crate::rtp_parameters::{is_rtx_mime_type, MediaKind, RtpParameters};
 use crate::rtp_stream::{NackConfig, NackGenerator, RecvStats, RetransmitStore};
@@ -117,9 +118,9 @@ pub struct Producer {
     /// audio or video.
     pub kind: MediaKind,
     /// Transport key.
-    pub transport: usize,
+    pub transport: TransportKey,
     /// Router key.
-    pub router: usize,
+    pub router: RouterKey,
     /// Parameters as the peer gave them.
     pub rtp_parameters: RtpParameters,
     /// The router-side parameters consumers are built from.
@@ -139,7 +140,7 @@ pub struct Producer {
     /// Peer header-extension id → router id (0 = unknown to the router).
     pub ext_map: [u8; 256],
     /// Consumer keys of this producer.
-    pub consumers: Vec<usize>,
+    pub consumers: Vec<ConsumerKey>,
     /// Keys of the RTP observers watching this producer (see `crate::observer`).
     pub observers: Vec<usize>,
     /// Peer's id of the RFC 6464 audio level header extension (0: not negotiated).
@@ -156,8 +157,8 @@ impl Producer {
     pub fn new(
         id: Uuid,
         kind: MediaKind,
-        transport: usize,
-        router: usize,
+        transport: TransportKey,
+        router: RouterKey,
         rtp_parameters: RtpParameters,
         consumable: RtpParameters,
         producer_type: crate::ortc::ProducerType,
@@ -303,8 +304,8 @@ mod tests {
         Producer::new(
             Uuid::new_v4(),
             MediaKind::Video,
-            0,
-            0,
+            crate::keys::Key::from_index(0),
+            crate::keys::Key::from_index(0),
             params.clone(),
             params,
             crate::ortc::ProducerType::Simple,

@@ -3,6 +3,8 @@
 
 use uuid::Uuid;
 
+use crate::keys::{ProducerKey, TransportKey};
+
 use crate::rtp_parameters::RtpCapabilities;
 
 /// A router owned by a worker.
@@ -12,7 +14,7 @@ pub struct Router {
     /// Router RTP capabilities generated from the configured media codecs.
     pub rtp_capabilities: RtpCapabilities,
     /// Transport keys.
-    pub transports: Vec<usize>,
+    pub transports: Vec<TransportKey>,
     /// Producer keys.
-    pub producers: Vec<usize>,
+    pub producers: Vec<ProducerKey>,
 }

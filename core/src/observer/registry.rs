@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::active_speaker::ActiveSpeakerObserver;
 use super::audio_level::{AudioLevelEvent, AudioLevelObserver, AudioLevelOptions};
 use super::ObserverError;
+use crate::keys::{ProducerKey, RouterKey};
 
 /// What observers report (through the engine's event queue).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +49,9 @@ pub enum ObserverEvent {
 #[derive(Debug, Clone)]
 pub enum ObserverKind {
     /// Loudest producers per interval.
-    AudioLevel(AudioLevelObserver<usize>),
+    AudioLevel(AudioLevelObserver<ProducerKey>),
     /// Dominant speaker.
-    ActiveSpeaker(ActiveSpeakerObserver<usize>),
+    ActiveSpeaker(ActiveSpeakerObserver<ProducerKey>),
 }
 
 /// One observer.
@@ -59,16 +60,16 @@ pub struct RtpObserver {
     /// Public id.
     pub id: Uuid,
     /// Router key.
-    pub router: usize,
+    pub router: RouterKey,
     /// State.
     pub kind: ObserverKind,
     /// Observed producers: (key, id).
-    producers: Vec<(usize, Uuid)>,
+    producers: Vec<(ProducerKey, Uuid)>,
 }
 
 impl RtpObserver {
     /// Keys of the observed producers.
-    pub fn producer_keys(&self) -> impl Iterator<Item = usize> + '_ {
+    pub fn producer_keys(&self) -> impl Iterator<Item = ProducerKey> + '_ {
         self.producers.iter().map(|p| p.0)
     }
 
@@ -80,7 +81,7 @@ impl RtpObserver {
         }
     }
 
-    fn producer_id(&self, key: usize) -> Option<Uuid> {
+    fn producer_id(&self, key: ProducerKey) -> Option<Uuid> {
         self.producers.iter().find(|p| p.0 == key).map(|p| p.1)
     }
 }
@@ -118,7 +119,7 @@ impl RtpObservers {
         self.slab.is_empty()
     }
 
-    fn insert(&mut self, router: usize, id: Uuid, kind: ObserverKind) -> usize {
+    fn insert(&mut self, router: RouterKey, id: Uuid, kind: ObserverKind) -> usize {
         let key = self.slab.insert(RtpObserver {
             id,
             router,
@@ -132,7 +133,7 @@ impl RtpObservers {
     /// Creates an AudioLevelObserver `id` on router `router`; returns its key.
     pub fn create_audio_level(
         &mut self,
-        router: usize,
+        router: RouterKey,
         id: Uuid,
         opts: AudioLevelOptions,
         now: Instant,
@@ -147,7 +148,7 @@ impl RtpObservers {
     /// Creates an ActiveSpeakerObserver `id` on router `router`; returns its key.
     pub fn create_active_speaker(
         &mut self,
-        router: usize,
+        router: RouterKey,
         id: Uuid,
         interval: Duration,
         now: Instant,
@@ -164,7 +165,7 @@ impl RtpObservers {
     pub fn add_producer(
         &mut self,
         okey: usize,
-        pkey: usize,
+        pkey: ProducerKey,
         pid: Uuid,
         producer_paused: bool,
         now: Instant,
@@ -191,7 +192,7 @@ impl RtpObservers {
     pub fn remove_producer(
         &mut self,
         okey: usize,
-        pkey: usize,
+        pkey: ProducerKey,
         now: Instant,
         out: &mut impl FnMut(ObserverEvent),
     ) -> bool {
@@ -221,7 +222,7 @@ impl RtpObservers {
     }
 
     /// Producer `pkey`, watched by observers `okeys`, was paused or resumed.
-    pub fn set_producer_paused(&mut self, okeys: &[usize], pkey: usize, paused: bool) {
+    pub fn set_producer_paused(&mut self, okeys: &[usize], pkey: ProducerKey, paused: bool) {
         for &k in okeys {
             match self.slab.get_mut(k).map(|o| &mut o.kind) {
                 Some(ObserverKind::AudioLevel(a)) => a.set_producer_paused(pkey, paused),
@@ -233,7 +234,7 @@ impl RtpObservers {
 
     /// Packet path: a packet of producer `pkey` (watched by `okeys`) carried audio level
     /// `level` (-dBov). No allocation.
-    pub fn on_level(&mut self, okeys: &[usize], pkey: usize, level: u8, now: Instant) {
+    pub fn on_level(&mut self, okeys: &[usize], pkey: ProducerKey, level: u8, now: Instant) {
         for &k in okeys {
             match self.slab.get_mut(k).map(|o| &mut o.kind) {
                 Some(ObserverKind::AudioLevel(a)) => a.on_level(pkey, level),
@@ -276,7 +277,7 @@ impl RtpObservers {
     }
 
     /// Keys of the observers of router `router`.
-    pub fn of_router(&self, router: usize) -> Vec<usize> {
+    pub fn of_router(&self, router: RouterKey) -> Vec<usize> {
         self.slab
             .iter()
             .filter(|(_, o)| o.router == router)
@@ -335,32 +336,35 @@ impl RtpObservers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::Key;
 
     #[test]
     fn registry_routes_levels_and_reports_by_id() {
         let t0 = Instant::now();
         let ms = Duration::from_millis(1);
         let mut r = RtpObservers::new();
+        let (k10, k11) = (ProducerKey::from_index(10), ProducerKey::from_index(11));
+        let router = RouterKey::from_index(0);
         let (alo_id, aso_id) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let alo = r.create_audio_level(0, alo_id, AudioLevelOptions::default(), t0);
-        let aso = r.create_active_speaker(0, aso_id, Duration::from_millis(300), t0);
+        let alo = r.create_audio_level(router, alo_id, AudioLevelOptions::default(), t0);
+        let aso = r.create_active_speaker(router, aso_id, Duration::from_millis(300), t0);
         let (p1, p2) = (Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(r.add_producer(alo, 10, p1, false, t0), Ok(true));
-        assert_eq!(r.add_producer(alo, 10, p1, false, t0), Ok(false));
-        assert_eq!(r.add_producer(alo, 11, p2, false, t0), Ok(true));
-        assert_eq!(r.add_producer(aso, 10, p1, false, t0), Ok(true));
+        assert_eq!(r.add_producer(alo, k10, p1, false, t0), Ok(true));
+        assert_eq!(r.add_producer(alo, k10, p1, false, t0), Ok(false));
+        assert_eq!(r.add_producer(alo, k11, p2, false, t0), Ok(true));
+        assert_eq!(r.add_producer(aso, k10, p1, false, t0), Ok(true));
         assert_eq!(
-            r.add_producer(aso, 10, p1, false, t0),
+            r.add_producer(aso, k10, p1, false, t0),
             Err(ObserverError::AlreadyAdded)
         );
-        assert_eq!(r.of_router(0).len(), 2);
+        assert_eq!(r.of_router(router).len(), 2);
         assert_eq!(r.poll_timeout(), Some(t0 + 300 * ms));
         let links = [alo, aso];
         let mut events = Vec::new();
         let mut t = t0;
         while t < t0 + 1000 * ms {
-            r.on_level(&links, 10, 30, t);
-            r.on_level(&links[..1], 11, 60, t);
+            r.on_level(&links, k10, 30, t);
+            r.on_level(&links[..1], k11, 60, t);
             t += 20 * ms;
             r.handle_timeout(t, &mut |e| events.push(e));
         }
@@ -381,10 +385,10 @@ mod tests {
         r.pause(alo, &mut |e| events.push(e));
         assert_eq!(events, vec![ObserverEvent::Silence { observer: alo_id }]);
         assert!(r.get(alo).unwrap().is_paused());
-        assert!(r.remove_producer(alo, 10, t, &mut |e| events.push(e)));
-        assert!(!r.remove_producer(alo, 10, t, &mut |e| events.push(e)));
+        assert!(r.remove_producer(alo, k10, t, &mut |e| events.push(e)));
+        assert!(!r.remove_producer(alo, k10, t, &mut |e| events.push(e)));
         let closed = r.close(aso).unwrap();
-        assert_eq!(closed.producer_keys().collect::<Vec<_>>(), [10]);
+        assert_eq!(closed.producer_keys().collect::<Vec<_>>(), [k10]);
         assert_eq!(r.key(&aso_id), None);
         assert_eq!(r.key(&alo_id), Some(alo));
     }

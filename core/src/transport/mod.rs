@@ -11,6 +11,7 @@ use crate::data::StreamIdAllocator;
 use crate::dtls::{DtlsRole, DtlsSession, Fingerprint};
 use crate::ice::IceServer;
 use crate::io::{Route, SocketId};
+use crate::keys::{ConsumerKey, DataConsumerKey, DataProducerKey, ProducerKey, RouterKey};
 use crate::sctp::SctpAssociation;
 use crate::srtp::SrtpContext;
 use crate::tuple::{Protocol, TransportTuple};
@@ -136,7 +137,7 @@ pub struct Transport {
     /// Public id.
     pub id: Uuid,
     /// Router key.
-    pub router: usize,
+    pub router: RouterKey,
     /// WebRTC or plain.
     pub kind: TransportKind,
     /// Inbound SRTP (remote → us); `None` until keys exist (plain RTP: never).
@@ -148,19 +149,19 @@ pub struct Transport {
     /// Where RTCP to this peer goes (differs only for non-mux plain transports).
     pub rtcp_route: Option<Route>,
     /// Producer keys on this transport.
-    pub producers: Vec<usize>,
+    pub producers: Vec<ProducerKey>,
     /// Consumer keys on this transport.
-    pub consumers: Vec<usize>,
+    pub consumers: Vec<ConsumerKey>,
     /// Data producer keys on this transport.
-    pub data_producers: Vec<usize>,
+    pub data_producers: Vec<DataProducerKey>,
     /// Data consumer keys on this transport.
-    pub data_consumers: Vec<usize>,
+    pub data_consumers: Vec<DataConsumerKey>,
     /// Incoming SCTP stream id → data producer key.
-    pub sctp_in_streams: HashMap<u16, usize>,
+    pub sctp_in_streams: HashMap<u16, DataProducerKey>,
     /// Incoming SSRC → (producer key, stream index, is RTX).
-    pub ssrc_table: HashMap<u32, (usize, usize, bool)>,
+    pub ssrc_table: HashMap<u32, (ProducerKey, usize, bool)>,
     /// MID → producer key, for streams that arrive with no signaled SSRC.
-    pub mid_table: HashMap<String, usize>,
+    pub mid_table: HashMap<String, ProducerKey>,
     /// Header-extension ids the remote uses for mid, rid and repaired-rid (learned from producers).
     pub ext_mid: u8,
     /// rtp-stream-id extension id.
