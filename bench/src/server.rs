@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use ringsfu_core::dtls::DtlsCertificate;
 use ringsfu_core::engine::{ConsumeOptions, ProduceOptions, WebRtcTransportOptions};
@@ -190,7 +191,7 @@ impl InProcessServer {
             let c = codecs.clone();
             routers.push(
                 self.rt
-                    .block_on(w.with_engine(move |e| e.create_router(&c)))??,
+                    .block_on(w.with_engine(move |e| e.create_router(&c, Instant::now())))??,
             );
         }
         let mut plan = Plan {
@@ -220,6 +221,7 @@ impl InProcessServer {
                         rtp_parameters: params,
                         paused: false,
                     },
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             }))??;
@@ -252,6 +254,7 @@ impl InProcessServer {
                             paused: false,
                             enable_rtx: false,
                         },
+                        Instant::now(),
                     )
                     .map(|v| serde_json::to_value(v).unwrap())
                 }))??;
@@ -286,8 +289,16 @@ impl InProcessServer {
         let data = self.rt.block_on(w.run(move |ctx| {
             let s = ctx.bind_rtc_port()?;
             Ok::<_, ServerError>(ctx.with_engine(|e| {
-                e.create_plain_transport(&router, s, None, false, true, Some(&suite_owned))
-                    .map(|v| serde_json::to_value(v).unwrap())
+                e.create_plain_transport(
+                    &router,
+                    s,
+                    None,
+                    false,
+                    true,
+                    Some(&suite_owned),
+                    Instant::now(),
+                )
+                .map(|v| serde_json::to_value(v).unwrap())
             })?)
         }))??;
         let id = uuid_of(&data)?;
@@ -309,6 +320,7 @@ impl InProcessServer {
             e.connect_plain_transport(
                 &id,
                 &serde_json::from_value(serde_json::Value::clone(&params)).unwrap(),
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         }))??;
@@ -329,7 +341,7 @@ impl InProcessServer {
             .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
         Ok(self
             .rt
-            .block_on(w.with_engine(move |e| e.create_router(&codecs)))??)
+            .block_on(w.with_engine(move |e| e.create_router(&codecs, Instant::now())))??)
     }
 
     /// Closes a router on worker `i` (and with it every transport, producer and consumer in it).
@@ -340,7 +352,7 @@ impl InProcessServer {
             .ok_or_else(|| ServerError::Shape(format!("no worker {i}")))?;
         Ok(self
             .rt
-            .block_on(w.with_engine(move |e| e.close_router(&router)))??)
+            .block_on(w.with_engine(move |e| e.close_router(&router, Instant::now())))??)
     }
 
     /// Creates `count` idle WebRtcTransports on worker 0 (in chunks, so the worker stays responsive).
@@ -349,7 +361,7 @@ impl InProcessServer {
         let w = &self.workers[0];
         let router = self
             .rt
-            .block_on(w.with_engine(move |e| e.create_router(&codecs)))??;
+            .block_on(w.with_engine(move |e| e.create_router(&codecs, Instant::now())))??;
         let mut left = count;
         while left > 0 {
             let n = left.min(200);
@@ -361,6 +373,7 @@ impl InProcessServer {
                             enable_tcp: false,
                             ..Default::default()
                         },
+                        Instant::now(),
                     )
                     .map(|v| serde_json::to_value(v).unwrap())?;
                 }

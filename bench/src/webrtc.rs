@@ -695,6 +695,7 @@ async fn create_and_connect(
                     enable_tcp: false,
                     ..Default::default()
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -717,6 +718,7 @@ async fn create_and_connect(
                     e.connect_webrtc_transport(
                         &transport,
                         &serde_json::from_value(serde_json::Value::clone(&dtls)).unwrap(),
+                        Instant::now(),
                     )
                 })
                 .await;
@@ -838,6 +840,7 @@ async fn publish(
                     rtp_parameters,
                     paused: false,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -1083,6 +1086,7 @@ async fn subscribe(
                         paused: false,
                         enable_rtx: false,
                     },
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })
@@ -1091,7 +1095,7 @@ async fn subscribe(
             .map_err(|e| WebRtcError::Peer(format!("consume: {e}")))?;
         let id = uuid_of(&cv)?;
         if cv["paused"] == true {
-            w.with_engine(move |e| e.resume_consumer(&id))
+            w.with_engine(move |e| e.resume_consumer(&id, Instant::now()))
                 .await
                 .map_err(|e| WebRtcError::Peer(e.to_string()))?
                 .map_err(|e| WebRtcError::Peer(format!("resume: {e}")))?;

@@ -23,16 +23,19 @@ fn engine(transports: usize) -> (Engine, String, String) {
             announced_address: None,
         },
         DtlsCertificate::generate().unwrap(),
+        Instant::now(),
+        std::time::SystemTime::now(),
+        [7; 32],
     );
     let codecs: Vec<RtpCodecCapability> = serde_json::from_value(
         json!([{"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}]),
     )
     .unwrap();
-    let router = e.create_router(&codecs).unwrap();
+    let router = e.create_router(&codecs, Instant::now()).unwrap();
     let mut last = Value::Null;
     for _ in 0..transports {
         last = e
-            .create_webrtc_transport(&router, WebRtcTransportOptions::default())
+            .create_webrtc_transport(&router, WebRtcTransportOptions::default(), Instant::now())
             .map(|v| serde_json::to_value(v).unwrap())
             .unwrap();
     }

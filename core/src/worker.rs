@@ -9,7 +9,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use slab::Slab;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -303,7 +303,6 @@ impl WorkerContext {
         self.io_totals.set(t);
     }
 
-    /// Runs `f` on the engine, then flushes the packets it queued and dispatches its events.
     /// The time to hand the engine for an event happening now.
     fn now(&self) -> Instant {
         let t = Instant::now().max(self.engine_clock.get());
@@ -324,6 +323,7 @@ impl WorkerContext {
         t
     }
 
+    /// Runs `f` on the engine, then flushes the packets it queued and dispatches its events.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
         let r = f(&mut self.engine.borrow_mut());
         self.after_step();
@@ -617,7 +617,8 @@ impl WorkerContext {
                         }
                         outbox.close();
                     }
-                    ctx2.with_engine(|e| e.tcp_connection_closed(conn));
+                    let now = ctx2.now();
+                    ctx2.with_engine(|e| e.tcp_connection_closed(conn, now));
                 });
             }
         });
@@ -745,6 +746,8 @@ fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenI
     let (udp, tcp) = bind_shared_ports(settings)?;
     let udp_addr = udp.as_ref().and_then(|s| s.local_addr().ok());
     let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
+    // The engine clock starts here: the engine and `WorkerContext::now` share this first reading.
+    let start = Instant::now();
     let ctx = Rc::new(WorkerContext {
         index,
         engine: RefCell::new(Engine::new(
@@ -755,6 +758,9 @@ fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenI
                 announced_address: settings.announced_address.clone(),
             },
             settings.cert.clone(),
+            start,
+            SystemTime::now(),
+            os_seed(),
         )),
         io: RefCell::new(IoState {
             udp: Slab::new(),
@@ -772,7 +778,7 @@ fn start_worker(settings: &WorkerSettings) -> Result<(Rc<WorkerContext>, ListenI
         next_tcp_conn: Cell::new(1),
         stop: RefCell::new(None),
         io_totals: Cell::new(crate::metrics::IoTotals::default()),
-        engine_clock: Cell::new(Instant::now()),
+        engine_clock: Cell::new(start),
     });
     let mut listen = ListenInfo {
         udp: None,
@@ -815,9 +821,17 @@ fn spawn_timers(ctx: &Rc<WorkerContext>) {
                 .max(now + Duration::from_millis(1));
             tokio::time::sleep_until(next.into()).await;
             let now = c.now();
-            c.with_engine(|e| e.handle_timeout(now));
+            c.with_engine(|e| e.handle_timeout(now, SystemTime::now()));
         }
     });
+}
+
+/// A seed for an engine's RNG from the OS (the engine itself never reads OS randomness).
+fn os_seed() -> crate::engine::RngSeed {
+    use rand::RngCore;
+    let mut seed = crate::engine::RngSeed::default();
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    seed
 }
 
 /// Runs the tasks posted to the worker until it is stopped or every sender is gone.

@@ -1,6 +1,7 @@
 //! Data-channel associations start no threads on the server (its own test binary, so no other
 //! test's workers run at the same time).
 
+use std::time::Instant;
 mod common;
 
 use common::*;
@@ -23,7 +24,7 @@ async fn associations_start_no_threads() {
     }
     let w = spawn_sctp_worker();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();

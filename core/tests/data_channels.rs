@@ -1,6 +1,7 @@
 //! Data channels over a WebRtcTransport's SCTP association, with an independent stack on the peer
 //! side (webrtc-rs: ICE agent, DTLS client, webrtc-sctp, webrtc-data with DCEP).
 
+use std::time::Instant;
 mod common;
 
 use std::time::Duration;
@@ -39,7 +40,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -66,7 +67,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // A direct (in-process) consumer receives what the peer sends: text, binary, 200 KB.
     let dc = w
         .with_engine(move |e| {
-            e.consume_data(None, &producer, None, None, None, false)
+            e.consume_data(None, &producer, None, None, None, false, Instant::now())
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -93,7 +94,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     // stream id the server picked (negotiated channel, as mediasoup-client does).
     let bot = w
         .with_engine(move |e| {
-            e.produce_data(&router, None, None, "bot", "", false)
+            e.produce_data(&router, None, None, "bot", "", false, Instant::now())
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -103,7 +104,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
     let t = a.transport;
     let cons = w
         .with_engine(move |e| {
-            e.consume_data(Some(&t), &bot, None, None, None, false)
+            e.consume_data(Some(&t), &bot, None, None, None, false, Instant::now())
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -120,6 +121,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
                 ppid: Ppid::String,
                 data: b"hi from the bot".to_vec(),
             },
+            Instant::now(),
         )
     })
     .await
@@ -143,6 +145,7 @@ async fn dcep_channel_from_an_independent_stack_exchanges_messages_both_ways() {
                     ppid: Ppid::Binary,
                     data: huge,
                 },
+                Instant::now(),
             )
         })
         .await
@@ -155,7 +158,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let w = spawn_sctp_worker();
     let mut events = w.events().await.unwrap();
     let router = w
-        .with_engine(|e| e.create_router(&demo_media_codecs()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -175,6 +178,7 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
                 "chat",
                 "",
                 false,
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -185,8 +189,16 @@ async fn closing_a_peer_channel_closes_the_data_consumers_of_its_producer() {
     let tb = b.transport;
     let c = w
         .with_engine(move |e| {
-            e.consume_data(Some(&tb), &producer, None, None, None, false)
-                .map(|v| serde_json::to_value(v).unwrap())
+            e.consume_data(
+                Some(&tb),
+                &producer,
+                None,
+                None,
+                None,
+                false,
+                Instant::now(),
+            )
+            .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
         .unwrap()

@@ -27,7 +27,7 @@ const VP8_PT: u8 = 96;
 
 fn router(sim: &mut Sim) -> Uuid {
     sim.engine
-        .create_router(&common::demo_media_codecs())
+        .create_router(&common::demo_media_codecs(), sim.now())
         .unwrap()
 }
 
@@ -49,6 +49,7 @@ fn produce(sim: &mut Sim, peer: PeerId, kind: MediaKind, params: Value) -> Uuid 
                 rtp_parameters,
                 paused: false,
             },
+            sim.now(),
         )
         .unwrap();
     info.id.parse().unwrap()
@@ -67,6 +68,7 @@ fn consume(sim: &mut Sim, peer: PeerId, producer: Uuid) -> ConsumerInfo {
                 paused: false,
                 enable_rtx: true,
             },
+            sim.now(),
         )
         .unwrap();
     sim.drain_events();
@@ -281,7 +283,7 @@ fn closing_a_transport_and_the_router_cascades_to_every_object() {
     assert_eq!(sim.peers[b].rtp.len(), 1);
 
     sim.events.clear();
-    sim.engine.close_transport(&ta).unwrap();
+    sim.engine.close_transport(&ta, sim.now()).unwrap();
     sim.exchange();
     let closed: Vec<String> = sim.events.iter().map(|(_, e)| describe(e)).collect();
     let want = [
@@ -295,7 +297,10 @@ fn closing_a_transport_and_the_router_cascades_to_every_object() {
     assert_eq!(closed, want);
     assert!(sim.peers[a].dtls_closed, "A got close_notify");
     for c in [c_video, c_audio, c_back] {
-        assert!(sim.engine.close_consumer(&c).is_err(), "{c} is gone");
+        assert!(
+            sim.engine.close_consumer(&c, sim.now()).is_err(),
+            "{c} is gone"
+        );
     }
 
     // A's packets now belong to no transport: B gets nothing more.
@@ -305,7 +310,7 @@ fn closing_a_transport_and_the_router_cascades_to_every_object() {
     assert!(sim.peers[b].rtp.is_empty());
 
     sim.events.clear();
-    sim.engine.close_router(&r).unwrap();
+    sim.engine.close_router(&r, sim.now()).unwrap();
     sim.exchange();
     let closed: Vec<String> = sim.events.iter().map(|(_, e)| describe(e)).collect();
     assert_eq!(
@@ -517,7 +522,7 @@ fn simulcast_switches_layers_at_a_keyframe_of_the_new_layer() {
 
     sim.peers[a].rtcp.clear();
     sim.engine
-        .set_consumer_preferred_layers(&consumer, 0, None)
+        .set_consumer_preferred_layers(&consumer, 0, None, sim.now())
         .unwrap();
     for _ in 0..10 {
         frame(&mut sim, [false; 3]);
@@ -632,7 +637,7 @@ fn sctp_association_starts_and_a_data_channel_message_arrives() {
     // A server-side (direct) data consumer receives what the peer sends on the channel.
     let dc: Uuid = sim
         .engine
-        .consume_data(None, &dp, None, None, None, false)
+        .consume_data(None, &dp, None, None, None, false, sim.now())
         .unwrap()
         .id
         .parse()

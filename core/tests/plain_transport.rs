@@ -1,6 +1,7 @@
 //! PlainTransport producers fed from a UDP socket in the test (plain RTP, and SRTP with SDES keys
 //! encrypted by webrtc-srtp) reach a WebRTC consumer; an H264 stream is forwarded from its keyframe.
 
+use std::time::Instant;
 #[path = "common/backend.rs"]
 mod backend;
 mod common;
@@ -51,7 +52,7 @@ struct Setup {
 async fn setup(enable_srtp: bool) -> Setup {
     let worker = spawn_worker();
     let router = worker
-        .with_engine(|e| e.create_router(&demo_media_codecs()))
+        .with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -66,6 +67,7 @@ async fn setup(enable_srtp: bool) -> Setup {
                     true,
                     enable_srtp,
                     Some("AES_CM_128_HMAC_SHA1_80"),
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })
@@ -76,7 +78,7 @@ async fn setup(enable_srtp: bool) -> Setup {
     let plain: Uuid = plain_data["id"].as_str().unwrap().parse().unwrap();
     let data = worker
         .with_engine(move |e| {
-            e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+            e.create_webrtc_transport(&router, WebRtcTransportOptions::default(), Instant::now())
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -108,6 +110,7 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     rtp_parameters,
                     paused: false,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -126,6 +129,7 @@ async fn produce_and_consume(s: &Setup, kind: MediaKind, params: Value) -> Value
                     paused: false,
                     enable_rtx: true,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -227,6 +231,7 @@ async fn plain_srtp_producer_with_sdes_keys_reaches_webrtc_consumer() {
                 &serde_json::from_value(serde_json::Value::clone(&json!({"srtpParameters": {
                 "cryptoSuite": "AES_CM_128_HMAC_SHA1_80", "keyBase64": key_b64}})))
                 .unwrap(),
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })

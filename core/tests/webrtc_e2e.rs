@@ -1,6 +1,7 @@
 //! End-to-end tests of the engine over real loopback sockets with an independent WebRTC stack
 //! (webrtc-rs ICE agent + DTLS client + webrtc-srtp) as the peers.
 
+use std::time::Instant;
 #[path = "common/backend.rs"]
 mod backend;
 mod common;
@@ -41,7 +42,7 @@ fn spawn_worker(index: usize) -> Arc<Worker> {
 }
 
 async fn create_router(w: &Worker) -> Uuid {
-    w.with_engine(|e| e.create_router(&demo_media_codecs()))
+    w.with_engine(|e| e.create_router(&demo_media_codecs(), Instant::now()))
         .await
         .unwrap()
         .unwrap()
@@ -50,7 +51,7 @@ async fn create_router(w: &Worker) -> Uuid {
 async fn create_transport(w: &Worker, router: Uuid) -> (Uuid, Value) {
     let data = w
         .with_engine(move |e| {
-            e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+            e.create_webrtc_transport(&router, WebRtcTransportOptions::default(), Instant::now())
                 .map(|v| serde_json::to_value(v).unwrap())
         })
         .await
@@ -71,6 +72,7 @@ async fn produce(w: &Worker, transport: Uuid, kind: MediaKind, params: Value) ->
                     rtp_parameters,
                     paused: false,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -91,6 +93,7 @@ async fn consume(w: &Worker, transport: Uuid, producer: Uuid) -> Value {
                 paused: false,
                 enable_rtx: true,
             },
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
     })
@@ -276,7 +279,7 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
 
     // Pause the producer: consumers are told; after resume the stream continues from a keyframe
     // with the next sequence number, even though the producer's numbers jumped.
-    w.with_engine(move |e| e.pause_producer(&video))
+    w.with_engine(move |e| e.pause_producer(&video, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -301,7 +304,7 @@ async fn peers_connect_and_media_is_forwarded_with_consumer_rewrites() {
             ))
             .await;
     }
-    w.with_engine(move |e| e.resume_producer(&video))
+    w.with_engine(move |e| e.resume_producer(&video, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -499,7 +502,7 @@ async fn ice_tcp_peer_receives_media() {
     };
     let before = w
         .with_engine(move |e| {
-            e.transport_stats(&tb)
+            e.transport_stats(&tb, Instant::now())
                 .map(|v| serde_json::to_value(v).unwrap())
                 .unwrap()
         })
@@ -512,7 +515,7 @@ async fn ice_tcp_peer_receives_media() {
     loop {
         let now = w
             .with_engine(move |e| {
-                e.transport_stats(&tb)
+                e.transport_stats(&tb, Instant::now())
                     .map(|v| serde_json::to_value(v).unwrap())
                     .unwrap()
             })
@@ -542,6 +545,7 @@ async fn consent_timeout_disconnects_a_silent_peer() {
                     ice_consent_timeout: Duration::from_secs(2),
                     ..Default::default()
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })

@@ -105,7 +105,7 @@ async fn forwarding_allocates_nothing_per_packet() {
     ]))
     .unwrap();
     let router = worker
-        .with_engine(move |e| e.create_router(&codecs))
+        .with_engine(move |e| e.create_router(&codecs, Instant::now()))
         .await
         .unwrap()
         .unwrap();
@@ -116,7 +116,15 @@ async fn forwarding_allocates_nothing_per_packet() {
                 let s = ctx.bind_rtc_port().unwrap();
                 ctx.with_engine(|e| {
                     let d = e
-                        .create_plain_transport(&router, s, None, connect_to.is_none(), false, None)
+                        .create_plain_transport(
+                            &router,
+                            s,
+                            None,
+                            connect_to.is_none(),
+                            false,
+                            None,
+                            Instant::now(),
+                        )
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
                     let id: Uuid = d["id"].as_str().unwrap().parse().unwrap();
@@ -127,6 +135,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                                 &json!({"ip": a.ip().to_string(), "port": a.port()}),
                             ))
                             .unwrap(),
+                            Instant::now(),
                         )
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap();
@@ -154,6 +163,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                     rtp_parameters,
                     paused: false,
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })
@@ -185,6 +195,7 @@ async fn forwarding_allocates_nothing_per_packet() {
                         paused: false,
                         enable_rtx: false,
                     },
+                    Instant::now(),
                 )
                 .map(|v| serde_json::to_value(v).unwrap())
             })
@@ -201,7 +212,9 @@ async fn forwarding_allocates_nothing_per_packet() {
             // The first consumer forwards temporal layer 0 only: the drop path (sequence
             // numbers and picture ids kept continuous, rewritten in place) is measured too.
             worker
-                .with_engine(move |e| e.set_consumer_preferred_layers(&cid, 0, Some(0)))
+                .with_engine(move |e| {
+                    e.set_consumer_preferred_layers(&cid, 0, Some(0), Instant::now())
+                })
                 .await
                 .unwrap()
                 .unwrap();
@@ -314,7 +327,7 @@ async fn forwarding_allocates_nothing_per_packet() {
             consumer_ids
                 .iter()
                 .map(|c| {
-                    e.consumer_stats(c)
+                    e.consumer_stats(c, Instant::now())
                         .map(|v| serde_json::to_value(v).unwrap())
                         .unwrap()[0]["packetsRetransmitted"]
                         .as_u64()

@@ -90,14 +90,17 @@ fn engine() -> Engine {
             announced_address: None,
         },
         cert().clone(),
+        Instant::now(),
+        std::time::SystemTime::now(),
+        [7; 32],
     );
     let codecs: Vec<RtpCodecCapability> = serde_json::from_value(json!([
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2},
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let router = e.create_router(&codecs).unwrap();
-    e.create_webrtc_transport(&router, WebRtcTransportOptions::default())
+    let router = e.create_router(&codecs, Instant::now()).unwrap();
+    e.create_webrtc_transport(&router, WebRtcTransportOptions::default(), Instant::now())
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
     let plain = e
@@ -108,6 +111,7 @@ fn engine() -> Engine {
             true,
             false,
             None,
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -126,6 +130,7 @@ fn engine() -> Engine {
                 rtp_parameters: params,
                 paused: false,
             },
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -140,6 +145,7 @@ fn engine() -> Engine {
                 false,
                 false,
                 None,
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
             .unwrap();
@@ -150,6 +156,7 @@ fn engine() -> Engine {
                 &json!({"ip": "127.0.0.1", "port": 50000 + i}),
             ))
             .unwrap(),
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -161,6 +168,7 @@ fn engine() -> Engine {
                 paused: false,
                 enable_rtx: false,
             },
+            Instant::now(),
         )
         .map(|v| serde_json::to_value(v).unwrap())
         .unwrap();
@@ -193,7 +201,7 @@ pub fn demux(data: &[u8]) {
             },
         };
         e.handle_packet(src, &mut buf, n, Instant::now());
-        e.handle_timeout(Instant::now());
+        e.handle_timeout(Instant::now(), std::time::SystemTime::now());
         e.tx.clear();
         while e.poll_event().is_some() {}
     });

@@ -78,7 +78,7 @@ impl Engine {
                     stream_id,
                     ppid,
                     data,
-                } => self.on_sctp_message(tkey, stream_id, ppid, data),
+                } => self.on_sctp_message(tkey, stream_id, ppid, data, now),
                 SctpEvent::StreamClosed { stream_id } => {
                     if let Some(&dp) = self.transports[tkey].sctp_in_streams.get(&stream_id) {
                         let dp_id = self.data_producers[dp].id;
@@ -86,7 +86,7 @@ impl Engine {
                             .push_back(EngineEvent::DataProducerClosedByPeer {
                                 data_producer: dp_id,
                             });
-                        let _ = self.close_data_producer(&dp_id);
+                        let _ = self.close_data_producer(&dp_id, now);
                     }
                 }
             }
@@ -99,6 +99,7 @@ impl Engine {
         stream_id: u16,
         ppid: Ppid,
         data: Vec<u8>,
+        now: Instant,
     ) {
         let known = self.transports[tkey]
             .sctp_in_streams
@@ -144,18 +145,17 @@ impl Engine {
         let Some(dp) = known else {
             return;
         };
-        self.deliver_data(dp, DataMessage { ppid, data });
+        self.deliver_data(dp, DataMessage { ppid, data }, now);
     }
 
     /// Fans a message from data producer `dp` out to its data consumers.
-    pub(super) fn deliver_data(&mut self, dp: usize, msg: DataMessage) {
+    pub(super) fn deliver_data(&mut self, dp: usize, msg: DataMessage, now: Instant) {
         let p = &mut self.data_producers[dp];
         p.counters.messages += 1;
         p.counters.bytes += msg.data.len() as u64;
         if p.paused {
             return;
         }
-        let now = Instant::now();
         for i in 0..self.data_producers[dp].consumers.len() {
             let ck = self.data_producers[dp].consumers[i];
             let c = &mut self.data_consumers[ck];
@@ -222,7 +222,7 @@ impl Engine {
         protocol: String,
         paused: bool,
     ) -> Uuid {
-        let id = Uuid::new_v4();
+        let id = self.new_id();
         let stream = params.as_ref().map(|p| p.stream_id);
         let key = self.data_producers.insert(DataProducer {
             id,
@@ -257,6 +257,7 @@ impl Engine {
         label: &str,
         protocol: &str,
         paused: bool,
+        _now: Instant,
     ) -> Result<DataProducerInfo, EngineError> {
         let rkey = self.router_key(router)?;
         let tkey = match transport {
@@ -328,6 +329,7 @@ impl Engine {
         max_packet_life_time: Option<u16>,
         max_retransmits: Option<u16>,
         paused: bool,
+        _now: Instant,
     ) -> Result<DataConsumerInfo, EngineError> {
         let dp = self.data_producer_key(data_producer)?;
         let tkey = match transport {
@@ -388,7 +390,7 @@ impl Engine {
             .as_ref()
             .map(Reliability::from_stream_parameters)
             .unwrap_or(Reliability::RELIABLE_ORDERED);
-        let id = Uuid::new_v4();
+        let id = self.new_id();
         let key = self.data_consumers.insert(DataConsumer {
             id,
             data_producer: dp,
@@ -415,6 +417,7 @@ impl Engine {
         &mut self,
         data_producer: &Uuid,
         message: DataMessage,
+        now: Instant,
     ) -> Result<(), EngineError> {
         let dp = self.data_producer_key(data_producer)?;
         if self.data_producers[dp].transport.is_some() {
@@ -429,12 +432,16 @@ impl Engine {
                 self.max_message_size
             )));
         }
-        self.deliver_data(dp, message);
+        self.deliver_data(dp, message, now);
         Ok(())
     }
 
     /// Closes a data producer; its data consumers close with an event each.
-    pub fn close_data_producer(&mut self, data_producer: &Uuid) -> Result<(), EngineError> {
+    pub fn close_data_producer(
+        &mut self,
+        data_producer: &Uuid,
+        now: Instant,
+    ) -> Result<(), EngineError> {
         let dp = self
             .data_producer_ids
             .remove(data_producer)
@@ -447,7 +454,7 @@ impl Engine {
                     data_consumer: cid,
                     data_producer: *data_producer,
                 });
-            let _ = self.close_data_consumer(&cid);
+            let _ = self.close_data_consumer(&cid, now);
         }
         let p = self.data_producers.remove(dp);
         if let Some(tk) = p.transport {
@@ -460,7 +467,11 @@ impl Engine {
     }
 
     /// Closes a data consumer (its SCTP stream is reset so the peer's channel closes).
-    pub fn close_data_consumer(&mut self, data_consumer: &Uuid) -> Result<(), EngineError> {
+    pub fn close_data_consumer(
+        &mut self,
+        data_consumer: &Uuid,
+        now: Instant,
+    ) -> Result<(), EngineError> {
         let ck = self
             .data_consumer_ids
             .remove(data_consumer)
@@ -480,7 +491,7 @@ impl Engine {
                         a.release(params.stream_id);
                     }
                 }
-                self.process_sctp(tk, Instant::now());
+                self.process_sctp(tk, now);
             }
         }
         Ok(())
@@ -507,6 +518,7 @@ impl Engine {
         &mut self,
         data_producer: &Uuid,
         paused: bool,
+        _now: Instant,
     ) -> Result<(), EngineError> {
         let dp = self.data_producer_key(data_producer)?;
         self.data_producers[dp].paused = paused;
@@ -522,6 +534,7 @@ impl Engine {
         &mut self,
         data_consumer: &Uuid,
         paused: bool,
+        _now: Instant,
     ) -> Result<(), EngineError> {
         let ck = self.data_consumer_key(data_consumer)?;
         self.data_consumers[ck].paused = paused;

@@ -57,7 +57,7 @@ impl Engine {
     }
 
     /// Forgets a closed TCP connection.
-    pub fn tcp_connection_closed(&mut self, conn: u32) {
+    pub fn tcp_connection_closed(&mut self, conn: u32, _now: Instant) {
         if let Some(tkey) = self.tcp_paths.remove(&conn) {
             if let Some(t) = self.transports.get_mut(tkey) {
                 t.demux.tcp_conns.retain(|c| *c != conn);

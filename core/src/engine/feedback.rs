@@ -45,7 +45,7 @@ impl Engine {
                             .iter()
                             .find(|c| self.consumers[**c].ssrc == block.ssrc)
                         {
-                            let (sec, frac) = ntp_now();
+                            let (sec, frac) = self.wall.ntp(now);
                             let rtt = rtcp::rtt_from_report(
                                 (sec << 16) | (frac >> 16),
                                 block.lsr,
@@ -203,8 +203,10 @@ impl Engine {
     // ---------------------------------------------------------------- timers
 
     /// Runs timers: NACKs upstream and congestion feedback (every tick), layer allocation (every
-    /// 250 ms), receiver/sender reports and ICE consent (every second).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// 250 ms), receiver/sender reports and ICE consent (every second). `wall` is the wall clock
+    /// read with `now`: it re-anchors the engine's wall time (NTP in reports, stats timestamps).
+    pub fn handle_timeout(&mut self, now: Instant, wall: SystemTime) {
+        self.wall = WallClock::new(now, wall);
         if self.next_tick.is_some_and(|t| now < t) {
             return;
         }
@@ -277,7 +279,7 @@ impl Engine {
 
     pub(super) fn send_reports(&mut self, now: Instant) {
         // Index walks and a stack buffer: once a second per transport, but still no allocation.
-        let (ntp_sec, ntp_frac) = ntp_now();
+        let (ntp_sec, ntp_frac) = self.wall.ntp(now);
         let mut pkt = [0u8; 1200];
         for tkey in 0..self.transports.capacity() {
             let Some(t) = self.transports.get(tkey) else {

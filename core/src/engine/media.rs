@@ -10,6 +10,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         opts: ProduceOptions,
+        now: Instant,
     ) -> Result<ProducerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let rkey = self.transports[tkey].router;
@@ -31,13 +32,14 @@ impl Engine {
                 }
             }
         }
-        let mapping = ortc::get_producer_rtp_parameters_mapping(&mut rtp_parameters, caps)
-            .map_err(|e| EngineError::Ortc(e.to_string()))?;
+        let mapping =
+            ortc::get_producer_rtp_parameters_mapping(&mut rtp_parameters, caps, &mut self.rng)
+                .map_err(|e| EngineError::Ortc(e.to_string()))?;
         let consumable =
             ortc::get_consumable_rtp_parameters(opts.kind, &rtp_parameters, caps, &mapping)
                 .map_err(|e| EngineError::Ortc(e.to_string()))?;
         let mapped_ssrcs: Vec<u32> = mapping.encodings.iter().map(|e| e.mapped_ssrc).collect();
-        let id = Uuid::new_v4();
+        let id = self.new_id();
         let producer = Producer::new(
             id,
             opts.kind,
@@ -48,6 +50,7 @@ impl Engine {
             ptype,
             &mapped_ssrcs,
             opts.paused,
+            now,
         );
         let pkey = self.producers.insert(producer);
         self.producer_ids.insert(id, pkey);
@@ -70,10 +73,10 @@ impl Engine {
                 uri::MID => t.ext_mid = h.id,
                 uri::RTP_STREAM_ID => t.ext_rid = h.id,
                 uri::REPAIRED_RTP_STREAM_ID => t.ext_rrid = h.id,
-                crate::bwe::twcc::TWCC_URI => t.bwe.enable_receive_feedback(h.id, Instant::now()),
+                crate::bwe::twcc::TWCC_URI => t.bwe.enable_receive_feedback(h.id, now),
                 // A REMB client (no transport-wide seq): enable_remb_feedback ignores it once
                 // transport-cc is on, whichever producer negotiated what first.
-                uri::ABS_SEND_TIME => t.bwe.enable_remb_feedback(h.id, Instant::now()),
+                uri::ABS_SEND_TIME => t.bwe.enable_remb_feedback(h.id, now),
                 _ => {}
             }
         }
@@ -90,6 +93,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         mut opts: ConsumeOptions,
+        now: Instant,
     ) -> Result<ConsumerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let pkey = self.producer_key(&opts.producer_id)?;
@@ -113,6 +117,7 @@ impl Engine {
             &opts.rtp_capabilities,
             false,
             opts.enable_rtx,
+            &mut self.rng,
         )
         .map_err(|e| EngineError::Ortc(e.to_string()))?;
         let mid = self.transports[tkey].mids.next_mid();
@@ -163,7 +168,7 @@ impl Engine {
             twcc_ext = 0;
         }
         if twcc_ext != 0 || has_fb("goog-remb") {
-            self.transports[tkey].bwe.enable_send_side(Instant::now());
+            self.transports[tkey].bwe.enable_send_side(now);
         }
         for pe in &p.rtp_parameters.header_extensions {
             let rid = p.ext_map[pe.id as usize];
@@ -191,7 +196,8 @@ impl Engine {
         let target_layer = p.streams.len().saturating_sub(1);
         let producer_paused = p.paused;
         let producer_id = p.id;
-        let id = Uuid::new_v4();
+        let rtx_seq = self.rng.gen();
+        let id = self.new_id();
         let consumer = Consumer {
             id,
             kind,
@@ -225,7 +231,7 @@ impl Engine {
             last_ts: 0,
             last_sent: None,
             started: false,
-            rtx_seq: rand::random(),
+            rtx_seq,
             clock_rate,
             priority: 1,
             counters: ConsumerCounters::default(),
@@ -240,7 +246,7 @@ impl Engine {
         self.producers[pkey].consumers.push(ckey);
         self.transports[tkey].consumers.push(ckey);
         if !opts.paused {
-            self.consumer_wants_keyframe(ckey, Instant::now());
+            self.consumer_wants_keyframe(ckey, now);
         }
         Ok(ConsumerInfo {
             id: id.to_string(),
@@ -254,7 +260,7 @@ impl Engine {
     }
 
     /// Closes a producer and, with an event each, its consumers.
-    pub fn close_producer(&mut self, producer: &Uuid) -> Result<(), EngineError> {
+    pub fn close_producer(&mut self, producer: &Uuid, now: Instant) -> Result<(), EngineError> {
         let pkey = self.producer_key(producer)?;
         let consumers = self.producers[pkey].consumers.clone();
         for c in consumers {
@@ -263,9 +269,9 @@ impl Engine {
                 consumer: cid,
                 producer: *producer,
             });
-            let _ = self.close_consumer(&cid);
+            let _ = self.close_consumer(&cid, now);
         }
-        self.observers_producer_closed(pkey);
+        self.observers_producer_closed(pkey, now);
         let p = self.producers.remove(pkey);
         self.producer_ids.remove(producer);
         if let Some(t) = self.transports.get_mut(p.transport) {
@@ -280,7 +286,7 @@ impl Engine {
     }
 
     /// Closes a consumer.
-    pub fn close_consumer(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+    pub fn close_consumer(&mut self, consumer: &Uuid, _now: Instant) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         let c = self.consumers.remove(ckey);
         self.retired.consumers.add(&c.counters);
@@ -295,19 +301,20 @@ impl Engine {
     }
 
     /// Pauses a producer; its consumers get a `ConsumerProducerPause` event.
-    pub fn pause_producer(&mut self, producer: &Uuid) -> Result<(), EngineError> {
-        self.set_producer_paused(producer, true)
+    pub fn pause_producer(&mut self, producer: &Uuid, now: Instant) -> Result<(), EngineError> {
+        self.set_producer_paused(producer, true, now)
     }
 
     /// Resumes a producer; its consumers resync and request a keyframe.
-    pub fn resume_producer(&mut self, producer: &Uuid) -> Result<(), EngineError> {
-        self.set_producer_paused(producer, false)
+    pub fn resume_producer(&mut self, producer: &Uuid, now: Instant) -> Result<(), EngineError> {
+        self.set_producer_paused(producer, false, now)
     }
 
     pub(super) fn set_producer_paused(
         &mut self,
         producer: &Uuid,
         paused: bool,
+        now: Instant,
     ) -> Result<(), EngineError> {
         let pkey = self.producer_key(producer)?;
         if self.producers[pkey].paused == paused {
@@ -316,7 +323,6 @@ impl Engine {
         self.producers[pkey].paused = paused;
         self.observers_producer_paused(pkey, paused);
         let consumers = self.producers[pkey].consumers.clone();
-        let now = Instant::now();
         for c in consumers {
             let cons = &mut self.consumers[c];
             cons.producer_paused = paused;
@@ -335,20 +341,20 @@ impl Engine {
     }
 
     /// Pauses a consumer.
-    pub fn pause_consumer(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+    pub fn pause_consumer(&mut self, consumer: &Uuid, _now: Instant) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         self.consumers[ckey].paused = true;
         Ok(())
     }
 
     /// Resumes a consumer: the next packet continues its sequence numbers, video from a keyframe.
-    pub fn resume_consumer(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+    pub fn resume_consumer(&mut self, consumer: &Uuid, now: Instant) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         let c = &mut self.consumers[ckey];
         if c.paused {
             c.paused = false;
             c.request_sync();
-            self.consumer_wants_keyframe(ckey, Instant::now());
+            self.consumer_wants_keyframe(ckey, now);
         }
         Ok(())
     }
@@ -360,12 +366,13 @@ impl Engine {
         consumer: &Uuid,
         spatial_layer: usize,
         temporal_layer: Option<u8>,
+        now: Instant,
     ) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         let c = &mut self.consumers[ckey];
         c.preferred_layer = Some(spatial_layer);
         c.preferred_temporal = temporal_layer;
-        self.select_layers(Instant::now());
+        self.select_layers(now);
         Ok(())
     }
 
@@ -376,11 +383,10 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         bps: u64,
+        now: Instant,
     ) -> Result<(), EngineError> {
         let tkey = self.transport_key(transport)?;
-        self.transports[tkey]
-            .bwe
-            .set_max_incoming_bitrate(bps, Instant::now());
+        self.transports[tkey].bwe.set_max_incoming_bitrate(bps, now);
         Ok(())
     }
 
@@ -391,6 +397,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         bps: u64,
+        _now: Instant,
     ) -> Result<(), EngineError> {
         let tkey = self.transport_key(transport)?;
         if bps != 0 && bps < crate::bwe::send::MIN_BITRATE {
@@ -408,6 +415,7 @@ impl Engine {
         &mut self,
         consumer: &Uuid,
         priority: u8,
+        _now: Instant,
     ) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
         if priority == 0 {
@@ -418,18 +426,26 @@ impl Engine {
     }
 
     /// Asks the producer of a consumer for a keyframe.
-    pub fn request_consumer_key_frame(&mut self, consumer: &Uuid) -> Result<(), EngineError> {
+    pub fn request_consumer_key_frame(
+        &mut self,
+        consumer: &Uuid,
+        now: Instant,
+    ) -> Result<(), EngineError> {
         let ckey = self.consumer_key(consumer)?;
-        self.consumer_wants_keyframe(ckey, Instant::now());
+        self.consumer_wants_keyframe(ckey, now);
         Ok(())
     }
 
     /// Asks a producer for a keyframe on every stream.
-    pub fn request_producer_key_frame(&mut self, producer: &Uuid) -> Result<(), EngineError> {
+    pub fn request_producer_key_frame(
+        &mut self,
+        producer: &Uuid,
+        now: Instant,
+    ) -> Result<(), EngineError> {
         let pkey = self.producer_key(producer)?;
         let n = self.producers[pkey].streams.len();
         for i in 0..n {
-            self.request_keyframe(pkey, i, Instant::now());
+            self.request_keyframe(pkey, i, now);
         }
         Ok(())
     }

@@ -4,8 +4,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
+use rand::{Rng, RngCore};
 use slab::Slab;
 use uuid::Uuid;
 
@@ -358,11 +359,24 @@ pub struct Engine {
     rtcp_keyframes: Vec<u32>,
     stun_scratch: Box<[u8]>,
     released_sockets: Vec<SocketId>,
+    /// Maps `now` onto the wall clock (see [`clock`]).
+    wall: WallClock,
+    /// Every random choice the engine makes (see [`clock`]).
+    rng: EngineRng,
 }
 
 impl Engine {
-    /// A new engine for worker `worker_index`. DTLS sessions report on `dtls_events`.
-    pub fn new(worker_index: usize, listen: ListenInfo, cert: DtlsCertificate) -> Self {
+    /// A new engine for worker `worker_index`. `now` and
+    /// `wall` are the monotonic and wall clocks read together; `seed` seeds the engine's RNG (see
+    /// [`clock`]: the engine reads neither clock nor OS randomness itself).
+    pub fn new(
+        worker_index: usize,
+        listen: ListenInfo,
+        cert: DtlsCertificate,
+        now: Instant,
+        wall: SystemTime,
+        seed: RngSeed,
+    ) -> Self {
         Self {
             worker_index,
             tx: TxQueue::new(),
@@ -399,6 +413,8 @@ impl Engine {
             rtcp_keyframes: Vec::with_capacity(RTCP_KEYFRAME_LIMIT),
             stun_scratch: vec![0u8; PACKET_BUF_SIZE].into_boxed_slice(),
             released_sockets: Vec::new(),
+            wall: WallClock::new(now, wall),
+            rng: clock::rng_from_seed(seed),
         }
     }
 
@@ -460,7 +476,7 @@ impl Engine {
         if self.transports.is_empty() {
             None
         } else {
-            Some(self.next_tick.unwrap_or_else(Instant::now))
+            self.next_tick
         }
     }
 
@@ -480,10 +496,11 @@ impl Engine {
     pub fn create_router(
         &mut self,
         media_codecs: &[RtpCodecCapability],
+        _now: Instant,
     ) -> Result<Uuid, EngineError> {
         let caps = ortc::generate_router_rtp_capabilities(media_codecs)
             .map_err(|e| EngineError::Ortc(e.to_string()))?;
-        let id = Uuid::new_v4();
+        let id = self.new_id();
         let key = self.routers.insert(Router {
             id,
             rtp_capabilities: caps,
@@ -515,12 +532,12 @@ impl Engine {
     }
 
     /// Closes a router and everything in it.
-    pub fn close_router(&mut self, router: &Uuid) -> Result<(), EngineError> {
+    pub fn close_router(&mut self, router: &Uuid, now: Instant) -> Result<(), EngineError> {
         let key = self.router_key(router)?;
         let transports = self.routers[key].transports.clone();
         for t in transports {
             let id = self.transports[t].id;
-            let _ = self.close_transport(&id);
+            let _ = self.close_transport(&id, now);
         }
         // Direct data producers belong to no transport: close them with their router.
         let direct: Vec<Uuid> = self
@@ -530,7 +547,7 @@ impl Engine {
             .map(|(_, p)| p.id)
             .collect();
         for id in direct {
-            let _ = self.close_data_producer(&id);
+            let _ = self.close_data_producer(&id, now);
         }
 
         self.observers_router_closed(key);
@@ -571,6 +588,7 @@ impl Engine {
 }
 
 mod bwe_tick;
+pub mod clock;
 mod data_channels;
 mod debug;
 mod demux;
@@ -583,9 +601,9 @@ mod stats;
 mod transports;
 mod util;
 
+pub use clock::{EngineRng, RngSeed, WallClock};
 pub use debug::TableSizes;
 pub use util::{base64_decode, base64_encode};
-use util::{now_ms, ntp_now};
 
 #[cfg(test)]
 mod tests;

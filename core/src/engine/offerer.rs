@@ -2,6 +2,8 @@
 //! extension ids, so the consumer is negotiated in the router's numbering as usual and then
 //! renumbered into the offer's (see `crate::sdp::remote_numbering`).
 
+use std::time::Instant;
+
 use uuid::Uuid;
 
 use super::{ConsumeOptions, Engine, EngineError};
@@ -18,6 +20,7 @@ impl Engine {
         transport: &Uuid,
         mut opts: ConsumeOptions,
         mid: Option<String>,
+        now: Instant,
     ) -> Result<ConsumerInfo, EngineError> {
         let tkey = self.transport_key(transport)?;
         let router = self.transports[tkey].router;
@@ -28,7 +31,7 @@ impl Engine {
             .ok_or_else(|| EngineError::Invalid("transport has no router".into()))?
             .rtp_capabilities;
         opts.rtp_capabilities = caps_in_router_numbering(&remote, router_caps);
-        let mut data = self.consume(transport, opts)?;
+        let mut data = self.consume(transport, opts, now)?;
         let id = Uuid::parse_str(&data.id)
             .ok()
             .ok_or_else(|| EngineError::Invalid("consume returned no id".into()))?;

@@ -20,12 +20,12 @@ impl Engine {
         &mut self,
         router: &Uuid,
         opts: AudioLevelOptions,
+        now: Instant,
     ) -> Result<Uuid, EngineError> {
         let rkey = self.router_key(router)?;
-        Ok(self
-            .observers
-            .create_audio_level(rkey, opts, Instant::now())
-            .1)
+        let id = self.new_id();
+        self.observers.create_audio_level(rkey, id, opts, now);
+        Ok(id)
     }
 
     /// Creates an ActiveSpeakerObserver on a router, evaluated every `interval` (100 ms..5 s).
@@ -33,12 +33,13 @@ impl Engine {
         &mut self,
         router: &Uuid,
         interval: Duration,
+        now: Instant,
     ) -> Result<Uuid, EngineError> {
         let rkey = self.router_key(router)?;
-        Ok(self
-            .observers
-            .create_active_speaker(rkey, interval, Instant::now())
-            .1)
+        let id = self.new_id();
+        self.observers
+            .create_active_speaker(rkey, id, interval, now);
+        Ok(id)
     }
 
     fn observer_key(&self, observer: &Uuid) -> Result<usize, EngineError> {
@@ -52,6 +53,7 @@ impl Engine {
         &mut self,
         observer: &Uuid,
         producer: &Uuid,
+        now: Instant,
     ) -> Result<(), EngineError> {
         let okey = self.observer_key(observer)?;
         let pkey = self.producer_key(producer)?;
@@ -67,7 +69,7 @@ impl Engine {
         }
         let added = self
             .observers
-            .add_producer(okey, pkey, p.id, p.paused, Instant::now())
+            .add_producer(okey, pkey, p.id, p.paused, now)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         if added {
             p.observers.push(okey);
@@ -80,10 +82,11 @@ impl Engine {
         &mut self,
         observer: &Uuid,
         producer: &Uuid,
+        now: Instant,
     ) -> Result<(), EngineError> {
         let okey = self.observer_key(observer)?;
         let pkey = self.producer_key(producer)?;
-        self.unobserve(okey, pkey, Instant::now());
+        self.unobserve(okey, pkey, now);
         Ok(())
     }
 
@@ -98,7 +101,7 @@ impl Engine {
     }
 
     /// Pauses an observer.
-    pub fn pause_observer(&mut self, observer: &Uuid) -> Result<(), EngineError> {
+    pub fn pause_observer(&mut self, observer: &Uuid, _now: Instant) -> Result<(), EngineError> {
         let okey = self.observer_key(observer)?;
         let events = &mut self.events;
         self.observers
@@ -107,14 +110,14 @@ impl Engine {
     }
 
     /// Resumes an observer.
-    pub fn resume_observer(&mut self, observer: &Uuid) -> Result<(), EngineError> {
+    pub fn resume_observer(&mut self, observer: &Uuid, now: Instant) -> Result<(), EngineError> {
         let okey = self.observer_key(observer)?;
-        self.observers.resume(okey, Instant::now());
+        self.observers.resume(okey, now);
         Ok(())
     }
 
     /// Closes an observer.
-    pub fn close_observer(&mut self, observer: &Uuid) -> Result<(), EngineError> {
+    pub fn close_observer(&mut self, observer: &Uuid, _now: Instant) -> Result<(), EngineError> {
         let okey = self.observer_key(observer)?;
         self.drop_observer(okey);
         Ok(())
@@ -144,9 +147,8 @@ impl Engine {
     }
 
     /// Hook: a producer is closing; it leaves its observers.
-    pub(super) fn observers_producer_closed(&mut self, pkey: usize) {
+    pub(super) fn observers_producer_closed(&mut self, pkey: usize, now: Instant) {
         let okeys = std::mem::take(&mut self.producers[pkey].observers);
-        let now = Instant::now();
         for okey in okeys {
             self.unobserve(okey, pkey, now);
         }

@@ -8,15 +8,16 @@ use crate::api::{
 };
 
 impl Engine {
-    /// Stats of a data producer.
+    /// Stats of a data producer (`now` dates them).
     pub fn data_producer_stats(
         &self,
         data_producer: &Uuid,
+        now: Instant,
     ) -> Result<Vec<DataProducerStats>, EngineError> {
         let p = &self.data_producers[self.data_producer_key(data_producer)?];
         Ok(vec![DataProducerStats {
             stats_type: "data-producer",
-            timestamp: now_ms(),
+            timestamp: self.wall.unix_ms(now),
             label: p.label.clone(),
             protocol: p.protocol.clone(),
             messages_received: p.counters.messages,
@@ -28,11 +29,12 @@ impl Engine {
     pub fn data_consumer_stats(
         &self,
         data_consumer: &Uuid,
+        now: Instant,
     ) -> Result<Vec<DataConsumerStats>, EngineError> {
         let c = &self.data_consumers[self.data_consumer_key(data_consumer)?];
         Ok(vec![DataConsumerStats {
             stats_type: "data-consumer",
-            timestamp: now_ms(),
+            timestamp: self.wall.unix_ms(now),
             label: c.label.clone(),
             protocol: c.protocol.clone(),
             messages_sent: c.counters.messages,
@@ -53,7 +55,11 @@ impl Engine {
     // ---------------------------------------------------------------- stats / dump
 
     /// Stats of a transport (mediasoup-like fields).
-    pub fn transport_stats(&self, transport: &Uuid) -> Result<Vec<TransportStats>, EngineError> {
+    pub fn transport_stats(
+        &self,
+        transport: &Uuid,
+        now: Instant,
+    ) -> Result<Vec<TransportStats>, EngineError> {
         let key = self.transport_key(transport)?;
         let t = &self.transports[key];
         let c = &t.counters;
@@ -69,7 +75,7 @@ impl Engine {
                 "plain-rtp-transport"
             },
             transport_id: t.id.to_string(),
-            timestamp: now_ms(),
+            timestamp: self.wall.unix_ms(now),
             rtp_packets_received: c.rtp_packets_received,
             bytes_received: c.rtp_bytes_received,
             rtp_packets_sent: c.rtp_packets_sent,
@@ -91,7 +97,11 @@ impl Engine {
     }
 
     /// Stats of a producer: one entry per stream.
-    pub fn producer_stats(&self, producer: &Uuid) -> Result<Vec<InboundRtpStats>, EngineError> {
+    pub fn producer_stats(
+        &self,
+        producer: &Uuid,
+        now: Instant,
+    ) -> Result<Vec<InboundRtpStats>, EngineError> {
         let p = &self.producers[self.producer_key(producer)?];
         let mime = p
             .rtp_parameters
@@ -103,7 +113,7 @@ impl Engine {
             .iter()
             .map(|s| InboundRtpStats {
                 stats_type: "inbound-rtp",
-                timestamp: now_ms(),
+                timestamp: self.wall.unix_ms(now),
                 kind: p.kind,
                 ssrc: s.ssrc,
                 rtx_ssrc: s.rtx_ssrc,
@@ -121,7 +131,11 @@ impl Engine {
     }
 
     /// Stats of a consumer: its `outbound-rtp` entry, then its producer's `inbound-rtp` ones.
-    pub fn consumer_stats(&self, consumer: &Uuid) -> Result<Vec<RtpStreamStats>, EngineError> {
+    pub fn consumer_stats(
+        &self,
+        consumer: &Uuid,
+        now: Instant,
+    ) -> Result<Vec<RtpStreamStats>, EngineError> {
         let c = &self.consumers[self.consumer_key(consumer)?];
         let mime = c
             .rtp_parameters
@@ -131,7 +145,7 @@ impl Engine {
             .unwrap_or_default();
         let mut out = vec![RtpStreamStats::Outbound(OutboundRtpStats {
             stats_type: "outbound-rtp",
-            timestamp: now_ms(),
+            timestamp: self.wall.unix_ms(now),
             kind: c.kind,
             ssrc: c.ssrc,
             mime_type: mime,
@@ -148,7 +162,7 @@ impl Engine {
                 .and_then(|(_, rtt)| rtt)
                 .map(|rtt| rtt.as_secs_f64() * 1000.0),
         })];
-        if let Ok(ps) = self.producer_stats(&c.producer_id) {
+        if let Ok(ps) = self.producer_stats(&c.producer_id, now) {
             out.extend(ps.into_iter().map(RtpStreamStats::Inbound));
         }
         Ok(out)

@@ -10,7 +10,7 @@ fn engine() -> Engine {
         announced_address: None,
     };
     let cert = DtlsCertificate::generate().unwrap();
-    Engine::new(0, listen, cert)
+    Engine::new(0, listen, cert, Instant::now(), SystemTime::now(), [7; 32])
 }
 
 fn router(e: &mut Engine) -> Uuid {
@@ -18,12 +18,12 @@ fn router(e: &mut Engine) -> Uuid {
         {"kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2}
     ]))
     .unwrap();
-    e.create_router(&codecs).unwrap()
+    e.create_router(&codecs, Instant::now()).unwrap()
 }
 
 fn webrtc(e: &mut Engine, r: &Uuid) -> (Uuid, usize) {
     let data = e
-        .create_webrtc_transport(r, WebRtcTransportOptions::default())
+        .create_webrtc_transport(r, WebRtcTransportOptions::default(), Instant::now())
         .unwrap();
     let id: Uuid = data.id.parse().unwrap();
     let key = e.transport_ids[&id];
@@ -36,7 +36,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     let r = router(&mut e);
     let (a, key_a) = webrtc(&mut e, &r);
     let (_b, key_b) = webrtc(&mut e, &r);
-    e.restart_ice(&a).unwrap();
+    e.restart_ice(&a, Instant::now()).unwrap();
     // Paths as `handle_stun` registers them after valid checks.
     let pa: (SocketId, SocketAddr) = (0, "127.0.0.2:1000".parse().unwrap());
     let pb: (SocketId, SocketAddr) = (0, "127.0.0.3:1000".parse().unwrap());
@@ -56,6 +56,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
                 false,
                 false,
                 None,
+                Instant::now(),
             )
             .unwrap();
         let id: Uuid = data.id.parse().unwrap();
@@ -63,7 +64,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     };
     assert_eq!(e.ufrags.len(), 3);
 
-    e.close_transport(&a).unwrap();
+    e.close_transport(&a, Instant::now()).unwrap();
     // B's ufrag, its own path and the path it took over from A stay; A's are gone.
     assert_eq!(e.ufrags.len(), 1);
     assert!(e.ufrags.values().all(|k| *k == key_b));
@@ -74,7 +75,7 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
     assert_eq!(e.plain_sockets.len(), 2);
     assert!(e.take_released_sockets().is_empty());
 
-    e.close_transport(&p).unwrap();
+    e.close_transport(&p, Instant::now()).unwrap();
     assert!(e.plain_sockets.is_empty());
     let mut released = e.take_released_sockets();
     released.sort();
@@ -86,7 +87,9 @@ fn closing_a_transport_removes_exactly_its_demux_entries() {
 fn engine_errors_have_fixed_status_codes() {
     let mut e = engine();
     let r = router(&mut e);
-    let missing = e.close_transport(&Uuid::new_v4()).unwrap_err();
+    let missing = e
+        .close_transport(&Uuid::new_v4(), Instant::now())
+        .unwrap_err();
     assert_eq!(missing.status(), 404);
     let (t, _) = webrtc(&mut e, &r);
     // role server: we are the DTLS client and wait for an ICE path (no session started here).
@@ -94,13 +97,15 @@ fn engine_errors_have_fixed_status_codes() {
         json!({"role": "server", "fingerprints": [{"algorithm": "sha-256", "value": "AA"}]}),
     )
     .unwrap();
-    e.connect_webrtc_transport(&t, &fp).unwrap();
+    e.connect_webrtc_transport(&t, &fp, Instant::now()).unwrap();
     assert_eq!(
-        e.connect_webrtc_transport(&t, &fp).unwrap_err().status(),
+        e.connect_webrtc_transport(&t, &fp, Instant::now())
+            .unwrap_err()
+            .status(),
         409
     );
     let bad = e
-        .connect_webrtc_transport(&t, &crate::api::DtlsParameters::default())
+        .connect_webrtc_transport(&t, &crate::api::DtlsParameters::default(), Instant::now())
         .unwrap_err();
     assert_eq!(bad.status(), 400);
     assert_eq!(EngineError::Ortc("x".into()).status(), 400);
@@ -136,7 +141,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
         {"kind": "video", "mimeType": "video/VP9", "clockRate": 90000, "parameters": {"profile-id": 0}}
     ]))
     .unwrap();
-    let r = e.create_router(&codecs).unwrap();
+    let r = e.create_router(&codecs, Instant::now()).unwrap();
     let (t, _) = webrtc(&mut e, &r);
     let caps = e.routers[e.router_ids[&r]].rtp_capabilities.clone();
     let cases = [
@@ -182,6 +187,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                     rtp_parameters: params,
                     paused: false,
                 },
+                Instant::now(),
             )
             .unwrap();
         assert_eq!(answer.producer_type, want, "{mime} {encodings}: {answer:?}");
@@ -195,6 +201,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                     paused: true,
                     enable_rtx: false,
                 },
+                Instant::now(),
             )
             .unwrap();
         assert_eq!(
@@ -221,6 +228,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
                 paused: true,
                 enable_rtx: false,
             },
+            Instant::now(),
         )
         .unwrap_err();
     assert!(

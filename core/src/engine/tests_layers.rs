@@ -108,12 +108,19 @@ fn rig(encodings: Value) -> Rig {
         tcp: None,
         announced_address: None,
     };
-    let mut e = Engine::new(0, listen, DtlsCertificate::generate().unwrap());
+    let mut e = Engine::new(
+        0,
+        listen,
+        DtlsCertificate::generate().unwrap(),
+        Instant::now(),
+        std::time::SystemTime::now(),
+        [7; 32],
+    );
     let codecs = serde_json::from_value::<Vec<RtpCodecCapability>>(json!([
         {"kind": "video", "mimeType": "video/VP8", "clockRate": 90000}
     ]))
     .unwrap();
-    let r = e.create_router(&codecs).unwrap();
+    let r = e.create_router(&codecs, Instant::now()).unwrap();
     let plain = |e: &mut Engine, socket: SocketId, addr: &str, comedia: bool| {
         let info = e
             .create_plain_transport(
@@ -123,6 +130,7 @@ fn rig(encodings: Value) -> Rig {
                 comedia,
                 false,
                 None,
+                Instant::now(),
             )
             .unwrap();
         info.id.parse::<Uuid>().unwrap()
@@ -132,6 +140,7 @@ fn rig(encodings: Value) -> Rig {
     e.connect_plain_transport(
         &ct,
         &serde_json::from_value(json!({"ip": "127.0.0.1", "port": 54098})).unwrap(),
+        Instant::now(),
     )
     .unwrap();
     let params = serde_json::from_value(json!({
@@ -149,6 +158,7 @@ fn rig(encodings: Value) -> Rig {
                 rtp_parameters: params,
                 paused: false,
             },
+            Instant::now(),
         )
         .unwrap();
     let caps = e.routers[e.router_ids[&r]].rtp_capabilities.clone();
@@ -161,6 +171,7 @@ fn rig(encodings: Value) -> Rig {
                 paused: false,
                 enable_rtx: false,
             },
+            Instant::now(),
         )
         .unwrap();
     let consumer: Uuid = c.id.parse().unwrap();
@@ -289,7 +300,7 @@ fn temporal_layer_drop_leaves_no_gap_and_comes_back_at_a_sync_frame() {
 
     // Down to temporal layer 0: only base-layer frames, numbering still continuous (across the
     // sequence-number and 15-bit picture-id wraps).
-    r.e.set_consumer_preferred_layers(&r.consumer, 0, Some(0))
+    r.e.set_consumer_preferred_layers(&r.consumer, 0, Some(0), Instant::now())
         .unwrap();
     let low = r.frames(&mut s, 19);
     assert_eq!(low.len(), 10, "5 base-layer frames of 19: {low:?}");
@@ -311,7 +322,7 @@ fn temporal_layer_drop_leaves_no_gap_and_comes_back_at_a_sync_frame() {
     // Back up, mid-cycle: the next frame is a T2 without layer sync (it references the T1 the
     // receiver never got): still dropped. The T0 after it goes, the T2 after that has layer
     // sync: from there every frame flows again.
-    r.e.set_consumer_preferred_layers(&r.consumer, 0, None)
+    r.e.set_consumer_preferred_layers(&r.consumer, 0, None, Instant::now())
         .unwrap();
     let back = r.frames(&mut s, 8);
     assert_continuous(low.last().copied(), &back);
@@ -340,7 +351,7 @@ fn spatial_switch_keeps_picture_id_and_tl0picidx_continuous() {
     assert_eq!(r.layer_events().last(), Some(&(Some(1), Some(2))));
 
     // Preferred spatial layer 0 at temporal layer 1: the switch waits for layer 0's key frame.
-    r.e.set_consumer_preferred_layers(&r.consumer, 0, Some(1))
+    r.e.set_consumer_preferred_layers(&r.consumer, 0, Some(1), Instant::now())
         .unwrap();
     let mut after = vec![];
     for _ in 0..3 {

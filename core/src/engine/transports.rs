@@ -8,8 +8,14 @@ use crate::api::{
 };
 
 impl Engine {
-    pub(super) fn new_transport(&mut self, router_key: usize, kind: TransportKind) -> usize {
-        let id = Uuid::new_v4();
+    pub(super) fn new_transport(
+        &mut self,
+        router_key: usize,
+        kind: TransportKind,
+        now: Instant,
+    ) -> usize {
+        let id = self.new_id();
+        let rtcp_ssrc = self.rng.gen::<u32>() | 1;
         let key = self.transports.insert(Transport {
             id,
             router: router_key,
@@ -29,8 +35,8 @@ impl Engine {
             ext_rid: 0,
             ext_rrid: 0,
             counters: TransportCounters::default(),
-            created: Instant::now(),
-            rtcp_ssrc: rand::random::<u32>() | 1,
+            created: now,
+            rtcp_ssrc,
             bwe: crate::bwe::TransportBwe::new(),
             demux: DemuxKeys::default(),
             mids: ortc::ConsumerMidAllocator::new(),
@@ -38,7 +44,7 @@ impl Engine {
         self.transport_ids.insert(id, key);
         self.routers[router_key].transports.push(key);
         if self.next_tick.is_none() {
-            self.next_tick = Some(Instant::now());
+            self.next_tick = Some(now);
         }
         key
     }
@@ -51,6 +57,7 @@ impl Engine {
         &mut self,
         router: &Uuid,
         opts: WebRtcTransportOptions,
+        now: Instant,
     ) -> Result<WebRtcTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         if !opts.enable_udp && !opts.enable_tcp {
@@ -62,9 +69,9 @@ impl Engine {
         let ufrag = format!(
             "w{}{}",
             self.worker_index,
-            &crate::ice::random_ufrag()[..30]
+            &crate::ice::random_ufrag(&mut self.rng)[..30]
         );
-        let pwd = crate::ice::random_password();
+        let pwd = crate::ice::random_password(&mut self.rng);
         let state = WebRtcState {
             ice: IceServer::new(ufrag.clone(), pwd, opts.ice_consent_timeout),
             dtls_role: None,
@@ -77,7 +84,7 @@ impl Engine {
             sctp: None,
             sctp_out_streams: opts.sctp.map(|(_, mis)| StreamIdAllocator::new(mis)),
         };
-        let key = self.new_transport(router_key, TransportKind::WebRtc(Box::new(state)));
+        let key = self.new_transport(router_key, TransportKind::WebRtc(Box::new(state)), now);
         self.ufrags.insert(ufrag.clone(), key);
         self.transports[key].demux.ufrags.push(ufrag);
         self.transports[key]
@@ -170,6 +177,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         dtls_parameters: &DtlsParameters,
+        _now: Instant,
     ) -> Result<(), EngineError> {
         let key = self.transport_key(transport)?;
         let fp: Fingerprint = dtls_parameters
@@ -206,14 +214,18 @@ impl Engine {
     }
 
     /// New ICE credentials (ICE restart); the old ones stay valid until the new ones are used.
-    pub fn restart_ice(&mut self, transport: &Uuid) -> Result<IceParameters, EngineError> {
+    pub fn restart_ice(
+        &mut self,
+        transport: &Uuid,
+        _now: Instant,
+    ) -> Result<IceParameters, EngineError> {
         let key = self.transport_key(transport)?;
         let ufrag = format!(
             "w{}{}",
             self.worker_index,
-            &crate::ice::random_ufrag()[..30]
+            &crate::ice::random_ufrag(&mut self.rng)[..30]
         );
-        let pwd = crate::ice::random_password();
+        let pwd = crate::ice::random_password(&mut self.rng);
         let w = self.transports[key]
             .webrtc_mut()
             .ok_or_else(|| EngineError::Invalid("not a WebRtcTransport".into()))?;
@@ -239,6 +251,7 @@ impl Engine {
         comedia: bool,
         enable_srtp: bool,
         srtp_crypto_suite: Option<&str>,
+        now: Instant,
     ) -> Result<PlainTransportInfo, EngineError> {
         let router_key = self.router_key(router)?;
         let mut local_srtp = None;
@@ -249,7 +262,7 @@ impl Engine {
                 EngineError::Invalid(format!("srtpCryptoSuite unsupported: {suite}"))
             })?;
             let mut key = vec![0u8; profile.master_key_len() + profile.master_salt_len()];
-            rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+            self.rng.fill_bytes(&mut key);
             let ctx = SrtpContext::new(
                 profile,
                 &key[..profile.master_key_len()],
@@ -269,7 +282,7 @@ impl Engine {
             enable_srtp,
             local_srtp,
         };
-        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)));
+        let key = self.new_transport(router_key, TransportKind::Plain(Box::new(state)), now);
         self.transports[key].srtp_out = srtp_out;
         self.plain_sockets.insert(socket.0, key);
         self.transports[key].demux.plain_sockets.push(socket.0);
@@ -316,6 +329,7 @@ impl Engine {
         &mut self,
         transport: &Uuid,
         params: &PlainConnectParams,
+        _now: Instant,
     ) -> Result<PlainTransportInfo, EngineError> {
         let key = self.transport_key(transport)?;
         let t = &mut self.transports[key];
@@ -396,7 +410,7 @@ impl Engine {
     // ---------------------------------------------------------------- closing
 
     /// Closes a transport with its producers (their consumers close too) and consumers.
-    pub fn close_transport(&mut self, transport: &Uuid) -> Result<(), EngineError> {
+    pub fn close_transport(&mut self, transport: &Uuid, now: Instant) -> Result<(), EngineError> {
         let key = self.transport_key(transport)?;
         self.close_dtls(key);
         let producers = self.transports[key].producers.clone();
@@ -404,28 +418,28 @@ impl Engine {
             let pid = self.producers[p].id;
             self.events
                 .push_back(EngineEvent::ProducerTransportClosed { producer: pid });
-            let _ = self.close_producer(&pid);
+            let _ = self.close_producer(&pid, now);
         }
         let consumers = self.transports[key].consumers.clone();
         for c in consumers {
             let cid = self.consumers[c].id;
             self.events
                 .push_back(EngineEvent::ConsumerTransportClosed { consumer: cid });
-            let _ = self.close_consumer(&cid);
+            let _ = self.close_consumer(&cid, now);
         }
         let data_producers = self.transports[key].data_producers.clone();
         for d in data_producers {
             let id = self.data_producers[d].id;
             self.events
                 .push_back(EngineEvent::DataProducerTransportClosed { data_producer: id });
-            let _ = self.close_data_producer(&id);
+            let _ = self.close_data_producer(&id, now);
         }
         let data_consumers = self.transports[key].data_consumers.clone();
         for d in data_consumers {
             let id = self.data_consumers[d].id;
             self.events
                 .push_back(EngineEvent::DataConsumerTransportClosed { data_consumer: id });
-            let _ = self.close_data_consumer(&id);
+            let _ = self.close_data_consumer(&id, now);
         }
         let t = self.transports.remove(key);
         self.retired.transports.add(&t.counters);

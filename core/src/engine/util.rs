@@ -1,24 +1,6 @@
-//! Small helpers of the engine: state names, wall-clock time, base64 for SDES keys.
+//! Small helpers of the engine: state names, base64 for SDES keys.
 
 use base64::Engine as _;
-
-use super::*;
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(super) fn ntp_now() -> (u32, u32) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs() + 2_208_988_800;
-    let frac = ((d.subsec_nanos() as u64) << 32) / 1_000_000_000;
-    (secs as u32, frac as u32)
-}
 
 /// Base64 as SDES keys use it: standard alphabet, padding written, optional when read.
 const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(

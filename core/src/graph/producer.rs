@@ -66,6 +66,7 @@ pub struct ProducerStream {
 }
 
 impl ProducerStream {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ssrc: Option<u32>,
         rtx_ssrc: Option<u32>,
@@ -74,6 +75,7 @@ impl ProducerStream {
         clock_rate: u32,
         video: bool,
         dtx: bool,
+        now: Instant,
     ) -> Self {
         Self {
             ssrc,
@@ -82,7 +84,7 @@ impl ProducerStream {
             mapped_ssrc,
             stats: RecvStats::new(ssrc.unwrap_or(0), clock_rate),
             nack: NackGenerator::new(NackConfig::default()),
-            epoch: Instant::now(),
+            epoch: now,
             store: video.then(|| RetransmitStore::new(VIDEO_RTX_SLOTS)),
             packets: 0,
             bytes: 0,
@@ -160,6 +162,7 @@ impl Producer {
         producer_type: crate::ortc::ProducerType,
         mapped_ssrcs: &[u32],
         paused: bool,
+        now: Instant,
     ) -> Self {
         let video = kind == MediaKind::Video;
         let mut pt_map = [255u8; 128];
@@ -212,6 +215,7 @@ impl Producer {
                     clock_rate,
                     video,
                     e.dtx.unwrap_or(false),
+                    now,
                 )
             })
             .collect();
@@ -305,6 +309,7 @@ mod tests {
             crate::ortc::ProducerType::Simple,
             &[1111],
             false,
+            Instant::now(),
         )
     }
 

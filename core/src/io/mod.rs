@@ -1,9 +1,13 @@
 //! The I/O layer: moves datagrams between sockets and the engine, in batches. It knows nothing of
 //! protocols. Two backends fill the same [`RecvBatch`] and drain the same [`TxQueue`]:
-//! [`epoll`] (tokio's epoll reactor + `recvmmsg`/`sendmmsg`) and [`uring`] (io_uring).
+//! [`epoll`] (tokio's epoll reactor + `recvmmsg`/`sendmmsg`) and [`uring`] (io_uring). [`turn`]
+//! is the TURN server's driver (its sockets and tasks around the sans-IO `crate::turn`).
+//! The I/O drivers and the worker loop are the only places that read the clocks (`Instant`,
+//! `SystemTime`) or the OS's randomness; they pass them into the sans-IO code.
 
 pub mod epoll;
 pub mod rx_time;
+pub mod turn;
 pub mod uring;
 
 use std::net::SocketAddr;

@@ -118,8 +118,7 @@ impl RtpObservers {
         self.slab.is_empty()
     }
 
-    fn insert(&mut self, router: usize, kind: ObserverKind) -> (usize, Uuid) {
-        let id = Uuid::new_v4();
+    fn insert(&mut self, router: usize, id: Uuid, kind: ObserverKind) -> usize {
         let key = self.slab.insert(RtpObserver {
             id,
             router,
@@ -127,31 +126,35 @@ impl RtpObservers {
             producers: Vec::new(),
         });
         self.ids.insert(id, key);
-        (key, id)
+        key
     }
 
-    /// Creates an AudioLevelObserver on router `router`.
+    /// Creates an AudioLevelObserver `id` on router `router`; returns its key.
     pub fn create_audio_level(
         &mut self,
         router: usize,
+        id: Uuid,
         opts: AudioLevelOptions,
         now: Instant,
-    ) -> (usize, Uuid) {
+    ) -> usize {
         self.insert(
             router,
+            id,
             ObserverKind::AudioLevel(AudioLevelObserver::new(opts, now)),
         )
     }
 
-    /// Creates an ActiveSpeakerObserver on router `router`.
+    /// Creates an ActiveSpeakerObserver `id` on router `router`; returns its key.
     pub fn create_active_speaker(
         &mut self,
         router: usize,
+        id: Uuid,
         interval: Duration,
         now: Instant,
-    ) -> (usize, Uuid) {
+    ) -> usize {
         self.insert(
             router,
+            id,
             ObserverKind::ActiveSpeaker(ActiveSpeakerObserver::new(interval, now)),
         )
     }
@@ -338,8 +341,9 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis(1);
         let mut r = RtpObservers::new();
-        let (alo, alo_id) = r.create_audio_level(0, AudioLevelOptions::default(), t0);
-        let (aso, aso_id) = r.create_active_speaker(0, Duration::from_millis(300), t0);
+        let (alo_id, aso_id) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let alo = r.create_audio_level(0, alo_id, AudioLevelOptions::default(), t0);
+        let aso = r.create_active_speaker(0, aso_id, Duration::from_millis(300), t0);
         let (p1, p2) = (Uuid::new_v4(), Uuid::new_v4());
         assert_eq!(r.add_producer(alo, 10, p1, false, t0), Ok(true));
         assert_eq!(r.add_producer(alo, 10, p1, false, t0), Ok(false));

@@ -52,6 +52,7 @@ pub fn get_consumer_rtp_parameters(
     remote_caps: &RtpCapabilities,
     pipe: bool,
     enable_rtx: bool,
+    rng: &mut impl Rng,
 ) -> Result<RtpParameters, OrtcError> {
     let mut caps = remote_caps.clone();
     for (i, codec) in caps.codecs.iter_mut().enumerate() {
@@ -107,7 +108,7 @@ pub fn get_consumer_rtp_parameters(
     reduce_bwe_feedback(&mut consumer);
 
     if !pipe {
-        let ssrc = random_ssrc();
+        let ssrc = random_ssrc(rng);
         let n = consumable.encodings.len();
         let mut scalability_mode = consumable
             .encodings
@@ -134,7 +135,7 @@ pub fn get_consumer_rtp_parameters(
             ..Default::default()
         });
     } else {
-        consumer.encodings = pipe_encodings(&consumable.encodings, rtx_supported);
+        consumer.encodings = pipe_encodings(&consumable.encodings, rtx_supported, rng);
     }
     Ok(consumer)
 }
@@ -142,9 +143,10 @@ pub fn get_consumer_rtp_parameters(
 pub(super) fn pipe_encodings(
     encodings: &[RtpEncodingParameters],
     rtx: bool,
+    rng: &mut impl Rng,
 ) -> Vec<RtpEncodingParameters> {
-    let base = random_ssrc();
-    let rtx_base = random_ssrc();
+    let base = random_ssrc(rng);
+    let rtx_base = random_ssrc(rng);
     encodings
         .iter()
         .enumerate()
@@ -166,6 +168,7 @@ pub(super) fn pipe_encodings(
 pub fn get_pipe_consumer_rtp_parameters(
     consumable: &RtpParameters,
     enable_rtx: bool,
+    rng: &mut impl Rng,
 ) -> RtpParameters {
     let codecs = consumable
         .codecs
@@ -193,7 +196,7 @@ pub fn get_pipe_consumer_rtp_parameters(
         mid: None,
         codecs,
         header_extensions,
-        encodings: pipe_encodings(&consumable.encodings, enable_rtx),
+        encodings: pipe_encodings(&consumable.encodings, enable_rtx, rng),
         rtcp: consumable.rtcp.clone(),
     }
 }

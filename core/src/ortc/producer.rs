@@ -53,8 +53,8 @@ impl RtpMapping {
 }
 
 /// A fresh SSRC in [100 000 000, 999 999 999] (mediasoup's `generateRandomNumber`).
-pub fn random_ssrc() -> u32 {
-    rand::thread_rng().gen_range(100_000_000..=999_999_999)
+pub fn random_ssrc(rng: &mut impl Rng) -> u32 {
+    rng.gen_range(100_000_000..=999_999_999)
 }
 
 /// Maps a producer's codecs and encodings onto the router capabilities.
@@ -67,6 +67,7 @@ pub fn random_ssrc() -> u32 {
 pub fn get_producer_rtp_parameters_mapping(
     params: &mut RtpParameters,
     router_caps: &RtpCapabilities,
+    rng: &mut impl Rng,
 ) -> Result<RtpMapping, OrtcError> {
     // (producer codec index, router codec index)
     let mut media: Vec<(usize, usize)> = Vec::new();
@@ -136,7 +137,7 @@ pub fn get_producer_rtp_parameters_mapping(
             ..Default::default()
         });
     }
-    let base = random_ssrc();
+    let base = random_ssrc(rng);
     for (k, enc) in params.encodings.iter().enumerate() {
         mapping.encodings.push(RtpEncodingMapping {
             ssrc: enc.ssrc.filter(|s| *s != 0),
@@ -318,8 +319,9 @@ impl ProducerCname {
         self.cname.as_deref()
     }
 
-    /// Chooses the CNAME if needed and overrides `params.rtcp.cname` with it.
-    pub fn apply(&mut self, params: &mut RtpParameters) -> String {
+    /// Chooses the CNAME if needed (a generated one draws on `rng`) and overrides
+    /// `params.rtcp.cname` with it.
+    pub fn apply(&mut self, params: &mut RtpParameters, rng: &mut impl Rng) -> String {
         let cname = match &self.cname {
             Some(c) => c.clone(),
             None => {
@@ -329,7 +331,8 @@ impl ProducerCname {
                     .clone()
                     .filter(|c| !c.is_empty())
                     .unwrap_or_else(|| {
-                        uuid::Uuid::new_v4()
+                        uuid::Builder::from_random_bytes(rng.gen())
+                            .into_uuid()
                             .simple()
                             .to_string()
                             .chars()

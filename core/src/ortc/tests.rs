@@ -4,6 +4,11 @@ use super::*;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+/// A seeded RNG (ORTC draws SSRCs and CNAMEs from the caller's RNG).
+fn rng() -> rand::rngs::StdRng {
+    rand::SeedableRng::seed_from_u64(0x0_47c)
+}
+
 /// JSON into a typed value the way the Lua host does it (serde: shape, types, ranges), then
 /// the typed normalization the engine applies (`normalize`).
 fn typed<T: DeserializeOwned>(
@@ -360,7 +365,7 @@ fn chrome_audio_producer_mapped_and_consumed() {
         validate_producer_rtp_parameters(MediaKind::Audio, &params),
         Ok(ProducerType::Simple)
     );
-    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps).unwrap();
+    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps, &mut rng()).unwrap();
     assert_eq!(
         mapping.codecs,
         vec![RtpCodecMapping {
@@ -400,7 +405,8 @@ fn chrome_audio_producer_mapped_and_consumed() {
 
     let remote = chrome_recv_caps();
     assert_eq!(can_consume(&consumable, &remote), Ok(true));
-    let consumer = get_consumer_rtp_parameters(&consumable, &remote, false, false).unwrap();
+    let consumer =
+        get_consumer_rtp_parameters(&consumable, &remote, false, false, &mut rng()).unwrap();
     // Audio: no transport-cc extension (recvonly), so transport-cc fb goes, nack stays
     // only with RTX enabled.
     assert_eq!(consumer.codecs.len(), 1);
@@ -410,7 +416,8 @@ fn chrome_audio_producer_mapped_and_consumed() {
     assert_eq!(header_extension_id(&consumer, uri::MID), Some(1));
     assert_eq!(header_extension_id(&consumer, uri::AUDIO_LEVEL), Some(10));
     assert_eq!(consumer.encodings[0].rtx, None);
-    let with_rtx = get_consumer_rtp_parameters(&consumable, &remote, false, true).unwrap();
+    let with_rtx =
+        get_consumer_rtp_parameters(&consumable, &remote, false, true, &mut rng()).unwrap();
     assert_eq!(
         with_rtx.codecs[0].rtcp_feedback,
         vec![RtcpFeedback::new("nack", "")]
@@ -423,12 +430,12 @@ fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
     let caps = router_caps();
     let mut params = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     let mut cname = ProducerCname::new();
-    assert_eq!(cname.apply(&mut params), "k3JvI9+7v0d4dX1q");
+    assert_eq!(cname.apply(&mut params, &mut rng()), "k3JvI9+7v0d4dX1q");
     assert_eq!(
         validate_producer_rtp_parameters(MediaKind::Video, &params),
         Ok(ProducerType::Simulcast)
     );
-    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps).unwrap();
+    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps, &mut rng()).unwrap();
     assert_eq!(
         mapping.codecs,
         vec![
@@ -479,7 +486,8 @@ fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
     for expected in ["0", "1", "2"] {
         assert_eq!(mids.next_mid(), expected);
     }
-    let mut consumer = get_consumer_rtp_parameters(&consumable, &remote, false, true).unwrap();
+    let mut consumer =
+        get_consumer_rtp_parameters(&consumable, &remote, false, true, &mut rng()).unwrap();
     consumer.mid = Some(mids.next_mid());
     let ssrc = consumer.encodings[0].ssrc.unwrap();
     assert!(in_ssrc_range(ssrc));
@@ -514,7 +522,8 @@ fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
     assert_eq!(header_extension_id(&consumer, uri::FRAME_MARKING), None);
 
     // Without RTX: no RTX codec, no plain nack, no RTX SSRC.
-    let no_rtx = get_consumer_rtp_parameters(&consumable, &remote, false, false).unwrap();
+    let no_rtx =
+        get_consumer_rtp_parameters(&consumable, &remote, false, false, &mut rng()).unwrap();
     assert_eq!(no_rtx.codecs.len(), 1);
     assert!(!no_rtx.codecs[0]
         .rtcp_feedback
@@ -525,7 +534,7 @@ fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
     assert_eq!(no_rtx.encodings[0].rtx, None);
 
     // Pipe consumer via getConsumerRtpParameters(pipe=true): all encodings kept.
-    let piped = get_consumer_rtp_parameters(&consumable, &remote, true, true).unwrap();
+    let piped = get_consumer_rtp_parameters(&consumable, &remote, true, true, &mut rng()).unwrap();
     assert_eq!(piped.encodings.len(), 3);
     let (b, rb) = (
         piped.encodings[0].ssrc.unwrap(),
@@ -547,10 +556,10 @@ fn chrome_vp8_simulcast_mapped_and_consumed_like_spec_example() {
 fn pipe_consumer_parameters() {
     let caps = router_caps();
     let mut params = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
-    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps).unwrap();
+    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps, &mut rng()).unwrap();
     let consumable =
         get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).unwrap();
-    let pipe = get_pipe_consumer_rtp_parameters(&consumable, true);
+    let pipe = get_pipe_consumer_rtp_parameters(&consumable, true, &mut rng());
     assert_eq!(pipe.mid, None);
     assert_eq!(pipe.codecs.len(), 2);
     assert_eq!(
@@ -571,7 +580,7 @@ fn pipe_consumer_parameters() {
     assert_eq!(pipe.encodings[2].ssrc, Some(b + 2));
     assert!(pipe.encodings.iter().all(|e| e.rtx.is_some()));
 
-    let pipe = get_pipe_consumer_rtp_parameters(&consumable, false);
+    let pipe = get_pipe_consumer_rtp_parameters(&consumable, false, &mut rng());
     assert_eq!(pipe.codecs.len(), 1);
     assert_eq!(
         pipe.codecs[0].rtcp_feedback,
@@ -602,7 +611,7 @@ fn h264_producer_matching() {
     let caps = router_caps();
     // CB 5.0 with asymmetry → router 107 (CB 3.1), keeps its own level.
     let mut p = h264_producer("42e032", true, 1);
-    let m = get_producer_rtp_parameters_mapping(&mut p, &caps).unwrap();
+    let m = get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
     assert_eq!(
         m.codecs[0],
         RtpCodecMapping {
@@ -624,7 +633,7 @@ fn h264_producer_matching() {
     // Chrome's 42001f is Baseline, not CB: no router codec has that profile.
     let mut p = h264_producer("42001f", true, 1);
     assert_eq!(
-        get_producer_rtp_parameters_mapping(&mut p, &caps),
+        get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()),
         Err(OrtcError::UnsupportedCodec {
             mime_type: "video/H264".into(),
             payload_type: 125
@@ -633,15 +642,15 @@ fn h264_producer_matching() {
     // High profile is rejected.
     let mut p = h264_producer("640032", true, 1);
     assert!(matches!(
-        get_producer_rtp_parameters_mapping(&mut p, &caps),
+        get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()),
         Err(OrtcError::UnsupportedCodec { .. })
     ));
     // packetization-mode must be equal.
     let mut p = h264_producer("42e01f", true, 0);
-    assert!(get_producer_rtp_parameters_mapping(&mut p, &caps).is_err());
+    assert!(get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).is_err());
     // Main 3.1 without asymmetry: answer is min(producer, router) = 3.1 (rewritten canonically).
     let mut p = h264_producer("4d401f", false, 1);
-    let m = get_producer_rtp_parameters_mapping(&mut p, &caps).unwrap();
+    let m = get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
     assert_eq!(m.codecs[0].mapped_payload_type, 105);
     assert_eq!(
         p.codecs[0].parameters.get("profile-level-id"),
@@ -649,7 +658,7 @@ fn h264_producer_matching() {
     );
     // Main 5.1 without asymmetry against router Main 5.0: min level 5.0.
     let mut p = h264_producer("4d0033", false, 1);
-    get_producer_rtp_parameters_mapping(&mut p, &caps).unwrap();
+    get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
     assert_eq!(
         p.codecs[0].parameters.get("profile-level-id"),
         Some(&ParamValue::from("4d0032"))
@@ -657,13 +666,13 @@ fn h264_producer_matching() {
 
     // A consumer only supporting CB cannot consume a Main producer.
     let mut p = h264_producer("4d0032", true, 1);
-    let m = get_producer_rtp_parameters_mapping(&mut p, &caps).unwrap();
+    let m = get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
     let consumable = get_consumable_rtp_parameters(MediaKind::Video, &p, &caps, &m).unwrap();
     assert_eq!(consumable.codecs[0].payload_type, 105);
     let remote = chrome_recv_caps();
     assert_eq!(can_consume(&consumable, &remote), Ok(false));
     assert_eq!(
-        get_consumer_rtp_parameters(&consumable, &remote, false, true),
+        get_consumer_rtp_parameters(&consumable, &remote, false, true, &mut rng()),
         Err(OrtcError::NoCompatibleMediaCodecs)
     );
 }
@@ -756,7 +765,7 @@ fn h264_profile_level_id_rules() {
 fn can_consume_requires_common_media_codec() {
     let caps = router_caps();
     let mut params = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
-    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps).unwrap();
+    let mapping = get_producer_rtp_parameters_mapping(&mut params, &caps, &mut rng()).unwrap();
     let consumable =
         get_consumable_rtp_parameters(MediaKind::Video, &params, &caps, &mapping).unwrap();
     // Only VP9 + RTX: the RTX codec matches but no media codec does.
@@ -771,7 +780,7 @@ fn can_consume_requires_common_media_codec() {
         Ok(false)
     );
     assert_eq!(
-        get_consumer_rtp_parameters(&consumable, &vp9_only, false, true),
+        get_consumer_rtp_parameters(&consumable, &vp9_only, false, true, &mut rng()),
         Err(OrtcError::NoCompatibleMediaCodecs)
     );
     // VP9 profile-id must match strictly.
@@ -780,7 +789,7 @@ fn can_consume_requires_common_media_codec() {
         "encodings":[{"ssrc":5,"scalabilityMode":"L3T3_KEY"}]
     }))
     .unwrap();
-    assert!(get_producer_rtp_parameters_mapping(&mut vp9, &caps).is_err());
+    assert!(get_producer_rtp_parameters_mapping(&mut vp9, &caps, &mut rng()).is_err());
     let mut vp9 = rtp_parameters(json!({
         "codecs":[{"mimeType":"video/VP9","payloadType":98,"clockRate":90000,"parameters":{"profile-id":"2"}}],
         "encodings":[{"ssrc":5,"scalabilityMode":"L3T3_KEY","maxBitrate":5000000}]
@@ -790,7 +799,7 @@ fn can_consume_requires_common_media_codec() {
         validate_producer_rtp_parameters(MediaKind::Video, &vp9),
         Ok(ProducerType::Svc)
     );
-    let m = get_producer_rtp_parameters_mapping(&mut vp9, &caps).unwrap();
+    let m = get_producer_rtp_parameters_mapping(&mut vp9, &caps, &mut rng()).unwrap();
     assert_eq!(
         m.codecs,
         vec![RtpCodecMapping {
@@ -800,7 +809,8 @@ fn can_consume_requires_common_media_codec() {
     );
     let consumable = get_consumable_rtp_parameters(MediaKind::Video, &vp9, &caps, &m).unwrap();
     assert_eq!(can_consume(&consumable, &vp9_only), Ok(true));
-    let consumer = get_consumer_rtp_parameters(&consumable, &vp9_only, false, true).unwrap();
+    let consumer =
+        get_consumer_rtp_parameters(&consumable, &vp9_only, false, true, &mut rng()).unwrap();
     // SVC keeps its mode. As in mediasoup, RTX codecs match on mimeType/clockRate only
     // (not apt), so the router RTX 104 (apt 103) is kept.
     assert_eq!(
@@ -828,19 +838,19 @@ fn rtx_mapping_errors() {
     let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     p.codecs[1].parameters.insert("apt", 55u8);
     assert_eq!(
-        get_producer_rtp_parameters_mapping(&mut p, &caps),
+        get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()),
         Err(OrtcError::MissingMediaCodecForRtx(97))
     );
     let mut no_rtx_caps = caps.clone();
     no_rtx_caps.codecs.retain(|c| !c.is_rtx());
     let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
     assert_eq!(
-        get_producer_rtp_parameters_mapping(&mut p, &no_rtx_caps),
+        get_producer_rtp_parameters_mapping(&mut p, &no_rtx_caps, &mut rng()),
         Err(OrtcError::NoRtxCodecForCapabilityCodec(101))
     );
     // Consumable parameters need the mapping to cover the producer.
     let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
-    let mut m = get_producer_rtp_parameters_mapping(&mut p, &caps).unwrap();
+    let mut m = get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
     m.encodings.pop();
     assert!(matches!(
         get_consumable_rtp_parameters(MediaKind::Video, &p, &caps, &m),
@@ -926,12 +936,12 @@ fn producer_checks_and_type() {
 fn cname_and_mid_rules() {
     let mut cname = ProducerCname::new();
     let mut no_cname = rtp_parameters(json!({"codecs":[],"encodings":[{"ssrc":1}]})).unwrap();
-    let generated = cname.apply(&mut no_cname);
+    let generated = cname.apply(&mut no_cname, &mut rng());
     assert_eq!(generated.len(), 8);
     assert_eq!(no_cname.rtcp.cname.as_deref(), Some(generated.as_str()));
     // A later producer's own CNAME is overridden by the transport's.
     let mut p = rtp_parameters(chrome_audio_producer()).unwrap();
-    assert_eq!(cname.apply(&mut p), generated);
+    assert_eq!(cname.apply(&mut p, &mut rng()), generated);
     assert_eq!(p.rtcp.cname.as_deref(), Some(generated.as_str()));
     assert_eq!(cname.get(), Some(generated.as_str()));
 

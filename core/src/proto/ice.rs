@@ -22,23 +22,22 @@ const MAX_TUPLES: usize = 8;
 /// Length of generated username fragments and passwords (mediasoup shape).
 const CREDENTIAL_LEN: usize = 32;
 
-/// A random 32-character `[a-z0-9]` string.
-fn random_credential() -> String {
+/// A random 32-character `[a-z0-9]` string drawn from `rng`.
+fn random_credential(rng: &mut impl Rng) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
     (0..CREDENTIAL_LEN)
         .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
         .collect()
 }
 
 /// A fresh local username fragment: 32 chars of `[a-z0-9]`.
-pub fn random_ufrag() -> String {
-    random_credential()
+pub fn random_ufrag(rng: &mut impl Rng) -> String {
+    random_credential(rng)
 }
 
 /// A fresh local password: 32 chars of `[a-z0-9]`.
-pub fn random_password() -> String {
-    random_credential()
+pub fn random_password(rng: &mut impl Rng) -> String {
+    random_credential(rng)
 }
 
 /// ICE state as mediasoup reports it (`iceState`).
@@ -590,13 +589,15 @@ mod tests {
 
     #[test]
     fn credentials_have_mediasoup_shape() {
-        for s in [random_ufrag(), random_password()] {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for s in [random_ufrag(&mut rng), random_password(&mut rng)] {
             assert_eq!(s.len(), 32);
             assert!(s
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         }
-        assert_ne!(random_ufrag(), random_ufrag());
+        assert_ne!(random_ufrag(&mut rng), random_ufrag(&mut rng));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! [`SctpAssociation::handle_input`], and every packet from [`SctpAssociation::poll_transmit`] is
 //! sent as one DTLS application-data record. Time is always passed in; nothing here spawns a thread
 //! or reads a clock except `sctp-proto`'s own `Endpoint::connect`, which stamps the new association
-//! with `Instant::now()` (harmless: its timers are armed by our `now` on the first poll).
+//! with the current time (harmless: its timers are armed by our `now` on the first poll), and
+//! `sctp-proto` draws its verification tags and initial TSNs from its own RNG.
 //!
 //! Before any packet reaches `sctp-proto` it is checked by [`validate_packet`] (header, CRC32c,
 //! chunk framing) so malformed input is dropped and counted here, never handed to the state machine

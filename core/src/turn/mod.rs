@@ -17,7 +17,8 @@
 //! [`TurnConfig::denied_peers`] refuses further ranges ([`peer_policy`]).
 
 pub mod peer_policy;
-pub mod udp;
+/// The TURN server's I/O driver (sockets and tasks; it lives in `io/` with the other drivers).
+pub use crate::io::turn as udp;
 mod wire;
 
 pub use peer_policy::{is_denied_peer, PeerRange, PeerRangeError};

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use serde_json::json;
 
@@ -67,7 +68,11 @@ pub async fn engine_connect(
     dtls: serde_json::Value,
 ) {
     w.with_engine(move |e| {
-        e.connect_webrtc_transport(&transport, &serde_json::from_value(dtls).unwrap())
+        e.connect_webrtc_transport(
+            &transport,
+            &serde_json::from_value(dtls).unwrap(),
+            Instant::now(),
+        )
     })
     .await
     .unwrap()
@@ -101,6 +106,7 @@ pub async fn sctp_peer(w: &Arc<ringsfu_core::worker::Worker>, router: uuid::Uuid
                     sctp: Some((1024, 1024)),
                     ..Default::default()
                 },
+                Instant::now(),
             )
             .map(|v| serde_json::to_value(v).unwrap())
         })

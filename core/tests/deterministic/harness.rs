@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ringsfu_core::api::{DtlsParameters, WebRtcTransportInfo};
 use ringsfu_core::dtls::{DtlsCertificate, DtlsOutput, DtlsRole, DtlsSession, Fingerprint};
@@ -26,6 +26,9 @@ use uuid::Uuid;
 
 /// The engine's one UDP socket (id 0) listens here.
 pub const SERVER: &str = "10.0.0.1:4443";
+/// The virtual wall clock at virtual time zero, since the Unix epoch (2023-11-14T22:13:20Z): sender
+/// reports' NTP times and stats timestamps are reproducible.
+pub const WALL_START: Duration = Duration::from_secs(1_700_000_000);
 /// A browser sends consent checks about every 5 s (RFC 7675: 4-6 s).
 pub const CONSENT_INTERVAL: Duration = Duration::from_secs(5);
 /// Upper bound of loop iterations of one `run_until` (a livelock fails the test, never hangs it).
@@ -306,11 +309,18 @@ impl Sim {
             tcp: None,
             announced_address: None,
         };
-        // Virtual time starts an hour ahead of the real clock: the engine calls that still read
-        // `Instant::now()` themselves (until `now` is an argument of every call) then always see
-        // a time in the virtual past, never one in the virtual future.
+        // Virtual time starts an hour ahead of the real clock, so nothing read from the real
+        // clock (the peers' crates) can be in the virtual future. The engine reads no clock: every
+        // call gets the virtual `now`, and its wall clock and RNG seed are fixed too.
         let base = Instant::now() + Duration::from_secs(3600);
-        let engine = Engine::new(0, listen, DtlsCertificate::generate().unwrap());
+        let engine = Engine::new(
+            0,
+            listen,
+            DtlsCertificate::generate().unwrap(),
+            base,
+            SystemTime::UNIX_EPOCH + WALL_START,
+            [7; 32],
+        );
         Sim {
             engine,
             peers: Vec::new(),
@@ -329,6 +339,11 @@ impl Sim {
         self.now
     }
 
+    /// The virtual wall clock: [`WALL_START`] plus the virtual time since the start.
+    pub fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + WALL_START + self.elapsed()
+    }
+
     /// Virtual time since the start.
     pub fn elapsed(&self) -> Duration {
         self.now - self.base
@@ -345,7 +360,7 @@ impl Sim {
         let want_sctp = opts.sctp.is_some();
         let info = self
             .engine
-            .create_webrtc_transport(router, opts)
+            .create_webrtc_transport(router, opts, self.now)
             .expect("create transport");
         let transport: Uuid = info.id.parse().unwrap();
         let fp = self.cert.fingerprints().last().unwrap().clone();
@@ -356,6 +371,7 @@ impl Sim {
                     role: Some("client".into()),
                     fingerprints: vec![fp],
                 },
+                self.now,
             )
             .expect("connect transport");
         let id = self.peers.len();
@@ -477,7 +493,8 @@ impl Sim {
 
     fn fire_timers(&mut self) {
         let now = self.now;
-        self.engine.handle_timeout(now);
+        let wall = self.wall();
+        self.engine.handle_timeout(now, wall);
         for p in &mut self.peers {
             p.handle_timeout(now);
         }

@@ -7,6 +7,7 @@
 //! `maxMessageSize`, and closes them with the transport or the room ([`close_direct`]).
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{Lua, LuaSerdeExt, Table, UserDataFields, UserDataMethods, Value};
 use ringsfu_core::data::DataMessage;
@@ -99,7 +100,7 @@ impl Kind for DataProducer {
 
     fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
         add_pause_methods(methods, |e, id, paused| {
-            e.set_data_producer_paused(id, paused)
+            e.set_data_producer_paused(id, paused, Instant::now())
         });
         // dataProducer:send(data, ppid = 51): direct data producers only (the engine refuses
         // the others).
@@ -121,18 +122,20 @@ impl Kind for DataProducer {
                     )));
                 }
                 let id = this.id();
-                engine(|e| e.send_data(&id, DataMessage { ppid, data }))
+                engine(|e| e.send_data(&id, DataMessage { ppid, data }, Instant::now()))
             },
         );
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.id();
-            lua.to_value(&json_of(&engine(|e| e.data_producer_stats(&id))?)?)
+            lua.to_value(&json_of(&engine(|e| {
+                e.data_producer_stats(&id, Instant::now())
+            })?)?)
         });
     }
 
     fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
         let id = obj.id;
-        close_in_engine(|e| e.close_data_producer(&id))
+        close_in_engine(|e| e.close_data_producer(&id, Instant::now()))
     }
 }
 
@@ -155,17 +158,19 @@ impl Kind for DataConsumer {
 
     fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
         add_pause_methods(methods, |e, id, paused| {
-            e.set_data_consumer_paused(id, paused)
+            e.set_data_consumer_paused(id, paused, Instant::now())
         });
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.id();
-            lua.to_value(&json_of(&engine(|e| e.data_consumer_stats(&id))?)?)
+            lua.to_value(&json_of(&engine(|e| {
+                e.data_consumer_stats(&id, Instant::now())
+            })?)?)
         });
     }
 
     fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
         let id = obj.id;
-        close_in_engine(|e| e.close_data_consumer(&id))
+        close_in_engine(|e| e.close_data_consumer(&id, Instant::now()))
     }
 }
 
@@ -193,6 +198,7 @@ pub fn produce_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> 
             &label,
             &protocol,
             paused,
+            Instant::now(),
         )
     })?;
     let obj = new_data_obj(on, Tag::DataProducer, json_of(&info)?, paused)?;
@@ -219,6 +225,7 @@ pub fn consume_data(lua: &Lua, on: On<'_>, opts: &Table) -> mlua::Result<Value> 
             o.max_packet_life_time,
             o.max_retransmits,
             paused,
+            Instant::now(),
         )
     })?;
     let obj = new_data_obj(on, Tag::DataConsumer, json_of(&info)?, paused)?;
@@ -251,8 +258,10 @@ pub fn close_direct(objs: &[Rc<Obj>]) {
         for o in objs.iter().filter(|o| o.tag == tag && o.parent.is_some()) {
             let id = o.id;
             let r = match tag {
-                Tag::DataConsumer => close_in_engine(|e| e.close_data_consumer(&id)),
-                _ => close_in_engine(|e| e.close_data_producer(&id)),
+                Tag::DataConsumer => {
+                    close_in_engine(|e| e.close_data_consumer(&id, Instant::now()))
+                }
+                _ => close_in_engine(|e| e.close_data_producer(&id, Instant::now())),
             };
             if let Err(e) = r {
                 log::debug!("closing {}: {e}", o.name());

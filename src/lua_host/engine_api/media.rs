@@ -2,6 +2,7 @@
 //! keyframe controls.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{LuaSerdeExt, Table, UserDataFields, UserDataMethods};
 
@@ -26,20 +27,20 @@ impl Kind for Producer {
     fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
         add_pause_methods(methods, |e, id, paused| {
             if paused {
-                e.pause_producer(id)
+                e.pause_producer(id, Instant::now())
             } else {
-                e.resume_producer(id)
+                e.resume_producer(id, Instant::now())
             }
         });
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.id();
-            lua.to_value(&engine(|e| e.producer_stats(&id))?)
+            lua.to_value(&engine(|e| e.producer_stats(&id, Instant::now()))?)
         });
     }
 
     fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
         let id = obj.id;
-        close_in_engine(|e| e.close_producer(&id))
+        close_in_engine(|e| e.close_producer(&id, Instant::now()))
     }
 }
 
@@ -55,14 +56,14 @@ impl Kind for Consumer {
     fn add_methods<M: UserDataMethods<Handle<Self>>>(methods: &mut M) {
         add_pause_methods(methods, |e, id, paused| {
             if paused {
-                e.pause_consumer(id)
+                e.pause_consumer(id, Instant::now())
             } else {
-                e.resume_consumer(id)
+                e.resume_consumer(id, Instant::now())
             }
         });
         methods.add_method("getStats", |lua, this, ()| {
             let id = this.id();
-            lua.to_value(&engine(|e| e.consumer_stats(&id))?)
+            lua.to_value(&engine(|e| e.consumer_stats(&id, Instant::now()))?)
         });
         methods.add_method("dump", |lua, this, ()| {
             let id = this.id();
@@ -84,7 +85,7 @@ impl Kind for Consumer {
                 ),
             };
             let id = this.id();
-            engine(|e| e.set_consumer_preferred_layers(&id, spatial, temporal))
+            engine(|e| e.set_consumer_preferred_layers(&id, spatial, temporal, Instant::now()))
         });
         methods.add_method("setPriority", |_, this, priority: i64| {
             let p = u8::try_from(priority)
@@ -92,16 +93,16 @@ impl Kind for Consumer {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| invalid("wrong priority"))?;
             let id = this.id();
-            engine(|e| e.set_consumer_priority(&id, p))
+            engine(|e| e.set_consumer_priority(&id, p, Instant::now()))
         });
         methods.add_method("requestKeyFrame", |_, this, ()| {
             let id = this.id();
-            engine(|e| e.request_consumer_key_frame(&id))
+            engine(|e| e.request_consumer_key_frame(&id, Instant::now()))
         });
     }
 
     fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
         let id = obj.id;
-        close_in_engine(|e| e.close_consumer(&id))
+        close_in_engine(|e| e.close_consumer(&id, Instant::now()))
     }
 }

@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use ringsfu_core::engine::{Engine, EngineError};
@@ -110,7 +111,7 @@ pub fn create_router(codecs: &[Json]) -> Option<Result<Uuid, String>> {
         serde_path_to_error::deserialize(Json::Array(codecs.to_vec()))
             .map_err(|e| format!("router.mediaCodecs{}: {}", e.path(), e.inner()));
     Some(parsed.and_then(|codecs| {
-        ctx.with_engine(|e| e.create_router(&codecs))
+        ctx.with_engine(|e| e.create_router(&codecs, Instant::now()))
             .map_err(|e| e.to_string())
     }))
 }
@@ -135,7 +136,7 @@ pub fn engine_counts() -> Option<ringsfu_core::engine::TableSizes> {
 /// Closes a room's router (cascading to everything in it).
 pub fn close_router(host: &Host, router: Uuid) {
     if let Some(ctx) = ctx() {
-        if let Err(e) = ctx.with_engine(|e| e.close_router(&router)) {
+        if let Err(e) = ctx.with_engine(|e| e.close_router(&router, Instant::now())) {
             log::debug!("closing router {router}: {e}");
         }
     }

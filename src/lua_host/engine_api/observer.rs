@@ -9,6 +9,7 @@
 //! observer: nothing here runs per packet.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{UserDataFields, UserDataMethods, Value};
 use uuid::Uuid;
@@ -37,7 +38,7 @@ macro_rules! observer_kind {
 
             fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
                 let id = obj.id;
-                close_in_engine(|e| e.close_observer(&id))
+                close_in_engine(|e| e.close_observer(&id, Instant::now()))
             }
         }
     };
@@ -66,19 +67,19 @@ fn add_observer_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M)
         this.alive()?;
         let producer = producer_arg(arg)?;
         let id = this.id();
-        engine(|e| e.observer_add_producer(&id, &producer))
+        engine(|e| e.observer_add_producer(&id, &producer, Instant::now()))
     });
     methods.add_method("removeProducer", |_, this, arg: Value| {
         this.alive()?;
         let producer = producer_arg(arg)?;
         let id = this.id();
-        engine(|e| e.observer_remove_producer(&id, &producer))
+        engine(|e| e.observer_remove_producer(&id, &producer, Instant::now()))
     });
     add_pause_methods(methods, |e, id, paused| {
         if paused {
-            e.pause_observer(id)
+            e.pause_observer(id, Instant::now())
         } else {
-            e.resume_observer(id)
+            e.resume_observer(id, Instant::now())
         }
     });
 }

@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 use std::time::Duration;
+use std::time::Instant;
 
 use mlua::{LuaSerdeExt, Table, UserDataMethods, Value};
 use ringsfu_core::engine::WebRtcTransportOptions;
@@ -54,7 +55,9 @@ impl Kind for Router {
             let opts = opts_or_empty(lua, opts)?;
             let options = webrtc_options(parse(lua, Some(&opts), "createWebRtcTransport")?)?;
             let router = this.id();
-            let info = json_of(&engine(|e| e.create_webrtc_transport(&router, options))?)?;
+            let info = json_of(&engine(|e| {
+                e.create_webrtc_transport(&router, options, Instant::now())
+            })?)?;
             let obj = this.0.child(Tag::WebRtcTransport, created_id(&info)?, info);
             LuaWebRtcTransport::register(lua, obj, opts.get("appData")?)
         });
@@ -96,7 +99,7 @@ impl Kind for Router {
                 )
                 .map_err(|e| invalid(e.to_string()))?;
                 let router = this.id();
-                let id = engine(|e| e.create_audio_level_observer(&router, o))?;
+                let id = engine(|e| e.create_audio_level_observer(&router, o, Instant::now()))?;
                 let info = json!({ "id": id.to_string(), "type": "audiolevel" });
                 let obj = this.0.child(Tag::AudioLevelObserver, id, info);
                 LuaAudioLevelObserver::register(lua, obj, opts.get("appData")?)
@@ -110,7 +113,9 @@ impl Kind for Router {
                     parse(lua, Some(&opts), "createActiveSpeakerObserver")?;
                 let interval = active_speaker::interval_from_ms(rounded(p.interval, 300));
                 let router = this.id();
-                let id = engine(|e| e.create_active_speaker_observer(&router, interval))?;
+                let id = engine(|e| {
+                    e.create_active_speaker_observer(&router, interval, Instant::now())
+                })?;
                 let info = json!({ "id": id.to_string(), "type": "activespeaker" });
                 let obj = this.0.child(Tag::ActiveSpeakerObserver, id, info);
                 LuaActiveSpeakerObserver::register(lua, obj, opts.get("appData")?)
@@ -120,7 +125,7 @@ impl Kind for Router {
 
     fn close(obj: &Rc<Obj>) -> mlua::Result<()> {
         let id = obj.id;
-        close_in_engine(|e| e.close_router(&id))
+        close_in_engine(|e| e.close_router(&id, Instant::now()))
     }
 }
 
@@ -181,6 +186,7 @@ fn create_plain_transport(router: Uuid, o: PlainTransportOpts) -> mlua::Result<J
             comedia,
             enable_srtp,
             suite.as_deref(),
+            Instant::now(),
         )
     });
     match created {

@@ -3,6 +3,7 @@
 //! restart and SCTP data channels (`produceData`, `consumeData`) are WebRtcTransport methods.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use mlua::{LuaSerdeExt, Table, UserDataFields, UserDataMethods, Value};
 use ringsfu_core::api::{DtlsParameters, PlainConnectParams};
@@ -44,11 +45,11 @@ impl Kind for WebRtcTransport {
             let dtls: DtlsParameters =
                 from_lua(lua, params.get("dtlsParameters")?, "dtlsParameters")?;
             let id = this.id();
-            engine(|e| e.connect_webrtc_transport(&id, &dtls))
+            engine(|e| e.connect_webrtc_transport(&id, &dtls, Instant::now()))
         });
         methods.add_method("restartIce", |lua, this, ()| {
             let id = this.id();
-            lua.to_value(&engine(|e| e.restart_ice(&id))?)
+            lua.to_value(&engine(|e| e.restart_ice(&id, Instant::now()))?)
         });
         methods.add_method("produceData", |lua, this, opts: Table| {
             data::produce_data(lua, data::On::Sctp(&this.0), &opts)
@@ -76,7 +77,9 @@ impl Kind for PlainTransport {
         methods.add_method("connect", |lua, this, params: Table| {
             let p: PlainConnectParams = from_lua(lua, Value::Table(params), "params")?;
             let id = this.id();
-            lua.to_value(&engine(|e| e.connect_plain_transport(&id, &p))?)
+            lua.to_value(&engine(|e| {
+                e.connect_plain_transport(&id, &p, Instant::now())
+            })?)
         });
     }
 
@@ -87,7 +90,7 @@ impl Kind for PlainTransport {
 
 fn close_transport(obj: &Obj) -> mlua::Result<()> {
     let id = obj.id;
-    close_in_engine(|e| e.close_transport(&id))
+    close_in_engine(|e| e.close_transport(&id, Instant::now()))
 }
 
 /// The methods every network transport has.
@@ -101,13 +104,13 @@ fn add_common_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M) {
             )));
         }
         let id = this.id();
-        engine(|e| e.set_max_outgoing_bitrate(&id, bps as u64))
+        engine(|e| e.set_max_outgoing_bitrate(&id, bps as u64, Instant::now()))
     });
     // transport:setMaxIncomingBitrate(bps): REMB cap announced to the remote (0 removes it).
     methods.add_method("setMaxIncomingBitrate", |_, this, bps: i64| {
         let bps = u64::try_from(bps).map_err(|_| invalid(format!("wrong bitrate {bps}")))?;
         let id = this.id();
-        engine(|e| e.set_max_incoming_bitrate(&id, bps))
+        engine(|e| e.set_max_incoming_bitrate(&id, bps, Instant::now()))
     });
     methods.add_method("produce", |lua, this, opts: Table| {
         let o: ProduceOpts = parse(lua, Some(&opts), "produce")?;
@@ -122,7 +125,7 @@ fn add_common_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M) {
             paused,
         };
         let id = this.id();
-        let info = json_of(&engine(|e| e.produce(&id, options))?)?;
+        let info = json_of(&engine(|e| e.produce(&id, options, Instant::now()))?)?;
         let obj = this.0.child(Tag::Producer, created_id(&info)?, info);
         obj.paused.set(paused);
         LuaProducer::register(lua, obj, opts.get("appData")?)
@@ -146,9 +149,9 @@ fn add_common_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M) {
         let id = this.id();
         let info = engine(|e| {
             if offerer {
-                e.consume_for_offerer(&id, options, mid)
+                e.consume_for_offerer(&id, options, mid, Instant::now())
             } else {
-                e.consume(&id, options)
+                e.consume(&id, options, Instant::now())
             }
         })?;
         let producer_paused = info.producer_paused;
@@ -160,7 +163,7 @@ fn add_common_methods<K: Kind, M: UserDataMethods<Handle<K>>>(methods: &mut M) {
     });
     methods.add_method("getStats", |lua, this, ()| {
         let id = this.id();
-        lua.to_value(&engine(|e| e.transport_stats(&id))?)
+        lua.to_value(&engine(|e| e.transport_stats(&id, Instant::now()))?)
     });
     methods.add_method("dump", |lua, this, ()| {
         let id = this.id();

@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 
 use crate::io::epoll::bind_udp;
 
-use super::{Action, Client, Clock, RelayPorts, Transport, TurnConfig, TurnServer, TurnStats};
+use crate::turn::{
+    Action, Client, Clock, RelayPorts, Transport, TurnConfig, TurnServer, TurnStats,
+};
 
 /// Where the TURN server listens and relays.
 #[derive(Debug, Clone)]
