@@ -1,7 +1,7 @@
 //! Engine tests that need its private state: demux bookkeeping on close, DTLS start.
 
 use super::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn engine() -> Engine {
     let listen = ListenInfo {
@@ -213,9 +213,7 @@ fn produce_answers_mediasoups_producer_type_and_consumers_follow_it() {
     // an RTX codec whose apt is no payload type is refused, by can_consume too.
     let mut bad = caps.clone();
     assert!(bad.codecs[1].is_rtx());
-    bad.codecs[1]
-        .parameters
-        .insert("apt".into(), Value::from("x"));
+    bad.codecs[1].parameters.insert("apt", "x");
     let pid = e.producers.iter().next().map(|(_, p)| p.id).unwrap();
     assert!(matches!(
         e.can_consume(&pid, &bad),

@@ -4,13 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::codecs::PayloadCodec;
 use crate::keys::{ConsumerKey, RouterKey, TransportKey};
 use crate::rtp::RtpHeader;
-use crate::rtp_parameters::{is_rtx_mime_type, MediaKind, RtpParameters};
+use crate::rtp_parameters::{is_rtx_mime_type, MediaKind, ParamValue, RtpParameters};
 use crate::rtp_stream::{NackConfig, NackGenerator, RecvStats, RetransmitStore};
 use crate::score::RecvScore;
 
@@ -193,7 +192,7 @@ impl Producer {
             .iter()
             .filter(|c| is_rtx_mime_type(&c.mime_type))
         {
-            if let Some(apt) = c.parameters.get("apt").and_then(Value::as_u64) {
+            if let Some(apt) = c.parameters.get("apt").and_then(ParamValue::as_u64) {
                 rtx_to_media[(c.payload_type & 0x7f) as usize] = apt as u8;
             }
         }

@@ -48,7 +48,7 @@ pub(super) fn supported_codec(
     preferred_payload_type: Option<u8>,
     clock_rate: u32,
     channels: Option<u8>,
-    parameters: &[(&str, Value)],
+    parameters: &[(&str, ParamValue)],
     rtcp_feedback: &[(&str, &str)],
 ) -> RtpCodecCapability {
     let kind = MediaKind::from_mime_type(mime_type).unwrap_or(MediaKind::Audio);
@@ -62,10 +62,7 @@ pub(super) fn supported_codec(
             MediaKind::Audio => Some(channels.unwrap_or(1)),
             MediaKind::Video => None,
         },
-        parameters: parameters
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
+        parameters: parameters.iter().map(|(k, v)| (*k, v.clone())).collect(),
         rtcp_feedback: feedback(rtcp_feedback),
     }
 }
@@ -88,14 +85,14 @@ pub fn supported_rtp_capabilities() -> RtpCapabilities {
             48000,
             Some(channels),
             &[
-                ("channel_mapping", Value::from(mapping)),
-                ("num_streams", Value::from(streams)),
-                ("coupled_streams", Value::from(coupled)),
+                ("channel_mapping", ParamValue::from(mapping)),
+                ("num_streams", ParamValue::from(streams)),
+                ("coupled_streams", ParamValue::from(coupled)),
             ],
             audio_fb,
         )
     };
-    let asym: &[(&str, Value)] = &[("level-asymmetry-allowed", Value::from(1))];
+    let asym: &[(&str, ParamValue)] = &[("level-asymmetry-allowed", ParamValue::Int(1))];
     let mut codecs = vec![
         supported_codec("audio/opus", None, 48000, Some(2), &[], audio_fb),
         multiopus(4, "0,1,2,3", 2, 2),
@@ -242,8 +239,8 @@ pub fn generate_router_rtp_capabilities(
             let rtx_pt = pool
                 .pop_front()
                 .ok_or(OrtcError::DynamicPayloadTypesExhausted)?;
-            let mut parameters = Map::new();
-            parameters.insert("apt".to_owned(), Value::from(pt));
+            let mut parameters = CodecParameters::new();
+            parameters.insert("apt", pt);
             caps.codecs.push(RtpCodecCapability {
                 kind,
                 mime_type: "video/rtx".to_owned(),

@@ -1,7 +1,7 @@
 //! H264 `profile-level-id` handling (RFC 6184 §8.1, as in libwebrtc / h264-profile-level-id).
 
 use crate::rtp_parameters::CodecParameters;
-use serde_json::Value;
+use crate::rtp_parameters::ParamValue;
 
 /// H264 profiles that WebRTC negotiates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +118,9 @@ pub fn profile_level_id_to_string(p: ProfileLevelId) -> Option<String> {
 /// SDP-to-JSON converters may produce for all-digit ids, are stringified).
 fn profile_level_id_param(params: &CodecParameters) -> Option<String> {
     match params.get("profile-level-id")? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) if n.as_f64() != Some(0.0) => Some(n.to_string()),
+        ParamValue::String(s) if !s.is_empty() => Some(s.clone()),
+        ParamValue::String(_) => None,
+        n if n.is_truthy() => Some(n.to_string()),
         _ => None,
     }
 }
@@ -140,13 +141,12 @@ pub fn is_same_profile(a: &CodecParameters, b: &CodecParameters) -> bool {
     }
 }
 
-/// `level-asymmetry-allowed` is `1`, `"1"` or `true`.
+/// `level-asymmetry-allowed` is `1` or `"1"`.
 pub fn is_level_asymmetry_allowed(params: &CodecParameters) -> bool {
     match params.get("level-asymmetry-allowed") {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64() == Some(1.0),
-        Some(Value::String(s)) => s == "1",
-        _ => false,
+        Some(ParamValue::String(s)) => s == "1",
+        Some(n) => n.as_f64() == Some(1.0),
+        None => false,
     }
 }
 

@@ -51,7 +51,7 @@ pub(super) fn apply_answer(params: &mut CodecParameters, answer: ProfileLevelIdA
     match answer {
         ProfileLevelIdAnswer::Untouched => {}
         ProfileLevelIdAnswer::Set(s) => {
-            params.insert("profile-level-id".to_owned(), Value::from(s));
+            params.insert("profile-level-id", s);
         }
         ProfileLevelIdAnswer::Remove => {
             params.remove("profile-level-id");
@@ -61,17 +61,10 @@ pub(super) fn apply_answer(params: &mut CodecParameters, answer: ProfileLevelIdA
 
 /// Parameter equality tolerant of number vs numeric string (`1` == `"1"`), which SDP-derived
 /// JSON from different clients mixes.
-pub(super) fn param_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
-    fn num(v: &Value) -> Option<f64> {
-        match v {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-    }
+pub(super) fn param_eq(a: Option<&ParamValue>, b: Option<&ParamValue>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => match (num(a), num(b)) {
+        (Some(a), Some(b)) => match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => x == y,
             _ => a == b,
         },
@@ -81,9 +74,9 @@ pub(super) fn param_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
 
 /// `params[key] || 0` equality (mediasoup's default for packetization-mode / profile-id).
 pub(super) fn param_or_zero_eq(a: &CodecParameters, b: &CodecParameters, key: &str) -> bool {
-    let zero = Value::from(0);
+    let zero = ParamValue::Int(0);
     let pick = |p: &CodecParameters| match p.get(key) {
-        Some(v) if truthy(v) => v.clone(),
+        Some(v) if v.is_truthy() => v.clone(),
         _ => zero.clone(),
     };
     param_eq(Some(&pick(a)), Some(&pick(b)))

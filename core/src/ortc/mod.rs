@@ -7,10 +7,9 @@
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::rtp_parameters::{
-    is_rtx_mime_type, param_as_u8, uri, CodecParameters, MediaKind, RtcpFeedback, RtcpParameters,
+    is_rtx_mime_type, uri, CodecParameters, MediaKind, ParamValue, RtcpFeedback, RtcpParameters,
     RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpEncodingRtx,
     RtpHeaderExtension, RtpHeaderExtensionDirection, RtpHeaderExtensionParameters, RtpParameters,
     ScalabilityMode, SctpStreamParameters,

@@ -7,12 +7,241 @@
 //! mediasoup's defaulting rules live in [`crate::ortc`] (`normalize_rtp_parameters`,
 //! `normalize_rtp_capabilities`).
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
 
-/// Codec-specific parameters (`a=fmtp` key/values): a JSON object of string or number values.
-/// Kept as a JSON map so that unknown parameters round-trip untouched.
-pub type CodecParameters = Map<String, Value>;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One codec parameter value (`a=fmtp` `key=value`): a number or a string, as in mediasoup's
+/// JSON. Deserializing accepts integers, floats, strings and `null` (→ `""`, as mediasoup);
+/// anything else is an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    /// An integer (`packetization-mode: 1`, `apt: 96`).
+    Int(i64),
+    /// A number with a fraction (or beyond the i64 range).
+    Float(f64),
+    /// A string (`profile-level-id: "42e01f"`).
+    String(String),
+}
+
+impl ParamValue {
+    /// The value as a number: a number, or a string holding one (`"1"`), which SDP-derived
+    /// JSON from different clients mixes.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ParamValue::Int(n) => Some(*n as f64),
+            ParamValue::Float(f) => Some(*f),
+            ParamValue::String(s) => s.trim().parse().ok(),
+        }
+    }
+
+    /// The value as a non-negative integer if it is an integer number (strings are not read).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            ParamValue::Int(n) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+
+    /// The value if it is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ParamValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// JavaScript truthiness (mediasoup's `params[key] || 0`): not 0 and not `""`.
+    pub fn is_truthy(&self) -> bool {
+        match self {
+            ParamValue::Int(n) => *n != 0,
+            ParamValue::Float(f) => *f != 0.0,
+            ParamValue::String(s) => !s.is_empty(),
+        }
+    }
+}
+
+/// As written in an `a=fmtp` line (`96`, `1.5`, `42e01f`).
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Int(n) => write!(f, "{n}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::String(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<&str> for ParamValue {
+    fn from(s: &str) -> Self {
+        ParamValue::String(s.to_owned())
+    }
+}
+
+impl From<String> for ParamValue {
+    fn from(s: String) -> Self {
+        ParamValue::String(s)
+    }
+}
+
+impl From<i64> for ParamValue {
+    fn from(n: i64) -> Self {
+        ParamValue::Int(n)
+    }
+}
+
+impl From<u8> for ParamValue {
+    fn from(n: u8) -> Self {
+        ParamValue::Int(n.into())
+    }
+}
+
+impl From<u32> for ParamValue {
+    fn from(n: u32) -> Self {
+        ParamValue::Int(n.into())
+    }
+}
+
+impl Serialize for ParamValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ParamValue::Int(n) => s.serialize_i64(*n),
+            ParamValue::Float(f) => s.serialize_f64(*f),
+            ParamValue::String(v) => s.serialize_str(v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ParamValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<ParamValue, E> {
+                Ok(ParamValue::Int(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<ParamValue, E> {
+                Ok(i64::try_from(n).map_or(ParamValue::Float(n as f64), ParamValue::Int))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<ParamValue, E> {
+                Ok(ParamValue::Float(f))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<ParamValue, E> {
+                Ok(ParamValue::String(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<ParamValue, E> {
+                Ok(ParamValue::String(s))
+            }
+            fn visit_unit<E>(self) -> Result<ParamValue, E> {
+                Ok(ParamValue::String(String::new()))
+            }
+            fn visit_none<E>(self) -> Result<ParamValue, E> {
+                Ok(ParamValue::String(String::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Codec-specific parameters (`a=fmtp` key/values, or a header extension's parameters): a
+/// JSON object of string or number values, kept whole so unknown parameters round-trip
+/// untouched. Keys are ordered (as a JSON object here always was).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CodecParameters(BTreeMap<String, ParamValue>);
+
+impl CodecParameters {
+    /// No parameters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&ParamValue> {
+        self.0.get(key)
+    }
+
+    /// Sets `key`, returning the value it replaces.
+    pub fn insert(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<ParamValue>,
+    ) -> Option<ParamValue> {
+        self.0.insert(key.into(), value.into())
+    }
+
+    /// Sets `key` unless it is already set.
+    pub fn insert_if_absent(&mut self, key: &str, value: impl Into<ParamValue>) {
+        self.0.entry(key.to_owned()).or_insert_with(|| value.into());
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &str) -> Option<ParamValue> {
+        self.0.remove(key)
+    }
+
+    /// Whether `key` is set.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The parameters in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &ParamValue)> {
+        self.0.iter()
+    }
+
+    /// `key` read as a payload type (`apt`): an integer, or a string holding one, in 0..=255.
+    pub fn payload_type(&self, key: &str) -> Option<u8> {
+        match self.get(key)? {
+            ParamValue::Int(n) => u8::try_from(*n).ok(),
+            ParamValue::String(s) => s.trim().parse().ok(),
+            ParamValue::Float(_) => None,
+        }
+    }
+
+    /// `key` read as a non-negative integer: an integer, or a string holding one.
+    pub fn uint(&self, key: &str) -> Option<u64> {
+        match self.get(key)? {
+            ParamValue::Int(n) => u64::try_from(*n).ok(),
+            ParamValue::String(s) => s.trim().parse().ok(),
+            ParamValue::Float(_) => None,
+        }
+    }
+}
+
+impl<K: Into<String>, V: Into<ParamValue>> FromIterator<(K, V)> for CodecParameters {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        CodecParameters(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+impl<K: Into<String>, V: Into<ParamValue>> Extend<(K, V)> for CodecParameters {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        self.0
+            .extend(iter.into_iter().map(|(k, v)| (k.into(), v.into())));
+    }
+}
+
+impl IntoIterator for CodecParameters {
+    type Item = (String, ParamValue);
+    type IntoIter = std::collections::btree_map::IntoIter<String, ParamValue>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
 
 /// Well-known RTP header extension URIs.
 pub mod uri {
@@ -208,7 +437,7 @@ impl RtpCodecParameters {
 
     /// The `apt` parameter (associated payload type) if present and a valid payload type.
     pub fn apt(&self) -> Option<u8> {
-        param_as_u8(self.parameters.get("apt"))
+        self.parameters.payload_type("apt")
     }
 
     /// The media kind derived from the mimeType.
@@ -403,15 +632,6 @@ pub fn is_rtx_mime_type(mime_type: &str) -> bool {
     n > 4 && mime_type.is_char_boundary(n - 4) && mime_type[n - 4..].eq_ignore_ascii_case("/rtx")
 }
 
-/// A codec parameter interpreted as a payload type (number, or numeric string).
-pub fn param_as_u8(value: Option<&Value>) -> Option<u8> {
-    match value? {
-        Value::Number(n) => n.as_u64().and_then(|v| u8::try_from(v).ok()),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // SCTP
 
@@ -545,6 +765,29 @@ mod tests {
             serde_json::to_value(p).unwrap(),
             json!({"port":5000,"OS":1024,"MIS":1024,"maxMessageSize":262144})
         );
+    }
+
+    #[test]
+    fn codec_parameters_are_strings_or_numbers() {
+        let p: CodecParameters = serde_json::from_value(
+            json!({"apt": 96, "b": "x", "c": 1.5, "d": null, "apt2": "97", "big": 300}),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            json!({"apt": 96, "b": "x", "c": 1.5, "d": "", "apt2": "97", "big": 300})
+        );
+        assert_eq!(p.payload_type("apt"), Some(96));
+        assert_eq!(p.payload_type("apt2"), Some(97));
+        assert_eq!(p.payload_type("big"), None);
+        assert_eq!(p.payload_type("c"), None);
+        assert_eq!(p.uint("big"), Some(300));
+        assert_eq!(p.get("c").map(ToString::to_string).as_deref(), Some("1.5"));
+        assert!(!p.get("d").unwrap().is_truthy());
+        for bad in [json!({"x": true}), json!({"x": [1]}), json!({"x": {}})] {
+            let err = serde_json::from_value::<CodecParameters>(bad).unwrap_err();
+            assert!(err.to_string().contains("a string or a number"), "{err}");
+        }
     }
 
     #[test]

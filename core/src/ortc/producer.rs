@@ -109,7 +109,7 @@ pub fn get_producer_rtp_parameters_mapping(
             .codecs
             .iter()
             .position(|c| {
-                c.is_rtx() && cap_pt.is_some() && param_as_u8(c.parameters.get("apt")) == cap_pt
+                c.is_rtx() && cap_pt.is_some() && c.parameters.payload_type("apt") == cap_pt
             })
             .ok_or(OrtcError::NoRtxCodecForCapabilityCodec(cap_pt.unwrap_or(0)))?;
         rtx.push((i, cap_rtx));
@@ -404,7 +404,7 @@ pub fn get_consumable_rtp_parameters(
         if let Some(rtx) = router_caps
             .codecs
             .iter()
-            .find(|c| c.is_rtx() && param_as_u8(c.parameters.get("apt")) == Some(pt))
+            .find(|c| c.is_rtx() && c.parameters.payload_type("apt") == Some(pt))
         {
             if let Some(rtx_pt) = rtx.preferred_payload_type {
                 consumable.codecs.push(RtpCodecParameters {
@@ -432,7 +432,7 @@ pub fn get_consumable_rtp_parameters(
                 uri: ext.uri.clone(),
                 id: ext.preferred_id,
                 encrypt: ext.preferred_encrypt,
-                parameters: Map::new(),
+                parameters: CodecParameters::new(),
             });
     }
     for (i, enc) in params.encodings.iter().enumerate() {

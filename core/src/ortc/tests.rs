@@ -2,7 +2,7 @@
 
 use super::*;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// A seeded RNG (ORTC draws SSRCs and CNAMEs from the caller's RNG).
 fn rng() -> rand::rngs::StdRng {
@@ -169,8 +169,8 @@ fn router_capabilities_errors_and_fixed_pts() {
     ])))
     .unwrap();
     assert_eq!(
-        multi.codecs[0].parameters["channel_mapping"],
-        json!("0,4,1,2,3,5")
+        multi.codecs[0].parameters.get("channel_mapping"),
+        Some(&ParamValue::from("0,4,1,2,3,5"))
     );
 }
 
@@ -257,9 +257,6 @@ fn normalization_names_offending_field() {
         "invalid parameters: codecs[1].parameters.apt invalid"
     );
     let mut p = chrome_vp8_simulcast_producer();
-    p["codecs"][0]["parameters"]["x"] = json!([1]);
-    assert_eq!(err(p), "invalid parameters: codecs[0].parameters.x invalid");
-    let mut p = chrome_vp8_simulcast_producer();
     p["codecs"][0]["rtcpFeedback"][2]["type"] = json!("");
     assert_eq!(
         err(p),
@@ -307,6 +304,13 @@ fn normalization_names_offending_field() {
     p["encodings"][2]["ssrc"] = json!("123");
     assert!(err(p).contains("invalid type"));
     assert!(err(json!({"mid":"0"})).contains("missing field `codecs`"));
+    // Codec parameter values are strings or numbers (null reads as "").
+    let mut p = chrome_vp8_simulcast_producer();
+    p["codecs"][0]["parameters"]["x"] = json!([1]);
+    assert!(err(p).contains("expected a string or a number"));
+    let mut p = chrome_vp8_simulcast_producer();
+    p["headerExtensions"][0]["parameters"]["x"] = json!({"y": 1});
+    assert!(err(p).contains("expected a string or a number"));
 }
 
 #[test]
@@ -322,7 +326,7 @@ fn normalization_applies_defaults() {
     }))
     .unwrap();
     assert_eq!(p.codecs[0].channels, Some(1));
-    assert_eq!(p.codecs[0].parameters["x"], json!(""));
+    assert_eq!(p.codecs[0].parameters.get("x"), Some(&ParamValue::from("")));
     assert_eq!(
         p.codecs[0].rtcp_feedback,
         vec![RtcpFeedback::new("nack", "")]
@@ -390,7 +394,10 @@ fn chrome_audio_producer_mapped_and_consumed() {
             (uri::PLAYOUT_DELAY, 14)
         ]
     );
-    assert_eq!(consumable.codecs[0].parameters["usedtx"], json!(1));
+    assert_eq!(
+        consumable.codecs[0].parameters.get("usedtx"),
+        Some(&ParamValue::Int(1))
+    );
     assert_eq!(
         consumable.encodings[0].ssrc,
         Some(mapping.encodings[0].mapped_ssrc)
@@ -619,7 +626,10 @@ fn h264_producer_matching() {
             mapped_payload_type: 108
         }
     );
-    assert_eq!(p.codecs[0].parameters["profile-level-id"], json!("42e032"));
+    assert_eq!(
+        p.codecs[0].parameters.get("profile-level-id"),
+        Some(&ParamValue::from("42e032"))
+    );
     // Chrome's 42001f is Baseline, not CB: no router codec has that profile.
     let mut p = h264_producer("42001f", true, 1);
     assert_eq!(
@@ -642,11 +652,17 @@ fn h264_producer_matching() {
     let mut p = h264_producer("4d401f", false, 1);
     let m = get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
     assert_eq!(m.codecs[0].mapped_payload_type, 105);
-    assert_eq!(p.codecs[0].parameters["profile-level-id"], json!("4d001f"));
+    assert_eq!(
+        p.codecs[0].parameters.get("profile-level-id"),
+        Some(&ParamValue::from("4d001f"))
+    );
     // Main 5.1 without asymmetry against router Main 5.0: min level 5.0.
     let mut p = h264_producer("4d0033", false, 1);
     get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()).unwrap();
-    assert_eq!(p.codecs[0].parameters["profile-level-id"], json!("4d0032"));
+    assert_eq!(
+        p.codecs[0].parameters.get("profile-level-id"),
+        Some(&ParamValue::from("4d0032"))
+    );
 
     // A consumer only supporting CB cannot consume a Main producer.
     let mut p = h264_producer("4d0032", true, 1);
@@ -695,7 +711,7 @@ fn h264_profile_level_id_rules() {
         Some("640c34")
     );
 
-    let params = |v: Value| v.as_object().unwrap().clone();
+    let params = |v: Value| serde_json::from_value::<CodecParameters>(v).unwrap();
     let answer = |a: Value, b: Value| generate_profile_level_id_for_answer(&params(a), &params(b));
     assert_eq!(answer(json!({}), json!({})), Ok(None));
     assert_eq!(
@@ -820,7 +836,7 @@ fn can_consume_requires_common_media_codec() {
 fn rtx_mapping_errors() {
     let caps = router_caps();
     let mut p = rtp_parameters(chrome_vp8_simulcast_producer()).unwrap();
-    p.codecs[1].parameters.insert("apt".into(), json!(55));
+    p.codecs[1].parameters.insert("apt", 55u8);
     assert_eq!(
         get_producer_rtp_parameters_mapping(&mut p, &caps, &mut rng()),
         Err(OrtcError::MissingMediaCodecForRtx(97))
@@ -960,7 +976,7 @@ fn multiopus_match_needs_equal_stream_counts() {
     let b = json!({"num_streams":"2","coupled_streams":2});
     let c = json!({"num_streams":4,"coupled_streams":2});
     let view = |p: &Value| {
-        let params = p.as_object().unwrap().clone();
+        let params: CodecParameters = serde_json::from_value(p.clone()).unwrap();
         RtpCodecParameters {
             mime_type: "audio/multiopus".into(),
             payload_type: 100,

@@ -5,7 +5,8 @@
 //! serde at the Lua edge (`src/lua_host/options.rs`, errors such as
 //! `invalid rtpParameters.codecs[0].clockRate: ...`). What serde cannot express is checked
 //! here: mimeType syntax, payload types above 127, header extension id 0, empty URIs and
-//! feedback types, codec parameter values (string or number; numeric `apt`), and mediasoup's
+//! feedback types, a numeric `apt` (codec parameter values are strings or numbers by type,
+//! [`crate::rtp_parameters::ParamValue`]), and mediasoup's
 //! defaults (audio channels 1, `dtx` false, `reducedSize` true, empty strings as absent).
 
 use super::*;
@@ -18,35 +19,14 @@ pub(super) fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-/// JavaScript truthiness, since mediasoup's optional-field checks are written with it.
-pub(super) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
+/// `apt` (an RTX codec's associated payload type) must be an integer payload type (a string
+/// `apt` is refused, as in mediasoup). The value types themselves are checked by
+/// [`ParamValue`]'s deserialization.
+pub(super) fn check_apt(params: &CodecParameters, path: &str) -> Result<(), OrtcError> {
+    match params.get("apt") {
+        None | Some(ParamValue::Int(0..=127)) => Ok(()),
+        Some(_) => Err(invalid(&format!("{path}.parameters.apt"), "invalid")),
     }
-}
-
-pub(super) fn check_typed_parameters(
-    params: &mut CodecParameters,
-    path: &str,
-    check_apt: bool,
-) -> Result<(), OrtcError> {
-    for (key, value) in params.iter_mut() {
-        if value.is_null() {
-            *value = Value::from("");
-        }
-        let bad_type = !value.is_string() && !value.is_number();
-        let bad_apt = check_apt
-            && key == "apt"
-            && (!value.is_number() || param_as_u8(Some(value)).is_none_or(|pt| pt > 127));
-        if bad_type || bad_apt {
-            return Err(invalid(&format!("{path}.parameters.{key}"), "invalid"));
-        }
-    }
-    Ok(())
 }
 
 /// Every feedback entry needs a type (`a=rtcp-fb:<pt> <type>`); an empty one is refused.
@@ -84,7 +64,7 @@ pub(super) fn normalize_codec_capability(
     }
     codec.channels = default_channels(codec.kind, codec.channels);
     check_feedback(&codec.rtcp_feedback, path)?;
-    check_typed_parameters(&mut codec.parameters, path, true)
+    check_apt(&codec.parameters, path)
 }
 
 pub(super) fn normalize_codec_parameters(
@@ -97,7 +77,7 @@ pub(super) fn normalize_codec_parameters(
     }
     codec.channels = default_channels(kind, codec.channels);
     check_feedback(&codec.rtcp_feedback, path)?;
-    check_typed_parameters(&mut codec.parameters, path, true)
+    check_apt(&codec.parameters, path)
 }
 
 /// Normalizes typed RTP capabilities in place (kind from mimeType, audio channels default 1,
@@ -123,7 +103,7 @@ pub fn normalize_rtp_parameters(params: &mut RtpParameters) -> Result<(), OrtcEr
     for (i, codec) in params.codecs.iter_mut().enumerate() {
         normalize_codec_parameters(codec, &format!("codecs[{i}]"))?;
     }
-    for (i, ext) in params.header_extensions.iter_mut().enumerate() {
+    for (i, ext) in params.header_extensions.iter().enumerate() {
         let path = format!("headerExtensions[{i}]");
         if ext.uri.is_empty() {
             return Err(invalid(&join(&path, "uri"), "missing"));
@@ -131,7 +111,6 @@ pub fn normalize_rtp_parameters(params: &mut RtpParameters) -> Result<(), OrtcEr
         if ext.id == 0 {
             return Err(invalid(&join(&path, "id"), "invalid"));
         }
-        check_typed_parameters(&mut ext.parameters, &path, false)?;
     }
     for enc in params.encodings.iter_mut() {
         enc.dtx.get_or_insert(false);

@@ -3,10 +3,9 @@
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Fingerprint, Offer};
-use crate::rtp_parameters::RtpParameters;
+use crate::rtp_parameters::{CodecParameters, RtpParameters};
 
 /// One ICE candidate of our transport, in mediasoup's JSON shape (`iceCandidates[i]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,13 +74,10 @@ fn push(out: &mut String, line: impl AsRef<str>) {
     out.push_str("\r\n");
 }
 
-fn fmtp(params: &serde_json::Map<String, Value>) -> String {
+fn fmtp(params: &CodecParameters) -> String {
     params
         .iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => format!("{k}={s}"),
-            other => format!("{k}={other}"),
-        })
+        .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(";")
 }

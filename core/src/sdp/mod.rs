@@ -31,7 +31,9 @@ pub use parse::{parse_fragment, parse_offer, IceFragment};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rtp_parameters::{MediaKind, RtcpFeedback, RtpHeaderExtensionParameters};
+use crate::rtp_parameters::{
+    CodecParameters, MediaKind, RtcpFeedback, RtpHeaderExtensionParameters,
+};
 
 /// Why an SDP text was refused. `line` (1-based) and `text` name the offending line when there
 /// is one.
@@ -134,7 +136,7 @@ pub struct OfferCodec {
     /// Channels (audio; absent means 1).
     pub channels: Option<u8>,
     /// `a=fmtp` parameters (numbers where the value is an integer).
-    pub parameters: serde_json::Map<String, serde_json::Value>,
+    pub parameters: CodecParameters,
     /// `a=rtcp-fb` entries for this payload type (and `*`).
     pub rtcp_feedback: Vec<RtcpFeedback>,
     /// The 1-based line of its `a=rtpmap` (for errors).

@@ -1,13 +1,12 @@
 //! Negotiation of an offer's sections against the router's RTP capabilities.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::{Offer, OfferCodec, OfferSection, SdpError};
 use crate::ortc::h264;
 use crate::rtp_parameters::{
-    is_rtx_mime_type, uri, MediaKind, RtcpFeedback, RtcpParameters, RtpCapabilities,
-    RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpEncodingRtx,
+    is_rtx_mime_type, uri, CodecParameters, MediaKind, RtcpFeedback, RtcpParameters,
+    RtpCapabilities, RtpCodecCapability, RtpCodecParameters, RtpEncodingParameters, RtpEncodingRtx,
     RtpHeaderExtension, RtpHeaderExtensionDirection, RtpParameters,
 };
 
@@ -55,14 +54,6 @@ fn is_media(mime: &str) -> bool {
         || l.ends_with("/telephone-event"))
 }
 
-fn param_u64(params: &Map<String, Value>, key: &str) -> Option<u64> {
-    match params.get(key)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
 /// Whether an offered codec is the router's codec `cap` (mime, clock rate, channels, and the
 /// parameters that select a different decoder: H264 packetization-mode and profile, VP9
 /// profile-id).
@@ -77,13 +68,13 @@ fn codec_matches(offered: &OfferCodec, cap: &RtpCodecCapability) -> bool {
     }
     match cap.mime_type.to_ascii_lowercase().as_str() {
         "video/h264" | "video/h264-svc" => {
-            param_u64(&offered.parameters, "packetization-mode").unwrap_or(0)
-                == param_u64(&cap.parameters, "packetization-mode").unwrap_or(0)
+            offered.parameters.uint("packetization-mode").unwrap_or(0)
+                == cap.parameters.uint("packetization-mode").unwrap_or(0)
                 && h264::is_same_profile(&offered.parameters, &cap.parameters)
         }
         "video/vp9" => {
-            param_u64(&offered.parameters, "profile-id").unwrap_or(0)
-                == param_u64(&cap.parameters, "profile-id").unwrap_or(0)
+            offered.parameters.uint("profile-id").unwrap_or(0)
+                == cap.parameters.uint("profile-id").unwrap_or(0)
         }
         _ => true,
     }
@@ -276,9 +267,7 @@ fn publish_section(
     let mut parameters = offered.parameters.clone();
     if cap.mime_type.eq_ignore_ascii_case("video/h264") {
         // The answer keeps the offer's profile-level-id: we forward what is sent.
-        parameters
-            .entry("packetization-mode")
-            .or_insert(Value::from(0));
+        parameters.insert_if_absent("packetization-mode", 0i64);
     }
     params.codecs.push(RtpCodecParameters {
         mime_type: cap.mime_type.clone(),
@@ -296,10 +285,10 @@ fn publish_section(
     if let Some(rtx_cap) = router_rtx(kind, router) {
         if let Some(rtx) = s.codecs.iter().find(|c| {
             is_rtx_mime_type(&c.mime_type)
-                && param_u64(&c.parameters, "apt") == Some(offered.payload_type as u64)
+                && c.parameters.uint("apt") == Some(offered.payload_type as u64)
         }) {
-            let mut p = Map::new();
-            p.insert("apt".into(), Value::from(offered.payload_type));
+            let mut p = CodecParameters::new();
+            p.insert("apt", offered.payload_type);
             params.codecs.push(RtpCodecParameters {
                 mime_type: rtx_cap.mime_type.clone(),
                 payload_type: rtx.payload_type,
@@ -457,10 +446,10 @@ pub fn subscribe(
             if let Some(rtx_cap) = router_rtx(kind, router) {
                 if let Some(rtx) = s.codecs.iter().find(|r| {
                     is_rtx_mime_type(&r.mime_type)
-                        && param_u64(&r.parameters, "apt") == Some(c.payload_type as u64)
+                        && r.parameters.uint("apt") == Some(c.payload_type as u64)
                 }) {
-                    let mut p = Map::new();
-                    p.insert("apt".into(), Value::from(c.payload_type));
+                    let mut p = CodecParameters::new();
+                    p.insert("apt", c.payload_type);
                     caps.codecs.push(RtpCodecCapability {
                         kind,
                         mime_type: rtx_cap.mime_type.clone(),
@@ -595,16 +584,12 @@ pub fn remote_numbering(params: &mut RtpParameters, remote: &RtpCapabilities) ->
         if let Some(pt) = remote
             .codecs
             .iter()
-            .find(|cap| {
-                cap.is_rtx() && param_u64(&cap.parameters, "apt") == Some(remote_apt as u64)
-            })
+            .find(|cap| cap.is_rtx() && cap.parameters.uint("apt") == Some(remote_apt as u64))
             .and_then(|cap| cap.preferred_payload_type)
         {
             n.payload_types.push((codec.payload_type, pt));
             codec.payload_type = pt;
-            codec
-                .parameters
-                .insert("apt".into(), Value::from(remote_apt));
+            codec.parameters.insert("apt", remote_apt);
         }
     }
     for h in params.header_extensions.iter_mut() {

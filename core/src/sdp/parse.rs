@@ -4,16 +4,17 @@
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::{Direction, Fingerprint, Offer, OfferCodec, OfferSection, Rid, SdpError};
-use crate::rtp_parameters::{MediaKind, RtcpFeedback, RtpHeaderExtensionParameters};
+use crate::rtp_parameters::{
+    CodecParameters, MediaKind, ParamValue, RtcpFeedback, RtpHeaderExtensionParameters,
+};
 
 /// Largest offer accepted, in bytes.
 const MAX_SDP_BYTES: usize = 256 * 1024;
 
 /// An `a=fmtp` line waiting for its `a=rtpmap`: payload type, parameters, line number, text.
-type PendingFmtp = (u8, Map<String, Value>, usize, String);
+type PendingFmtp = (u8, CodecParameters, usize, String);
 
 /// A raw line: 1-based number, type letter, value.
 struct Line<'a> {
@@ -81,11 +82,11 @@ fn need<'a>(line: &Line<'_>, v: Option<&'a str>) -> Result<&'a str, SdpError> {
         .ok_or_else(|| SdpError::at(line.no, line.text, "missing value"))
 }
 
-fn fmtp_value(v: &str) -> Value {
-    // Integers become JSON numbers (as mediasoup's sdp-transform does); the rest strings.
+fn fmtp_value(v: &str) -> ParamValue {
+    // Integers become numbers (as mediasoup's sdp-transform does); the rest strings.
     match v.parse::<i64>() {
-        Ok(n) if !v.starts_with('0') || v == "0" => Value::from(n),
-        _ => Value::from(v),
+        Ok(n) if !v.starts_with('0') || v == "0" => ParamValue::Int(n),
+        _ => ParamValue::from(v),
     }
 }
 
@@ -267,7 +268,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                     mime_type: format!("{}/{}", s.media, name),
                     clock_rate,
                     channels,
-                    parameters: Map::new(),
+                    parameters: CodecParameters::new(),
                     rtcp_feedback: Vec::new(),
                     line: line.no,
                 });
@@ -278,11 +279,11 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                 let pt: u8 = pt.parse().map_err(|_| {
                     SdpError::at(line.no, line.text, "expected `<pt> <key>=<value>;...`")
                 })?;
-                let mut map = Map::new();
+                let mut map = CodecParameters::new();
                 for kv in params.split(';').map(str::trim).filter(|kv| !kv.is_empty()) {
                     // Values without a key (RED's "111/111") carry nothing we negotiate.
                     if let Some((k, v)) = kv.split_once('=') {
-                        map.insert(k.trim().to_owned(), fmtp_value(v.trim()));
+                        map.insert(k.trim(), fmtp_value(v.trim()));
                     }
                 }
                 let idx = s.index;
@@ -321,7 +322,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                     uri: uri.to_owned(),
                     id,
                     encrypt: false,
-                    parameters: Map::new(),
+                    parameters: CodecParameters::new(),
                 });
             }
             ("ssrc", Some(s)) => {
@@ -464,7 +465,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                     mime_type: format!("audio/{name}"),
                     clock_rate: 8000,
                     channels: None,
-                    parameters: Map::new(),
+                    parameters: CodecParameters::new(),
                     rtcp_feedback: Vec::new(),
                     line: s.line,
                 });

@@ -110,7 +110,7 @@ fn chrome_simulcast_offer_becomes_producer_parameters() {
     assert_eq!(audio.codecs.len(), 1);
     assert_eq!(audio.codecs[0].mime_type, "audio/opus");
     assert_eq!(audio.codecs[0].payload_type, 111);
-    assert_eq!(audio.codecs[0].parameters["useinbandfec"], 1);
+    assert_eq!(audio.codecs[0].parameters.uint("useinbandfec"), Some(1));
     assert_eq!(audio.encodings[0].ssrc, Some(1001));
     assert_eq!(audio.rtcp.cname.as_deref(), Some("chromecname"));
     let uris: Vec<&str> = audio
@@ -126,7 +126,7 @@ fn chrome_simulcast_offer_becomes_producer_parameters() {
     assert_eq!(video.codecs.len(), 2);
     assert_eq!(video.codecs[0].payload_type, 96);
     assert_eq!(video.codecs[1].payload_type, 97);
-    assert_eq!(video.codecs[1].parameters["apt"], 96);
+    assert_eq!(video.codecs[1].parameters.payload_type("apt"), Some(96));
     // goog-remb, transport-cc, ccm fir, nack, nack pli are all in the router's VP8 feedback.
     assert_eq!(video.codecs[0].rtcp_feedback.len(), 5);
     let rids: Vec<&str> = video
@@ -377,7 +377,7 @@ fn whep_offer_gives_capabilities_in_the_offer_numbering() {
     let rtx = video
         .codecs
         .iter()
-        .find(|c| c.mime_type == "video/rtx" && c.parameters["apt"] == 96)
+        .find(|c| c.mime_type == "video/rtx" && c.parameters.payload_type("apt") == Some(96))
         .unwrap();
     assert_eq!(rtx.preferred_payload_type, Some(97));
     // VP9 profile 0 is not the router's VP9 (profile-id 2): left out.
@@ -405,7 +405,9 @@ fn whep_offer_gives_capabilities_in_the_offer_numbering() {
     let router_rtx = r
         .codecs
         .iter()
-        .find(|c| c.is_rtx() && c.parameters["apt"] == router_vp8.preferred_payload_type.unwrap())
+        .find(|c| {
+            c.is_rtx() && c.parameters.payload_type("apt") == router_vp8.preferred_payload_type
+        })
         .unwrap();
     let mut params: crate::rtp_parameters::RtpParameters = serde_json::from_value(serde_json::json!({
         "codecs": [
@@ -424,7 +426,7 @@ fn whep_offer_gives_capabilities_in_the_offer_numbering() {
     let n = remote_numbering(&mut params, video);
     assert_eq!(params.codecs[0].payload_type, 96);
     assert_eq!(params.codecs[1].payload_type, 97);
-    assert_eq!(params.codecs[1].parameters["apt"], 96);
+    assert_eq!(params.codecs[1].parameters.payload_type("apt"), Some(96));
     assert_eq!(params.header_extensions[0].id, 4);
     assert!(n
         .payload_types
