@@ -48,6 +48,10 @@ function m.requests.run(room, peer, data)
   direct:close()
   alo:close()
   out.closed = { t.closed, pt.closed, direct.closed, dp.closed, alo.closed }
+  -- A closed object refuses calls with a bad-state code, naming itself.
+  local ok, e = pcall(alo.pause, alo)
+  local code, msg = ringsfu.error_status(e)
+  out.pauseClosed = { ok, code, msg }
   return out
 end
 return m
@@ -107,4 +111,12 @@ async fn each_kind_has_only_its_own_methods() {
     assert_eq!(r["names"], json!(["router", "audioLevelObserver"]), "{r}");
     assert_eq!(r["dpLabel"], "x");
     assert_eq!(r["closed"], json!([true, true, true, true, true]), "{r}");
+    assert_eq!(r["pauseClosed"][0], false, "{r}");
+    assert_eq!(r["pauseClosed"][1], 409, "{r}");
+    assert!(
+        r["pauseClosed"][2]
+            .as_str()
+            .is_some_and(|m| m.starts_with("audioLevelObserver ") && m.ends_with(" is closed")),
+        "{r}"
+    );
 }

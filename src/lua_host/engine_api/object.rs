@@ -20,7 +20,7 @@ use ringsfu_core::engine::{Engine, EngineError};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::super::error::{internal, invalid};
+use super::super::error::{bad_state, internal, invalid};
 use super::super::lua_ref::{self, LuaRef};
 use super::super::runner;
 use super::super::Host;
@@ -297,10 +297,10 @@ impl<K> Handle<K> {
         self.0.id
     }
 
-    /// Fails (400) when the object is closed.
+    /// Fails with 409 (bad state: closed objects take no calls) when the object is closed.
     pub fn alive(&self) -> mlua::Result<()> {
         if self.0.closed.get() {
-            return Err(invalid(format!("{} is closed", self.0.name())));
+            return Err(bad_state(format!("{} is closed", self.0.name())));
         }
         Ok(())
     }
