@@ -10,6 +10,7 @@ pub mod ops;
 pub mod registry;
 pub mod scripts;
 pub mod server;
+pub mod shared;
 pub mod signaling;
 pub mod whip;
 pub mod workers;

@@ -14,7 +14,8 @@ use crate::executor::WorkerExec;
 use crate::lua_host::{HostSettings, TurnMint};
 use crate::registry::Registry;
 use crate::scripts::{Route, ScriptError, ScriptSource, ScriptStore};
-use crate::signaling::{Http, Protoo, Shared};
+use crate::shared::Shared;
+use crate::signaling::{Http, Protoo};
 use ringsfu_core::turn::udp::{TurnHandle, TurnListen};
 use ringsfu_core::turn::TurnConfig;
 

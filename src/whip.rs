@@ -5,7 +5,7 @@
 use ringsfu_plugins::{HttpRequest, HttpResponse};
 
 use crate::lua_host::room;
-use crate::signaling::{call_on_room_worker, Shared};
+use crate::shared::{call_on_room_worker, Shared};
 
 /// The script serving `/whip/...` and `/whep/...` (embedded; a file of that path next to the
 /// config wins).

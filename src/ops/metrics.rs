@@ -18,7 +18,7 @@ use ringsfu_plugins::HttpResponse;
 use tokio::sync::oneshot;
 
 use super::lua_stats::LuaStats;
-use crate::signaling::Shared;
+use crate::shared::Shared;
 
 /// How long a scrape waits for a worker's answer; a worker that does not answer in time is
 /// left out of that scrape (and counted in `ringsfu_scrape_worker_timeouts_total`).
