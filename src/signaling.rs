@@ -82,6 +82,9 @@ impl HttpHandler for Http {
                 ("POST", ["admin", "drain"]) => crate::ops::drain_over_http(&shared),
                 ("GET", ["admin", "status"]) => crate::ops::status(&shared),
                 ("GET" | "HEAD", []) => crate::whip::page(),
+                // Every page load asks for it: answer "no icon" rather than a 404 that shows as
+                // an error in the browser's console.
+                ("GET" | "HEAD", ["favicon.ico"]) => HttpResponse::raw(204, "image/x-icon", b""),
                 (_, ["whip" | "whep", _, ..]) => crate::whip::call(&shared, req).await,
                 ("GET", ["admin", "debug"]) => {
                     let collect = req.query.iter().any(|(k, v)| k == "gc" && v != "0");

@@ -563,3 +563,17 @@ async fn token_room_refuses_everyone_without_a_key() {
         Ok(_) => panic!("admitted without a configured key"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_page_loads_and_its_favicon_request_is_no_error() {
+    let s = ringsfu::start(test_config(1)).await.expect("server starts");
+    let (status, head, body) = raw(s.local_addr(), "GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("text/html"), "{head}");
+    assert!(
+        body.contains("<html") || body.contains("<!doctype"),
+        "{body}"
+    );
+    let (status, _, body) = raw(s.local_addr(), "GET", "/favicon.ico", &[], "").await;
+    assert_eq!(status, 204, "{body}");
+}
