@@ -131,11 +131,6 @@ impl<K: Key, T> KeySlab<K, T> {
         self.slab.is_empty()
     }
 
-    /// Entries the table holds without growing.
-    pub fn capacity(&self) -> usize {
-        self.slab.capacity()
-    }
-
     /// Every key that may be occupied (`0..capacity`), as an iterator that does not borrow the
     /// table: timers walk it while they mutate entries, without collecting keys (no allocation).
     pub fn slots(&self) -> std::iter::Map<std::ops::Range<usize>, fn(usize) -> K> {
